@@ -1,0 +1,365 @@
+"""Settings: one TOML file, overridable by ``FORWARDER_<SECTION>_<FIELD>`` env vars.
+
+Loading order: defaults <- TOML file (``--config`` or ``FORWARDER_CONFIG``) <- env vars, then
+``${VAR}`` interpolation, then validation. Every error names the key and the problem before
+anything binds a port. Field names here are public interface: extend, never rename.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets as _secrets
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from forwarder.errors import ConfigError
+
+SANDBOX_BASE_URL = "sandbox"
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class Secret:
+    """A string that never shows itself in ``repr``, logs or error messages."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret value, for the one place that must send it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The HTTP listener."""
+
+    host: str = "127.0.0.1"
+    """Address to bind."""
+    port: int = 8080
+    """TCP port to bind."""
+    admin_token: Secret | None = None
+    """Protects the admin API and the debugger (``Authorization: Bearer`` or login form)."""
+    server: Literal["uvicorn", "granian"] = "uvicorn"
+    """ASGI server; uvicorn won the measurement in ``benchmarks/RESULTS.md``."""
+    max_event_bytes: int = 32 * 1024
+    """Largest single event accepted, in bytes of JSON."""
+    max_request_bytes: int = 500 * 1024
+    """Largest request body accepted, measured after gzip decompression."""
+    max_batch_events: int = 2500
+    """Largest number of events in one ``/v1/batch`` request."""
+    clock_skew_threshold_s: float = 300.0
+    """Correct client clocks (Segment's rule) only when ``sentAt`` is off by more than this."""
+    browser_rate_per_s: float = 50.0
+    """Per browser write key: sustained events per second accepted."""
+    browser_burst: int = 200
+    """Per browser write key: burst of events accepted above the sustained rate."""
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """Log renderer; ``auto`` is console on a terminal and JSON elsewhere."""
+    log_requests: bool = True
+    """Write one log line per ingest request."""
+    shutdown_deadline_s: float = 10.0
+    """On SIGTERM, how long delivery may keep flushing before the process exits."""
+    mask_personal_data: bool = False
+    """Mask emails and ids in the debugger."""
+
+
+class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where accepted events live until delivered."""
+
+    url: str = "sqlite:///./forwarder.db"
+    """``sqlite:///path`` (default, embedded) or ``redis://host:port/db`` for several replicas."""
+    max_backlog: int = 5_000_000
+    """Pending events at which ingest answers 503 instead of growing without bound."""
+    commit_interval_ms: float = 0.0
+    """Extra wait before a group commit, to gather more requests per fsync (0 = as soon as idle)."""
+    synchronous: Literal["full", "normal"] = "full"
+    """SQLite ``synchronous``: ``full`` fsyncs every commit (an acknowledged event survives power loss)."""
+    retention_s: float = 7 * 86400.0
+    """How long delivered events stay for the debugger before they are purged."""
+
+
+class DedupSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Duplicate suppression by ``messageId``."""
+
+    window_s: float = 86400.0
+    """A repeated ``messageId`` (per portal) within this window is a duplicate."""
+    fingerprint_window_s: float = 0.0
+    """When > 0, events without a ``messageId`` and with identical content are duplicates within this window."""
+
+
+class SourceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A producer of events, identified by its write key."""
+
+    name: str
+    """Name shown in logs, metrics and the debugger."""
+    write_key: Secret
+    """The key producers send (Basic user name, Bearer token or ``writeKey`` in the body)."""
+    kind: Literal["server", "browser"] = "server"
+    """``browser`` keys are public: only accepted from ``allowed_origins`` and rate limited."""
+    portal: str = "main"
+    """The ``[portals.NAME]`` events of this source go to."""
+    allowed_origins: tuple[str, ...] = ()
+    """For browser sources: the origins (scheme://host[:port]) allowed to send."""
+    test: bool = False
+    """Events of a test source are delivered only to the sandbox."""
+
+
+class EventMapping(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How a Segment event becomes a HubSpot custom event."""
+
+    event: str
+    """Segment ``track`` name (or ``page``/``screen`` name)."""
+    custom_event: str
+    """HubSpot event name; a short name gets the ``pe{portal_id}_`` prefix."""
+    properties: dict[str, str] = {}
+    """Source path (``revenue``, ``context.page.url``) -> HubSpot event property."""
+    timeline_template: str | None = None
+    """Optional timeline template id: also write a CRM timeline event."""
+
+
+class LimitSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Rate envelopes; unset numbers come from the portal's tier."""
+
+    crm_per_10s: int | None = None
+    """Rolling 10-second window shared by timeline, contacts and look-ups."""
+    crm_daily: int | None = None
+    """Daily CRM request cap (resets at midnight in ``daily_reset_tz``)."""
+    search_per_s: int | None = None
+    """Search requests per second."""
+    events_per_s: int | None = None
+    """Custom event send requests per second."""
+    events_monthly: int | None = None
+    """Monthly custom event completions quota."""
+    safety: float = 0.9
+    """Share of each envelope the forwarder allows itself."""
+    daily_reset_tz: str = "UTC"
+    """Time zone of the portal (the daily cap resets at its midnight)."""
+
+
+class ContactSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Contact updates from ``identify`` traits."""
+
+    upsert: bool = False
+    """Upsert contacts by email from identify traits."""
+    properties: dict[str, str] = {}
+    """Trait -> HubSpot contact property."""
+    user_id_property: str | None = None
+    """Unique contact property holding the userId (resolution via batch read)."""
+
+
+class PortalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One HubSpot account and how to reach it."""
+
+    portal_id: int = 0
+    """HubSpot portal (Hub) id."""
+    access_token: Secret | None = None
+    """Private app token (``pat-...``)."""
+    base_url: str = SANDBOX_BASE_URL
+    """``https://api.hubapi.com`` or ``sandbox`` for the built-in simulator."""
+    tier: Literal["free", "starter", "professional", "enterprise", "oauth"] = "professional"
+    """Sets default envelopes."""
+    unmapped_events: Literal["reject", "drop", "auto"] = "reject"
+    """Track events with no mapping: refuse at ingest, drop, or map automatically."""
+    events: tuple[EventMapping, ...] = ()
+    """Segment event -> HubSpot custom event mappings."""
+    limits: LimitSettings = LimitSettings()
+    """Rate envelope overrides."""
+    contacts: ContactSettings = ContactSettings()
+    """Contact updates from identify."""
+    client_id: str | None = None
+    """OAuth public-app mode: client id."""
+    client_secret: Secret | None = None
+    """OAuth public-app mode: client secret (also verifies webhooks)."""
+    refresh_token: Secret | None = None
+    """OAuth public-app mode: refresh token."""
+    webhook_secret: Secret | None = None
+    """Webhook signing secret when the portal uses a private token."""
+    identity_order: tuple[str, ...] = ("objectId", "email", "utk")
+    """Identity fallback chain for custom events."""
+    hold_s: float = 30 * 86400.0
+    """How long a conversion without identity waits for an identify before it expires."""
+    max_delay_s: float = 1.0
+    """A batch flushes when its oldest event has waited this long."""
+    max_event_age_s: float = 7 * 86400.0
+    """Events still failing after this age are dead-lettered as expired."""
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The whole configuration."""
+
+    server: ServerSettings = ServerSettings()
+    """HTTP listener."""
+    storage: StorageSettings = StorageSettings()
+    """Durable storage."""
+    dedup: DedupSettings = DedupSettings()
+    """Duplicate suppression."""
+    sources: tuple[SourceSettings, ...] = ()
+    """Producers and their write keys."""
+    portals: dict[str, PortalSettings] = {}
+    """HubSpot accounts by name."""
+    sandbox_mode: bool = False
+    """True when no config was given and a development setup was generated."""
+
+
+def _dec_hook(tp: type, value: object) -> object:
+    if tp is Secret and isinstance(value, str):
+        return Secret(value)
+    raise NotImplementedError
+
+
+def _interpolate(value: object, path: str, env: Mapping[str, str]) -> object:
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in env:
+                raise ConfigError(path, f"environment variable {name} is not set")
+            return env[name]
+
+        return _VAR.sub(sub, value)
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{path}.{k}" if path else k, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
+    return value
+
+
+def _parse_env_value(raw: str) -> object:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    """Apply ``FORWARDER_<SECTION>_<FIELD>`` (and ``FORWARDER_PORTALS_<NAME>_<FIELD>``)."""
+    sections = {
+        "SERVER": ServerSettings,
+        "STORAGE": StorageSettings,
+        "DEDUP": DedupSettings,
+    }
+    for key, raw in env.items():
+        if not key.startswith("FORWARDER_") or key == "FORWARDER_CONFIG":
+            continue
+        rest = key[len("FORWARDER_") :]
+        section, _, field = rest.partition("_")
+        if section in sections:
+            name = field.lower()
+            if name in sections[section].__struct_fields__:
+                data.setdefault(section.lower(), {})[name] = _parse_env_value(raw)
+        elif section == "PORTALS":
+            for portal in data.get("portals", {}):
+                prefix = portal.upper() + "_"
+                if field.startswith(prefix):
+                    name = field[len(prefix) :].lower()
+                    if name in PortalSettings.__struct_fields__:
+                        data["portals"][portal][name] = _parse_env_value(raw)
+
+
+def _error_key(exc: msgspec.ValidationError) -> tuple[str, str]:
+    text = str(exc)
+    reason, _, where = text.partition(" - at `$")
+    key = where.rstrip("`").lstrip(".") or "(root)"
+    return key, reason
+
+
+def _validate(settings: Settings) -> None:
+    names = {p for p in settings.portals}
+    keys: set[str] = set()
+    for i, source in enumerate(settings.sources):
+        where = f"sources[{i}]"
+        if source.portal not in names:
+            raise ConfigError(f"{where}.portal", f"no [portals.{source.portal}] is configured")
+        if len(source.write_key.reveal()) < 8:
+            raise ConfigError(f"{where}.write_key", "must be at least 8 characters")
+        if source.write_key.reveal() in keys:
+            raise ConfigError(f"{where}.write_key", "is used by another source")
+        keys.add(source.write_key.reveal())
+        if source.kind == "browser" and not source.allowed_origins:
+            raise ConfigError(f"{where}.allowed_origins", "a browser source needs allowed origins")
+    for name, portal in settings.portals.items():
+        where = f"portals.{name}"
+        real = portal.base_url != SANDBOX_BASE_URL
+        if real and not portal.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.base_url", "must be an http(s) URL or 'sandbox'")
+        oauth = portal.refresh_token is not None
+        if real and portal.access_token is None and not oauth:
+            raise ConfigError(f"{where}.access_token", "a real portal needs a token or OAuth keys")
+        if oauth and (portal.client_id is None or portal.client_secret is None):
+            raise ConfigError(f"{where}.client_id", "OAuth mode needs client_id and client_secret")
+        if not 0 < portal.limits.safety <= 1:
+            raise ConfigError(f"{where}.limits.safety", "must be in (0, 1]")
+    if settings.server.max_event_bytes > settings.server.max_request_bytes:
+        raise ConfigError("server.max_event_bytes", "must not exceed server.max_request_bytes")
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, override, interpolate and validate the configuration.
+
+    Args:
+        path: TOML file; defaults to ``FORWARDER_CONFIG``; None means zero-config.
+        env: environment to read overrides and ``${VAR}`` from (default ``os.environ``).
+
+    Raises:
+        ConfigError: naming the key and the problem.
+    """
+    env = os.environ if env is None else env
+    path = path or env.get("FORWARDER_CONFIG") or None
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError("--config", f"file {path} does not exist") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
+    _apply_env(data, env)
+    data = _interpolate(data, "", env)  # type: ignore[assignment]
+    try:
+        settings = msgspec.convert(data, Settings, dec_hook=_dec_hook)
+    except msgspec.ValidationError as exc:
+        key, reason = _error_key(exc)
+        raise ConfigError(key, reason) from exc
+    if path is None and not settings.sources:
+        settings = with_development_defaults(settings)
+    _validate(settings)
+    return settings
+
+
+def with_development_defaults(settings: Settings, write_key: str | None = None) -> Settings:
+    """Zero-config: one server source and one sandbox portal that maps events automatically."""
+    key = write_key or "dev_" + _secrets.token_urlsafe(18)
+    portal = PortalSettings(portal_id=12345678, base_url=SANDBOX_BASE_URL, unmapped_events="auto")
+    source = SourceSettings(name="development", write_key=Secret(key), portal="sandbox")
+    portals = {"sandbox": portal, **settings.portals}
+    return msgspec.structs.replace(
+        settings, sources=(source,), portals=portals, sandbox_mode=True
+    )
+
+
+def portal_uses_sandbox(portal: PortalSettings) -> bool:
+    """True when deliveries of this portal go to the built-in simulator."""
+    return portal.base_url == SANDBOX_BASE_URL

@@ -1,0 +1,223 @@
+"""The storage contract every backend implements (SQLite by default, Redis for replicas).
+
+One contract test suite (``tests/storage/test_contract.py``) runs against every backend.
+
+Vocabulary:
+    event   an accepted Segment message, kept for the debugger and for replay.
+    item    one event's delivery to one destination queue ``(portal, destination)``; every item
+            ends in exactly one final state (``delivered``, ``dead``, ``dropped``, ``expired``)
+            and is ``pending``, ``leased`` or ``held`` until then.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Literal
+
+import msgspec
+
+FinalState = Literal["delivered", "dead", "dropped", "expired"]
+OpenState = Literal["pending", "leased", "held"]
+ItemState = FinalState | OpenState
+FINAL_STATES: tuple[FinalState, ...] = ("delivered", "dead", "dropped", "expired")
+OPEN_STATES: tuple[OpenState, ...] = ("pending", "leased", "held")
+
+
+class NewEvent(msgspec.Struct, frozen=True):
+    """An event ready to be stored, with the queues it must be delivered to."""
+
+    portal: str
+    message_id: str
+    source: str
+    type: str
+    name: str | None
+    received_at: float
+    payload: bytes
+    """The normalised event as JSON (unknown fields kept)."""
+    destinations: tuple[str, ...] = ()
+    """Destination queues (``conversions``, ``timeline``, ``contacts``) for this portal."""
+    dropped: tuple[tuple[str, str], ...] = ()
+    """(destination, reason) pairs recorded straight away as ``dropped`` by policy."""
+    test: bool = False
+
+
+class Accepted(msgspec.Struct, frozen=True):
+    """The event is durable under ``seq``."""
+
+    seq: int
+
+
+class Duplicate(msgspec.Struct, frozen=True):
+    """The ``messageId`` was seen within the dedup window; nothing was stored."""
+
+    seq: int
+
+
+AppendResult = Accepted | Duplicate
+
+
+class StoredEvent(msgspec.Struct, frozen=True):
+    """An accepted event as stored."""
+
+    seq: int
+    portal: str
+    message_id: str
+    source: str
+    type: str
+    name: str | None
+    received_at: float
+    payload: bytes
+    test: bool
+
+
+class Item(msgspec.Struct, frozen=True):
+    """A leased delivery item, with its event."""
+
+    id: int
+    portal: str
+    destination: str
+    attempts: int
+    event: StoredEvent
+
+
+class ItemRecord(msgspec.Struct, frozen=True):
+    """An item's state, for the debugger and tests."""
+
+    id: int
+    event_seq: int
+    portal: str
+    destination: str
+    state: ItemState
+    attempts: int
+    available_at: float
+    updated_at: float
+    detail: str | None
+
+
+class Attempt(msgspec.Struct, frozen=True):
+    """One HTTP request to HubSpot carrying some items, for the debugger."""
+
+    item_ids: tuple[int, ...]
+    at: float
+    route: str
+    status: int
+    duration_ms: float
+    correlation_id: str | None = None
+    error: str | None = None
+
+
+class Storage(ABC):
+    """Durable event log, dedup keys, delivery queues with leases, and small metadata."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create what is missing; raise ``StorageUnavailableError`` if it cannot."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Finish pending writes and release resources."""
+
+    @abstractmethod
+    async def check_writable(self) -> None:
+        """Raise ``StorageUnavailableError`` unless a write would succeed now."""
+
+    # -- ingest ---------------------------------------------------------------------------
+    @abstractmethod
+    async def append(
+        self, events: Sequence[NewEvent], *, now: float, dedup_window_s: float
+    ) -> list[AppendResult]:
+        """Store new events durably, suppressing duplicates by ``(portal, message_id)``.
+
+        A ``messageId`` seen less than ``dedup_window_s`` ago (including earlier in the same
+        call) is a ``Duplicate``. Returns only once the accepted events are durable.
+        """
+
+    @abstractmethod
+    async def pending_count(self) -> int:
+        """Items not yet in a final state (cheap: used on every request for the backlog cap)."""
+
+    @abstractmethod
+    async def purge(self, *, dedup_before: float, events_before: float) -> int:
+        """Forget dedup keys older than ``dedup_before`` and finished events older than
+        ``events_before``; returns how many rows went."""
+
+    # -- delivery -------------------------------------------------------------------------
+    @abstractmethod
+    async def lease(
+        self, portal: str, destination: str, *, limit: int, now: float, lease_s: float
+    ) -> list[Item]:
+        """Take up to ``limit`` ready items of one queue, oldest first, for ``lease_s``.
+
+        Ready: pending and due, or leased with an expired lease (a crashed worker's).
+        """
+
+    @abstractmethod
+    async def finish(
+        self, ids: Sequence[int], state: FinalState, *, now: float, detail: str | None = None
+    ) -> None:
+        """Record a final state for items (idempotent)."""
+
+    @abstractmethod
+    async def retry(
+        self, ids: Sequence[int], *, available_at: float, now: float, detail: str | None = None
+    ) -> None:
+        """Put leased items back, due at ``available_at``; counts an attempt."""
+
+    @abstractmethod
+    async def hold(
+        self, ids: Sequence[int], *, until: float, now: float, detail: str | None = None
+    ) -> None:
+        """Park items that wait for identity until ``until`` (or a release)."""
+
+    @abstractmethod
+    async def release_held(self, ids: Sequence[int], *, now: float) -> None:
+        """Make held items pending and due now."""
+
+    @abstractmethod
+    async def ready_at(self, portal: str, destination: str) -> float | None:
+        """When the next item of a queue becomes ready (None: nothing pending)."""
+
+    @abstractmethod
+    async def queue_depth(self, portal: str, destination: str, *, now: float) -> tuple[int, float]:
+        """Ready items of one queue and the age in seconds of the oldest."""
+
+    @abstractmethod
+    async def counts(self) -> dict[tuple[str, str, str], int]:
+        """Items per ``(portal, destination, state)``, for the conservation check."""
+
+    @abstractmethod
+    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        """Keep delivery attempts for the debugger."""
+
+    # -- reading back ---------------------------------------------------------------------
+    @abstractmethod
+    async def get_event(self, seq: int) -> StoredEvent | None:
+        """One accepted event."""
+
+    @abstractmethod
+    async def items_of(self, seq: int) -> list[ItemRecord]:
+        """The delivery items of one event."""
+
+    @abstractmethod
+    async def items_in_state(
+        self, state: ItemState, *, portal: str | None = None, limit: int = 100
+    ) -> list[ItemRecord]:
+        """Items in one state (dead letters, held), oldest first."""
+
+    @abstractmethod
+    async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:
+        """Delivery attempts that carried any of these items."""
+
+    @abstractmethod
+    async def recent_events(self, *, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
+        """Events with ``seq > after_seq``, newest last."""
+
+    # -- metadata -------------------------------------------------------------------------
+    @abstractmethod
+    async def get_meta(self, key: str) -> bytes | None:
+        """Small persisted values (definitions cache, development key)."""
+
+    @abstractmethod
+    async def set_meta(self, key: str, value: bytes) -> None:
+        """Store a small value durably."""
