@@ -18,7 +18,9 @@ Each branch says who must act::
     │   └── ShuttingDownError            SIGTERM received, no new events
     └── HubSpotError                     HubSpot answered with an error (see hubspot/)
         ├── HubSpotRetryableError        429, 423, 5xx, timeouts, connection errors
+        │   └── HubSpotTransportError    no answer: timeout or connection error (status 0)
         └── HubSpotPermanentError        400/403/404 and friends: retrying will not help
+            └── HubSpotAuthError         credentials refused for good (BAD_REFRESH_TOKEN): pause
 
 HTTP statuses for these live in one table, ``forwarder.ingest.statuses``, not here.
 """
@@ -145,3 +147,15 @@ class HubSpotRetryableError(HubSpotError):
 
 class HubSpotPermanentError(HubSpotError):
     """A failure that will repeat on retry."""
+
+
+class HubSpotTransportError(HubSpotRetryableError):
+    """HubSpot gave no answer: a timeout or a connection error (``status`` is 0)."""
+
+    def __init__(self, message: str, *, timeout: bool = False) -> None:
+        super().__init__(message, status=0)
+        self.timeout = timeout
+
+
+class HubSpotAuthError(HubSpotPermanentError):
+    """HubSpot refused the credentials for good (``BAD_REFRESH_TOKEN``); the portal must pause."""

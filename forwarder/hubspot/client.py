@@ -1,0 +1,244 @@
+"""The HubSpot HTTP client: one keep-alive connection pool per portal, msgspec bodies.
+
+``request`` never raises for an HTTP status: it returns a ``HubSpotResponse`` that the delivery
+classifier turns into an outcome. Only the absence of an answer (timeout, connection error) raises,
+as ``HubSpotTransportError``; httpx errors are translated here and nowhere else. The typed helpers
+for start-up work (event definitions) raise ``HubSpotError`` subclasses instead, since nothing
+there is batched or retried per input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
+
+import httpx
+import msgspec
+import structlog
+
+from forwarder.clock import Clock, SystemClock
+from forwarder.errors import HubSpotTransportError
+from forwarder.hubspot.auth import TokenProvider
+from forwarder.hubspot.definitions import (
+    EventDefinition,
+    EventDefinitionInput,
+    EventDefinitionPage,
+    EventPropertyDefinition,
+)
+from forwarder.hubspot.models import (
+    BatchInput,
+    BatchReadInput,
+    BatchResponse,
+    CreateInput,
+    EventCompletion,
+    FilterGroup,
+    ObjectId,
+    SearchRequest,
+    SearchResponse,
+    SimplePublicObject,
+    TimelineEvent,
+    TimelineEventResult,
+    UpdateInput,
+    UpsertInput,
+)
+from forwarder.hubspot.responses import (
+    HubSpotResponse,
+    Reply,
+    decode_body,
+    expect_body,
+    parse_response,
+)
+
+T = TypeVar("T")
+
+CONTACTS = "/crm/v3/objects/contacts"
+DEFINITIONS = "/events/v3/event-definitions"
+
+_log = structlog.get_logger(__name__)
+_ENCODER = msgspec.json.Encoder()
+_OBJECTS = msgspec.json.Decoder(BatchResponse[SimplePublicObject])
+_TIMELINE = msgspec.json.Decoder(BatchResponse[TimelineEventResult])
+_SEARCH = msgspec.json.Decoder(SearchResponse)
+_DEFINITION_PAGE = msgspec.json.Decoder(EventDefinitionPage)
+_DEFINITION = msgspec.json.Decoder(EventDefinition)
+_PROPERTY = msgspec.json.Decoder(EventPropertyDefinition)
+
+
+class HubSpotClient:
+    """Talks to one HubSpot portal (or the sandbox) with one token provider."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: TokenProvider,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 10.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._auth = auth
+        self._clock = clock or SystemClock()
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            timeout=timeout_s,
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+
+    def __repr__(self) -> str:
+        return f"HubSpotClient(base_url={str(self._http.base_url)!r})"
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        params: Mapping[str, str] | None = None,
+    ) -> HubSpotResponse:
+        """Send one request; on 401 let the token provider refresh and retry once.
+
+        Raises:
+            HubSpotTransportError: no answer (timeout, connection refused or reset).
+            HubSpotAuthError: the OAuth refresh token was refused for good.
+        """
+        content = None if body is None else _ENCODER.encode(body)
+        token = await self._auth.token()
+        response = await self._send(method, path, content, params, token)
+        if response.status == 401 and await self._auth.invalidate(token):
+            token = await self._auth.token()
+            retried = await self._send(method, path, content, params, token)
+            response = dataclasses.replace(retried, auth_retried=True)
+        return response
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        content: bytes | None,
+        params: Mapping[str, str] | None,
+        token: str,
+    ) -> HubSpotResponse:
+        started = self._clock.monotonic()
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            raw = await self._http.request(
+                method, path, content=content, params=params, headers=headers
+            )
+        except httpx.TimeoutException as exc:
+            raise HubSpotTransportError(f"{method} {path} timed out", timeout=True) from exc
+        except httpx.TransportError as exc:
+            raise HubSpotTransportError(f"{method} {path} failed: {type(exc).__name__}") from exc
+        response = parse_response(raw, (self._clock.monotonic() - started) * 1000.0)
+        _log.debug(
+            "hubspot_request_completed",
+            method=method,
+            path=path,
+            status=response.status,
+            duration_ms=round(response.duration_ms, 1),
+            correlation_id=response.correlation_id,
+        )
+        return response
+
+    async def _call(
+        self, method: str, path: str, body: object, decoder: msgspec.json.Decoder[T]
+    ) -> Reply[T]:
+        response = await self.request(method, path, body)
+        return Reply(response, decode_body(response, decoder))
+
+    # --- delivery endpoints -----------------------------------------------------------------
+
+    async def send_event_batch(self, inputs: Sequence[EventCompletion]) -> Reply[None]:
+        """``POST /events/v3/send/batch`` (up to 500 inputs; 204 on success)."""
+        response = await self.request("POST", "/events/v3/send/batch", BatchInput(list(inputs)))
+        return Reply(response, None)
+
+    async def create_timeline_batch(
+        self, inputs: Sequence[TimelineEvent]
+    ) -> Reply[BatchResponse[TimelineEventResult]]:
+        """``POST /crm/v3/timeline/events/batch/create`` (201, or 207 with per-input errors)."""
+        path = "/crm/v3/timeline/events/batch/create"
+        return await self._call("POST", path, BatchInput(list(inputs)), _TIMELINE)
+
+    async def batch_read_contacts(
+        self, ids: Sequence[str], *, id_property: str | None, properties: Sequence[str]
+    ) -> Reply[BatchResponse[SimplePublicObject]]:
+        """``contacts/batch/read`` by ``id_property`` (up to 100 ids; 207 lists the missing)."""
+        body = BatchReadInput(
+            inputs=[ObjectId(i) for i in ids], properties=list(properties), id_property=id_property
+        )
+        return await self._call("POST", f"{CONTACTS}/batch/read", body, _OBJECTS)
+
+    async def batch_upsert_contacts(
+        self, inputs: Sequence[UpsertInput]
+    ) -> Reply[BatchResponse[SimplePublicObject]]:
+        """``contacts/batch/upsert`` (results carry ``new``: created vs updated)."""
+        body = BatchInput(list(inputs))
+        return await self._call("POST", f"{CONTACTS}/batch/upsert", body, _OBJECTS)
+
+    async def batch_update_contacts(
+        self, inputs: Sequence[UpdateInput]
+    ) -> Reply[BatchResponse[SimplePublicObject]]:
+        """``contacts/batch/update`` by record id."""
+        body = BatchInput(list(inputs))
+        return await self._call("POST", f"{CONTACTS}/batch/update", body, _OBJECTS)
+
+    async def batch_create_contacts(
+        self, inputs: Sequence[CreateInput]
+    ) -> Reply[BatchResponse[SimplePublicObject]]:
+        """``contacts/batch/create`` (give each input an ``objectWriteTraceId`` for 207s)."""
+        body = BatchInput(list(inputs))
+        return await self._call("POST", f"{CONTACTS}/batch/create", body, _OBJECTS)
+
+    async def search_contacts(
+        self,
+        filter_groups: Sequence[FilterGroup],
+        properties: Sequence[str],
+        limit: int = 10,
+        after: str | None = None,
+    ) -> Reply[SearchResponse]:
+        """``contacts/search``: its own 5/s envelope, and no rate-limit headers."""
+        body = SearchRequest(list(filter_groups), list(properties), limit, after)
+        return await self._call("POST", f"{CONTACTS}/search", body, _SEARCH)
+
+    # --- event definitions (start-up; raise on failure) -------------------------------------
+
+    async def list_event_definitions(self, *, page_size: int = 100) -> list[EventDefinition]:
+        """Every event definition with its properties, following ``paging.next.after``.
+
+        Raises:
+            HubSpotError: a retryable or permanent failure, with HubSpot's category.
+        """
+        found: list[EventDefinition] = []
+        params = {"limit": str(page_size), "includeProperties": "true"}
+        while True:
+            response = await self.request("GET", DEFINITIONS, params=params)
+            page = expect_body(response, _DEFINITION_PAGE)
+            found.extend(page.results)
+            if page.paging is None or page.paging.next is None:
+                return found
+            params = {**params, "after": page.paging.next.after}
+
+    async def create_event_definition(self, definition: EventDefinitionInput) -> EventDefinition:
+        """Create an event definition.
+
+        Raises:
+            HubSpotError: a retryable or permanent failure, with HubSpot's category.
+        """
+        return expect_body(await self.request("POST", DEFINITIONS, definition), _DEFINITION)
+
+    async def create_event_property(
+        self, event_name: str, prop: EventPropertyDefinition
+    ) -> EventPropertyDefinition:
+        """Add a property to an event definition.
+
+        Raises:
+            HubSpotError: a retryable or permanent failure, with HubSpot's category.
+        """
+        path = f"{DEFINITIONS}/{event_name}/property"
+        return expect_body(await self.request("POST", path, prop), _PROPERTY)
