@@ -93,7 +93,7 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     commit_interval_ms: float = 0.0
     """Extra wait before a group commit, to gather more requests per fsync (0 = as soon as idle)."""
     synchronous: Literal["full", "normal"] = "full"
-    """SQLite ``synchronous``: ``full`` fsyncs every commit (an acknowledged event survives power loss)."""
+    """SQLite ``synchronous``: ``full`` fsyncs every commit (survives power loss)."""
     retention_s: float = 7 * 86400.0
     """How long delivered events stay for the debugger before they are purged."""
 
@@ -104,7 +104,7 @@ class DedupSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     window_s: float = 86400.0
     """A repeated ``messageId`` (per portal) within this window is a duplicate."""
     fingerprint_window_s: float = 0.0
-    """When > 0, events without a ``messageId`` and with identical content are duplicates within this window."""
+    """When > 0, events without ``messageId`` and with equal content are duplicates within it."""
 
 
 class SourceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -355,11 +355,28 @@ def with_development_defaults(settings: Settings, write_key: str | None = None) 
     portal = PortalSettings(portal_id=12345678, base_url=SANDBOX_BASE_URL, unmapped_events="auto")
     source = SourceSettings(name="development", write_key=Secret(key), portal="sandbox")
     portals = {"sandbox": portal, **settings.portals}
-    return msgspec.structs.replace(
-        settings, sources=(source,), portals=portals, sandbox_mode=True
-    )
+    return msgspec.structs.replace(settings, sources=(source,), portals=portals, sandbox_mode=True)
 
 
 def portal_uses_sandbox(portal: PortalSettings) -> bool:
     """True when deliveries of this portal go to the built-in simulator."""
     return portal.base_url == SANDBOX_BASE_URL
+
+
+def development_key(storage_url: str) -> str:
+    """The zero-config write key, kept beside the SQLite file so it survives restarts."""
+    db = (
+        storage_url[len("sqlite:///") :] if storage_url.startswith("sqlite:///") else "forwarder.db"
+    )
+    path = Path(db).with_suffix(".devkey")
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+        if key:
+            return key
+    except OSError:
+        pass
+    key = "dev_" + _secrets.token_urlsafe(18)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(key + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return key

@@ -40,6 +40,8 @@ class NewEvent(msgspec.Struct, frozen=True):
     dropped: tuple[tuple[str, str], ...] = ()
     """(destination, reason) pairs recorded straight away as ``dropped`` by policy."""
     test: bool = False
+    dedup_window_s: float | None = None
+    """Overrides the dedup window for this event (content fingerprints use a short one)."""
 
 
 class Accepted(msgspec.Struct, frozen=True):
@@ -129,8 +131,9 @@ class Storage(ABC):
     ) -> list[AppendResult]:
         """Store new events durably, suppressing duplicates by ``(portal, message_id)``.
 
-        A ``messageId`` seen less than ``dedup_window_s`` ago (including earlier in the same
-        call) is a ``Duplicate``. Returns only once the accepted events are durable.
+        A ``messageId`` seen less than ``dedup_window_s`` ago (or the event's own window;
+        including earlier in the same call) is a ``Duplicate``. Returns only once the
+        accepted events are durable.
         """
 
     @abstractmethod

@@ -1,0 +1,136 @@
+"""Command line: ``forwarder serve|sandbox|schemas`` (``python -m forwarder`` is the same)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from forwarder.errors import ConfigError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import msgspec
+    import uvicorn
+
+    from forwarder.app import create_app
+    from forwarder.config import (
+        Secret,
+        development_key,
+        load_settings,
+        portal_uses_sandbox,
+    )
+    from forwarder.telemetry import Redactor, configure_logging, get_logger
+
+    settings = load_settings(args.config)
+    if settings.sandbox_mode:
+        key = development_key(settings.storage.url)
+        source = msgspec.structs.replace(settings.sources[0], write_key=Secret(key))
+        settings = msgspec.structs.replace(settings, sources=(source,))
+    secrets = [s.write_key.reveal() for s in settings.sources]
+    for portal in settings.portals.values():
+        for secret in (
+            portal.access_token,
+            portal.client_secret,
+            portal.refresh_token,
+            portal.webhook_secret,
+        ):
+            if secret is not None:
+                secrets.append(secret.reveal())
+    if settings.server.admin_token is not None:
+        secrets.append(settings.server.admin_token.reveal())
+    configure_logging(Redactor(secrets), fmt=settings.server.log_format)
+    log = get_logger("serve")
+    sandboxed = [n for n, p in settings.portals.items() if portal_uses_sandbox(p)]
+    if sandboxed:
+        log.warning(
+            "sandbox_mode_active",
+            portals=sandboxed,
+            message="SANDBOX MODE: deliveries of these portals go to the built-in HubSpot "
+            "simulator, not to HubSpot",
+        )
+    if settings.sandbox_mode:
+        # Printed, not logged: the log redacts it. This is a development key on loopback.
+        print(
+            f"development write key: {settings.sources[0].write_key.reveal()}\n"
+            f"  try: curl -u {settings.sources[0].write_key.reveal()}: "
+            f"http://{settings.server.host}:{settings.server.port}/v1/track "
+            "-H 'content-type: application/json' "
+            """-d '{"userId":"u1","event":"Signed Up"}'""",
+            file=sys.stderr,
+            flush=True,
+        )
+    app = create_app(settings)
+    log.info(
+        "server_starting",
+        host=settings.server.host,
+        port=settings.server.port,
+        storage=settings.storage.url.split("@")[-1],
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        loop="uvloop",
+        http="httptools",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=int(settings.server.shutdown_deadline_s) + 5,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _schemas(args: argparse.Namespace) -> int:
+    from forwarder.events.schema import write_schemas
+
+    for path in write_schemas(Path(args.out)):
+        print(path)
+    return 0
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from forwarder.sandbox.cli import run
+
+    code: int = run(args)
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser."""
+    parser = argparse.ArgumentParser(prog="forwarder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the ingest server and delivery workers")
+    serve.add_argument("--config", help="TOML file (default: $FORWARDER_CONFIG or zero-config)")
+    serve.set_defaults(run=_serve)
+
+    schemas = commands.add_parser("schemas", help="write the ingest API's JSON Schemas")
+    schemas.add_argument("--out", default="schemas", help="directory (default: schemas)")
+    schemas.set_defaults(run=_schemas)
+
+    sandbox = commands.add_parser("sandbox", help="run the HubSpot simulator standalone")
+    try:
+        from forwarder.sandbox.cli import add_arguments
+    except ImportError:  # pragma: no cover - the sandbox ships with the package
+        pass
+    else:
+        add_arguments(sandbox)
+    sandbox.set_defaults(run=_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``forwarder`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except ConfigError as exc:
+        print(f"forwarder: {exc}", file=sys.stderr)
+        return 2
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

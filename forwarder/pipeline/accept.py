@@ -1,0 +1,101 @@
+"""Accept: stamp, route and store the valid events of one request; answer only once durable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from forwarder.clock import Clock
+from forwarder.config import Settings, SourceSettings
+from forwarder.errors import AllEventsRejectedError, BacklogFullError, Rejection
+from forwarder.events.messages import IngestResponse, Rejected
+from forwarder.pipeline.route import Router
+from forwarder.pipeline.stamp import Stamper
+from forwarder.pipeline.validate import Decoded
+from forwarder.storage.base import Accepted, NewEvent, Storage
+from forwarder.telemetry import Metrics
+
+
+def _is_test(source: SourceSettings, context: object) -> bool:
+    return source.test or (isinstance(context, dict) and context.get("test") is True)
+
+
+class Accepter:
+    """The ingest pipeline after validation, configured once."""
+
+    def __init__(
+        self, settings: Settings, storage: Storage, metrics: Metrics, clock: Clock
+    ) -> None:
+        self._storage = storage
+        self._metrics = metrics
+        self._clock = clock
+        self._router = Router(settings.portals)
+        self._stamp = Stamper(
+            settings.server.clock_skew_threshold_s,
+            fingerprints=settings.dedup.fingerprint_window_s > 0,
+        )
+        self._window_s = settings.dedup.window_s
+        self._fingerprint_window_s = settings.dedup.fingerprint_window_s
+        self._max_backlog = settings.storage.max_backlog
+        self._encode = msgspec.json.Encoder().encode
+
+    async def __call__(self, source: SourceSettings, decoded: Decoded) -> IngestResponse:
+        """Store what is valid; raise when nothing is.
+
+        Raises:
+            AllEventsRejectedError: no event of the request was valid.
+            BacklogFullError: the pending backlog is at its cap (nothing stored).
+            StorageUnavailableError: storage failed (nothing acknowledged).
+        """
+        rejected = list(decoded.rejected)
+        self._metrics.received.labels(source.name).inc(decoded.count)
+        if await self._storage.pending_count() >= self._max_backlog:
+            raise BacklogFullError(f"backlog reached storage.max_backlog ({self._max_backlog})")
+        now = self._clock.now()
+        received_at = datetime.fromtimestamp(now, UTC)
+        events: list[NewEvent] = []
+        for event in decoded.valid:
+            fingerprinted = self._stamp(event, received_at)
+            route = self._router(event.index, source.portal, event.message)
+            if isinstance(route, Rejected):
+                rejected.append(route)
+                continue
+            message = event.message
+            events.append(
+                NewEvent(
+                    portal=source.portal,
+                    message_id=event.data["messageId"],
+                    source=source.name,
+                    type=event.data["type"],
+                    name=getattr(message, "event", None) or getattr(message, "name", None),
+                    received_at=now,
+                    payload=self._encode(event.data),
+                    destinations=route.destinations,
+                    dropped=route.dropped,
+                    test=_is_test(source, message.context),
+                    dedup_window_s=self._fingerprint_window_s if fingerprinted else None,
+                )
+            )
+        if rejected:
+            self._metrics.discarded.labels("invalid", "false").inc(len(rejected))
+        if not events:
+            raise AllEventsRejectedError(
+                [Rejection(r.index, r.path, r.reason) for r in sorted(rejected, key=_index)]
+            )
+        results = await self._storage.append(events, now=now, dedup_window_s=self._window_s)
+        accepted = sum(isinstance(r, Accepted) for r in results)
+        duplicates = len(results) - accepted
+        self._metrics.accepted.labels(source.name).inc(accepted)
+        if duplicates:
+            self._metrics.discarded.labels("duplicate", "true").inc(duplicates)
+        return IngestResponse(
+            success=True,
+            accepted=accepted,
+            duplicates=duplicates,
+            rejected=sorted(rejected, key=_index),
+        )
+
+
+def _index(r: Rejected) -> int:
+    return r.index

@@ -1,0 +1,80 @@
+"""Route: which destination queues of its portal an event goes to, decided at ingest.
+
+Deciding here lets ingest refuse, with a reason, an event that could never be delivered
+(an unmapped track under ``unmapped_events = "reject"``), instead of dead-lettering it later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from forwarder.config import PortalSettings
+from forwarder.events.messages import Identify, Message, Page, Rejected, Screen, Track
+
+CONVERSIONS = "conversions"
+TIMELINE = "timeline"
+CONTACTS = "contacts"
+DESTINATIONS = (CONVERSIONS, TIMELINE, CONTACTS)
+
+
+class Route(msgspec.Struct, frozen=True):
+    """Where one event goes."""
+
+    destinations: tuple[str, ...] = ()
+    dropped: tuple[tuple[str, str], ...] = ()
+
+
+_NOWHERE = Route()
+
+
+def _hubspot_disabled(integrations: Mapping[str, Any]) -> bool:
+    flag = integrations.get("HubSpot", integrations.get("hubspot"))
+    if flag is None:
+        return integrations.get("All") is False
+    return flag is False
+
+
+class Router:
+    """Per portal: which events map to custom events, timeline and contact upserts."""
+
+    def __init__(self, portals: Mapping[str, PortalSettings]) -> None:
+        self._portals = dict(portals)
+        self._mapped = {
+            name: {m.event: m.timeline_template is not None for m in p.events}
+            for name, p in portals.items()
+        }
+
+    def __call__(self, index: int, portal: str, message: Message) -> Route | Rejected:
+        settings = self._portals[portal]
+        if _hubspot_disabled(message.integrations):
+            return _NOWHERE
+        match message:
+            case Track(event=name):
+                return self._conversion(index, portal, settings, name, explicit=True)
+            case Page(name=name) | Screen(name=name) if name is not None:
+                return self._conversion(index, portal, settings, name, explicit=False)
+            case Identify() if settings.contacts.upsert:
+                return Route(destinations=(CONTACTS,))
+        return _NOWHERE
+
+    def _conversion(
+        self, index: int, portal: str, settings: PortalSettings, name: str, *, explicit: bool
+    ) -> Route | Rejected:
+        timeline = self._mapped[portal].get(name)
+        if timeline is not None:
+            return Route(destinations=(CONVERSIONS, TIMELINE) if timeline else (CONVERSIONS,))
+        if not explicit:
+            return _NOWHERE  # an unmapped page view is kept for attribution, not sent
+        match settings.unmapped_events:
+            case "auto":
+                return Route(destinations=(CONVERSIONS,))
+            case "drop":
+                return Route(dropped=((CONVERSIONS, f"no mapping for event {name!r}"),))
+        return Rejected(
+            index,
+            "$.event",
+            f"no mapping for event {name!r} in portal {portal!r} and unmapped_events is 'reject'",
+        )

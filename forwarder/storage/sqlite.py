@@ -1,0 +1,271 @@
+"""Embedded storage: one SQLite file in WAL mode, written by one thread with group commit.
+
+Every operation is a *job* run on the writer thread. The thread takes every job that is waiting,
+runs them in one transaction and commits once, so concurrent requests share one fsync
+(``synchronous=FULL``: a committed event survives a crash or power loss). Callers await a future
+that is resolved only after the commit. A job that fails makes the group roll back and each job
+is retried alone, so one bad job cannot fail its neighbours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from forwarder.errors import StorageUnavailableError
+from forwarder.storage import sqlite_sql as sql
+from forwarder.storage.base import (
+    AppendResult,
+    Attempt,
+    FinalState,
+    Item,
+    ItemRecord,
+    ItemState,
+    NewEvent,
+    Storage,
+    StoredEvent,
+)
+
+T = TypeVar("T")
+Job = Callable[[sqlite3.Connection], Any]
+_STOP = object()
+_MAX_GROUP = 1024
+
+
+class _Pending:
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Job, future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.future = future
+
+
+def _translate(exc: sqlite3.Error) -> StorageUnavailableError:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return StorageUnavailableError(f"storage is locked: {text}", retry_after_s=1.0)
+    if "full" in text:
+        return StorageUnavailableError(f"storage is full: {text}", retry_after_s=30.0)
+    return StorageUnavailableError(f"storage failed: {text}", retry_after_s=5.0)
+
+
+class SqliteStorage(Storage):
+    """The default backend: ``sqlite:///path/to/forwarder.db``."""
+
+    def __init__(
+        self, path: str | Path, *, synchronous: str = "full", commit_interval_ms: float = 0.0
+    ) -> None:
+        self.path = Path(path)
+        self._synchronous = synchronous.upper()
+        self._commit_interval_s = commit_interval_ms / 1000.0
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending = 0
+
+    # -- the writer thread ----------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=2000")
+        conn.executescript(sql.SCHEMA)
+        return conn
+
+    def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            failure.append(_translate(exc))
+            ready.set()
+            return
+        ready.set()
+        try:
+            while True:
+                first = self._jobs.get()
+                if first is _STOP:
+                    return
+                if self._commit_interval_s:
+                    time.sleep(self._commit_interval_s)
+                group = [first]
+                stop = False
+                while len(group) < _MAX_GROUP:
+                    try:
+                        job = self._jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is _STOP:
+                        stop = True
+                        break
+                    group.append(job)
+                self._run_group(conn, group)
+                if stop:
+                    return
+        finally:
+            conn.close()
+
+    def _run_group(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            outcomes = [(True, job.fn(conn)) for job in group]
+            conn.execute("COMMIT")
+        except Exception:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            outcomes = [self._run_alone(conn, job) for job in group]
+        self._resolve(group, outcomes)
+
+    @staticmethod
+    def _run_alone(conn: sqlite3.Connection, job: _Pending) -> tuple[bool, Any]:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = job.fn(conn)
+            conn.execute("COMMIT")
+            return True, result
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return False, _translate(exc)
+        except Exception as exc:  # a bug in one job must not kill the writer thread
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return False, exc
+
+    def _resolve(self, group: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
+        def deliver() -> None:
+            for job, (ok, value) in zip(group, outcomes, strict=True):
+                if job.future.done():
+                    continue
+                if ok:
+                    job.future.set_result(value)
+                else:
+                    job.future.set_exception(value)
+
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(deliver)
+
+    async def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._thread is None or not self._thread.is_alive():
+            raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put(_Pending(fn, future))
+        return await future
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._run, args=(ready, failure), name="sqlite-writer", daemon=True
+        )
+        self._thread.start()
+        await asyncio.to_thread(ready.wait)
+        if failure:
+            raise failure[0]
+        self._pending = await self._submit(sql.count_open)
+
+    async def close(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._jobs.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+        self._thread = None
+
+    async def check_writable(self) -> None:
+        await self._submit(sql.touch)
+
+    # -- ingest ---------------------------------------------------------------------------
+    async def append(
+        self, events: Sequence[NewEvent], *, now: float, dedup_window_s: float
+    ) -> list[AppendResult]:
+        results, opened = await self._submit(
+            lambda conn: sql.append(conn, events, now=now, window_s=dedup_window_s)
+        )
+        self._pending += opened
+        return results
+
+    async def pending_count(self) -> int:
+        return self._pending
+
+    async def purge(self, *, dedup_before: float, events_before: float) -> int:
+        return await self._submit(lambda c: sql.purge(c, dedup_before, events_before))
+
+    # -- delivery -------------------------------------------------------------------------
+    async def lease(
+        self, portal: str, destination: str, *, limit: int, now: float, lease_s: float
+    ) -> list[Item]:
+        return await self._submit(
+            lambda c: sql.lease(c, portal, destination, limit=limit, now=now, lease_s=lease_s)
+        )
+
+    async def finish(
+        self, ids: Sequence[int], state: FinalState, *, now: float, detail: str | None = None
+    ) -> None:
+        closed = await self._submit(lambda c: sql.finish(c, ids, state, now, detail))
+        self._pending -= closed
+
+    async def retry(
+        self, ids: Sequence[int], *, available_at: float, now: float, detail: str | None = None
+    ) -> None:
+        await self._submit(lambda c: sql.retry(c, ids, available_at, now, detail))
+
+    async def hold(
+        self, ids: Sequence[int], *, until: float, now: float, detail: str | None = None
+    ) -> None:
+        await self._submit(lambda c: sql.move(c, ids, "held", until, now, detail, "leased"))
+
+    async def release_held(self, ids: Sequence[int], *, now: float) -> None:
+        await self._submit(lambda c: sql.move(c, ids, "pending", now, now, None, "held"))
+
+    async def ready_at(self, portal: str, destination: str) -> float | None:
+        return await self._submit(lambda c: sql.ready_at(c, portal, destination))
+
+    async def queue_depth(self, portal: str, destination: str, *, now: float) -> tuple[int, float]:
+        return await self._submit(lambda c: sql.queue_depth(c, portal, destination, now))
+
+    async def counts(self) -> dict[tuple[str, str, str], int]:
+        return await self._submit(sql.counts)
+
+    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        await self._submit(lambda c: sql.record_attempts(c, attempts))
+
+    # -- reading back ---------------------------------------------------------------------
+    async def get_event(self, seq: int) -> StoredEvent | None:
+        return await self._submit(lambda c: sql.get_event(c, seq))
+
+    async def items_of(self, seq: int) -> list[ItemRecord]:
+        return await self._submit(lambda c: sql.items_where(c, "event_seq = ?", (seq,), 100))
+
+    async def items_in_state(
+        self, state: ItemState, *, portal: str | None = None, limit: int = 100
+    ) -> list[ItemRecord]:
+        where, args = (
+            ("state = ?", (state,))
+            if portal is None
+            else (
+                "state = ? AND portal = ?",
+                (state, portal),
+            )
+        )
+        return await self._submit(lambda c: sql.items_where(c, where, args, limit))
+
+    async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:
+        return await self._submit(lambda c: sql.attempts_of(c, item_ids))
+
+    async def recent_events(self, *, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
+        return await self._submit(lambda c: sql.recent_events(c, after_seq, limit))
+
+    # -- metadata -------------------------------------------------------------------------
+    async def get_meta(self, key: str) -> bytes | None:
+        return await self._submit(lambda c: sql.get_meta(c, key))
+
+    async def set_meta(self, key: str, value: bytes) -> None:
+        await self._submit(lambda c: sql.set_meta(c, key, value))

@@ -1,0 +1,341 @@
+"""The SQL of the SQLite backend: schema and one function per job, run on the writer thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from forwarder.storage.base import (
+    Accepted,
+    AppendResult,
+    Attempt,
+    Duplicate,
+    Item,
+    ItemRecord,
+    NewEvent,
+    StoredEvent,
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    portal TEXT NOT NULL, message_id TEXT NOT NULL, source TEXT NOT NULL,
+    type TEXT NOT NULL, name TEXT, received_at REAL NOT NULL, test INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dedup (
+    portal TEXT NOT NULL, message_id TEXT NOT NULL, seen_at REAL NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (portal, message_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_seen ON dedup (seen_at);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_seq INTEGER NOT NULL, portal TEXT NOT NULL, destination TEXT NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    available_at REAL NOT NULL, updated_at REAL NOT NULL, detail TEXT
+);
+CREATE INDEX IF NOT EXISTS items_ready ON items (portal, destination, available_at)
+    WHERE state IN ('pending', 'leased');
+CREATE INDEX IF NOT EXISTS items_event ON items (event_seq);
+CREATE INDEX IF NOT EXISTS items_state ON items (state, available_at);
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, route TEXT NOT NULL,
+    status INTEGER NOT NULL, duration_ms REAL NOT NULL, correlation_id TEXT, error TEXT
+);
+CREATE TABLE IF NOT EXISTS attempt_items (
+    attempt_id INTEGER NOT NULL, item_id INTEGER NOT NULL, PRIMARY KEY (item_id, attempt_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS attempt_items_attempt ON attempt_items (attempt_id);
+"""
+
+_OPEN = "('pending', 'leased', 'held')"
+_EVENT_COLS = (
+    "e.seq, e.portal, e.message_id, e.source, e.type, e.name, e.received_at, e.payload, e.test"
+)
+_ITEM_COLS = "id, event_seq, portal, destination, state, attempts, available_at, updated_at, detail"
+
+
+def _event(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(
+        seq=row[0],
+        portal=row[1],
+        message_id=row[2],
+        source=row[3],
+        type=row[4],
+        name=row[5],
+        received_at=row[6],
+        payload=bytes(row[7]),
+        test=bool(row[8]),
+    )
+
+
+def count_open(conn: sqlite3.Connection) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM items WHERE state IN {_OPEN}").fetchone()[0])
+
+
+def touch(conn: sqlite3.Connection) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('ready_probe', x'00')")
+
+
+def append(
+    conn: sqlite3.Connection, events: Sequence[NewEvent], *, now: float, window_s: float
+) -> tuple[list[AppendResult], int]:
+    """Dedup and insert; returns the results and how many open items were created."""
+    results: list[AppendResult] = []
+    opened = 0
+    for ev in events:
+        window = window_s if ev.dedup_window_s is None else ev.dedup_window_s
+        seen = conn.execute(
+            "SELECT seen_at, seq FROM dedup WHERE portal = ? AND message_id = ?",
+            (ev.portal, ev.message_id),
+        ).fetchone()
+        if seen is not None and seen[0] > now - window:
+            results.append(Duplicate(seq=seen[1]))
+            continue
+        seq = conn.execute(
+            "INSERT INTO events (portal, message_id, source, type, name, received_at, test,"
+            " payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                ev.portal,
+                ev.message_id,
+                ev.source,
+                ev.type,
+                ev.name,
+                ev.received_at,
+                ev.test,
+                ev.payload,
+            ),
+        ).lastrowid
+        conn.execute(
+            "INSERT INTO dedup (portal, message_id, seen_at, seq) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (portal, message_id) DO UPDATE SET seen_at = excluded.seen_at,"
+            " seq = excluded.seq",
+            (ev.portal, ev.message_id, now, seq),
+        )
+        rows: list[tuple[int | None, str, str, str, float, float, str | None]] = [
+            (seq, ev.portal, d, "pending", now, now, None) for d in ev.destinations
+        ]
+        rows += [(seq, ev.portal, d, "dropped", now, now, why) for d, why in ev.dropped]
+        if rows:
+            conn.executemany(
+                "INSERT INTO items (event_seq, portal, destination, state, available_at,"
+                " updated_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        opened += len(ev.destinations)
+        assert seq is not None
+        results.append(Accepted(seq=seq))
+    return results, opened
+
+
+def purge(conn: sqlite3.Connection, dedup_before: float, events_before: float) -> int:
+    gone = conn.execute("DELETE FROM dedup WHERE seen_at < ?", (dedup_before,)).rowcount
+    old = (
+        f"SELECT seq FROM events WHERE received_at < ? AND seq NOT IN"
+        f" (SELECT event_seq FROM items WHERE state IN {_OPEN})"
+    )
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS purge_seq (seq INTEGER PRIMARY KEY)")
+    conn.execute("DELETE FROM purge_seq")
+    conn.execute(f"INSERT INTO purge_seq {old}", (events_before,))
+    conn.execute(
+        "DELETE FROM attempt_items WHERE item_id IN (SELECT id FROM items WHERE event_seq IN"
+        " (SELECT seq FROM purge_seq))"
+    )
+    conn.execute("DELETE FROM items WHERE event_seq IN (SELECT seq FROM purge_seq)")
+    gone += conn.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM purge_seq)").rowcount
+    return gone
+
+
+def lease(
+    conn: sqlite3.Connection,
+    portal: str,
+    destination: str,
+    *,
+    limit: int,
+    now: float,
+    lease_s: float,
+) -> list[Item]:
+    rows = conn.execute(
+        f"SELECT i.id, i.attempts, {_EVENT_COLS} FROM items i JOIN events e"
+        " ON e.seq = i.event_seq WHERE i.portal = ? AND i.destination = ?"
+        " AND i.state IN ('pending', 'leased') AND i.available_at <= ?"
+        " ORDER BY i.available_at, i.id LIMIT ?",
+        (portal, destination, now, limit),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE items SET state = 'leased', available_at = ?, updated_at = ? WHERE id = ?",
+        [(now + lease_s, now, row[0]) for row in rows],
+    )
+    return [
+        Item(
+            id=row[0],
+            portal=portal,
+            destination=destination,
+            attempts=row[1],
+            event=_event(row[2:]),
+        )
+        for row in rows
+    ]
+
+
+def finish(
+    conn: sqlite3.Connection, ids: Sequence[int], state: str, now: float, detail: str | None
+) -> int:
+    """Returns how many items left an open state."""
+    closed = 0
+    for item_id in ids:
+        closed += conn.execute(
+            f"UPDATE items SET state = ?, updated_at = ?, detail = ? WHERE id = ?"
+            f" AND state IN {_OPEN}",
+            (state, now, detail, item_id),
+        ).rowcount
+    return closed
+
+
+def retry(
+    conn: sqlite3.Connection,
+    ids: Sequence[int],
+    available_at: float,
+    now: float,
+    detail: str | None,
+) -> None:
+    conn.executemany(
+        "UPDATE items SET state = 'pending', attempts = attempts + 1, available_at = ?,"
+        " updated_at = ?, detail = ? WHERE id = ? AND state = 'leased'",
+        [(available_at, now, detail, i) for i in ids],
+    )
+
+
+def move(
+    conn: sqlite3.Connection,
+    ids: Sequence[int],
+    state: str,
+    available_at: float,
+    now: float,
+    detail: str | None,
+    from_state: str,
+) -> None:
+    conn.executemany(
+        "UPDATE items SET state = ?, available_at = ?, updated_at = ?,"
+        " detail = coalesce(?, detail) WHERE id = ? AND state = ?",
+        [(state, available_at, now, detail, i, from_state) for i in ids],
+    )
+
+
+def ready_at(conn: sqlite3.Connection, portal: str, destination: str) -> float | None:
+    row = conn.execute(
+        "SELECT min(available_at) FROM items WHERE portal = ? AND destination = ?"
+        " AND state IN ('pending', 'leased')",
+        (portal, destination),
+    ).fetchone()
+    return None if row[0] is None else float(row[0])
+
+
+def queue_depth(
+    conn: sqlite3.Connection, portal: str, destination: str, now: float
+) -> tuple[int, float]:
+    count, oldest = conn.execute(
+        "SELECT count(*), min(e.received_at) FROM items i JOIN events e ON e.seq = i.event_seq"
+        " WHERE i.portal = ? AND i.destination = ? AND i.state IN ('pending', 'leased')",
+        (portal, destination),
+    ).fetchone()
+    return int(count), (now - oldest) if oldest is not None else 0.0
+
+
+def counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str], int]:
+    rows = conn.execute(
+        "SELECT portal, destination, state, count(*) FROM items GROUP BY 1, 2, 3"
+    ).fetchall()
+    return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
+
+
+def record_attempts(conn: sqlite3.Connection, attempts: Sequence[Attempt]) -> None:
+    for a in attempts:
+        attempt_id = conn.execute(
+            "INSERT INTO attempts (at, route, status, duration_ms, correlation_id, error)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (a.at, a.route, a.status, a.duration_ms, a.correlation_id, a.error),
+        ).lastrowid
+        conn.executemany(
+            "INSERT OR IGNORE INTO attempt_items (attempt_id, item_id) VALUES (?, ?)",
+            [(attempt_id, i) for i in a.item_ids],
+        )
+
+
+def get_event(conn: sqlite3.Connection, seq: int) -> StoredEvent | None:
+    row = conn.execute(f"SELECT {_EVENT_COLS} FROM events e WHERE seq = ?", (seq,)).fetchone()
+    return None if row is None else _event(row)
+
+
+def recent_events(conn: sqlite3.Connection, after_seq: int, limit: int) -> list[StoredEvent]:
+    rows = conn.execute(
+        f"SELECT {_EVENT_COLS} FROM events e WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after_seq, limit),
+    ).fetchall()
+    return [_event(r) for r in rows]
+
+
+def items_where(
+    conn: sqlite3.Connection, where: str, args: tuple[Any, ...], limit: int
+) -> list[ItemRecord]:
+    rows = conn.execute(
+        f"SELECT {_ITEM_COLS} FROM items WHERE {where} ORDER BY available_at, id LIMIT ?",
+        (*args, limit),
+    ).fetchall()
+    return [
+        ItemRecord(
+            id=r[0],
+            event_seq=r[1],
+            portal=r[2],
+            destination=r[3],
+            state=r[4],
+            attempts=r[5],
+            available_at=r[6],
+            updated_at=r[7],
+            detail=r[8],
+        )
+        for r in rows
+    ]
+
+
+def attempts_of(conn: sqlite3.Connection, item_ids: Sequence[int]) -> list[Attempt]:
+    if not item_ids:
+        return []
+    marks = ",".join("?" * len(item_ids))
+    rows = conn.execute(
+        "SELECT a.id, a.at, a.route, a.status, a.duration_ms, a.correlation_id, a.error"
+        f" FROM attempts a WHERE a.id IN (SELECT attempt_id FROM attempt_items WHERE item_id"
+        f" IN ({marks})) ORDER BY a.at",
+        tuple(item_ids),
+    ).fetchall()
+    out = []
+    for r in rows:
+        ids = tuple(
+            x[0]
+            for x in conn.execute(
+                "SELECT item_id FROM attempt_items WHERE attempt_id = ?", (r[0],)
+            ).fetchall()
+        )
+        out.append(
+            Attempt(
+                item_ids=ids,
+                at=r[1],
+                route=r[2],
+                status=r[3],
+                duration_ms=r[4],
+                correlation_id=r[5],
+                error=r[6],
+            )
+        )
+    return out
+
+
+def get_meta(conn: sqlite3.Connection, key: str) -> bytes | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def set_meta(conn: sqlite3.Connection, key: str, value: bytes) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))

@@ -1,0 +1,166 @@
+"""Logs (structlog, secrets redacted before rendering) and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import msgspec
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REDACTED = "***"
+_SENSITIVE_KEYS = frozenset(
+    {
+        "authorization",
+        "write_key",
+        "writekey",
+        "access_token",
+        "refresh_token",
+        "token",
+        "client_secret",
+        "admin_token",
+        "password",
+        "secret",
+        "webhook_secret",
+    }
+)
+
+
+class Redactor:
+    """Log processor: masks configured secret values anywhere and sensitive keys by name."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        self._secrets = tuple(sorted({s for s in secrets if s}, key=len, reverse=True))
+
+    def add(self, secret: str) -> None:
+        """Also mask a secret learned at run time (an OAuth access token)."""
+        if secret and secret not in self._secrets:
+            self._secrets = (*self._secrets, secret)
+
+    def scrub(self, value: Any) -> Any:
+        """A copy of ``value`` with every secret replaced."""
+        if isinstance(value, str):
+            for secret in self._secrets:
+                if secret in value:
+                    value = value.replace(secret, REDACTED)
+            return value
+        if isinstance(value, dict):
+            return {
+                k: REDACTED if str(k).lower() in _SENSITIVE_KEYS else self.scrub(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return [self.scrub(v) for v in value]
+        return value
+
+    def __call__(
+        self, logger: Any, method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        return self.scrub(dict(event_dict))  # type: ignore[no-any-return]
+
+
+def _json_serializer(obj: Any, **_: Any) -> str:
+    return msgspec.json.encode(obj, enc_hook=repr).decode()
+
+
+def configure_logging(
+    redactor: Redactor,
+    *,
+    fmt: str = "auto",
+    stream: TextIO | None = None,
+    level: int = logging.INFO,
+) -> None:
+    """Set up structlog once per process: JSON in production, console on a terminal."""
+    stream = stream or sys.stderr
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if fmt == "console"
+        else structlog.processors.JSONRenderer(serializer=_json_serializer)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redactor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+    # uvicorn and httpx log through the stdlib; keep their noise out and secrets masked.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger bound to a component name."""
+    return structlog.get_logger(component=name)
+
+
+class Metrics:
+    """Every metric of the process, on its own registry (tests build one per app)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.received = Counter(
+            "forwarder_received_events", "Events received at ingest.", ["source"], registry=r
+        )
+        self.accepted = Counter(
+            "forwarder_accepted_events", "Events stored durably.", ["source"], registry=r
+        )
+        self.discarded = Counter(
+            "forwarder_discarded_events",
+            "Events not stored or not delivered.",
+            ["reason", "intentional"],
+            registry=r,
+        )
+        self.requests = Counter(
+            "forwarder_ingest_requests", "Ingest requests by status.", ["status"], registry=r
+        )
+        self.latency = Histogram(
+            "forwarder_ingest_latency_seconds",
+            "Ingest request latency.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.sent = Counter(
+            "forwarder_sent_events", "Items delivered to HubSpot.", ["destination"], registry=r
+        )
+        self.errors = Counter(
+            "forwarder_errors", "Errors by stage.", ["stage", "error_type"], registry=r
+        )
+        self.requests_to_hubspot = Counter(
+            "forwarder_hubspot_requests", "Requests to HubSpot.", ["route", "status"], registry=r
+        )
+        self.queue_depth = Gauge(
+            "forwarder_queue_depth", "Ready items.", ["portal", "destination"], registry=r
+        )
+        self.queue_age = Gauge(
+            "forwarder_queue_oldest_age_seconds",
+            "Age of the oldest ready item.",
+            ["portal", "destination"],
+            registry=r,
+        )
+        self.items = Gauge(
+            "forwarder_items", "Items by state.", ["portal", "destination", "state"], registry=r
+        )
+        self.conservation_drift = Gauge(
+            "forwarder_conservation_drift",
+            "accepted - (final + pending); anything but 0 is a bug.",
+            registry=r,
+        )
+        self.paused = Gauge(
+            "forwarder_destination_paused",
+            "1 when a destination is paused (missing scopes, bad token).",
+            ["portal", "destination"],
+            registry=r,
+        )
