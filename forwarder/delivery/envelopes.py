@@ -1,0 +1,199 @@
+"""Per-portal rate envelopes: one limiter per envelope, shared by every worker of the portal.
+
+Numbers come from the tier (reference §4.1, §1.4, §3.4), then ``[portals.NAME.limits]``
+overrides, then ``safety``. Envelopes:
+
+* ``crm``: rolling 10-second window plus a daily cap that resets at midnight in the portal's
+  time zone; timeline, contacts and look-ups share it.
+* ``search``: 5 requests per second (search is exempt from the 10-second window, §4.2).
+* ``events``: custom event sends, per second, plus the monthly completions quota: paced, a
+  warning at 80 %, never past it. Event sends are exempt from the daily and 10-second limits.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import structlog
+
+from forwarder.clock import Clock
+from forwarder.config import LimitSettings, PortalSettings
+from forwarder.delivery.ratelimit import PeriodQuota, SlidingWindowLimiter
+from forwarder.hubspot.models import RateLimitHeaders
+
+Tier = Literal["free", "starter", "professional", "enterprise", "oauth"]
+
+_log = structlog.get_logger(__name__)
+
+
+class Envelope(StrEnum):
+    """A budget HubSpot enforces separately."""
+
+    CRM = "crm"
+    SEARCH = "search"
+    EVENTS = "events"
+
+
+DESTINATION_ENVELOPES: dict[str, Envelope] = {
+    "conversions": Envelope.EVENTS,
+    "timeline": Envelope.CRM,
+    "contacts": Envelope.CRM,
+    "lookups": Envelope.CRM,
+    "search": Envelope.SEARCH,
+}
+"""Which envelope each destination spends."""
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeLimits:
+    """Allowances of one portal, HubSpot's numbers (before ``safety``)."""
+
+    crm_per_10s: int
+    crm_daily: int | None
+    search_per_s: int = 5
+    events_per_s: int = 1250
+    events_monthly: int | None = 30_000_000
+
+
+TIERS: dict[str, EnvelopeLimits] = {
+    "free": EnvelopeLimits(100, 250_000),
+    "starter": EnvelopeLimits(100, 250_000),
+    "professional": EnvelopeLimits(190, 625_000),
+    "enterprise": EnvelopeLimits(190, 1_000_000),
+    "oauth": EnvelopeLimits(110, None),  # public apps: 110 per 10 s per account, no daily cap
+}
+"""Reference §4.1 (private apps by tier; publicly distributed OAuth apps)."""
+
+
+def resolve_limits(tier: str, overrides: LimitSettings) -> EnvelopeLimits:
+    """The tier's numbers with every explicit override applied (``safety`` not yet)."""
+    base = TIERS[tier]
+    return EnvelopeLimits(
+        crm_per_10s=_pick(overrides.crm_per_10s, base.crm_per_10s),
+        crm_daily=overrides.crm_daily if overrides.crm_daily is not None else base.crm_daily,
+        search_per_s=_pick(overrides.search_per_s, base.search_per_s),
+        events_per_s=_pick(overrides.events_per_s, base.events_per_s),
+        events_monthly=_pick(overrides.events_monthly, base.events_monthly),
+    )
+
+
+def _pick(override: int | None, default: int | None) -> int:
+    value = override if override is not None else default
+    if value is None:
+        raise ValueError("no default for this limit")
+    return value
+
+
+def scaled(allowance: int, safety: float) -> int:
+    """The share of ``allowance`` the forwarder allows itself (at least 1)."""
+    return max(1, math.floor(allowance * safety + 1e-9))
+
+
+class PortalEnvelopes:
+    """Every envelope of one portal; workers ``acquire`` before each request."""
+
+    def __init__(
+        self, limits: EnvelopeLimits, clock: Clock, *, safety: float = 0.9, tz: str = "UTC"
+    ) -> None:
+        """Build the limiters and quotas.
+
+        Args:
+            limits: HubSpot's allowances for the portal.
+            clock: time source (wall clock for resets, monotonic for windows).
+            safety: share of each envelope the forwarder allows itself.
+            tz: IANA zone where the portal's day (and month) begins.
+        """
+        self.limits = limits
+        self.safety = safety
+        self._clock = clock
+        zone = self._zone = ZoneInfo(tz)
+        self._limiters = {
+            Envelope.CRM: SlidingWindowLimiter(scaled(limits.crm_per_10s, safety), 10.0, clock),
+            Envelope.SEARCH: SlidingWindowLimiter(scaled(limits.search_per_s, safety), 1.0, clock),
+            Envelope.EVENTS: SlidingWindowLimiter(scaled(limits.events_per_s, safety), 1.0, clock),
+        }
+        self._quotas: dict[Envelope, PeriodQuota] = {}
+        if limits.crm_daily is not None:
+            cap = scaled(limits.crm_daily, safety)
+            self._quotas[Envelope.CRM] = PeriodQuota("crm_daily", cap, "day", zone, clock)
+        if limits.events_monthly is not None:
+            cap = scaled(limits.events_monthly, safety)
+            self._quotas[Envelope.EVENTS] = PeriodQuota(
+                "events_monthly", cap, "month", zone, clock, warn_share=0.8, pace=True
+            )
+
+    @classmethod
+    def from_portal(cls, portal: PortalSettings, clock: Clock) -> PortalEnvelopes:
+        """Envelopes from a portal's tier and ``limits`` section."""
+        limits = resolve_limits(portal.tier, portal.limits)
+        return cls(limits, clock, safety=portal.limits.safety, tz=portal.limits.daily_reset_tz)
+
+    def envelope_for(self, destination: str) -> Envelope:
+        """The envelope a destination spends (``conversions``, ``contacts``, ...)."""
+        try:
+            return DESTINATION_ENVELOPES[destination]
+        except KeyError:
+            raise ValueError(f"unknown destination {destination!r}") from None
+
+    def limiter(self, envelope: Envelope) -> SlidingWindowLimiter:
+        """The rolling-window limiter of an envelope."""
+        return self._limiters[envelope]
+
+    def quota(self, envelope: Envelope) -> PeriodQuota | None:
+        """The daily (crm) or monthly (events) quota of an envelope, if it has one."""
+        return self._quotas.get(envelope)
+
+    def delay_s(self, destination: str, inputs: int = 1) -> float:
+        """Seconds until one request with ``inputs`` inputs may go; 0 when it may go now."""
+        envelope = self.envelope_for(destination)
+        quota = self._quotas.get(envelope)
+        waits = [self._limiters[envelope].delay_s(1)]
+        if quota is not None:
+            waits.append(quota.delay_s(self._units(envelope, inputs)))
+        return max(waits)
+
+    async def acquire(self, destination: str, inputs: int = 1) -> None:
+        """Wait until one request with ``inputs`` inputs fits every budget, then spend it.
+
+        A quota that is used up makes this wait until its reset (events stay queued).
+        """
+        envelope = self.envelope_for(destination)
+        quota = self._quotas.get(envelope)
+        units = self._units(envelope, inputs)
+        if quota is not None:
+            while (wait := quota.delay_s(units)) > 0:
+                await self._clock.sleep(wait)
+        await self._limiters[envelope].acquire(1)
+        if quota is not None:
+            quota.record(units)
+
+    def observe(self, destination: str, headers: RateLimitHeaders | None) -> None:
+        """Feed one response's ``X-HubSpot-RateLimit-*`` headers to its envelope."""
+        envelope = self.envelope_for(destination)
+        if headers is None or envelope is not Envelope.CRM:
+            return  # search has no headers; event sends are exempt from the counted limits
+        limiter = self._limiters[envelope]
+        if headers.max is not None and scaled(headers.max, self.safety) < limiter.limit:
+            _log.warning("rate_envelope_lowered", envelope=envelope.value, hubspot_max=headers.max)
+            limiter.limit = scaled(headers.max, self.safety)
+        limiter.observe(headers.max, headers.remaining, headers.interval_ms)
+        quota = self._quotas.get(envelope)
+        if quota is not None and headers.daily is not None:
+            quota.observe(headers.daily, headers.daily_remaining)
+
+    def penalize(self, destination: str, seconds: float) -> None:
+        """After a 429: let nothing of this envelope through for ``seconds``."""
+        self._limiters[self.envelope_for(destination)].penalize_for(seconds)
+
+    def seconds_until_daily_reset(self) -> float:
+        """Seconds until the portal's next midnight (for 429 ``DAILY``)."""
+        return PeriodQuota.seconds_until_next("day", self._zone, self._clock.now())
+
+    @staticmethod
+    def _units(envelope: Envelope, inputs: int) -> int:
+        # The monthly quota counts completions (inputs); the daily cap counts requests.
+        return inputs if envelope is Envelope.EVENTS else 1

@@ -1,0 +1,129 @@
+"""The rolling-window limiter: never over the limit in any window, header correction, FIFO."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forwarder.clock import ManualClock
+from forwarder.delivery.ratelimit import SlidingWindowLimiter
+
+WINDOW_S = 10.0
+
+
+def busiest_window(times: list[tuple[float, int]], window_s: float) -> int:
+    """The most acquisitions in any half-open window [t, t + window_s)."""
+    return max(sum(n for u, n in times if t <= u < t + window_s - 1e-6) for t, _ in times)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    limit=st.integers(1, 20),
+    steps=st.lists(
+        st.tuples(st.floats(0, 6, allow_nan=False), st.integers(1, 5)), min_size=1, max_size=80
+    ),
+)
+def test_no_rolling_window_ever_holds_more_than_limit(
+    limit: int, steps: list[tuple[float, int]]
+) -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(limit, WINDOW_S, clock)
+    granted: list[tuple[float, int]] = []
+    for gap, wanted in steps:
+        n = min(wanted, limit)
+        clock.advance(gap)
+        while (wait := limiter.delay_s(n)) > 0:
+            clock.advance(wait)
+        limiter.record(n)
+        granted.append((clock.monotonic(), n))
+    assert busiest_window(granted, WINDOW_S) <= limit
+
+
+def test_full_allowance_at_a_window_edge_does_not_double_up() -> None:
+    """The token-bucket failure: a burst at the end of one window and another just after."""
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(10, WINDOW_S, clock)
+    clock.advance(9.9)
+    limiter.record(10)
+    clock.advance(0.2)
+    assert abs(limiter.delay_s() - 9.8) < 1e-9
+
+
+def test_header_showing_other_spenders_slows_us_down_before_429() -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(90, WINDOW_S, clock)
+    for _ in range(10):
+        limiter.record()
+    assert limiter.delay_s() == 0.0
+    limiter.observe(100, 15, 10_000)  # 85 spent, 10 of them ours: 75 by someone else
+    assert limiter.counts() == (10, 75)
+    for _ in range(5):
+        limiter.record()
+    assert limiter.delay_s() > 0.0  # 90 of 90 used although only 15 are ours
+
+
+def test_header_in_line_with_our_log_changes_nothing() -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(90, WINDOW_S, clock)
+    for _ in range(10):
+        limiter.record()
+    limiter.observe(100, 90, 10_000)
+    assert limiter.counts() == (10, 0)
+
+
+def test_header_correction_reduces_throughput() -> None:
+    async def granted_in(seconds: float, phantom_remaining: int | None) -> int:
+        clock = ManualClock()
+        limiter = SlidingWindowLimiter(50, WINDOW_S, clock)
+        if phantom_remaining is not None:
+            limiter.observe(100, phantom_remaining, 10_000)
+        count = 0
+        while clock.monotonic() < seconds:
+            wait = limiter.delay_s()
+            if wait > 0:
+                clock.advance(wait)
+                continue
+            limiter.record()
+            count += 1
+        return count
+
+    assert asyncio.run(granted_in(5.0, 70)) < asyncio.run(granted_in(5.0, None))
+
+
+def test_phantoms_expire_with_the_window() -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(10, WINDOW_S, clock)
+    limiter.observe(10, 0, 10_000)
+    assert abs(limiter.delay_s() - WINDOW_S) < 1e-9
+    clock.advance(WINDOW_S)
+    assert limiter.delay_s() == 0.0
+
+
+def test_penalize_blocks_until_the_given_time() -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(10, WINDOW_S, clock)
+    limiter.penalize(clock.monotonic() + 3.0)
+    assert limiter.delay_s() == 3.0
+    clock.advance(3.0)
+    assert limiter.delay_s() == 0.0
+
+
+async def test_concurrent_acquirers_all_pass_in_arrival_order() -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(2, 1.0, clock)
+    order: list[int] = []
+
+    async def worker(i: int) -> None:
+        await limiter.acquire()
+        order.append(i)
+
+    tasks = [asyncio.create_task(worker(i)) for i in range(7)]
+    for _ in range(50):
+        await asyncio.sleep(0)
+        clock.advance(0.25)
+        if len(order) == 7:
+            break
+    await asyncio.gather(*tasks)
+    assert order == list(range(7))
