@@ -77,13 +77,17 @@ class DailyCounter:
         self._day_start = start
         self.used = 0
 
-    def try_admit(self, now: float, reserved: int = 0) -> bool:
-        """Count one request unless the day's budget (minus ``reserved``) is spent."""
+    def spent(self, now: float) -> int:
+        """Requests counted today (a new day starts at zero)."""
         if now - self._day_start >= self.period_s:
             elapsed_days = int((now - self._day_start) // self.period_s)
             self._day_start += elapsed_days * self.period_s
             self.used = 0
-        if self.used + reserved >= self.limit:
+        return self.used
+
+    def try_admit(self, now: float, reserved: int = 0) -> bool:
+        """Count one request unless the day's budget (minus ``reserved``) is spent."""
+        if self.spent(now) + reserved >= self.limit:
             return False
         self.used += 1
         return True
@@ -159,7 +163,7 @@ class Limiter:
         daily = self.daily
         if daily is not None:
             reserved_daily = int(daily.limit * self.competing.daily_share)
-            if daily.used + reserved_daily >= daily.limit:
+            if daily.spent(now) + reserved_daily >= daily.limit:
                 window.try_admit(now, self.limit_10s)  # counts the attempt for the peak only
                 self.refused[POLICY_DAILY] += 1
                 return Refusal(POLICY_DAILY, self._headers(window, now, reserved_window))

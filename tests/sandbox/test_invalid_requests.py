@@ -153,7 +153,7 @@ async def test_duplicate_uuid_is_rejected(
     sandbox, client = sandbox_client
     first = await client.post("/events/v3/send", json=event(uuid="u-1"))
     second = await client.post("/events/v3/send", json=event(uuid="u-1"))
-    assert (204, 400) == (first.status_code, second.status_code)
+    assert (first.status_code, second.status_code) == (204, 400)
     assert second.json()["category"] == "VALIDATION_ERROR"
     assert [e.uuid for e in sandbox.received_events(EVENT)] == ["u-1"]
     assert [e.uuid for e in sandbox.duplicate_events] == ["u-1"]
