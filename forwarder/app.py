@@ -18,7 +18,7 @@ from forwarder.config import Settings
 from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
-from forwarder.ingest.routes import IngestService, ingest_router
+from forwarder.ingest.routes import IngestService, ingest_router, preflight_middleware
 from forwarder.pipeline.accept import Accepter
 from forwarder.storage import create_storage
 from forwarder.storage.base import Storage
@@ -126,6 +126,7 @@ def create_app(
         lifespan=[lifespan],
         state=_state(settings=settings, storage=storage, metrics=metric_set, ingest=ingest),
         exception_handlers={HTTPException: _http_error},
+        middleware=[preflight_middleware],
         request_max_body_size=settings.server.max_request_bytes * 2,
         openapi_config=OpenAPIConfig(title="hubspot-forwarder", version=__version__),
         debug=False,

@@ -6,7 +6,15 @@ import time
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, Router, post, route
+from litestar import Request, Response, Router, post
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    Receive,
+    Scope,
+    Send,
+)
 
 from forwarder.config import Settings
 from forwarder.errors import ForwarderError, ShuttingDownError
@@ -102,23 +110,17 @@ class IngestService:
             )
         return Response(content, status_code=status, media_type=_JSON, headers=extra)
 
-    def preflight(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    def preflight_headers(self, origin: str | None) -> list[tuple[bytes, bytes]] | None:
         """CORS preflight: allowed when the origin is on some browser source's allow-list."""
-        origin = request.headers.get("origin")
-        if not self._resolver.preflight_allowed(origin):
-            return Response(b"", status_code=403)
-        assert origin is not None
-        return Response(
-            b"",
-            status_code=204,
-            headers={
-                "Access-Control-Allow-Origin": origin,
-                "Access-Control-Allow-Methods": "POST, OPTIONS",
-                "Access-Control-Allow-Headers": "Content-Type, Authorization, Content-Encoding",
-                "Access-Control-Max-Age": "86400",
-                "Vary": "Origin",
-            },
-        )
+        if origin is None or not self._resolver.preflight_allowed(origin):
+            return None
+        return [
+            (b"access-control-allow-origin", origin.encode("latin-1")),
+            (b"access-control-allow-methods", b"POST, OPTIONS"),
+            (b"access-control-allow-headers", b"Content-Type, Authorization, Content-Encoding"),
+            (b"access-control-max-age", b"86400"),
+            (b"vary", b"Origin"),
+        ]
 
 
 def _service(request: Request[Any, Any, Any]) -> IngestService:
@@ -138,10 +140,30 @@ def _handler(call_type: str | None, paths: list[str]) -> Any:
     return post(paths, status_code=200, tags=["ingest"], name=f"ingest_{name}")(ingest)
 
 
-@route(["/v1/{call:str}"], http_method=["OPTIONS"], include_in_schema=False)
-async def preflight(request: Request[Any, Any, Any], call: str) -> Response[bytes]:
-    """CORS preflight for browser sources."""
-    return _service(request).preflight(request)
+def preflight_middleware(app: ASGIApp) -> ASGIApp:
+    """Answer CORS preflights for ``/v1/*`` before routing (Litestar's own OPTIONS has no CORS)."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("method") != "OPTIONS" or not scope["path"].startswith("/v1/"):
+            await app(scope, receive, send)
+            return
+        origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
+        service: IngestService = scope["litestar_app"].state.ingest
+        headers = service.preflight_headers(origin)
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": 403 if headers is None else 204,
+            "headers": headers or [],
+        }
+        body: HTTPResponseBodyEvent = {
+            "type": "http.response.body",
+            "body": b"",
+            "more_body": False,
+        }
+        await send(start)
+        await send(body)
+
+    return middleware
 
 
 @post("/v1/m", status_code=200, include_in_schema=False)
@@ -152,8 +174,8 @@ async def client_metrics() -> Response[bytes]:
 
 def ingest_router() -> Router:
     """Every ingest route."""
-    handlers: list[Any] = [
-        _handler(call, [f"/v1/{call}", f"/v1/{short}"]) for call, short in CALLS.items()
-    ]
-    handlers += [_handler(None, ["/v1/batch", "/v1/import"]), preflight, client_metrics]
+    paths = {call: [f"/v1/{call}", f"/v1/{short}"] for call, short in CALLS.items()}
+    handlers: list[Any] = [_handler(call, p) for call, p in paths.items()]
+    handlers.append(_handler(None, ["/v1/batch", "/v1/import"]))
+    handlers.append(client_metrics)
     return Router(path="/", route_handlers=handlers)

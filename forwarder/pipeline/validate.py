@@ -13,11 +13,12 @@ from forwarder.events.messages import Message, Rejected
 
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 _CONTAINERS = ("context", "integrations")
+_TOO_DEEP = "body is not valid JSON: nested too deeply"
 
 
 class _RawBatch(msgspec.Struct, rename="camel"):
     batch: list[msgspec.Raw]
-    sent_at: msgspec.Raw | None = None
+    sent_at: str | None = None
     context: dict[str, Any] | None = None
     integrations: dict[str, Any] | None = None
     write_key: str | None = None
@@ -83,20 +84,25 @@ class Validator:
             raise MalformedRequestError(f"{reason} at {path}", field=path) from exc
         except msgspec.DecodeError as exc:
             raise MalformedRequestError(f"body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise MalformedRequestError(_TOO_DEEP) from exc
         if len(raw.batch) > self._max_events:
             raise PayloadTooLargeError(
                 f"batch has {len(raw.batch)} events; the limit is {self._max_events}",
                 field="server.max_batch_events",
             )
-        shared = {"context": raw.context or {}, "integrations": raw.integrations or {}}
+        shared: dict[str, Any] = {
+            "context": raw.context or {},
+            "integrations": raw.integrations or {},
+        }
         if raw.sent_at is not None:
-            shared["sentAt"] = self._any.decode(raw.sent_at)
+            shared["sentAt"] = raw.sent_at
         items: list[tuple[int, dict[str, Any] | str, int]] = []
         for i, event in enumerate(raw.batch):
             try:
                 obj = self._any.decode(event)
-            except msgspec.DecodeError as exc:  # pragma: no cover - the batch decode checked it
-                items.append((i, f"not valid JSON: {exc}", len(event)))
+            except (msgspec.DecodeError, RecursionError) as exc:
+                items.append((i, f"not valid JSON: {exc or _TOO_DEEP}", len(event)))
                 continue
             items.append((i, obj if isinstance(obj, dict) else "Expected `object`", len(event)))
         valid, rejected = self._validate_all(items, shared)
@@ -107,6 +113,8 @@ class Validator:
             data = self._any.decode(body)
         except msgspec.DecodeError as exc:
             raise MalformedRequestError(f"body is not valid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise MalformedRequestError(_TOO_DEEP) from exc
         if not isinstance(data, dict):
             raise MalformedRequestError(f"body must be a JSON object, got {type(data).__name__}")
         return data

@@ -55,6 +55,16 @@ def _translate(exc: sqlite3.Error) -> StorageUnavailableError:
     return StorageUnavailableError(f"storage failed: {text}", retry_after_s=5.0)
 
 
+def _deliver(jobs: list[tuple[_Pending, bool, Any]]) -> None:
+    for job, ok, value in jobs:
+        if job.future.done():
+            continue
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value)
+
+
 class SqliteStorage(Storage):
     """The default backend: ``sqlite:///path/to/forwarder.db``."""
 
@@ -66,7 +76,6 @@ class SqliteStorage(Storage):
         self._commit_interval_s = commit_interval_ms / 1000.0
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._pending = 0
 
     # -- the writer thread ----------------------------------------------------------------
@@ -138,18 +147,14 @@ class SqliteStorage(Storage):
                 conn.execute("ROLLBACK")
             return False, exc
 
-    def _resolve(self, group: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
-        def deliver() -> None:
-            for job, (ok, value) in zip(group, outcomes, strict=True):
-                if job.future.done():
-                    continue
-                if ok:
-                    job.future.set_result(value)
-                else:
-                    job.future.set_exception(value)
-
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(deliver)
+    @staticmethod
+    def _resolve(group: list[_Pending], outcomes: list[tuple[bool, Any]]) -> None:
+        # Callers may live on different event loops (tests, embedded use): one callback each.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Pending, bool, Any]]] = {}
+        for job, (ok, value) in zip(group, outcomes, strict=True):
+            by_loop.setdefault(job.future.get_loop(), []).append((job, ok, value))
+        for loop, jobs in by_loop.items():
+            loop.call_soon_threadsafe(_deliver, jobs)
 
     async def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None or not self._thread.is_alive():
@@ -160,7 +165,6 @@ class SqliteStorage(Storage):
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
-        self._loop = asyncio.get_running_loop()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         ready = threading.Event()
         failure: list[BaseException] = []

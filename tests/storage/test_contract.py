@@ -1,0 +1,223 @@
+"""The storage contract, run against every backend (a real SQLite file; Redis joins later)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from forwarder.storage.base import Accepted, Duplicate, NewEvent, Storage
+from forwarder.storage.sqlite import SqliteStorage
+
+NOW = 1_800_000_000.0
+WINDOW = 3600.0
+
+Factory = Callable[[], Storage]
+
+
+def sqlite_factory(tmp_path: Path) -> Factory:
+    return lambda: SqliteStorage(tmp_path / "contract.db")
+
+
+BACKENDS = {"sqlite": sqlite_factory}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+async def storage(factory: Factory) -> AsyncIterator[Storage]:
+    backend = factory()
+    await backend.open()
+    yield backend
+    await backend.close()
+
+
+def event(
+    message_id: str, *, portal: str = "main", destinations: tuple[str, ...] = ("conversions",)
+) -> NewEvent:
+    return NewEvent(
+        portal=portal,
+        message_id=message_id,
+        source="backend",
+        type="track",
+        name="Order Completed",
+        received_at=NOW,
+        payload=b'{"messageId":"%s"}' % message_id.encode(),
+        destinations=destinations,
+    )
+
+
+async def test_appended_events_are_accepted_in_order(storage: Storage) -> None:
+    results = await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
+    assert all(isinstance(r, Accepted) for r in results)
+    assert [e.message_id for e in await storage.recent_events()] == ["a", "b"]
+    assert await storage.pending_count() == 2
+
+
+async def test_repeated_message_id_within_window_is_a_duplicate(storage: Storage) -> None:
+    [first] = await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    results = await storage.append([event("a"), event("a")], now=NOW + 10, dedup_window_s=WINDOW)
+    assert isinstance(first, Accepted)
+    assert results == [Duplicate(seq=first.seq), Duplicate(seq=first.seq)]
+    assert len(await storage.recent_events()) == 1
+
+
+async def test_same_message_id_in_one_call_is_stored_once(storage: Storage) -> None:
+    results = await storage.append([event("a"), event("a")], now=NOW, dedup_window_s=WINDOW)
+    assert isinstance(results[0], Accepted)
+    assert isinstance(results[1], Duplicate)
+
+
+async def test_message_id_after_the_window_is_accepted_again(storage: Storage) -> None:
+    await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    [again] = await storage.append([event("a")], now=NOW + WINDOW + 1, dedup_window_s=WINDOW)
+    assert isinstance(again, Accepted)
+
+
+async def test_dedup_is_per_portal(storage: Storage) -> None:
+    results = await storage.append(
+        [event("a"), event("a", portal="other")], now=NOW, dedup_window_s=WINDOW
+    )
+    assert all(isinstance(r, Accepted) for r in results)
+
+
+async def test_events_survive_close_and_reopen(factory: Factory) -> None:
+    first = factory()
+    await first.open()
+    await first.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
+    await first.close()
+    second = factory()
+    await second.open()
+    assert [e.message_id for e in await second.recent_events()] == ["a", "b"]
+    assert await second.pending_count() == 2
+    [dup] = await second.append([event("a")], now=NOW + 1, dedup_window_s=WINDOW)
+    assert isinstance(dup, Duplicate)
+    await second.close()
+
+
+async def test_lease_takes_ready_items_oldest_first_and_hides_them(storage: Storage) -> None:
+    await storage.append([event(str(i)) for i in range(5)], now=NOW, dedup_window_s=WINDOW)
+    leased = await storage.lease("main", "conversions", limit=3, now=NOW, lease_s=30)
+    assert [i.event.message_id for i in leased] == ["0", "1", "2"]
+    rest = await storage.lease("main", "conversions", limit=10, now=NOW, lease_s=30)
+    assert [i.event.message_id for i in rest] == ["3", "4"]
+    assert await storage.lease("main", "conversions", limit=10, now=NOW, lease_s=30) == []
+
+
+async def test_expired_lease_is_taken_again(storage: Storage) -> None:
+    await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    [first] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
+    [again] = await storage.lease("main", "conversions", limit=1, now=NOW + 31, lease_s=30)
+    assert again.id == first.id
+
+
+async def test_finished_items_leave_the_backlog_once(storage: Storage) -> None:
+    await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
+    items = await storage.lease("main", "conversions", limit=2, now=NOW, lease_s=30)
+    ids = [i.id for i in items]
+    await storage.finish(ids, "delivered", now=NOW + 1)
+    await storage.finish(ids, "dead", now=NOW + 2)  # idempotent: the first final state stays
+    assert await storage.pending_count() == 0
+    assert await storage.counts() == {("main", "conversions", "delivered"): 2}
+
+
+async def test_retry_makes_items_due_later_and_counts_the_attempt(storage: Storage) -> None:
+    await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
+    await storage.retry([item.id], available_at=NOW + 60, now=NOW, detail="503")
+    assert await storage.lease("main", "conversions", limit=1, now=NOW + 59, lease_s=30) == []
+    [again] = await storage.lease("main", "conversions", limit=1, now=NOW + 60, lease_s=30)
+    assert again.attempts == 1
+    assert await storage.ready_at("main", "conversions") == NOW + 90
+
+
+async def test_held_items_wait_for_release(storage: Storage) -> None:
+    await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
+    await storage.hold([item.id], until=NOW + 1000, now=NOW, detail="no identity")
+    assert await storage.lease("main", "conversions", limit=1, now=NOW + 2000, lease_s=30) == []
+    [held] = await storage.items_in_state("held")
+    assert held.detail == "no identity"
+    await storage.release_held([item.id], now=NOW + 5)
+    [released] = await storage.lease("main", "conversions", limit=1, now=NOW + 5, lease_s=30)
+    assert released.id == item.id
+    assert await storage.pending_count() == 1
+
+
+async def test_queues_are_separate_per_portal_and_destination(storage: Storage) -> None:
+    await storage.append(
+        [event("a", destinations=("conversions", "timeline")), event("b", portal="other")],
+        now=NOW,
+        dedup_window_s=WINDOW,
+    )
+    timeline = await storage.lease("main", "timeline", limit=10, now=NOW, lease_s=30)
+    assert [i.event.message_id for i in timeline] == ["a"]
+    other = await storage.lease("other", "conversions", limit=10, now=NOW, lease_s=30)
+    assert [i.event.message_id for i in other] == ["b"]
+    assert await storage.queue_depth("main", "conversions", now=NOW + 5) == (1, 5.0)
+
+
+async def test_dropped_destinations_are_final_at_once(storage: Storage) -> None:
+    dropped = NewEvent(
+        portal="main",
+        message_id="d",
+        source="s",
+        type="track",
+        name="x",
+        received_at=NOW,
+        payload=b"{}",
+        dropped=(("conversions", "no mapping"),),
+    )
+    await storage.append([dropped], now=NOW, dedup_window_s=WINDOW)
+    assert await storage.pending_count() == 0
+    assert await storage.counts() == {("main", "conversions", "dropped"): 1}
+
+
+async def test_attempts_are_kept_per_item(storage: Storage) -> None:
+    from forwarder.storage.base import Attempt
+
+    await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
+    items = await storage.lease("main", "conversions", limit=2, now=NOW, lease_s=30)
+    attempt = Attempt(
+        item_ids=tuple(i.id for i in items),
+        at=NOW,
+        route="/events/v3/send/batch",
+        status=503,
+        duration_ms=12.5,
+        correlation_id="c-1",
+        error="unavailable",
+    )
+    await storage.record_attempts([attempt])
+    assert await storage.attempts_of([items[1].id]) == [attempt]
+
+
+async def test_meta_values_persist(storage: Storage) -> None:
+    assert await storage.get_meta("k") is None
+    await storage.set_meta("k", b"v1")
+    await storage.set_meta("k", b"v2")
+    assert await storage.get_meta("k") == b"v2"
+
+
+async def test_purge_forgets_old_dedup_keys_and_finished_events(storage: Storage) -> None:
+    await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
+    [item, _] = await storage.lease("main", "conversions", limit=2, now=NOW, lease_s=30)
+    await storage.finish([item.id], "delivered", now=NOW)
+    await storage.purge(dedup_before=NOW + 1, events_before=NOW + 1)
+    assert [e.message_id for e in await storage.recent_events()] == ["b"]
+    [again] = await storage.append([event("a")], now=NOW + 2, dedup_window_s=WINDOW)
+    assert isinstance(again, Accepted)
+
+
+async def test_concurrent_appends_are_all_durable(storage: Storage) -> None:
+    import asyncio
+
+    batches = [[event(f"{b}-{i}") for i in range(20)] for b in range(50)]
+    await asyncio.gather(
+        *(storage.append(batch, now=NOW, dedup_window_s=WINDOW) for batch in batches)
+    )
+    assert len(await storage.recent_events(limit=5000)) == 1000
+    assert await storage.pending_count() == 1000

@@ -1,0 +1,134 @@
+"""Configuration: TOML, env overrides, ${VAR} interpolation and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from forwarder.config import Secret, load_settings
+from forwarder.errors import ConfigError
+
+BASE = """
+[server]
+port = 9000
+admin_token = "${ADMIN}"
+
+[[sources]]
+name = "backend"
+write_key = "${KEY}"
+portal = "main"
+
+[portals.main]
+portal_id = 42
+access_token = "${TOKEN}"
+base_url = "https://api.hubapi.com"
+"""
+ENV = {"ADMIN": "admin-secret", "KEY": "write-key-123", "TOKEN": "pat-na1-xyz"}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "f.toml"
+    path.write_text(text)
+    return path
+
+
+def test_zero_config_listens_on_loopback_with_sqlite_and_the_sandbox() -> None:
+    settings = load_settings(None, env={})
+    assert (settings.server.host, settings.server.port) == ("127.0.0.1", 8080)
+    assert settings.storage.url == "sqlite:///./forwarder.db"
+    assert settings.sandbox_mode
+    assert [p.base_url for p in settings.portals.values()] == ["sandbox"]
+    assert settings.sources[0].write_key.reveal().startswith("dev_")
+
+
+def test_file_values_and_interpolated_secrets_are_loaded(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, BASE), env=ENV)
+    assert settings.server.port == 9000
+    assert settings.sources[0].write_key == Secret("write-key-123")
+    assert settings.portals["main"].access_token == Secret("pat-na1-xyz")
+    assert not settings.sandbox_mode
+
+
+def test_env_vars_override_file_values(tmp_path: Path) -> None:
+    env = {
+        **ENV,
+        "FORWARDER_SERVER_PORT": "9100",
+        "FORWARDER_STORAGE_URL": "sqlite:////tmp/x.db",
+        "FORWARDER_DEDUP_WINDOW_S": "60",
+        "FORWARDER_PORTALS_MAIN_PORTAL_ID": "77",
+    }
+    settings = load_settings(write(tmp_path, BASE), env=env)
+    assert settings.server.port == 9100
+    assert settings.storage.url == "sqlite:////tmp/x.db"
+    assert settings.dedup.window_s == 60
+    assert settings.portals["main"].portal_id == 77
+
+
+def test_config_path_comes_from_forwarder_config_env(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE)
+    settings = load_settings(None, env={**ENV, "FORWARDER_CONFIG": str(path)})
+    assert settings.server.port == 9000
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "key", "problem"),
+    [
+        (BASE, {"KEY": "write-key-123", "TOKEN": "t"}, "server.admin_token", "ADMIN is not set"),
+        (BASE.replace("port = 9000", 'port = "x"'), ENV, "server.port", "Expected `int`"),
+        (BASE + "\n[bogus]\n", ENV, "(root)", "unknown field `bogus`"),
+        (
+            BASE.replace('portal = "main"', 'portal = "nope"'),
+            ENV,
+            "sources[0].portal",
+            "no [portals.nope]",
+        ),
+        (BASE.replace('"${KEY}"', '"short"'), ENV, "sources[0].write_key", "at least 8"),
+        (
+            BASE.replace('base_url = "https://api.hubapi.com"', 'base_url = "ftp://x"'),
+            ENV,
+            "portals.main.base_url",
+            "http(s) URL",
+        ),
+        (
+            BASE.replace('access_token = "${TOKEN}"', ""),
+            ENV,
+            "portals.main.access_token",
+            "needs a token",
+        ),
+        (
+            BASE.replace('portal = "main"', 'portal = "main"\nkind = "browser"'),
+            ENV,
+            "sources[0].allowed_origins",
+            "needs allowed origins",
+        ),
+        ("[server\n", ENV, "--config", "not valid TOML"),
+    ],
+)
+def test_invalid_config_names_the_key_and_the_problem(
+    tmp_path: Path, text: str, env: dict[str, str], key: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), env=env)
+    assert info.value.key == key
+    assert problem in info.value.problem
+
+
+def test_missing_config_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml", env={})
+
+
+def test_secret_never_shows_its_value() -> None:
+    secret = Secret("pat-na1-very-secret")
+    assert "very-secret" not in repr(secret)
+    assert "very-secret" not in str(secret)
+    assert "very-secret" not in f"{secret}"
+    assert secret.reveal() == "pat-na1-very-secret"
+
+
+def test_config_error_does_not_echo_secret_values(tmp_path: Path) -> None:
+    text = BASE.replace("port = 9000", 'port = "${KEY}"')
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), env=ENV)
+    assert "write-key-123" not in str(info.value)
