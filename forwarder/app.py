@@ -7,19 +7,24 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.exceptions import HTTPException
+from litestar.handlers import asgi
 from litestar.openapi import OpenAPIConfig
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from forwarder import __version__
 from forwarder.clock import Clock, SystemClock
-from forwarder.config import Settings
+from forwarder.config import Settings, portal_uses_sandbox
+from forwarder.delivery.engine import Engine
 from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
 from forwarder.ingest.routes import IngestService, ingest_router, preflight_middleware
 from forwarder.pipeline.accept import Accepter
+from forwarder.sandbox import ALL_SCOPES, DEFAULT_TOKEN, SandboxConfig, create_sandbox_app
 from forwarder.storage import create_storage
 from forwarder.storage.base import Storage
 from forwarder.telemetry import Metrics, get_logger
@@ -41,8 +46,19 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
     try:
         await asyncio.wait_for(storage.check_writable(), timeout=2.0)
     except (ServiceUnavailableError, TimeoutError) as exc:
-        body = {"status": "unavailable", "reason": str(exc) or "storage did not answer"}
-        return Response(_encode(body), status_code=503, media_type=MediaType.JSON)
+        down = {"status": "unavailable", "reason": str(exc) or "storage did not answer"}
+        return Response(_encode(down), status_code=503, media_type=MediaType.JSON)
+    # A paused destination (missing scopes, bad token) does not stop ingest: events stay
+    # queued, so the replica stays ready and says what needs the operator.
+    paused = request.app.state.engine.paused()
+    if paused:
+        body: dict[str, Any] = {
+            "status": "degraded",
+            "paused": [
+                {"portal": p, "destination": d, "reason": r} for (p, d), r in paused.items()
+            ],
+        }
+        return Response(_encode(body), media_type=MediaType.JSON)
     return Response(_encode({"status": "ready"}), media_type=MediaType.JSON)
 
 
@@ -63,18 +79,21 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 class Runtime:
     """The long-lived parts, started and stopped by the app's lifespan."""
 
-    def __init__(self, settings: Settings, storage: Storage, clock: Clock) -> None:
+    def __init__(self, settings: Settings, storage: Storage, clock: Clock, engine: Engine) -> None:
         self.settings = settings
         self.storage = storage
         self.clock = clock
+        self.engine = engine
         self.log = get_logger("app")
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self.storage.open()
+        await self.engine.start()
         self._tasks.append(asyncio.create_task(self._purge_loop(), name="purge"))
 
     async def stop(self) -> None:
+        await self.engine.stop(self.settings.server.shutdown_deadline_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -106,11 +125,16 @@ def create_app(
     clock = clock or SystemClock()
     storage = storage or create_storage(settings.storage)
     metric_set = Metrics()
-    runtime = Runtime(settings, storage, clock)
+    sandboxes = sandboxes_for(settings)
+    transports: dict[str, httpx.AsyncBaseTransport] = {
+        name: httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar's narrower ASGI types
+        for name, app in sandboxes.items()
+    }
+    engine = Engine(settings, storage, clock, metric_set, transports, DEFAULT_TOKEN)
+    runtime = Runtime(settings, storage, clock, engine)
     resolver = SourceResolver(settings.sources, settings.server, clock)
-    ingest = IngestService(
-        settings, resolver, Accepter(settings, storage, metric_set, clock), metric_set
-    )
+    accepter = Accepter(settings, storage, metric_set, clock, on_accepted=engine.notify)
+    ingest = IngestService(settings, resolver, accepter, metric_set)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -122,15 +146,65 @@ def create_app(
             await runtime.stop()
 
     return Litestar(
-        route_handlers=[ingest_router(), healthz, readyz, metrics],
+        route_handlers=[
+            ingest_router(),
+            healthz,
+            readyz,
+            metrics,
+            *sandbox_mounts(sandboxes),
+        ],
         lifespan=[lifespan],
-        state=_state(settings=settings, storage=storage, metrics=metric_set, ingest=ingest),
+        state=_state(
+            settings=settings,
+            storage=storage,
+            metrics=metric_set,
+            ingest=ingest,
+            engine=engine,
+            sandboxes=sandboxes,
+        ),
         exception_handlers={HTTPException: _http_error},
         middleware=[preflight_middleware],
         request_max_body_size=settings.server.max_request_bytes * 2,
         openapi_config=OpenAPIConfig(title="hubspot-forwarder", version=__version__),
         debug=False,
     )
+
+
+def sandboxes_for(settings: Settings) -> dict[str, Litestar]:
+    """One in-process HubSpot simulator per portal whose ``base_url`` is ``sandbox``."""
+    sandboxes: dict[str, Litestar] = {}
+    for name, portal in settings.portals.items():
+        if not portal_uses_sandbox(portal):
+            continue
+        tokens = {DEFAULT_TOKEN: ALL_SCOPES}
+        if portal.access_token is not None:
+            tokens[portal.access_token.reveal()] = ALL_SCOPES
+        oauth: dict[str, Any] = {}
+        if portal.refresh_token is not None and portal.client_secret is not None:
+            oauth = {
+                "client_id": portal.client_id or "",
+                "client_secret": portal.client_secret.reveal(),
+                "refresh_token": portal.refresh_token.reveal(),
+            }
+        config = SandboxConfig(portal_id=portal.portal_id, tier=portal.tier, tokens=tokens, **oauth)
+        sandboxes[name] = create_sandbox_app(config)
+    return sandboxes
+
+
+def _mount(path: str, app: ASGIApp) -> Any:
+    @asgi(path, is_mount=True, copy_scope=True, name=f"mount:{path}")
+    async def mounted(scope: Scope, receive: Receive, send: Send) -> None:
+        await app(scope, receive, send)
+
+    return mounted
+
+
+def sandbox_mounts(sandboxes: dict[str, Litestar]) -> list[Any]:
+    """``/sandbox/{portal}`` for each simulator, and ``/sandbox`` for the first."""
+    mounts = [_mount(f"/sandbox/{name}", app) for name, app in sandboxes.items()]
+    if sandboxes:
+        mounts.append(_mount("/sandbox", next(iter(sandboxes.values()))))
+    return mounts
 
 
 def _state(**values: Any) -> Any:

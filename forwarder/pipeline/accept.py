@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -25,9 +26,16 @@ class Accepter:
     """The ingest pipeline after validation, configured once."""
 
     def __init__(
-        self, settings: Settings, storage: Storage, metrics: Metrics, clock: Clock
+        self,
+        settings: Settings,
+        storage: Storage,
+        metrics: Metrics,
+        clock: Clock,
+        *,
+        on_accepted: Callable[[str, tuple[str, ...]], None] | None = None,
     ) -> None:
         self._storage = storage
+        self._on_accepted = on_accepted
         self._metrics = metrics
         self._clock = clock
         self._router = Router(settings.portals)
@@ -85,6 +93,9 @@ class Accepter:
             )
         results = await self._storage.append(events, now=now, dedup_window_s=self._window_s)
         accepted = sum(isinstance(r, Accepted) for r in results)
+        if accepted and self._on_accepted is not None:
+            queues = {d for e in events for d in e.destinations}
+            self._on_accepted(source.portal, tuple(sorted(queues)))
         duplicates = len(results) - accepted
         self._metrics.accepted.labels(source.name).inc(accepted)
         if duplicates:

@@ -168,6 +168,13 @@ class Storage(ABC):
         """Put leased items back, due at ``available_at``; counts an attempt."""
 
     @abstractmethod
+    async def requeue(self, ids: Sequence[int], *, state: FinalState, now: float) -> int:
+        """Items in final ``state`` (dead letters) back to pending, due now; how many moved.
+
+        Safe because every request carries an id derived from the messageId.
+        """
+
+    @abstractmethod
     async def hold(
         self, ids: Sequence[int], *, until: float, now: float, detail: str | None = None
     ) -> None:
@@ -187,7 +194,11 @@ class Storage(ABC):
 
     @abstractmethod
     async def counts(self) -> dict[tuple[str, str, str], int]:
-        """Items per ``(portal, destination, state)``, for the conservation check."""
+        """Items per ``(portal, destination, state)``, plus ``accepted`` per queue.
+
+        Final states and ``accepted`` are running totals that survive purges, so
+        ``accepted == sum(final) + sum(open)`` always holds unless an item was lost.
+        """
 
     @abstractmethod
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:

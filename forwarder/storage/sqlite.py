@@ -175,6 +175,7 @@ class SqliteStorage(Storage):
         await asyncio.to_thread(ready.wait)
         if failure:
             raise failure[0]
+        await self._submit(sql.release_leases)
         self._pending = await self._submit(sql.count_open)
 
     async def close(self) -> None:
@@ -220,6 +221,11 @@ class SqliteStorage(Storage):
         self, ids: Sequence[int], *, available_at: float, now: float, detail: str | None = None
     ) -> None:
         await self._submit(lambda c: sql.retry(c, ids, available_at, now, detail))
+
+    async def requeue(self, ids: Sequence[int], *, state: FinalState, now: float) -> int:
+        moved = await self._submit(lambda c: sql.requeue(c, ids, state, now))
+        self._pending += moved
+        return moved
 
     async def hold(
         self, ids: Sequence[int], *, until: float, now: float, detail: str | None = None

@@ -48,7 +48,24 @@ CREATE TABLE IF NOT EXISTS attempt_items (
     attempt_id INTEGER NOT NULL, item_id INTEGER NOT NULL, PRIMARY KEY (item_id, attempt_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS attempt_items_attempt ON attempt_items (attempt_id);
+CREATE TABLE IF NOT EXISTS tallies (
+    portal TEXT NOT NULL, destination TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (portal, destination, state)
+) WITHOUT ROWID;
 """
+_TALLY = (
+    "INSERT INTO tallies (portal, destination, state, n) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (portal, destination, state) DO UPDATE SET n = n + excluded.n"
+)
+
+
+def _tally(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str, int]]) -> None:
+    merged: dict[tuple[str, str, str], int] = {}
+    for portal, destination, state, n in rows:
+        merged[(portal, destination, state)] = merged.get((portal, destination, state), 0) + n
+    if merged:
+        conn.executemany(_TALLY, [(*k, n) for k, n in merged.items()])
+
 
 _OPEN = "('pending', 'leased', 'held')"
 _EVENT_COLS = (
@@ -75,6 +92,11 @@ def count_open(conn: sqlite3.Connection) -> int:
     return int(conn.execute(f"SELECT count(*) FROM items WHERE state IN {_OPEN}").fetchone()[0])
 
 
+def release_leases(conn: sqlite3.Connection) -> None:
+    """At start of the only process using the file: leases of a crashed run are void."""
+    conn.execute("UPDATE items SET state = 'pending' WHERE state = 'leased'")
+
+
 def touch(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('ready_probe', x'00')")
 
@@ -85,6 +107,7 @@ def append(
     """Dedup and insert; returns the results and how many open items were created."""
     results: list[AppendResult] = []
     opened = 0
+    tallies: list[tuple[str, str, str, int]] = []
     for ev in events:
         window = window_s if ev.dedup_window_s is None else ev.dedup_window_s
         seen = conn.execute(
@@ -125,8 +148,11 @@ def append(
                 rows,
             )
         opened += len(ev.destinations)
+        tallies += [(ev.portal, d, "accepted", 1) for d in ev.destinations]
+        tallies += [(ev.portal, d, s, 1) for d, _ in ev.dropped for s in ("accepted", "dropped")]
         assert seq is not None
         results.append(Accepted(seq=seq))
+    _tally(conn, tallies)
     return results, opened
 
 
@@ -184,14 +210,32 @@ def finish(
     conn: sqlite3.Connection, ids: Sequence[int], state: str, now: float, detail: str | None
 ) -> int:
     """Returns how many items left an open state."""
-    closed = 0
+    tallies = []
     for item_id in ids:
-        closed += conn.execute(
+        row = conn.execute(
             f"UPDATE items SET state = ?, updated_at = ?, detail = ? WHERE id = ?"
-            f" AND state IN {_OPEN}",
+            f" AND state IN {_OPEN} RETURNING portal, destination",
             (state, now, detail, item_id),
-        ).rowcount
-    return closed
+        ).fetchone()
+        if row is not None:
+            tallies.append((row[0], row[1], state, 1))
+    _tally(conn, tallies)
+    return len(tallies)
+
+
+def requeue(conn: sqlite3.Connection, ids: Sequence[int], state: str, now: float) -> int:
+    """Final items (dead letters) back to pending; returns how many moved."""
+    tallies = []
+    for item_id in ids:
+        row = conn.execute(
+            "UPDATE items SET state = 'pending', attempts = 0, available_at = ?, updated_at = ?,"
+            " detail = 'replayed' WHERE id = ? AND state = ? RETURNING portal, destination",
+            (now, now, item_id, state),
+        ).fetchone()
+        if row is not None:
+            tallies.append((row[0], row[1], state, -1))
+    _tally(conn, tallies)
+    return len(tallies)
 
 
 def retry(
@@ -245,8 +289,13 @@ def queue_depth(
 
 
 def counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str], int]:
+    """Open items counted from the rows; accepted and final states from the tallies."""
     rows = conn.execute(
-        "SELECT portal, destination, state, count(*) FROM items GROUP BY 1, 2, 3"
+        f"SELECT portal, destination, state, count(*) FROM items WHERE state IN {_OPEN}"
+        " GROUP BY 1, 2, 3"
+    ).fetchall()
+    rows += conn.execute(
+        "SELECT portal, destination, state, n FROM tallies WHERE n != 0"
     ).fetchall()
     return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
 

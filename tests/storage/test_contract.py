@@ -122,7 +122,10 @@ async def test_finished_items_leave_the_backlog_once(storage: Storage) -> None:
     await storage.finish(ids, "delivered", now=NOW + 1)
     await storage.finish(ids, "dead", now=NOW + 2)  # idempotent: the first final state stays
     assert await storage.pending_count() == 0
-    assert await storage.counts() == {("main", "conversions", "delivered"): 2}
+    assert await storage.counts() == {
+        ("main", "conversions", "accepted"): 2,
+        ("main", "conversions", "delivered"): 2,
+    }
 
 
 async def test_retry_makes_items_due_later_and_counts_the_attempt(storage: Storage) -> None:
@@ -174,7 +177,10 @@ async def test_dropped_destinations_are_final_at_once(storage: Storage) -> None:
     )
     await storage.append([dropped], now=NOW, dedup_window_s=WINDOW)
     assert await storage.pending_count() == 0
-    assert await storage.counts() == {("main", "conversions", "dropped"): 1}
+    assert await storage.counts() == {
+        ("main", "conversions", "accepted"): 1,
+        ("main", "conversions", "dropped"): 1,
+    }
 
 
 async def test_attempts_are_kept_per_item(storage: Storage) -> None:
@@ -221,3 +227,30 @@ async def test_concurrent_appends_are_all_durable(storage: Storage) -> None:
     )
     assert len(await storage.recent_events(limit=5000)) == 1000
     assert await storage.pending_count() == 1000
+
+
+async def test_counts_conserve_across_purges(storage: Storage) -> None:
+    await storage.append([event(str(i)) for i in range(4)], now=NOW, dedup_window_s=WINDOW)
+    items = await storage.lease("main", "conversions", limit=3, now=NOW, lease_s=30)
+    await storage.finish([items[0].id], "delivered", now=NOW)
+    await storage.finish([items[1].id], "dead", now=NOW)
+    await storage.purge(dedup_before=NOW + 1, events_before=NOW + 1)
+    counts = await storage.counts()
+    assert counts[("main", "conversions", "accepted")] == 4
+    assert counts[("main", "conversions", "delivered")] == 1
+    assert counts[("main", "conversions", "dead")] == 1
+    assert counts[("main", "conversions", "leased")] == 1
+    assert counts[("main", "conversions", "pending")] == 1
+
+
+async def test_dead_letters_can_be_requeued(storage: Storage) -> None:
+    await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
+    await storage.finish([item.id], "dead", now=NOW, detail="400")
+    assert await storage.requeue([item.id], state="dead", now=NOW + 1) == 1
+    assert await storage.requeue([item.id], state="dead", now=NOW + 1) == 0
+    assert await storage.pending_count() == 1
+    [again] = await storage.lease("main", "conversions", limit=1, now=NOW + 1, lease_s=30)
+    assert again.id == item.id
+    counts = await storage.counts()
+    assert counts.get(("main", "conversions", "dead"), 0) == 0

@@ -1,0 +1,77 @@
+"""Destinations, named after the HubSpot API they call: conversions, timeline, contacts.
+
+Each turns leased items into request inputs (``prepare``) and sends one batch (``send``). The
+worker around them owns leasing, envelopes, retries and final states.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from forwarder.errors import HubSpotError
+from forwarder.hubspot.client import HubSpotClient
+from forwarder.hubspot.responses import HubSpotResponse
+from forwarder.storage.base import Item
+
+_NAMESPACE = uuid.UUID("5b0c3d1e-8f0a-4b8e-9d2c-2f7c0e3a9b11")
+
+
+def stable_uuid(portal_id: int, message_id: str, destination: str = "") -> str:
+    """UUIDv5 of portal and messageId: a retry or a replay sends the same id again."""
+    return str(uuid.uuid5(_NAMESPACE, f"{portal_id}:{destination}:{message_id}"))
+
+
+class Ready(msgspec.Struct):
+    """An item turned into one request input."""
+
+    item: Item
+    input: Any
+    key: str
+    """What HubSpot echoes in per-input errors (email, id) to map them back."""
+    note: str = ""
+
+
+class Hold(msgspec.Struct):
+    """An item that cannot go yet (no identity): park it until an identify releases it."""
+
+    item: Item
+    reason: str
+
+
+class Drop(msgspec.Struct):
+    """An item that will never be sendable (by policy), with the reason."""
+
+    item: Item
+    reason: str
+
+
+Prepared = Ready | Hold | Drop
+
+
+class Destination(Protocol):
+    """One HubSpot API a queue delivers to."""
+
+    name: str
+    route: str
+    batch_size: int
+    expects_results: bool
+
+    async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
+        """Map leased items to inputs, holds and drops."""
+        ...
+
+    async def send(
+        self, client: HubSpotClient, ready: Sequence[Ready]
+    ) -> HubSpotResponse | HubSpotError:
+        """Send one batch; HubSpot errors raised by the client are returned, not raised."""
+        ...
+
+
+def decode(item: Item) -> dict[str, Any]:
+    """The stored event as a dict."""
+    data: dict[str, Any] = msgspec.json.decode(item.event.payload)
+    return data

@@ -1,0 +1,64 @@
+"""Contact updates from ``identify``: ``contacts/batch/upsert`` by email, up to 100 inputs.
+
+Two inputs for the same email in one batch make HubSpot reject the batch (reference §3.2), so
+they are merged first: the last write of each property wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from forwarder.config import PortalSettings
+from forwarder.delivery.destinations import Drop, Prepared, Ready, decode
+from forwarder.delivery.identity import normalise_email
+from forwarder.delivery.mapping import coerce, lookup
+from forwarder.errors import HubSpotError
+from forwarder.hubspot.client import HubSpotClient
+from forwarder.hubspot.models import UpsertInput
+from forwarder.hubspot.responses import HubSpotResponse
+from forwarder.storage.base import Item
+
+
+class Contacts:
+    """Maps identify traits to contact properties (``[portals.NAME.contacts]``)."""
+
+    name = "contacts"
+    route = "/crm/v3/objects/contacts/batch/upsert"
+    batch_size = 100
+    expects_results = True
+
+    def __init__(self, portal: PortalSettings) -> None:
+        self._properties = dict(portal.contacts.properties)
+
+    async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
+        out: list[Prepared] = []
+        merged: dict[str, Ready] = {}
+        for item in items:
+            data = decode(item)
+            email = normalise_email(lookup(data, "traits.email"))
+            if email is None:
+                out.append(Drop(item, "identify has no valid traits.email to upsert by"))
+                continue
+            properties = {}
+            for trait, prop in self._properties.items():
+                value = coerce(lookup(data, f"traits.{trait}"))
+                if value is not None and prop != "email":
+                    properties[prop] = value
+            earlier = merged.get(email)
+            if earlier is not None:
+                # Same contact twice in one batch: merge, later values win; one input goes.
+                properties = {**earlier.input.properties, **properties}
+                out.append(Ready(earlier.item, None, email, note="merged into a later identify"))
+            merged[email] = Ready(
+                item, UpsertInput(id=email, id_property="email", properties=properties), email
+            )
+        return out + list(merged.values())
+
+    async def send(
+        self, client: HubSpotClient, ready: Sequence[Ready]
+    ) -> HubSpotResponse | HubSpotError:
+        inputs = [r.input for r in ready if r.input is not None]
+        try:
+            return (await client.batch_upsert_contacts(inputs)).response
+        except HubSpotError as exc:
+            return exc

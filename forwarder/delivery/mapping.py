@@ -1,0 +1,183 @@
+"""Mapping: a Segment event -> a HubSpot custom event name and its string properties.
+
+Follows HubSpot's rules (reference §1.4/§1.5): fully qualified names ``pe{portalId}_name``,
+property names of lowercase letters, digits and underscores starting with a letter (≤ 50),
+values up to 256 characters (1,024 when the name contains url, referrer or link), at most 50
+properties. ``problems`` reports, with a field path, what HubSpot would reject at flush so
+ingest can refuse it with a reason instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from forwarder.config import EventMapping, PortalSettings
+
+MAX_PROPERTIES = 50
+MAX_NAME = 50
+_QUALIFIED = re.compile(r"^pe\d+_")
+_NAME_OK = re.compile(r"^[a-z][a-z0-9_]*$")
+_NOT_NAME = re.compile(r"[^a-z0-9]+")
+_TOP_LEVEL = ("properties.", "context.", "traits.")
+
+# HubSpot's default event properties filled from Segment's context (reference §1.5).
+CONTEXT_DEFAULTS: tuple[tuple[str, str], ...] = (
+    ("context.page.url", "hs_page_url"),
+    ("context.page.title", "hs_page_title"),
+    ("context.page.referrer", "hs_referrer"),
+    ("context.userAgent", "hs_user_agent"),
+    ("context.locale", "hs_language"),
+    ("context.campaign.source", "hs_utm_source"),
+    ("context.campaign.medium", "hs_utm_medium"),
+    ("context.campaign.name", "hs_utm_campaign"),
+    ("context.campaign.term", "hs_utm_term"),
+    ("context.campaign.content", "hs_utm_content"),
+)
+
+
+def snake_name(text: str) -> str:
+    """A HubSpot-safe internal name: ``Order Completed`` -> ``order_completed``."""
+    name = _NOT_NAME.sub("_", text.strip().lower()).strip("_")
+    if not name or not name[0].isalpha():
+        name = f"e_{name}"
+    return name[:MAX_NAME].rstrip("_")
+
+
+def qualified(portal_id: int, name: str) -> str:
+    """``pe{portalId}_{name}`` unless ``name`` is already fully qualified."""
+    return name if _QUALIFIED.match(name) else f"pe{portal_id}_{name}"
+
+
+def value_limit(name: str) -> int:
+    """Longest value HubSpot takes for a property of this name."""
+    return 1024 if any(word in name for word in ("url", "referrer", "link")) else 256
+
+
+def lookup(data: Mapping[str, Any], path: str) -> Any:
+    """Value at a dotted path (``context.page.url``), or None."""
+    node: Any = data
+    for part in path.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node
+
+
+def coerce(value: Any) -> str | None:
+    """A property value as HubSpot's string form, or None to leave it out."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        return repr(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, int | str):
+        return str(value)
+    return msgspec.json.encode(value).decode()
+
+
+class Conversion(msgspec.Struct, frozen=True):
+    """What a Segment event becomes at the custom events endpoint."""
+
+    event_name: str
+    properties: dict[str, str]
+    timeline_template: str | None = None
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """Something HubSpot would reject, with the event field it comes from."""
+
+    path: str
+    reason: str
+
+
+class Mapper:
+    """Per portal: compiled mappings; ``conversion`` runs per event."""
+
+    def __init__(self, portal: PortalSettings) -> None:
+        self._portal_id = portal.portal_id
+        self._auto = portal.unmapped_events == "auto"
+        self._mappings: dict[str, EventMapping] = {m.event: m for m in portal.events}
+
+    def custom_event_for(self, name: str) -> str | None:
+        """The fully qualified custom event a Segment event name maps to."""
+        mapping = self._mappings.get(name)
+        if mapping is not None:
+            return qualified(self._portal_id, mapping.custom_event)
+        return qualified(self._portal_id, snake_name(name)) if self._auto else None
+
+    def conversion(self, data: Mapping[str, Any]) -> Conversion | None:
+        """Map one stored event (``track``, or a named ``page``/``screen``)."""
+        name = data.get("event") or data.get("name")
+        if not isinstance(name, str):
+            return None
+        mapping = self._mappings.get(name)
+        if mapping is None and not self._auto:
+            return None
+        properties: dict[str, str] = {}
+        if mapping is not None:
+            for source, target in mapping.properties.items():
+                path = source if source.startswith(_TOP_LEVEL) else f"properties.{source}"
+                self._put(properties, target, lookup(data, path))
+        else:
+            own = data.get("properties")
+            if isinstance(own, Mapping):
+                for key, value in own.items():
+                    if not isinstance(value, Mapping | list):
+                        self._put(properties, snake_name(str(key)), value)
+        for path, target in CONTEXT_DEFAULTS:
+            if target not in properties:
+                self._put(properties, target, lookup(data, path))
+        event_name = self.custom_event_for(name)
+        assert event_name is not None
+        template = mapping.timeline_template if mapping is not None else None
+        return Conversion(event_name, properties, template)
+
+    @staticmethod
+    def _put(properties: dict[str, str], name: str, value: Any) -> None:
+        text = coerce(value)
+        if text is not None and text != "":
+            properties[name] = text
+
+
+def problems(conversion: Conversion, known: Mapping[str, str] | None) -> list[Problem]:
+    """What HubSpot would reject in a conversion; ``known`` = the definition's property types."""
+    found: list[Problem] = []
+    custom = [n for n in conversion.properties if not n.startswith("hs_")]
+    if len(conversion.properties) > MAX_PROPERTIES:
+        found.append(
+            Problem("$.properties", f"{len(conversion.properties)} properties; HubSpot takes 50")
+        )
+    for name in custom:
+        if not _NAME_OK.match(name) or len(name) > MAX_NAME:
+            found.append(Problem(f"$.properties.{name}", "not a valid HubSpot property name"))
+        elif known is not None and name not in known:
+            found.append(
+                Problem(f"$.properties.{name}", f"{conversion.event_name} has no property {name!r}")
+            )
+    for name, value in conversion.properties.items():
+        if len(value) > value_limit(name):
+            found.append(
+                Problem(
+                    f"$.properties.{name}",
+                    f"value is {len(value)} characters; HubSpot takes {value_limit(name)}",
+                )
+            )
+        kind = (known or {}).get(name)
+        if kind == "number" and _not_number(value):
+            found.append(Problem(f"$.properties.{name}", f"{value!r} is not a number"))
+    return found
+
+
+def _not_number(value: str) -> bool:
+    try:
+        return not math.isfinite(float(value))
+    except ValueError:
+        return True

@@ -1,0 +1,303 @@
+"""Worker: one per (portal, destination) queue: lease -> prepare -> send -> ack / retry.
+
+A batch flushes when it is full, when its oldest event has waited ``max_delay_s``, or at
+shutdown. Each request first waits for its envelope, so no worker ever exceeds HubSpot's
+limits; the answer goes through the pure classifier, and every item ends in one recorded state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+import msgspec
+
+from forwarder.clock import Clock
+from forwarder.config import PortalSettings
+from forwarder.delivery.destinations import Destination, Drop, Hold, Ready
+from forwarder.delivery.envelopes import PortalEnvelopes
+from forwarder.delivery.retry import (
+    AlreadyDone,
+    Done,
+    GiveUp,
+    Outcome,
+    Pause,
+    RefreshAuth,
+    Retry,
+    RetryPartial,
+    Split,
+    classify,
+)
+from forwarder.errors import HubSpotError
+from forwarder.hubspot.client import HubSpotClient
+from forwarder.hubspot.responses import HubSpotResponse
+from forwarder.storage.base import Attempt, Item, Storage
+from forwarder.telemetry import Metrics, get_logger
+
+LEASE_S = 120.0
+IDLE_POLL_S = 5.0
+PAUSE_PROBE_S = 60.0
+_encode = msgspec.json.Encoder().encode
+
+
+class WorkerSettings(msgspec.Struct, frozen=True):
+    """How one queue flushes."""
+
+    max_delay_s: float = 1.0
+    max_event_age_s: float = 7 * 86400.0
+    hold_s: float = 30 * 86400.0
+    concurrency: int = 4
+    oauth: bool = False
+
+    @classmethod
+    def of(cls, portal: PortalSettings) -> WorkerSettings:
+        return cls(
+            max_delay_s=portal.max_delay_s,
+            max_event_age_s=portal.max_event_age_s,
+            hold_s=portal.hold_s,
+            oauth=portal.refresh_token is not None,
+        )
+
+
+class QueueWorker:
+    """Delivers one queue; ``notify`` wakes it when new items arrive."""
+
+    def __init__(
+        self,
+        portal: str,
+        destination: Destination,
+        *,
+        storage: Storage,
+        client: HubSpotClient,
+        envelopes: PortalEnvelopes,
+        settings: WorkerSettings,
+        clock: Clock,
+        metrics: Metrics,
+    ) -> None:
+        self.portal = portal
+        self.destination = destination
+        self._storage = storage
+        self._client = client
+        self._envelopes = envelopes
+        self._settings = settings
+        self._clock = clock
+        self._metrics = metrics
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = False
+        self.paused_reason: str | None = None
+        self._log = get_logger("delivery").bind(portal=portal, destination=destination.name)
+
+    def notify(self) -> None:
+        """New items were accepted for this queue."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Form batches and send them until ``stop``; a long-lived loop that never dies."""
+        while not self._stopping:
+            try:
+                batch = await self._form_batch()
+                if batch:
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._deliver_and_release(batch))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._log.exception("delivery_loop_failed")
+                self._metrics.errors.labels("delivery", "loop").inc()
+                await self._clock.sleep(1.0)
+
+    async def stop(self, deadline_s: float) -> None:
+        """Stop forming batches; let in-flight sends finish within the deadline."""
+        self._stopping = True
+        self._wake.set()
+        if self._inflight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*self._inflight), deadline_s)
+
+    async def _wait(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), max(0.0, timeout_s))
+        self._wake.clear()
+
+    async def _form_batch(self) -> list[Item]:
+        items: list[Item] = []
+        size = self.destination.batch_size
+        while not self._stopping or items:
+            now = self._clock.now()
+            if len(items) < size and not self._stopping:
+                items += await self._storage.lease(
+                    self.portal,
+                    self.destination.name,
+                    limit=size - len(items),
+                    now=now,
+                    lease_s=LEASE_S,
+                )
+            if len(items) >= size or (items and self._stopping):
+                return items
+            if items:
+                oldest = min(i.event.received_at for i in items)
+                wait = oldest + self._settings.max_delay_s - now
+                if wait <= 0:
+                    return items
+                await self._wait(wait)
+            else:
+                ready = await self._storage.ready_at(self.portal, self.destination.name)
+                await self._wait(IDLE_POLL_S if ready is None else min(IDLE_POLL_S, ready - now))
+        return items
+
+    async def _deliver_and_release(self, batch: list[Item]) -> None:
+        try:
+            await self._deliver(batch)
+        except Exception:
+            self._log.exception("batch_delivery_failed", items=len(batch))
+            self._metrics.errors.labels("delivery", "batch").inc()
+            now = self._clock.now()
+            await self._storage.retry([i.id for i in batch], available_at=now + 5, now=now)
+        finally:
+            self._slots.release()
+
+    async def _deliver(self, batch: list[Item]) -> None:
+        prepared = await self.destination.prepare(batch)
+        now = self._clock.now()
+        holds = [p for p in prepared if isinstance(p, Hold)]
+        for hold in holds:
+            until = hold.item.event.received_at + self._settings.hold_s
+            await self._storage.hold([hold.item.id], until=until, now=now, detail=hold.reason)
+        drops = [p for p in prepared if isinstance(p, Drop)]
+        for drop in drops:
+            await self._storage.finish([drop.item.id], "dropped", now=now, detail=drop.reason)
+        if drops:
+            self._metrics.discarded.labels("policy", "true").inc(len(drops))
+        ready = [p for p in prepared if isinstance(p, Ready)]
+        if ready:
+            await self._send(ready)
+
+    async def _send(self, ready: list[Ready]) -> None:
+        sent = [r for r in ready if r.input is not None]
+        attempt = 1 + max(r.item.attempts for r in ready)
+        await self._envelopes.acquire(self.destination.name, len(sent))
+        result = await self.destination.send(self._client, sent)
+        outcome = classify(
+            result,
+            batch_size=len(sent),
+            attempt=attempt,
+            expected_results=self.destination.expects_results,
+            oauth=self._settings.oauth,
+            input_keys=[r.key for r in sent],
+            daily_reset_in_s=self._envelopes.seconds_until_daily_reset(),
+        )
+        await self._record(ready, result, outcome)
+        await self._apply(ready, sent, outcome)
+
+    async def _record(
+        self, ready: list[Ready], result: HubSpotResponse | HubSpotError, outcome: Outcome
+    ) -> None:
+        if isinstance(result, HubSpotResponse):
+            self._envelopes.observe(self.destination.name, result.rate_limit)
+            status, duration = result.status, result.duration_ms
+            correlation = result.correlation_id
+            error = None if result.ok else (result.error.message if result.error else None)
+        else:
+            status, duration, correlation, error = (
+                result.status,
+                0.0,
+                result.correlation_id,
+                str(result),
+            )
+        self._metrics.requests_to_hubspot.labels(self.destination.route, str(status)).inc()
+        attempt = Attempt(
+            item_ids=tuple(r.item.id for r in ready),
+            at=self._clock.now(),
+            route=self.destination.route,
+            status=status,
+            duration_ms=duration,
+            correlation_id=correlation,
+            error=error or (None if isinstance(outcome, Done) else type(outcome).__name__),
+        )
+        await self._storage.record_attempts([attempt])
+
+    async def _apply(self, ready: list[Ready], sent: list[Ready], outcome: Outcome) -> None:
+        now = self._clock.now()
+        match outcome:
+            case Done() | AlreadyDone():
+                await self._delivered(ready, now)
+            case Retry(after_s=after, reason=reason, policy=policy):
+                if policy is not None:
+                    self._envelopes.penalize(self.destination.name, after)
+                await self._retry(ready, now + after, reason)
+            case RetryPartial(failed=failed, dead=dead, after_s=after, reason=reason):
+                failed_keys = {sent[i].key for i in failed}
+                dead_keys = {sent[i].key for i in dead}
+                await self._retry([r for r in ready if r.key in failed_keys], now + after, reason)
+                await self._dead([r for r in ready if r.key in dead_keys], reason, now)
+                done = [r for r in ready if r.key not in failed_keys | dead_keys]
+                await self._delivered(done, now)
+            case Split():
+                half = len(sent) // 2
+                for part in (sent[:half], sent[half:]):
+                    keys = {r.key for r in part}
+                    await self._send([r for r in ready if r.key in keys])
+            case GiveUp(reason=reason, correlation_id=correlation, category=category):
+                detail = _encode(
+                    {"reason": reason, "correlationId": correlation, "category": category}
+                ).decode()
+                await self._dead(ready, detail, now)
+            case Pause(reason=reason, category=category):
+                self._pause(f"{category}: {reason}")
+                await self._retry(ready, now + PAUSE_PROBE_S, f"paused: {reason}")
+            case RefreshAuth():
+                await self._retry(ready, now, "access token refreshed")
+
+    async def _delivered(self, ready: Sequence[Ready], now: float) -> None:
+        if not ready:
+            return
+        if self.paused_reason is not None:
+            self._log.info("destination_resumed")
+            self.paused_reason = None
+            self._metrics.paused.labels(self.portal, self.destination.name).set(0)
+        await self._storage.finish([r.item.id for r in ready], "delivered", now=now)
+        self._metrics.sent.labels(self.destination.name).inc(len(ready))
+        self._log.info("batch_delivered", items=len(ready))
+
+    async def _retry(self, ready: Sequence[Ready], at: float, reason: str) -> None:
+        if not ready:
+            return
+        now = self._clock.now()
+        expired = [
+            r for r in ready if r.item.event.received_at + self._settings.max_event_age_s < at
+        ]
+        live = [r for r in ready if r not in expired]
+        if expired:
+            await self._storage.finish(
+                [r.item.id for r in expired], "expired", now=now, detail=f"too old: {reason}"
+            )
+            self._metrics.discarded.labels("expired", "false").inc(len(expired))
+        if live:
+            await self._storage.retry(
+                [r.item.id for r in live], available_at=at, now=now, detail=reason
+            )
+            self._log.info(
+                "batch_retry_scheduled", items=len(live), after_s=round(at - now, 2), reason=reason
+            )
+
+    async def _dead(self, ready: Sequence[Ready], detail: str, now: float) -> None:
+        if not ready:
+            return
+        await self._storage.finish([r.item.id for r in ready], "dead", now=now, detail=detail)
+        self._metrics.discarded.labels("dead_letter", "false").inc(len(ready))
+        self._log.warning("batch_dead_lettered", items=len(ready), detail=detail)
+
+    def _pause(self, reason: str) -> None:
+        if self.paused_reason is None:
+            self._log.error(
+                "destination_paused",
+                reason=reason,
+                action="fix the token or scopes; events stay queued",
+            )
+        self.paused_reason = reason
+        self._metrics.paused.labels(self.portal, self.destination.name).set(1)
