@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -17,12 +17,13 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from forwarder import __version__
 from forwarder.clock import Clock, SystemClock
-from forwarder.config import Settings, portal_uses_sandbox
+from forwarder.config import PortalSettings, Settings, portal_uses_sandbox
 from forwarder.delivery.engine import Engine
 from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
 from forwarder.ingest.routes import IngestService, ingest_router, preflight_middleware
+from forwarder.ingest.snippet import snippet_router
 from forwarder.pipeline.accept import Accepter
 from forwarder.sandbox import ALL_SCOPES, DEFAULT_TOKEN, SandboxConfig, create_sandbox_app
 from forwarder.storage import create_storage
@@ -120,12 +121,13 @@ def create_app(
     *,
     clock: Clock | None = None,
     storage: Storage | None = None,
+    configure_sandbox: Callable[[str, SandboxConfig], SandboxConfig] | None = None,
 ) -> Litestar:
     """Build the whole forwarder as one ASGI app."""
     clock = clock or SystemClock()
     storage = storage or create_storage(settings.storage)
     metric_set = Metrics()
-    sandboxes = sandboxes_for(settings)
+    sandboxes = sandboxes_for(settings, configure_sandbox)
     transports: dict[str, httpx.AsyncBaseTransport] = {
         name: httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar's narrower ASGI types
         for name, app in sandboxes.items()
@@ -148,6 +150,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             ingest_router(),
+            snippet_router(),
             healthz,
             readyz,
             metrics,
@@ -170,24 +173,45 @@ def create_app(
     )
 
 
-def sandboxes_for(settings: Settings) -> dict[str, Litestar]:
+def sandbox_config(portal: PortalSettings) -> SandboxConfig:
+    """The simulator for a sandbox portal: its tier, its limit overrides, its time scale."""
+    tokens = {DEFAULT_TOKEN: ALL_SCOPES}
+    if portal.access_token is not None:
+        tokens[portal.access_token.reveal()] = ALL_SCOPES
+    extra: dict[str, Any] = {}
+    if portal.refresh_token is not None and portal.client_secret is not None:
+        extra = {
+            "client_id": portal.client_id or "",
+            "client_secret": portal.client_secret.reveal(),
+            "refresh_token": portal.refresh_token.reveal(),
+        }
+    limits = portal.limits
+    if limits.events_per_s is not None:
+        extra["events_rps"] = limits.events_per_s
+    if limits.search_per_s is not None:
+        extra["search_rps"] = limits.search_per_s
+    return SandboxConfig(
+        portal_id=portal.portal_id,
+        tier=portal.tier,
+        tokens=tokens,
+        limit_10s=limits.crm_per_10s,
+        daily=limits.crm_daily,
+        time_scale=limits.time_scale,
+        **extra,
+    )
+
+
+def sandboxes_for(
+    settings: Settings, configure: Callable[[str, SandboxConfig], SandboxConfig] | None = None
+) -> dict[str, Litestar]:
     """One in-process HubSpot simulator per portal whose ``base_url`` is ``sandbox``."""
     sandboxes: dict[str, Litestar] = {}
     for name, portal in settings.portals.items():
-        if not portal_uses_sandbox(portal):
-            continue
-        tokens = {DEFAULT_TOKEN: ALL_SCOPES}
-        if portal.access_token is not None:
-            tokens[portal.access_token.reveal()] = ALL_SCOPES
-        oauth: dict[str, Any] = {}
-        if portal.refresh_token is not None and portal.client_secret is not None:
-            oauth = {
-                "client_id": portal.client_id or "",
-                "client_secret": portal.client_secret.reveal(),
-                "refresh_token": portal.refresh_token.reveal(),
-            }
-        config = SandboxConfig(portal_id=portal.portal_id, tier=portal.tier, tokens=tokens, **oauth)
-        sandboxes[name] = create_sandbox_app(config)
+        if portal_uses_sandbox(portal):
+            config = sandbox_config(portal)
+            if configure is not None:
+                config = configure(name, config)
+            sandboxes[name] = create_sandbox_app(config)
     return sandboxes
 
 

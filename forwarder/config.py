@@ -154,6 +154,8 @@ class LimitSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Share of each envelope the forwarder allows itself."""
     daily_reset_tz: str = "UTC"
     """Time zone of the portal (the daily cap resets at its midnight)."""
+    time_scale: float = 1.0
+    """Shrink every window by this factor (sandbox only; like ``sandbox --time-scale``)."""
 
 
 class ContactSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -202,6 +204,12 @@ class PortalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A batch flushes when its oldest event has waited this long."""
     max_event_age_s: float = 7 * 86400.0
     """Events still failing after this age are dead-lettered as expired."""
+    request_timeout_s: float = 10.0
+    """Timeout of one request to HubSpot."""
+    concurrency: int = 4
+    """Requests in flight per destination queue (the envelope still bounds the rate)."""
+    paused_retry_s: float = 60.0
+    """A destination paused for scopes or credentials tries again after this long."""
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -309,6 +317,10 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}.client_id", "OAuth mode needs client_id and client_secret")
         if not 0 < portal.limits.safety <= 1:
             raise ConfigError(f"{where}.limits.safety", "must be in (0, 1]")
+        if portal.limits.time_scale != 1.0 and real:
+            raise ConfigError(f"{where}.limits.time_scale", "only a sandbox portal can be scaled")
+        if portal.limits.time_scale <= 0:
+            raise ConfigError(f"{where}.limits.time_scale", "must be > 0")
     if settings.server.max_event_bytes > settings.server.max_request_bytes:
         raise ConfigError("server.max_event_bytes", "must not exceed server.max_request_bytes")
 

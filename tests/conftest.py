@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from forwarder.config import (
     StorageSettings,
 )
 from tests.support import BROWSER_KEY, ORIGIN, SERVER_KEY, ServerProcess, config_toml, free_port
+
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def make_settings(tmp_path: Path, **overrides: object) -> Settings:

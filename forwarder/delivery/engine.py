@@ -101,7 +101,13 @@ class Engine:
                 clock=clock,
                 sandbox_token=sandbox_token,
             )
-            client = HubSpotClient(base_url, provider, transport=transport, clock=clock)
+            client = HubSpotClient(
+                base_url,
+                provider,
+                transport=transport,
+                clock=clock,
+                timeout_s=portal.request_timeout_s,
+            )
             create = portal.unmapped_events == "auto" or portal_uses_sandbox(portal)
             catalog = DefinitionCatalog(name, client, storage, create_missing=create)
             envelopes = PortalEnvelopes.from_portal(portal, clock)

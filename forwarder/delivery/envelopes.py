@@ -22,7 +22,7 @@ import structlog
 
 from forwarder.clock import Clock
 from forwarder.config import LimitSettings, PortalSettings
-from forwarder.delivery.ratelimit import PeriodQuota, SlidingWindowLimiter
+from forwarder.delivery.ratelimit import FixedPeriodQuota, PeriodQuota, SlidingWindowLimiter
 from forwarder.hubspot.models import RateLimitHeaders
 
 Tier = Literal["free", "starter", "professional", "enterprise", "oauth"]
@@ -97,7 +97,13 @@ class PortalEnvelopes:
     """Every envelope of one portal; workers ``acquire`` before each request."""
 
     def __init__(
-        self, limits: EnvelopeLimits, clock: Clock, *, safety: float = 0.9, tz: str = "UTC"
+        self,
+        limits: EnvelopeLimits,
+        clock: Clock,
+        *,
+        safety: float = 0.9,
+        tz: str = "UTC",
+        time_scale: float = 1.0,
     ) -> None:
         """Build the limiters and quotas.
 
@@ -106,20 +112,27 @@ class PortalEnvelopes:
             clock: time source (wall clock for resets, monotonic for windows).
             safety: share of each envelope the forwarder allows itself.
             tz: IANA zone where the portal's day (and month) begins.
+            time_scale: windows shrink by this factor (sandbox only).
         """
         self.limits = limits
         self.safety = safety
         self._clock = clock
         zone = self._zone = ZoneInfo(tz)
+        self._scale = time_scale
+        ten, one = 10.0 / time_scale, 1.0 / time_scale
         self._limiters = {
-            Envelope.CRM: SlidingWindowLimiter(scaled(limits.crm_per_10s, safety), 10.0, clock),
-            Envelope.SEARCH: SlidingWindowLimiter(scaled(limits.search_per_s, safety), 1.0, clock),
-            Envelope.EVENTS: SlidingWindowLimiter(scaled(limits.events_per_s, safety), 1.0, clock),
+            Envelope.CRM: SlidingWindowLimiter(scaled(limits.crm_per_10s, safety), ten, clock),
+            Envelope.SEARCH: SlidingWindowLimiter(scaled(limits.search_per_s, safety), one, clock),
+            Envelope.EVENTS: SlidingWindowLimiter(scaled(limits.events_per_s, safety), one, clock),
         }
         self._quotas: dict[Envelope, PeriodQuota] = {}
         if limits.crm_daily is not None:
             cap = scaled(limits.crm_daily, safety)
-            self._quotas[Envelope.CRM] = PeriodQuota("crm_daily", cap, "day", zone, clock)
+            self._quotas[Envelope.CRM] = (
+                PeriodQuota("crm_daily", cap, "day", zone, clock)
+                if time_scale == 1.0
+                else FixedPeriodQuota("crm_daily", cap, 86400.0 / time_scale, clock)
+            )
         if limits.events_monthly is not None:
             cap = scaled(limits.events_monthly, safety)
             self._quotas[Envelope.EVENTS] = PeriodQuota(
@@ -130,7 +143,13 @@ class PortalEnvelopes:
     def from_portal(cls, portal: PortalSettings, clock: Clock) -> PortalEnvelopes:
         """Envelopes from a portal's tier and ``limits`` section."""
         limits = resolve_limits(portal.tier, portal.limits)
-        return cls(limits, clock, safety=portal.limits.safety, tz=portal.limits.daily_reset_tz)
+        return cls(
+            limits,
+            clock,
+            safety=portal.limits.safety,
+            tz=portal.limits.daily_reset_tz,
+            time_scale=portal.limits.time_scale,
+        )
 
     def envelope_for(self, destination: str) -> Envelope:
         """The envelope a destination spends (``conversions``, ``contacts``, ...)."""
@@ -191,6 +210,9 @@ class PortalEnvelopes:
 
     def seconds_until_daily_reset(self) -> float:
         """Seconds until the portal's next midnight (for 429 ``DAILY``)."""
+        quota = self._quotas.get(Envelope.CRM)
+        if quota is not None:
+            return quota.seconds_until_reset()
         return PeriodQuota.seconds_until_next("day", self._zone, self._clock.now())
 
     @staticmethod

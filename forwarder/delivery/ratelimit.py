@@ -281,3 +281,28 @@ class PeriodQuota:
 
 def _midnight(day: date, zone: ZoneInfo) -> float:
     return datetime.combine(day, time(0), tzinfo=zone).timestamp()
+
+
+class FixedPeriodQuota(PeriodQuota):
+    """A quota over fixed periods of ``period_s`` from start: a time-scaled "day" for the sandbox.
+
+    With ``limits.time_scale`` the sandbox's day is 86400 / scale seconds from its start; the
+    forwarder's daily cap follows the same clock so the two agree on when the day resets.
+    """
+
+    def __init__(self, name: str, cap: int, period_s: float, clock: Clock) -> None:
+        self._period_s = period_s
+        self._origin = clock.now()
+        super().__init__(name, cap, "day", ZoneInfo("UTC"), clock)
+
+    def _period_key(self, now: float) -> tuple[int, int, int]:
+        return (int((now - self._origin) // self._period_s), 0, 0)
+
+    def seconds_until_reset(self) -> float:
+        now = self._clock.now()
+        elapsed = (now - self._origin) % self._period_s
+        return self._period_s - elapsed
+
+    def _bounds(self, now: float) -> tuple[float, float]:
+        start = now - (now - self._origin) % self._period_s
+        return start, start + self._period_s

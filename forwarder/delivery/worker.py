@@ -37,7 +37,6 @@ from forwarder.telemetry import Metrics, get_logger
 
 LEASE_S = 120.0
 IDLE_POLL_S = 5.0
-PAUSE_PROBE_S = 60.0
 _encode = msgspec.json.Encoder().encode
 
 
@@ -49,6 +48,7 @@ class WorkerSettings(msgspec.Struct, frozen=True):
     hold_s: float = 30 * 86400.0
     concurrency: int = 4
     oauth: bool = False
+    paused_retry_s: float = 60.0
 
     @classmethod
     def of(cls, portal: PortalSettings) -> WorkerSettings:
@@ -56,7 +56,9 @@ class WorkerSettings(msgspec.Struct, frozen=True):
             max_delay_s=portal.max_delay_s,
             max_event_age_s=portal.max_event_age_s,
             hold_s=portal.hold_s,
+            concurrency=portal.concurrency,
             oauth=portal.refresh_token is not None,
+            paused_retry_s=portal.paused_retry_s,
         )
 
 
@@ -249,7 +251,7 @@ class QueueWorker:
                 await self._dead(ready, detail, now)
             case Pause(reason=reason, category=category):
                 self._pause(f"{category}: {reason}")
-                await self._retry(ready, now + PAUSE_PROBE_S, f"paused: {reason}")
+                await self._retry(ready, now + self._settings.paused_retry_s, f"paused: {reason}")
             case RefreshAuth():
                 await self._retry(ready, now, "access token refreshed")
 
