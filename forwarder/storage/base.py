@@ -97,6 +97,19 @@ class ItemRecord(msgspec.Struct, frozen=True):
     detail: str | None
 
 
+Key = tuple[str, str]
+"""An identifier: ``(kind, value)`` with kind ``anonymousId``, ``userId``, ``email``, ``utk`` or
+``contactId`` (values normalised by the caller: emails trimmed and lower-cased)."""
+
+
+class Erasure(msgspec.Struct, frozen=True):
+    """What an erasure removed (the record kept of it holds no personal data)."""
+
+    identifiers: int
+    events: int
+    items: int
+
+
 class Attempt(msgspec.Struct, frozen=True):
     """One HTTP request to HubSpot carrying some items, for the debugger."""
 
@@ -176,9 +189,15 @@ class Storage(ABC):
 
     @abstractmethod
     async def hold(
-        self, ids: Sequence[int], *, until: float, now: float, detail: str | None = None
+        self,
+        ids: Sequence[int],
+        *,
+        until: float,
+        now: float,
+        detail: str | None = None,
+        keys: Sequence[Key] = (),
     ) -> None:
-        """Park items that wait for identity until ``until`` (or a release)."""
+        """Park items that wait for identity until ``until`` (or a release by ``keys``)."""
 
     @abstractmethod
     async def release_held(self, ids: Sequence[int], *, now: float) -> None:
@@ -203,6 +222,28 @@ class Storage(ABC):
     @abstractmethod
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
         """Keep delivery attempts for the debugger."""
+
+    # -- identity -------------------------------------------------------------------------
+    @abstractmethod
+    async def link(self, portal: str, keys: Sequence[Key], *, now: float) -> None:
+        """These identifiers are one person: merge the people they belonged to (idempotent)."""
+
+    @abstractmethod
+    async def people_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
+        """For each known key, every identifier of its person (unknown keys are left out)."""
+
+    @abstractmethod
+    async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
+        """Held items waiting on any of ``keys``: made pending and due now; returned."""
+
+    @abstractmethod
+    async def remap_contact(self, portal: str, old_ids: Sequence[str], new_id: str) -> int:
+        """A HubSpot merge: contact ids ``old_ids`` are now ``new_id``; returns rows changed."""
+
+    @abstractmethod
+    async def erase(self, portal: str, keys: Sequence[Key], *, now: float) -> Erasure:
+        """Remove a person: their identifiers, and their events' personal data; open items of
+        those events end as ``dropped`` ("erased"). A record without personal data remains."""
 
     # -- reading back ---------------------------------------------------------------------
     @abstractmethod

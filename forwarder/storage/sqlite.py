@@ -19,14 +19,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from forwarder.errors import StorageUnavailableError
+from forwarder.storage import sqlite_identity as identity
 from forwarder.storage import sqlite_sql as sql
 from forwarder.storage.base import (
     AppendResult,
     Attempt,
+    Erasure,
     FinalState,
     Item,
     ItemRecord,
     ItemState,
+    Key,
     NewEvent,
     Storage,
     StoredEvent,
@@ -85,6 +88,7 @@ class SqliteStorage(Storage):
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=2000")
         conn.executescript(sql.SCHEMA)
+        conn.executescript(identity.SCHEMA)
         return conn
 
     def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
@@ -228,9 +232,22 @@ class SqliteStorage(Storage):
         return moved
 
     async def hold(
-        self, ids: Sequence[int], *, until: float, now: float, detail: str | None = None
+        self,
+        ids: Sequence[int],
+        *,
+        until: float,
+        now: float,
+        detail: str | None = None,
+        keys: Sequence[Key] = (),
     ) -> None:
-        await self._submit(lambda c: sql.move(c, ids, "held", until, now, detail, "leased"))
+        def job(conn: sqlite3.Connection) -> None:
+            sql.move(conn, ids, "held", until, now, detail, "leased")
+            if keys:
+                portal = conn.execute("SELECT portal FROM items WHERE id = ?", (ids[0],)).fetchone()
+                if portal is not None:
+                    identity.index_held(conn, portal[0], ids, keys)
+
+        await self._submit(job)
 
     async def release_held(self, ids: Sequence[int], *, now: float) -> None:
         await self._submit(lambda c: sql.move(c, ids, "pending", now, now, None, "held"))
@@ -246,6 +263,30 @@ class SqliteStorage(Storage):
 
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
         await self._submit(lambda c: sql.record_attempts(c, attempts))
+
+    # -- identity -------------------------------------------------------------------------
+    async def link(self, portal: str, keys: Sequence[Key], *, now: float) -> None:
+        if keys:
+            await self._submit(lambda c: identity.link(c, portal, keys, now))
+
+    async def people_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
+        if not keys:
+            return {}
+        return await self._submit(lambda c: identity.people_of(c, portal, keys))
+
+    async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
+        if not keys:
+            return []
+        return await self._submit(lambda c: identity.release_for(c, portal, keys, now))
+
+    async def remap_contact(self, portal: str, old_ids: Sequence[str], new_id: str) -> int:
+        now = time.time()
+        return await self._submit(lambda c: identity.remap_contact(c, portal, old_ids, new_id, now))
+
+    async def erase(self, portal: str, keys: Sequence[Key], *, now: float) -> Erasure:
+        record, closed = await self._submit(lambda c: identity.erase(c, portal, keys, now))
+        self._pending -= closed
+        return record
 
     # -- reading back ---------------------------------------------------------------------
     async def get_event(self, seq: int) -> StoredEvent | None:

@@ -68,13 +68,13 @@ def _tally(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str, int]]) 
 
 
 _OPEN = "('pending', 'leased', 'held')"
-_EVENT_COLS = (
+EVENT_COLS = (
     "e.seq, e.portal, e.message_id, e.source, e.type, e.name, e.received_at, e.payload, e.test"
 )
 _ITEM_COLS = "id, event_seq, portal, destination, state, attempts, available_at, updated_at, detail"
 
 
-def _event(row: Sequence[Any]) -> StoredEvent:
+def event_from_row(row: Sequence[Any]) -> StoredEvent:
     return StoredEvent(
         seq=row[0],
         portal=row[1],
@@ -184,7 +184,7 @@ def lease(
     lease_s: float,
 ) -> list[Item]:
     rows = conn.execute(
-        f"SELECT i.id, i.attempts, {_EVENT_COLS} FROM items i JOIN events e"
+        f"SELECT i.id, i.attempts, {EVENT_COLS} FROM items i JOIN events e"
         " ON e.seq = i.event_seq WHERE i.portal = ? AND i.destination = ?"
         " AND i.state IN ('pending', 'leased') AND i.available_at <= ?"
         " ORDER BY i.available_at, i.id LIMIT ?",
@@ -200,7 +200,7 @@ def lease(
             portal=portal,
             destination=destination,
             attempts=row[1],
-            event=_event(row[2:]),
+            event=event_from_row(row[2:]),
         )
         for row in rows
     ]
@@ -314,16 +314,16 @@ def record_attempts(conn: sqlite3.Connection, attempts: Sequence[Attempt]) -> No
 
 
 def get_event(conn: sqlite3.Connection, seq: int) -> StoredEvent | None:
-    row = conn.execute(f"SELECT {_EVENT_COLS} FROM events e WHERE seq = ?", (seq,)).fetchone()
-    return None if row is None else _event(row)
+    row = conn.execute(f"SELECT {EVENT_COLS} FROM events e WHERE seq = ?", (seq,)).fetchone()
+    return None if row is None else event_from_row(row)
 
 
 def recent_events(conn: sqlite3.Connection, after_seq: int, limit: int) -> list[StoredEvent]:
     rows = conn.execute(
-        f"SELECT {_EVENT_COLS} FROM events e WHERE seq > ? ORDER BY seq LIMIT ?",
+        f"SELECT {EVENT_COLS} FROM events e WHERE seq > ? ORDER BY seq LIMIT ?",
         (after_seq, limit),
     ).fetchall()
-    return [_event(r) for r in rows]
+    return [event_from_row(r) for r in rows]
 
 
 def items_where(
