@@ -11,8 +11,9 @@ from forwarder.errors import ConfigError
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import functools
+
     import msgspec
-    import uvicorn
 
     from forwarder.app import create_app
     from forwarder.config import (
@@ -21,6 +22,7 @@ def _serve(args: argparse.Namespace) -> int:
         load_settings,
         portal_uses_sandbox,
     )
+    from forwarder.serving import run_server
     from forwarder.telemetry import Redactor, configure_logging, get_logger
 
     settings = load_settings(args.config)
@@ -61,24 +63,14 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    app = create_app(settings)
     log.info(
         "server_starting",
+        server=settings.server.server,
         host=settings.server.host,
         port=settings.server.port,
         storage=settings.storage.url.split("@")[-1],
     )
-    config = uvicorn.Config(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.server.shutdown_deadline_s) + 5,
-    )
-    uvicorn.Server(config).run()
+    run_server(functools.partial(create_app, settings), settings)
     return 0
 
 

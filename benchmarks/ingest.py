@@ -1,0 +1,345 @@
+"""Ingest benchmark: the real forwarder against a bare Litestar+msgspec endpoint, side by side.
+
+Run by hand, never in CI (the machine is shared and noisy, so only the ratios of one run mean
+something)::
+
+    apt-get install -y wrk
+    python benchmarks/ingest.py                      # uvicorn and granian, 2 rounds
+    python benchmarks/ingest.py --servers uvicorn --rounds 1 --duration 5
+    python benchmarks/ingest.py --write              # also update benchmarks/RESULTS.md
+
+For each ASGI server it starts three apps, all one worker on uvloop with the access log off:
+
+* ``bare``: ``benchmarks/bare_app.py``, decodes the body with msgspec and answers;
+* ``durable``: ``forwarder serve`` with a fresh SQLite file, ``synchronous = "full"`` and
+  ``log_requests = true`` (production: one JSON line per request, written to a file);
+* ``durable-nolog``: the same with ``log_requests = false``.
+
+and measures, rounds interleaved so drift hits every app alike:
+
+* single: peak requests/s of ``POST /v1/track`` (one track event without ``messageId``, so
+  every request stores a new event), by ``wrk``;
+* batch: peak events/s of ``POST /v1/batch`` with 100 such events per request, by ``wrk``;
+* latency: p50/p99 at a constant rate of half of that app's single-event peak of the same
+  round, by ``benchmarks/loadgen.py`` (open loop, latency counted from when a request was due).
+
+Servers run on CPU 1 and the load generators on CPU 0 (``taskset``), so they do not steal each
+other's core; the forwarder's SQLite writer thread shares CPU 1 with its event loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+WRITE_KEY = "bench_write_key_0123456789"
+TRACK = {"userId": "user-42", "event": "Signed Up", "properties": {"plan": "pro", "value": 42}}
+BATCH_SIZE = 100
+BEGIN, END = "<!-- ingest.py:begin -->", "<!-- ingest.py:end -->"
+APPS = ("bare", "durable", "durable-nolog")
+
+CONFIG = """
+[server]
+host = "127.0.0.1"
+port = {port}
+server = "{server}"
+log_requests = {log_requests}
+log_format = "json"
+
+[storage]
+url = "sqlite:///{db}"
+synchronous = "full"
+
+[[sources]]
+name = "bench"
+write_key = "{key}"
+kind = "server"
+portal = "main"
+
+[portals.main]
+portal_id = 1
+base_url = "sandbox"
+unmapped_events = "auto"
+"""
+
+
+@dataclass
+class Target:
+    """One running app under one server."""
+
+    server: str
+    app: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    single: list[float] = field(default_factory=list)
+    batch: list[float] = field(default_factory=list)
+    latency: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.server}/{self.app}"
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _start(server: str, app: str, work: Path, cpu: str) -> Target:
+    port = _free_port()
+    log = open(work / f"{server}-{app}.log", "wb")  # noqa: SIM115 - lives as long as the server
+    if app == "bare":
+        cmd = [sys.executable, str(HERE / "bare_app.py"), "--port", str(port), "--server", server]
+    else:
+        config = work / f"{server}-{app}.toml"
+        config.write_text(
+            CONFIG.format(
+                port=port,
+                server=server,
+                log_requests="false" if app.endswith("nolog") else "true",
+                db=work / f"{server}-{app}.db",
+                key=WRITE_KEY,
+            )
+        )
+        cmd = [sys.executable, "-m", "forwarder", "serve", "--config", str(config)]
+    proc = subprocess.Popen(["taskset", "-c", cpu, *cmd], stdout=log, stderr=log)
+    target = Target(server, app, port, proc)
+    _wait_ready(target)
+    return target
+
+
+def _post(url: str, body: bytes, timeout: float = 2.0) -> int:
+    token = base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
+    request = urllib.request.Request(  # noqa: S310 - our own loopback URL
+        url,
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - as above
+        status: int = response.status
+        return status
+
+
+def _wait_ready(target: Target) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if target.proc.poll() is not None:
+            raise SystemExit(f"{target.name} exited with {target.proc.returncode}")
+        with contextlib.suppress(OSError):
+            if _post(target.url("/v1/track"), json.dumps(TRACK).encode()) == 200:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{target.name} did not answer within 30 s")
+
+
+def _wrk(url: str, body_file: Path, args: argparse.Namespace, duration: float) -> float:
+    env = dict(
+        os.environ,
+        BODY_FILE=str(body_file),
+        AUTH_B64=base64.b64encode(f"{WRITE_KEY}:".encode()).decode(),
+    )
+    cmd = ["taskset", "-c", args.load_cpu, "wrk", "-t1", f"-c{args.connections}"]
+    cmd += [f"-d{duration:g}s", "--timeout", "10s", "-s", str(HERE / "post.lua"), url]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    if bad or errors:
+        raise SystemExit(f"wrk against {url} saw errors:\n{out}")
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match is not None, out
+    return float(match.group(1))
+
+
+def _loadgen(
+    target: Target, rate: float, track: Path, args: argparse.Namespace
+) -> dict[str, float]:
+    cmd = ["taskset", "-c", args.load_cpu, sys.executable, str(HERE / "loadgen.py")]
+    cmd += ["--url", target.url("/v1/track"), "--rate", f"{rate:.0f}"]
+    cmd += ["--duration", f"{args.duration:g}", "--body-file", str(track)]
+    cmd += ["--auth-user", WRITE_KEY, "--connections", str(args.connections)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    result: dict[str, float] = json.loads(out)
+    if result["errors"] or result["lost_connections"]:
+        raise SystemExit(f"loadgen against {target.name} saw errors: {result}")
+    return result
+
+
+def _bodies(work: Path) -> tuple[Path, Path]:
+    track = work / "track.json"
+    track.write_text(json.dumps(TRACK))
+    batch = work / "batch.json"
+    events = [dict(TRACK, type="track", userId=f"user-{i}") for i in range(BATCH_SIZE)]
+    batch.write_text(json.dumps({"batch": events}))
+    return track, batch
+
+
+def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
+    """Rounds of single, batch and constant-rate latency, interleaved across targets."""
+    track, batch = _bodies(work)
+    for t in targets:  # warm up: first requests, imports, SQLite pages
+        _wrk(t.url("/v1/track"), track, args, 2)
+    for n in range(args.rounds):
+        for t in targets:
+            t.single.append(_wrk(t.url("/v1/track"), track, args, args.duration))
+            print(f"round {n + 1} {t.name:24} single {t.single[-1]:9.0f} req/s", flush=True)
+        for t in targets:
+            t.batch.append(_wrk(t.url("/v1/batch"), batch, args, args.duration) * BATCH_SIZE)
+            print(f"round {n + 1} {t.name:24} batch  {t.batch[-1]:9.0f} events/s", flush=True)
+        for t in targets:
+            t.latency.append(_loadgen(t, t.single[-1] / 2, track, args))
+            lat = t.latency[-1]
+            print(
+                f"round {n + 1} {t.name:24} @{lat['rate_target']:.0f}/s "
+                f"p50 {lat['p50_ms']:.2f} ms p99 {lat['p99_ms']:.2f} ms",
+                flush=True,
+            )
+
+
+def _median_latency(t: Target, key: str) -> float:
+    return statistics.median(x[key] for x in t.latency)
+
+
+def table(targets: list[Target]) -> str:
+    """The results as a Markdown table (medians over rounds; ratios against the same server)."""
+    bare = {t.server: t for t in targets if t.app == "bare"}
+    rows = [
+        "| server | app | single req/s | ratio vs bare | batch events/s | ratio vs bare "
+        "| rate (½ peak) | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in targets:
+        b = bare[t.server]
+        single, batch = statistics.median(t.single), statistics.median(t.batch)
+        rows.append(
+            f"| {t.server} | {t.app} | {single:,.0f} | {single / statistics.median(b.single):.2f} "
+            f"| {batch:,.0f} | {batch / statistics.median(b.batch):.2f} "
+            f"| {_median_latency(t, 'rate_target'):,.0f} | {_median_latency(t, 'p50_ms'):.2f} "
+            f"| {_median_latency(t, 'p99_ms'):.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def _machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    versions = []
+    for name in ("uvicorn", "granian", "litestar", "msgspec", "uvloop"):
+        with contextlib.suppress(Exception):
+            from importlib.metadata import version
+
+            versions.append(f"{name} {version(name)}")
+    return (
+        f"{os.cpu_count()} × {cpu}, Linux {platform.release()}, "
+        f"Python {platform.python_version()}; {', '.join(versions)}"
+    )
+
+
+def report(targets: list[Target], args: argparse.Namespace, argv: list[str]) -> str:
+    """The Markdown block ``--write`` puts into RESULTS.md."""
+    command = "python benchmarks/ingest.py " + " ".join(argv)
+    return "\n".join(
+        [
+            BEGIN,
+            f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- machine: {_machine()}",
+            f"- command: `{command.strip()}`",
+            f"- load: wrk -t1 -c{args.connections}, {args.duration:g} s per measurement, "
+            f"{args.rounds} rounds (medians); servers on CPU {args.server_cpu}, load on CPU "
+            f"{args.load_cpu}",
+            "",
+            table(targets),
+            END,
+        ]
+    )
+
+
+def _write(block: str) -> None:
+    path = HERE / "RESULTS.md"
+    text = path.read_text() if path.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, _, rest = text.partition(BEGIN)
+    _, _, tail = rest.partition(END)
+    path.write_text(head + block + tail)
+
+
+@contextlib.contextmanager
+def running(args: argparse.Namespace, work: Path) -> Iterator[list[Target]]:
+    """Start every app under every server; stop them all at the end."""
+    targets: list[Target] = []
+    try:
+        for server in args.servers.split(","):
+            for app in APPS:
+                targets.append(_start(server, app, work, args.server_cpu))
+        yield targets
+    finally:
+        for t in targets:
+            t.proc.terminate()
+        for t in targets:
+            try:
+                t.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                t.proc.kill()
+
+
+def main() -> None:
+    """Parse arguments, run every measurement, print (and optionally write) the table."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--servers", default="uvicorn,granian")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--server-cpu", default="1")
+    parser.add_argument("--load-cpu", default="0")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, dbs)")
+    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    argv = sys.argv[1:]
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+    work = Path(tempfile.mkdtemp(prefix="forwarder-bench-"))
+    try:
+        with running(args, work) as targets:
+            measure(targets, args, work)
+        block = report(targets, args, [a for a in argv if a != "--write"])
+        print(block)
+        if args.write:
+            _write(block)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
