@@ -20,6 +20,7 @@ from forwarder.delivery.destinations.contacts import Contacts
 from forwarder.delivery.destinations.conversions import Conversions
 from forwarder.delivery.destinations.timeline import Timeline
 from forwarder.delivery.envelopes import PortalEnvelopes
+from forwarder.delivery.lookup import ContactLookup
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.stitch import Resolver
 from forwarder.delivery.worker import QueueWorker, WorkerSettings
@@ -112,7 +113,10 @@ class Engine:
             catalog = DefinitionCatalog(name, client, storage, create_missing=create)
             envelopes = PortalEnvelopes.from_portal(portal, clock)
             self.portals[name] = Portal(name, portal, client, catalog, envelopes)
-            resolver = Resolver(portal.identity_order)
+            lookup = None
+            if portal.contacts.user_id_property is not None:
+                lookup = ContactLookup(client, envelopes, clock, portal.contacts.user_id_property)
+            resolver = Resolver(name, portal.identity_order, storage, lookup)
             mapper = self.portals[name].mapper
             destinations: list[Destination] = [
                 Conversions(portal, mapper, catalog, resolver),

@@ -45,6 +45,25 @@ class Candidates(msgspec.Struct):
     utk: list[tuple[str, str]] = []
 
 
+def text_id(value: object) -> str | None:
+    """An id as text: Segment ids are strings, numbers are accepted."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def person_keys(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The keys an event of a person waits on: its anonymousId and userId."""
+    keys: list[tuple[str, str]] = []
+    for kind in ("anonymousId", "userId"):
+        value = text_id(data.get(kind))
+        if value is not None:
+            keys.append((kind, value))
+    return keys
+
+
 def _first(data: Mapping[str, Any], paths: Sequence[str]) -> tuple[str, Any] | None:
     for path in paths:
         node: Any = data

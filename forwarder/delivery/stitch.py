@@ -1,19 +1,67 @@
-"""Resolve: the best identity for each event, from the event itself and what the graph knows."""
+"""Resolve: the best identity for each event, from the event itself and what the graph knows.
+
+Order of candidates within a kind: the event's own identifier first (it is the most recent),
+then the identity graph (learned from identify, alias, the utk cookie, webhooks), then, for
+a userId, the contact that holds it in the configured unique property (batch read, cached).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from forwarder.delivery.identity import Identity, choose, from_event
+from forwarder.delivery.identity import Candidates, Identity, choose, from_event, person_keys
+from forwarder.delivery.lookup import ContactLookup
+from forwarder.storage.base import Key, Storage
+
+_GRAPH_KINDS = {"email": "email", "utk": "utk", "contactId": "objectId"}
 
 
 class Resolver:
-    """Per portal: the fallback order, decided once; ``identities`` runs per batch."""
+    """Per portal: fallback order and sources, decided once; ``identities`` runs per batch."""
 
-    def __init__(self, order: Sequence[str]) -> None:
+    def __init__(
+        self,
+        portal: str,
+        order: Sequence[str],
+        storage: Storage,
+        lookup: ContactLookup | None = None,
+    ) -> None:
+        self._portal = portal
         self._order = tuple(order)
+        self._storage = storage
+        self._lookup = lookup
 
     async def identities(self, events: Sequence[Mapping[str, Any]]) -> list[Identity]:
         """One identity per event (kind None when nothing usable is known yet)."""
-        return [choose(from_event(data), self._order) for data in events]
+        own = [person_keys(data) for data in events]
+        people = await self._storage.people_of(
+            self._portal, list(dict.fromkeys(k for keys in own for k in keys))
+        )
+        contacts: dict[str, str | None] = {}
+        if self._lookup is not None:
+            user_ids = [v for keys in own for kind, v in keys if kind == "userId"]
+            if user_ids:
+                contacts = await self._lookup.resolve(user_ids)
+        out = []
+        for data, keys in zip(events, own, strict=True):
+            candidates = from_event(data)
+            self._add_graph(candidates, keys, people)
+            for kind, value in keys:
+                contact = contacts.get(value) if kind == "userId" else None
+                if contact is not None:
+                    candidates.objectId.append((contact, "contact lookup by userId"))
+            out.append(choose(candidates, self._order))
+        return out
+
+    @staticmethod
+    def _add_graph(
+        candidates: Candidates, keys: list[Key], people: Mapping[Key, list[Key]]
+    ) -> None:
+        for key in keys:
+            for kind, value in reversed(people.get(key, [])):  # most recently seen first
+                target = _GRAPH_KINDS.get(kind)
+                if target is not None:
+                    found = getattr(candidates, target)
+                    if all(v != value for v, _ in found):
+                        found.append((value, f"identity graph via {key[0]}"))

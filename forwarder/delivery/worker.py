@@ -169,7 +169,9 @@ class QueueWorker:
         holds = [p for p in prepared if isinstance(p, Hold)]
         for hold in holds:
             until = hold.item.event.received_at + self._settings.hold_s
-            await self._storage.hold([hold.item.id], until=until, now=now, detail=hold.reason)
+            await self._storage.hold(
+                [hold.item.id], until=until, now=now, detail=hold.reason, keys=hold.keys
+            )
         drops = [p for p in prepared if isinstance(p, Drop)]
         for drop in drops:
             await self._storage.finish([drop.item.id], "dropped", now=now, detail=drop.reason)

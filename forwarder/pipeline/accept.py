@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -11,6 +12,7 @@ from forwarder.clock import Clock
 from forwarder.config import Settings, SourceSettings
 from forwarder.errors import AllEventsRejectedError, BacklogFullError, Rejection
 from forwarder.events.messages import IngestResponse, Rejected
+from forwarder.pipeline.enrich import Enricher
 from forwarder.pipeline.route import Router
 from forwarder.pipeline.stamp import Stamper
 from forwarder.pipeline.validate import Decoded
@@ -36,6 +38,7 @@ class Accepter:
     ) -> None:
         self._storage = storage
         self._on_accepted = on_accepted
+        self._enrich = Enricher(storage, clock.now, on_accepted)
         self._metrics = metrics
         self._clock = clock
         self._router = Router(settings.portals)
@@ -63,6 +66,7 @@ class Accepter:
         now = self._clock.now()
         received_at = datetime.fromtimestamp(now, UTC)
         events: list[NewEvent] = []
+        datas: list[dict[str, Any]] = []
         for event in decoded.valid:
             fingerprinted = self._stamp(event, received_at)
             route = self._router(event.index, source.portal, event.message)
@@ -70,6 +74,7 @@ class Accepter:
                 rejected.append(route)
                 continue
             message = event.message
+            datas.append(event.data)
             events.append(
                 NewEvent(
                     portal=source.portal,
@@ -93,6 +98,9 @@ class Accepter:
             )
         results = await self._storage.append(events, now=now, dedup_window_s=self._window_s)
         accepted = sum(isinstance(r, Accepted) for r in results)
+        # Duplicates teach links too: links are idempotent, and a retry after a failure here
+        # (the events already durable) must still teach them.
+        await self._enrich(source.portal, datas)
         if accepted and self._on_accepted is not None:
             queues = {d for e in events for d in e.destinations}
             self._on_accepted(source.portal, tuple(sorted(queues)))

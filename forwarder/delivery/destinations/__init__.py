@@ -40,6 +40,8 @@ class Hold(msgspec.Struct):
 
     item: Item
     reason: str
+    keys: list[tuple[str, str]] = []
+    """The identifiers whose linking releases it (anonymousId, userId)."""
 
 
 class Drop(msgspec.Struct):

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from forwarder.config import PortalSettings
 from forwarder.delivery.definitions import DefinitionCatalog
 from forwarder.delivery.destinations import Drop, Hold, Prepared, Ready, decode, stable_uuid
-from forwarder.delivery.identity import Identity
+from forwarder.delivery.identity import Identity, person_keys
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.stitch import Resolver
 from forwarder.errors import HubSpotError
@@ -64,7 +64,7 @@ class Conversions:
                 out.append(Drop(item, "no mapping for this event any more"))
                 continue
             if identity.kind is None:
-                out.append(Hold(item, "; ".join(identity.notes)))
+                out.append(Hold(item, "; ".join(identity.notes), person_keys(data)))
                 continue
             await self._catalog.ensure(conversion)
             uuid = stable_uuid(self._portal.portal_id, item.event.message_id)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from forwarder.config import PortalSettings
 from forwarder.delivery.destinations import Drop, Hold, Prepared, Ready, decode, stable_uuid
+from forwarder.delivery.identity import person_keys
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.stitch import Resolver
 from forwarder.errors import HubSpotError
@@ -42,7 +43,7 @@ class Timeline:
                 out.append(Drop(item, "no timeline template mapped for this event"))
                 continue
             if identity.kind is None:
-                out.append(Hold(item, "; ".join(identity.notes)))
+                out.append(Hold(item, "; ".join(identity.notes), person_keys(data)))
                 continue
             event_id = stable_uuid(self._portal.portal_id, item.event.message_id, self.name)
             event = TimelineEvent(

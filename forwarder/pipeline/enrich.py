@@ -1,0 +1,71 @@
+"""Enrich: learn identity links from accepted events, and release the conversions they unlock.
+
+An ``identify`` (traits), an ``alias`` (previousId), and any event carrying
+``context.traits.email`` or the ``hubspotutk`` cookie (``context.hubspotutk``) teach the graph
+that its identifiers are one person. Conversions held for lack of identity wait on their
+anonymousId/userId; once a link makes them resolvable they are released at once, keeping their
+original ``occurredAt`` and uuid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from forwarder.delivery.identity import normalise_email, person_keys
+from forwarder.delivery.identity import text_id as _text
+from forwarder.storage.base import Item, Key, Storage
+
+
+def links(data: Mapping[str, Any]) -> list[Key]:
+    """Every identifier an event asserts belongs to its sender (empty when fewer than two)."""
+    keys = person_keys(data)
+    context = data.get("context") if isinstance(data.get("context"), Mapping) else {}
+    assert isinstance(context, Mapping)
+    traits = data.get("traits") if data.get("type") == "identify" else context.get("traits")
+    if isinstance(traits, Mapping):
+        email = normalise_email(traits.get("email"))
+        if email is not None:
+            keys.append(("email", email))
+    utk = _text(context.get("hubspotutk"))
+    if utk is not None:
+        keys.append(("utk", utk))
+    hubspot = context.get("hubspot")
+    if isinstance(hubspot, Mapping) and _text(hubspot.get("contactId")) is not None:
+        keys.append(("contactId", str(_text(hubspot.get("contactId")))))
+    if data.get("type") == "alias":
+        previous = _text(data.get("previousId"))
+        if previous is not None:
+            # Segment's alias: previousId is usually the anonymousId the user had before.
+            keys += [("anonymousId", previous), ("userId", previous)]
+    unique = list(dict.fromkeys(keys))
+    return unique if len(unique) >= 2 else []
+
+
+class Enricher:
+    """Links identities of accepted events and releases held conversions."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        now: Callable[[], float],
+        on_released: Callable[[str, tuple[str, ...]], None] | None = None,
+    ) -> None:
+        self._storage = storage
+        self._now = now
+        self._on_released = on_released
+
+    async def __call__(self, portal: str, events: Sequence[Mapping[str, Any]]) -> list[Item]:
+        """Learn from ``events`` (already durable); returns the items released."""
+        groups = [keys for data in events if (keys := links(data))]
+        if not groups:
+            return []
+        now = self._now()
+        await asyncio.gather(*(self._storage.link(portal, keys, now=now) for keys in groups))
+        people = await self._storage.people_of(portal, [keys[0] for keys in groups])
+        everyone = list(dict.fromkeys(k for person in people.values() for k in person))
+        released = await self._storage.release_for(portal, everyone, now=now)
+        if released and self._on_released is not None:
+            self._on_released(portal, tuple(sorted({i.destination for i in released})))
+        return released
