@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 
 from tests.support import BROWSER_KEY, ORIGIN, ServerProcess, config_toml, free_port
@@ -80,11 +81,16 @@ def wait_for(probe: Callable[[], T | None], timeout_s: float = 10.0, what: str =
 
 
 class Site:
-    """Static pages on ``http://127.0.0.1:PORT``; tests write the pages they need."""
+    """Static pages on ``http://127.0.0.1:PORT``; tests write the pages they need.
+
+    With ``upstream`` set, ``/fwd/*`` is passed to the forwarder like the reverse proxy of
+    ``examples/web/README.md`` does (prefix stripped, ``Origin`` and cookies kept).
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        handler = functools.partial(_QuietHandler, directory=str(root))
+        self.upstream: str | None = None
+        handler = functools.partial(_SiteHandler, directory=str(root), site=self)
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.port = self._server.server_address[1]
         self.origin = f"http://127.0.0.1:{self.port}"
@@ -103,7 +109,41 @@ class Site:
         self._server.server_close()
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+class _SiteHandler(http.server.SimpleHTTPRequestHandler):
+    _PASSED = ("content-type", "origin", "cookie", "if-none-match", "user-agent")
+    _RETURNED = ("content-type", "set-cookie", "etag", "cache-control", "vary")
+
+    def __init__(self, *args: Any, site: Site, **kwargs: Any) -> None:
+        self.site = site
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        if not self._proxied():
+            super().do_GET()
+
+    def do_POST(self) -> None:
+        if not self._proxied():
+            self.send_error(405)
+
+    def _proxied(self) -> bool:
+        if self.site.upstream is None or not self.path.startswith("/fwd/"):
+            return False
+        length = int(self.headers.get("content-length") or 0)
+        answer = httpx.request(
+            self.command,
+            self.site.upstream + self.path.removeprefix("/fwd"),
+            content=self.rfile.read(length) if length else None,
+            headers={k: v for k, v in self.headers.items() if k.lower() in self._PASSED},
+        )
+        self.send_response(answer.status_code)
+        for name, value in answer.headers.multi_items():
+            if name.lower() in self._RETURNED:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.content)))
+        self.end_headers()
+        self.wfile.write(answer.content)
+        return True
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
