@@ -41,7 +41,7 @@ class Redactor:
             self._secrets = (*self._secrets, secret)
 
     def scrub(self, value: Any) -> Any:
-        """A copy of ``value`` with every secret replaced."""
+        """``value`` with every secret replaced (containers are copied only when needed)."""
         if isinstance(value, str):
             for secret in self._secrets:
                 if secret in value:
@@ -59,11 +59,25 @@ class Redactor:
     def __call__(
         self, logger: Any, method: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        return self.scrub(dict(event_dict))  # type: ignore[no-any-return]
+        # In place: the event dict is this log call's own copy.
+        for key, value in event_dict.items():
+            if key.lower() in _SENSITIVE_KEYS:
+                event_dict[key] = REDACTED
+            elif not isinstance(value, int | float | bool | None):
+                event_dict[key] = self.scrub(value)
+        return event_dict
 
 
-def _json_serializer(obj: Any, **_: Any) -> str:
-    return msgspec.json.encode(obj, enc_hook=repr).decode()
+_json = msgspec.json.Encoder(enc_hook=repr)
+_KEEP_OPEN: list[TextIO] = []
+
+
+def _json_bytes(obj: Any, **_: Any) -> bytes:
+    return _json.encode(obj)
+
+
+def _json_text(obj: Any, **_: Any) -> str:
+    return _json.encode(obj).decode()
 
 
 def configure_logging(
@@ -77,11 +91,17 @@ def configure_logging(
     stream = stream or sys.stderr
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
-    renderer: Any = (
-        structlog.dev.ConsoleRenderer(colors=False)
-        if fmt == "console"
-        else structlog.processors.JSONRenderer(serializer=_json_serializer)
-    )
+    binary = getattr(stream, "buffer", None)
+    renderer: Any
+    factory: Any
+    if fmt == "console":
+        renderer, factory = structlog.dev.ConsoleRenderer(colors=False), None
+    elif binary is not None:  # bytes straight to the file: no str round trip, no print()
+        renderer = structlog.processors.JSONRenderer(serializer=_json_bytes)
+        factory = structlog.BytesLoggerFactory(binary)
+        _KEEP_OPEN.append(stream)  # the text wrapper closes its buffer when collected
+    else:
+        renderer, factory = structlog.processors.JSONRenderer(serializer=_json_text), None
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -92,8 +112,8 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=False,
+        logger_factory=factory or structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=True,
     )
     # uvicorn and httpx log through the stdlib; keep their noise out and secrets masked.
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -54,6 +54,7 @@ class IngestService:
         self._log_requests = settings.server.log_requests
         self._log = get_logger("ingest")
         self._encode = msgspec.json.Encoder().encode
+        self._by_status: dict[int, Any] = {}
         self.draining = False
 
     async def handle(
@@ -97,7 +98,10 @@ class IngestService:
             extra["Access-Control-Allow-Origin"] = origin
             extra["Vary"] = "Origin"
         elapsed = time.perf_counter() - started
-        self._metrics.requests.labels(str(status)).inc()
+        counter = self._by_status.get(status)
+        if counter is None:
+            counter = self._by_status[status] = self._metrics.requests.labels(str(status))
+        counter.inc()
         self._metrics.latency.observe(elapsed)
         if self._log_requests:
             self._log.info(

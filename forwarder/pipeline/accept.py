@@ -14,7 +14,7 @@ from forwarder.errors import AllEventsRejectedError, BacklogFullError, Rejection
 from forwarder.events.messages import IngestResponse, Rejected
 from forwarder.pipeline.enrich import Enricher
 from forwarder.pipeline.route import Router
-from forwarder.pipeline.stamp import Stamper
+from forwarder.pipeline.stamp import Stamper, iso
 from forwarder.pipeline.validate import Decoded
 from forwarder.storage.base import Accepted, NewEvent, Storage
 from forwarder.telemetry import Metrics
@@ -50,6 +50,15 @@ class Accepter:
         self._fingerprint_window_s = settings.dedup.fingerprint_window_s
         self._max_backlog = settings.storage.max_backlog
         self._encode = msgspec.json.Encoder().encode
+        self._per_source: dict[str, tuple[Any, Any]] = {}
+
+    def _counters(self, source: str) -> tuple[Any, Any]:
+        counters = self._per_source.get(source)
+        if counters is None:
+            metrics = self._metrics
+            counters = (metrics.received.labels(source), metrics.accepted.labels(source))
+            self._per_source[source] = counters
+        return counters
 
     async def __call__(self, source: SourceSettings, decoded: Decoded) -> IngestResponse:
         """Store what is valid; raise when nothing is.
@@ -60,16 +69,20 @@ class Accepter:
             StorageUnavailableError: storage failed (nothing acknowledged).
         """
         rejected = list(decoded.rejected)
-        self._metrics.received.labels(source.name).inc(decoded.count)
+        received, accepted_counter = self._counters(source.name)
+        received.inc(decoded.count)
         if await self._storage.pending_count() >= self._max_backlog:
             raise BacklogFullError(f"backlog reached storage.max_backlog ({self._max_backlog})")
         now = self._clock.now()
         received_at = datetime.fromtimestamp(now, UTC)
+        received_iso = iso(received_at)
         events: list[NewEvent] = []
         datas: list[dict[str, Any]] = []
         for event in decoded.valid:
-            fingerprinted = self._stamp(event, received_at)
-            route = self._router(event.index, source.portal, event.message)
+            fingerprinted = self._stamp(event, received_at, received_iso)
+            route = self._router(
+                event.index, source.portal, event.message, event.data.get("integrations")
+            )
             if isinstance(route, Rejected):
                 rejected.append(route)
                 continue
@@ -86,7 +99,7 @@ class Accepter:
                     payload=self._encode(event.data),
                     destinations=route.destinations,
                     dropped=route.dropped,
-                    test=_is_test(source, message.context),
+                    test=_is_test(source, event.data.get("context")),
                     dedup_window_s=self._fingerprint_window_s if fingerprinted else None,
                 )
             )
@@ -105,7 +118,7 @@ class Accepter:
             queues = {d for e in events for d in e.destinations}
             self._on_accepted(source.portal, tuple(sorted(queues)))
         duplicates = len(results) - accepted
-        self._metrics.accepted.labels(source.name).inc(accepted)
+        accepted_counter.inc(accepted)
         if duplicates:
             self._metrics.discarded.labels("duplicate", "true").inc(duplicates)
         return IngestResponse(

@@ -17,12 +17,18 @@ from forwarder.delivery.identity import normalise_email, person_keys
 from forwarder.delivery.identity import text_id as _text
 from forwarder.storage.base import Item, Key, Storage
 
+_ASSERTING = ("traits", "hubspotutk", "hubspot")
+
 
 def links(data: Mapping[str, Any]) -> list[Key]:
     """Every identifier an event asserts belongs to its sender (empty when fewer than two)."""
+    context = data.get("context")
+    if not isinstance(context, Mapping):
+        context = {}
+    kind = data.get("type")
+    if kind not in ("identify", "alias") and not any(k in context for k in _ASSERTING):
+        return []  # the common case: a plain track or page teaches nothing
     keys = person_keys(data)
-    context = data.get("context") if isinstance(data.get("context"), Mapping) else {}
-    assert isinstance(context, Mapping)
     traits = data.get("traits") if data.get("type") == "identify" else context.get("traits")
     if isinstance(traits, Mapping):
         email = normalise_email(traits.get("email"))

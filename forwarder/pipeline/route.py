@@ -47,9 +47,11 @@ class Router:
             for name, p in portals.items()
         }
 
-    def __call__(self, index: int, portal: str, message: Message) -> Route | Rejected:
+    def __call__(
+        self, index: int, portal: str, message: Message, integrations: object
+    ) -> Route | Rejected:
         settings = self._portals[portal]
-        if _hubspot_disabled(message.integrations):
+        if isinstance(integrations, Mapping) and _hubspot_disabled(integrations):
             return _NOWHERE
         match message:
             case Track(event=name):

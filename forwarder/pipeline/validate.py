@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
 from forwarder.config import ServerSettings
 from forwarder.errors import MalformedRequestError, PayloadTooLargeError
-from forwarder.events.messages import Message, Rejected
+from forwarder.events.messages import MESSAGE_TYPES, Message, Rejected
 
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
-_CONTAINERS = ("context", "integrations")
 _TOO_DEEP = "body is not valid JSON: nested too deeply"
 
 
@@ -44,6 +44,33 @@ class Decoded(msgspec.Struct):
     """How many events the request carried."""
 
 
+class _Shared:
+    """What a batch's envelope lends to each of its events."""
+
+    def __init__(self, raw: _RawBatch) -> None:
+        self.containers = [
+            (key, value)
+            for key, value in (("context", raw.context), ("integrations", raw.integrations))
+            if value
+        ]
+        self.sent_at_text = raw.sent_at
+        self.sent_at: datetime | None = None
+        if raw.sent_at is not None:
+            try:
+                self.sent_at = msgspec.convert(raw.sent_at, datetime)
+            except msgspec.ValidationError as exc:
+                raise MalformedRequestError(
+                    f"{exc} at $.sentAt".replace(" - at `$`", ""), field="$.sentAt"
+                ) from exc
+
+
+def _identified(event: Valid) -> Valid | Rejected:
+    message = event.message
+    if message.user_id is None and message.anonymous_id is None:
+        return Rejected(event.index, "$.userId", "userId or anonymousId is required")
+    return event
+
+
 def _path_and_reason(exc: msgspec.ValidationError) -> tuple[str, str]:
     text = str(exc)
     reason, sep, where = text.partition(" - at `")
@@ -63,6 +90,9 @@ class Validator:
         self._max_events = settings.max_batch_events
         self._batch = msgspec.json.Decoder(_RawBatch)
         self._any = msgspec.json.Decoder()
+        # Typed decoding straight from bytes is ~15x cheaper than converting the dict.
+        self._message = msgspec.json.Decoder(Message)
+        self._typed = {name: msgspec.json.Decoder(cls) for name, cls in MESSAGE_TYPES.items()}
 
     def decode(self, body: bytes, call_type: str | None) -> Decoded:
         """Read a single call (``call_type`` from the path) or a batch (``call_type`` None).
@@ -72,11 +102,7 @@ class Validator:
             PayloadTooLargeError: more events than ``server.max_batch_events``.
         """
         if call_type is not None:
-            data = self._decode_object(body)
-            data["type"] = call_type
-            valid, rejected = self._validate_all([(0, data, len(body))], {})
-            key = data.get("writeKey")
-            return Decoded(valid, rejected, key if isinstance(key, str) else None, 1)
+            return self._decode_single(body, call_type)
         try:
             raw = self._batch.decode(body)
         except msgspec.ValidationError as exc:
@@ -91,22 +117,36 @@ class Validator:
                 f"batch has {len(raw.batch)} events; the limit is {self._max_events}",
                 field="server.max_batch_events",
             )
-        shared: dict[str, Any] = {
-            "context": raw.context or {},
-            "integrations": raw.integrations or {},
-        }
-        if raw.sent_at is not None:
-            shared["sentAt"] = raw.sent_at
-        items: list[tuple[int, dict[str, Any] | str, int]] = []
-        for i, event in enumerate(raw.batch):
-            try:
-                obj = self._any.decode(event)
-            except (msgspec.DecodeError, RecursionError) as exc:
-                items.append((i, f"not valid JSON: {exc or _TOO_DEEP}", len(event)))
-                continue
-            items.append((i, obj if isinstance(obj, dict) else "Expected `object`", len(event)))
-        valid, rejected = self._validate_all(items, shared)
+        shared = _Shared(raw)
+        valid: list[Valid] = []
+        rejected: list[Rejected] = []
+        for index, event in enumerate(raw.batch):
+            outcome = self._validate_raw(index, event, shared)
+            if isinstance(outcome, Valid):
+                valid.append(outcome)
+            else:
+                rejected.append(outcome)
         return Decoded(valid, rejected, raw.write_key, len(raw.batch))
+
+    def _decode_single(self, body: bytes, call_type: str) -> Decoded:
+        data = self._decode_object(body)
+        key = data.get("writeKey")
+        key = key if isinstance(key, str) else None
+        if len(body) > self._max_event:
+            reason = f"event is {len(body)} bytes; the limit is {self._max_event}"
+            return Decoded([], [Rejected(0, "$", reason)], key, 1)
+        try:
+            if data.get("type", call_type) == call_type:
+                message: Message = self._typed[call_type].decode(body)
+            else:  # the path decides the type, as Segment does
+                message = msgspec.convert({**data, "type": call_type}, Message)
+        except msgspec.ValidationError as exc:
+            return Decoded([], [Rejected(0, *_path_and_reason(exc))], key, 1)
+        data["type"] = call_type
+        outcome = _identified(Valid(0, message, data))
+        if isinstance(outcome, Rejected):
+            return Decoded([], [outcome], key, 1)
+        return Decoded([outcome], [], key, 1)
 
     def _decode_object(self, body: bytes) -> dict[str, Any]:
         try:
@@ -119,40 +159,25 @@ class Validator:
             raise MalformedRequestError(f"body must be a JSON object, got {type(data).__name__}")
         return data
 
-    def _validate_all(
-        self, items: list[tuple[int, Any, int]], shared: dict[str, Any]
-    ) -> tuple[list[Valid], list[Rejected]]:
-        valid: list[Valid] = []
-        rejected: list[Rejected] = []
-        for index, data, size in items:
-            if size > self._max_event:
-                rejected.append(
-                    Rejected(index, "$", f"event is {size} bytes; the limit is {self._max_event}")
-                )
-            elif isinstance(data, str):
-                rejected.append(Rejected(index, "$", data))
-            else:
-                outcome = self._validate_one(index, data, shared)
-                if isinstance(outcome, Valid):
-                    valid.append(outcome)
-                else:
-                    rejected.append(outcome)
-        return valid, rejected
-
-    def _validate_one(
-        self, index: int, data: dict[str, Any], shared: dict[str, Any]
-    ) -> Valid | Rejected:
-        for key in _CONTAINERS:
-            base = shared.get(key)
-            if base and isinstance(data.get(key, {}), dict):
-                data[key] = {**base, **data.get(key, {})}
-        if "sentAt" in shared and "sentAt" not in data:
-            data["sentAt"] = shared["sentAt"]
+    def _validate_raw(self, index: int, raw: msgspec.Raw, shared: _Shared) -> Valid | Rejected:
+        if len(raw) > self._max_event:
+            return Rejected(
+                index, "$", f"event is {len(raw)} bytes; the limit is {self._max_event}"
+            )
         try:
-            message: Message = msgspec.convert(data, Message)
+            data = self._any.decode(raw)
+            if not isinstance(data, dict):
+                return Rejected(index, "$", "Expected `object`")
+            message: Message = self._message.decode(raw)
         except msgspec.ValidationError as exc:
-            path, reason = _path_and_reason(exc)
-            return Rejected(index, path, reason)
-        if message.user_id is None and message.anonymous_id is None:
-            return Rejected(index, "$.userId", "userId or anonymousId is required")
-        return Valid(index, message, data)
+            return Rejected(index, *_path_and_reason(exc))
+        except (msgspec.DecodeError, RecursionError) as exc:  # the batch decode checked syntax
+            return Rejected(index, "$", f"not valid JSON: {exc or _TOO_DEEP}")
+        for key, base in shared.containers:
+            own = data.get(key)
+            if own is None or isinstance(own, dict):
+                data[key] = {**base, **(own or {})}
+        if shared.sent_at is not None and message.sent_at is None:
+            data["sentAt"] = shared.sent_at_text
+            message = msgspec.structs.replace(message, sent_at=shared.sent_at)
+        return _identified(Valid(index, message, data))

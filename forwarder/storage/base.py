@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Literal
+from contextlib import AbstractAsyncContextManager
+from typing import Literal, Protocol
 
 import msgspec
 
@@ -122,8 +123,44 @@ class Attempt(msgspec.Struct, frozen=True):
     error: str | None = None
 
 
+class SharedWindow(Protocol):
+    """One rolling-window log shared by every replica (times are the store's own clock)."""
+
+    async def try_acquire(self, n: int, limit: int, window_s: float) -> float:
+        """Log ``n`` acquisitions and return 0 if they fit now; else the seconds to wait."""
+        ...
+
+    async def observe(self, spent: int, limit: int, window_s: float) -> None:
+        """HubSpot says ``spent`` of the window is used: log what our entries do not explain."""
+        ...
+
+    async def block_for(self, seconds: float) -> None:
+        """Refuse every acquisition for ``seconds`` from now (later calls only extend it)."""
+        ...
+
+    async def counts(self, window_s: float) -> tuple[int, int]:
+        """(ours, phantoms) inside the window ending now."""
+        ...
+
+
+class Coordination(Protocol):
+    """What replicas sharing one storage also share: rate windows and locks."""
+
+    def window(self, portal: str, envelope: str) -> SharedWindow:
+        """The shared log of one portal's envelope."""
+        ...
+
+    def lock(self, name: str, *, ttl_s: float) -> AbstractAsyncContextManager[object]:
+        """A lock held by one replica at a time; it expires after ``ttl_s`` if its owner dies."""
+        ...
+
+
 class Storage(ABC):
     """Durable event log, dedup keys, delivery queues with leases, and small metadata."""
+
+    def coordination(self) -> Coordination | None:
+        """Shared windows and locks for replicas of this storage; None: one process only."""
+        return None
 
     @abstractmethod
     async def open(self) -> None:

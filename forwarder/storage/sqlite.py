@@ -42,11 +42,15 @@ _MAX_GROUP = 1024
 
 
 class _Pending:
-    __slots__ = ("fn", "future")
+    __slots__ = ("append", "fn", "future")
 
-    def __init__(self, fn: Job, future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self, fn: Job, future: asyncio.Future[Any], append: sql.AppendJob | None = None
+    ) -> None:
         self.fn = fn
         self.future = future
+        self.append = append
+        """Set for appends: the writer runs every append of a group as one set-wise job."""
 
 
 def _translate(exc: sqlite3.Error) -> StorageUnavailableError:
@@ -127,7 +131,11 @@ class SqliteStorage(Storage):
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            outcomes = [(True, job.fn(conn)) for job in group]
+            appends = [job.append for job in group if job.append is not None]
+            appended = iter(sql.append_many(conn, appends) if appends else ())
+            outcomes = [
+                (True, next(appended) if job.append is not None else job.fn(conn)) for job in group
+            ]
             conn.execute("COMMIT")
         except Exception:
             if conn.in_transaction:
@@ -160,11 +168,13 @@ class SqliteStorage(Storage):
         for loop, jobs in by_loop.items():
             loop.call_soon_threadsafe(_deliver, jobs)
 
-    async def _submit(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _submit(
+        self, fn: Callable[[sqlite3.Connection], T], append: sql.AppendJob | None = None
+    ) -> T:
         if self._thread is None or not self._thread.is_alive():
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put(_Pending(fn, future))
+        self._jobs.put(_Pending(fn, future, append))
         return await future
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -195,9 +205,8 @@ class SqliteStorage(Storage):
     async def append(
         self, events: Sequence[NewEvent], *, now: float, dedup_window_s: float
     ) -> list[AppendResult]:
-        results, opened = await self._submit(
-            lambda conn: sql.append(conn, events, now=now, window_s=dedup_window_s)
-        )
+        job = sql.AppendJob(events, now, dedup_window_s)
+        results, opened = await self._submit(lambda c: sql.append_many(c, [job])[0], job)
         self._pending += opened
         return results
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from forwarder.storage.base import (
     Accepted,
@@ -93,67 +93,120 @@ def count_open(conn: sqlite3.Connection) -> int:
 
 
 def release_leases(conn: sqlite3.Connection) -> None:
-    """At start of the only process using the file: leases of a crashed run are void."""
-    conn.execute("UPDATE items SET state = 'pending' WHERE state = 'leased'")
+    """At start of the only process using the file: leases of a crashed run are void.
+
+    A lease pushed ``available_at`` to its expiry; the item was due when it was leased
+    (``updated_at``), so it is due again now rather than a whole lease later.
+    """
+    conn.execute(
+        "UPDATE items SET state = 'pending', available_at = updated_at WHERE state = 'leased'"
+    )
 
 
 def touch(conn: sqlite3.Connection) -> None:
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('ready_probe', x'00')")
 
 
-def append(
-    conn: sqlite3.Connection, events: Sequence[NewEvent], *, now: float, window_s: float
-) -> tuple[list[AppendResult], int]:
-    """Dedup and insert; returns the results and how many open items were created."""
-    results: list[AppendResult] = []
-    opened = 0
+class AppendJob(NamedTuple):
+    """One ``append`` call: its events, clock and default dedup window."""
+
+    events: Sequence[NewEvent]
+    now: float
+    window_s: float
+
+
+def _seen(
+    conn: sqlite3.Connection, keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[float, int]]:
+    by_portal: dict[str, list[str]] = {}
+    for portal, message_id in keys:
+        by_portal.setdefault(portal, []).append(message_id)
+    seen: dict[tuple[str, str], tuple[float, int]] = {}
+    for portal, ids in by_portal.items():
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = conn.execute(
+                "SELECT message_id, seen_at, seq FROM dedup WHERE portal = ? AND message_id IN"
+                f" ({','.join('?' * len(chunk))})",
+                (portal, *chunk),
+            ).fetchall()
+            seen.update({(portal, r[0]): (r[1], r[2]) for r in rows})
+    return seen
+
+
+def append_many(
+    conn: sqlite3.Connection, jobs: Sequence[AppendJob]
+) -> list[tuple[list[AppendResult], int]]:
+    """Dedup and insert the events of many appends set-wise (one statement per table).
+
+    Returns, per job, its results and how many open items it created. Sequence numbers are
+    assigned here (one writer), so rows go in with ``executemany``.
+    """
+    seen = _seen(conn, {(ev.portal, ev.message_id) for job in jobs for ev in job.events})
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+    next_seq = (row[0] if row else 0) + 1
+    events: list[tuple[object, ...]] = []
+    dedup: list[tuple[object, ...]] = []
+    items: list[tuple[object, ...]] = []
     tallies: list[tuple[str, str, str, int]] = []
-    for ev in events:
-        window = window_s if ev.dedup_window_s is None else ev.dedup_window_s
-        seen = conn.execute(
-            "SELECT seen_at, seq FROM dedup WHERE portal = ? AND message_id = ?",
-            (ev.portal, ev.message_id),
-        ).fetchone()
-        if seen is not None and seen[0] > now - window:
-            results.append(Duplicate(seq=seen[1]))
-            continue
-        seq = conn.execute(
-            "INSERT INTO events (portal, message_id, source, type, name, received_at, test,"
-            " payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                ev.portal,
-                ev.message_id,
-                ev.source,
-                ev.type,
-                ev.name,
-                ev.received_at,
-                ev.test,
-                ev.payload,
-            ),
-        ).lastrowid
-        conn.execute(
-            "INSERT INTO dedup (portal, message_id, seen_at, seq) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (portal, message_id) DO UPDATE SET seen_at = excluded.seen_at,"
-            " seq = excluded.seq",
-            (ev.portal, ev.message_id, now, seq),
-        )
-        rows: list[tuple[int | None, str, str, str, float, float, str | None]] = [
-            (seq, ev.portal, d, "pending", now, now, None) for d in ev.destinations
-        ]
-        rows += [(seq, ev.portal, d, "dropped", now, now, why) for d, why in ev.dropped]
-        if rows:
-            conn.executemany(
-                "INSERT INTO items (event_seq, portal, destination, state, available_at,"
-                " updated_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                rows,
+    out: list[tuple[list[AppendResult], int]] = []
+    for job in jobs:
+        results: list[AppendResult] = []
+        opened = 0
+        for ev in job.events:
+            key = (ev.portal, ev.message_id)
+            window = job.window_s if ev.dedup_window_s is None else ev.dedup_window_s
+            before = seen.get(key)
+            if before is not None and before[0] > job.now - window:
+                results.append(Duplicate(seq=before[1]))
+                continue
+            seq, next_seq = next_seq, next_seq + 1
+            seen[key] = (job.now, seq)
+            events.append(
+                (
+                    seq,
+                    ev.portal,
+                    ev.message_id,
+                    ev.source,
+                    ev.type,
+                    ev.name,
+                    ev.received_at,
+                    ev.test,
+                    ev.payload,
+                )
             )
-        opened += len(ev.destinations)
-        tallies += [(ev.portal, d, "accepted", 1) for d in ev.destinations]
-        tallies += [(ev.portal, d, s, 1) for d, _ in ev.dropped for s in ("accepted", "dropped")]
-        assert seq is not None
-        results.append(Accepted(seq=seq))
+            dedup.append((ev.portal, ev.message_id, job.now, seq))
+            items += [
+                (seq, ev.portal, d, "pending", job.now, job.now, None) for d in ev.destinations
+            ]
+            items += [
+                (seq, ev.portal, d, "dropped", job.now, job.now, why) for d, why in ev.dropped
+            ]
+            tallies += [(ev.portal, d, "accepted", 1) for d in ev.destinations]
+            tallies += [
+                (ev.portal, d, s, 1) for d, _ in ev.dropped for s in ("accepted", "dropped")
+            ]
+            opened += len(ev.destinations)
+            results.append(Accepted(seq=seq))
+        out.append((results, opened))
+    conn.executemany(
+        "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
+        " payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        events,
+    )
+    conn.executemany(
+        "INSERT INTO dedup (portal, message_id, seen_at, seq) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (portal, message_id) DO UPDATE SET seen_at = excluded.seen_at,"
+        " seq = excluded.seq",
+        dedup,
+    )
+    conn.executemany(
+        "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
+        " detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        items,
+    )
     _tally(conn, tallies)
-    return results, opened
+    return out
 
 
 def purge(conn: sqlite3.Connection, dedup_before: float, events_before: float) -> int:

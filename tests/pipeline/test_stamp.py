@@ -17,7 +17,7 @@ RECEIVED = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
 def stamp(fields: dict[str, Any], threshold_s: float = 300) -> dict[str, Any]:
     data = {"type": "track", "userId": "u", "event": "E", **fields}
     event = Valid(0, msgspec.convert(data, Message), data)  # type: ignore[arg-type]
-    Stamper(threshold_s)(event, RECEIVED)
+    Stamper(threshold_s)(event, RECEIVED, iso(RECEIVED))
     return data
 
 
@@ -57,7 +57,7 @@ def test_fingerprint_ids_are_equal_for_equal_content() -> None:
     def fingerprinted() -> str:
         data = {"type": "track", "userId": "u", "event": "E", "timestamp": iso(RECEIVED)}
         event = Valid(0, msgspec.convert(data, Message), data)  # type: ignore[arg-type]
-        assert Stamper(300, fingerprints=True)(event, RECEIVED)
+        assert Stamper(300, fingerprints=True)(event, RECEIVED, iso(RECEIVED))
         return str(data["messageId"])
 
     assert fingerprinted() == fingerprinted()

@@ -1,0 +1,398 @@
+"""Storage for several replicas: one Redis (or Valkey), shared by every forwarder process.
+
+``redis://[:password@]host:port/db`` (or ``rediss://``); query options ``prefix`` (key prefix,
+default ``fwd``) and ``lease_s`` (longest lease handed out, default 30). Items wait in one
+Redis Stream per ``(portal, destination)`` read through one consumer group: a lease is a stream
+entry in the pending entries list (PEL) with a deadline; a replica that dies leaves its entries
+there and others claim them (``XCLAIM``) once the deadline passes, while a live replica renews
+its leases in the background. An entry is acknowledged (``XACK``) only when its item reaches a
+final state. Every change is one Lua script (``redis_scripts``), so a dedup check and its append,
+or a state change and its tallies, are atomic across replicas. Redis errors become
+``StorageUnavailableError`` here, where they enter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from forwarder.errors import StorageUnavailableError
+from forwarder.storage import redis_scripts as lua
+from forwarder.storage.base import (
+    Accepted,
+    AppendResult,
+    Attempt,
+    Coordination,
+    Duplicate,
+    Erasure,
+    FinalState,
+    Item,
+    ItemRecord,
+    ItemState,
+    Key,
+    NewEvent,
+    Storage,
+    StoredEvent,
+)
+from forwarder.storage.redis_keys import SEP, Keys
+from forwarder.storage.redis_read import RedisReader, item_from_reply
+from forwarder.storage.redis_shared import RedisCoordination, check_persistence
+from forwarder.telemetry import get_logger
+
+T = TypeVar("T")
+_PURGE_BATCH = 500
+_MAX_CONNECTIONS = 64
+_POOL_WAIT_S = 5.0
+_ERASE_SCAN = 1000
+_encode = msgspec.json.Encoder().encode
+_SCRIPTS = {
+    name: lua.script(getattr(lua, name))
+    for name in (
+        "APPEND",
+        "LEASE",
+        "RENEW",
+        "FINISH",
+        "RETRY",
+        "REQUEUE",
+        "HOLD",
+        "RELEASE_HELD",
+        "RELEASE_FOR",
+        "READY_AT",
+        "PURGE",
+        "LINK",
+        "PEOPLE_OF",
+        "REMAP_CONTACT",
+        "FORGET_PEOPLE",
+        "ERASE_EVENTS",
+    )
+}
+
+
+def _f(x: float) -> str:
+    return repr(float(x))
+
+
+def _kv(key: Key) -> str:
+    return f"{key[0]}{SEP}{key[1]}"
+
+
+def parse_url(url: str) -> tuple[str, str, float]:
+    """Split our options (``prefix``, ``lease_s``) off a Redis URL: (redis url, prefix, lease)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    prefix = query.pop("prefix", "fwd")
+    lease_s = float(query.pop("lease_s", "30"))
+    return urlunsplit(parts._replace(query=urlencode(query))), prefix, lease_s
+
+
+class RedisStorage(Storage):
+    """The replicated backend: ``redis://host:6379/0``."""
+
+    def __init__(self, url: str, *, prefix: str | None = None) -> None:
+        self._url, url_prefix, self._max_lease_s = parse_url(url)
+        self.keys = Keys(prefix or url_prefix)
+        self._consumer = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self._client: aioredis.Redis | None = None
+        self._scripts: dict[str, Any] = {}
+        self._open_total = 0
+        self._open_read_at = float("-inf")
+        self._leased: dict[str, tuple[str, str]] = {}
+        self._renewer: asyncio.Task[None] | None = None
+        self._shared = RedisCoordination(lambda: self.client, self.keys)
+        self._reader: RedisReader | None = None
+        self._log = get_logger("storage")
+
+    # -- plumbing -------------------------------------------------------------------------
+    @property
+    def client(self) -> aioredis.Redis:
+        if self._client is None:
+            raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
+        return self._client
+
+    async def _run(self, name: str, *args: object) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
+        try:
+            return await script(args=[self.keys.prefix, *args])
+        except RedisError as exc:
+            raise _translate(exc) from exc
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except RedisError as exc:
+            raise _translate(exc) from exc
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def open(self) -> None:
+        # A bounded pool that makes a burst wait for a connection instead of failing at once;
+        # one quick reconnect (a restarted Redis), then errors reach the caller as 503s.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            self._url,
+            max_connections=_MAX_CONNECTIONS,
+            timeout=_POOL_WAIT_S,
+            socket_connect_timeout=2.0,
+            socket_timeout=5.0,
+            retry=Retry(NoBackoff(), 1),
+            health_check_interval=15,
+        )
+        self._client = aioredis.Redis(connection_pool=pool)
+        self._scripts = {n: self._client.register_script(s) for n, s in _SCRIPTS.items()}
+        self._reader = RedisReader(self._client, self.keys)
+        try:
+            await check_persistence(self._client, self._log)
+        except RedisError as exc:
+            await self.close()
+            raise _translate(exc) from exc
+        self._renewer = asyncio.create_task(self._renew_leases(), name="redis-lease-renewal")
+
+    async def close(self) -> None:
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._renewer
+            self._renewer = None
+        if self._client is not None:
+            with contextlib.suppress(RedisError):
+                await self._client.aclose()
+        self._client = None
+        self._scripts = {}
+
+    async def check_writable(self) -> None:
+        await self._call(self.client.set(self.keys.name("probe"), b"1"))
+
+    def coordination(self) -> Coordination | None:
+        return self._shared
+
+    async def _renew_leases(self) -> None:
+        """Keep this replica's leases alive; a dead replica's expire after ``lease_s``."""
+        while True:
+            await asyncio.sleep(self._max_lease_s / 3)
+            if not self._leased:
+                continue
+            until = time.time() + self._max_lease_s
+            flat = [x for i, (p, d) in list(self._leased.items()) for x in (i, p, d)]
+            try:
+                await self._run("RENEW", _f(until), *flat)
+            except StorageUnavailableError:
+                self._log.warning("lease_renewal_failed", items=len(self._leased))
+
+    def _forget_leases(self, ids: Sequence[int]) -> None:
+        for item_id in ids:
+            self._leased.pop(str(item_id), None)
+
+    # -- ingest ---------------------------------------------------------------------------
+    async def append(
+        self, events: Sequence[NewEvent], *, now: float, dedup_window_s: float
+    ) -> list[AppendResult]:
+        if not events:
+            return []
+        # Payloads travel as their own arguments: Redis's cmsgpack predates msgpack's bin type.
+        packed = msgspec.msgpack.encode([_pack(e, i) for i, e in enumerate(events, 1)])
+        payloads = [e.payload for e in events]
+        opened, seqs = await self._run("APPEND", _f(now), _f(dedup_window_s), packed, *payloads)
+        self._open_total += opened
+        return [Accepted(seq=s) if s > 0 else Duplicate(seq=-s) for s in seqs]
+
+    async def pending_count(self) -> int:
+        # Shared by every replica: read at most once a second; in between, our own writes move
+        # the cached figure by their deltas (deltas commute; absolute totals could arrive out of
+        # order from concurrent calls).
+        if time.monotonic() - self._open_read_at > 1.0:
+            value = await self._call(self.client.get(self.keys.name("open_total")))
+            self._open_total = int(value or 0)
+            self._open_read_at = time.monotonic()
+        return self._open_total
+
+    async def purge(self, *, dedup_before: float, events_before: float) -> int:
+        gone, offset = 0, 0
+        while True:
+            removed, dedup_seen, events_seen, skipped = await self._run(
+                "PURGE", _f(dedup_before), _f(events_before), offset, _PURGE_BATCH
+            )
+            gone += removed
+            offset += skipped
+            if dedup_seen < _PURGE_BATCH and events_seen < _PURGE_BATCH:
+                return int(gone)
+
+    # -- delivery -------------------------------------------------------------------------
+    async def lease(
+        self, portal: str, destination: str, *, limit: int, now: float, lease_s: float
+    ) -> list[Item]:
+        until = now + min(lease_s, self._max_lease_s)
+        replies = await self._run(
+            "LEASE", _f(now), _f(until), limit, self._consumer, portal, destination
+        )
+        items = [item_from_reply(portal, r) for r in replies]
+        for item in items:
+            self._leased[str(item.id)] = (portal, destination)
+        return items
+
+    async def finish(
+        self, ids: Sequence[int], state: FinalState, *, now: float, detail: str | None = None
+    ) -> None:
+        self._forget_leases(ids)
+        if ids:
+            self._open_total -= await self._run("FINISH", _f(now), state, *_detail(detail), *ids)
+
+    async def retry(
+        self, ids: Sequence[int], *, available_at: float, now: float, detail: str | None = None
+    ) -> None:
+        self._forget_leases(ids)
+        if ids:
+            await self._run("RETRY", _f(now), _f(available_at), *_detail(detail), *ids)
+
+    async def requeue(self, ids: Sequence[int], *, state: FinalState, now: float) -> int:
+        if not ids:
+            return 0
+        moved: int = await self._run("REQUEUE", _f(now), state, *ids)
+        self._open_total += moved
+        return moved
+
+    async def hold(
+        self,
+        ids: Sequence[int],
+        *,
+        until: float,
+        now: float,
+        detail: str | None = None,
+        keys: Sequence[Key] = (),
+    ) -> None:
+        self._forget_leases(ids)
+        if ids:
+            kvs = [_kv(k) for k in keys]
+            args = (_f(now), _f(until), *_detail(detail), len(kvs), *kvs, *ids)
+            await self._run("HOLD", *args)
+
+    async def release_held(self, ids: Sequence[int], *, now: float) -> None:
+        if ids:
+            await self._run("RELEASE_HELD", _f(now), *ids)
+
+    async def ready_at(self, portal: str, destination: str) -> float | None:
+        at = await self._run("READY_AT", portal, destination)
+        return None if at is None else float(at)
+
+    async def queue_depth(self, portal: str, destination: str, *, now: float) -> tuple[int, float]:
+        return await self._call(self._read.queue_depth(portal, destination, now))
+
+    async def counts(self) -> dict[tuple[str, str, str], int]:
+        return await self._call(self._read.counts())
+
+    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
+        await self._call(self._read.record_attempts(attempts))
+
+    # -- identity -------------------------------------------------------------------------
+    async def link(self, portal: str, keys: Sequence[Key], *, now: float) -> None:
+        if keys:
+            await self._run("LINK", portal, _f(now), *(_kv(k) for k in keys))
+
+    async def people_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
+        if not keys:
+            return {}
+        rows = await self._run("PEOPLE_OF", portal, *(_kv(k) for k in keys))
+        return {_key(kv): [_key(m) for m in members] for kv, members in rows}
+
+    async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
+        if not keys:
+            return []
+        replies = await self._run("RELEASE_FOR", _f(now), portal, *(_kv(k) for k in keys))
+        return [item_from_reply(portal, r) for r in replies]
+
+    async def remap_contact(self, portal: str, old_ids: Sequence[str], new_id: str) -> int:
+        if not old_ids:
+            return 0
+        return int(await self._run("REMAP_CONTACT", portal, _f(time.time()), new_id, *old_ids))
+
+    async def erase(self, portal: str, keys: Sequence[Key], *, now: float) -> Erasure:
+        found = await self._run("FORGET_PEOPLE", portal, *(_kv(k) for k in keys))
+        identifiers = [_key(kv) for kv in found]
+        needles = [msgspec.json.encode(value) for _, value in identifiers]
+        seqs = await self._call(self._read.events_containing(portal, needles, _ERASE_SCAN))
+        items = 0
+        if seqs:
+            items, closed = await self._run("ERASE_EVENTS", _f(now), *seqs)
+            self._open_total -= closed
+        record = Erasure(identifiers=len(identifiers), events=len(seqs), items=int(items))
+        entry = _encode({"at": now, "portal": portal, **msgspec.structs.asdict(record)})
+        await self._call(self.client.rpush(self.keys.name("erasures"), entry))
+        return record
+
+    # -- reading back ---------------------------------------------------------------------
+    @property
+    def _read(self) -> RedisReader:
+        if self._reader is None:
+            raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
+        return self._reader
+
+    async def get_event(self, seq: int) -> StoredEvent | None:
+        return await self._call(self._read.get_event(seq))
+
+    async def items_of(self, seq: int) -> list[ItemRecord]:
+        return await self._call(self._read.items_of(seq))
+
+    async def items_in_state(
+        self, state: ItemState, *, portal: str | None = None, limit: int = 100
+    ) -> list[ItemRecord]:
+        return await self._call(self._read.items_in_state(state, portal, limit))
+
+    async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:
+        return await self._call(self._read.attempts_of(item_ids))
+
+    async def recent_events(self, *, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
+        return await self._call(self._read.recent_events(after_seq, limit))
+
+    # -- metadata -------------------------------------------------------------------------
+    async def get_meta(self, key: str) -> bytes | None:
+        value = await self._call(self.client.hget(self.keys.name("meta"), key))
+        return None if value is None else cast(bytes, value)
+
+    async def set_meta(self, key: str, value: bytes) -> None:
+        await self._call(self.client.hset(self.keys.name("meta"), key, value))
+
+
+def _translate(exc: RedisError) -> StorageUnavailableError:
+    text = str(exc) or type(exc).__name__
+    if "OOM" in text:
+        return StorageUnavailableError(f"storage is full: {text}", retry_after_s=30.0)
+    return StorageUnavailableError(f"storage failed: {text}", retry_after_s=2.0)
+
+
+def _detail(detail: str | None) -> tuple[str, str]:
+    return ("0", "") if detail is None else ("1", detail)
+
+
+def _key(kv: bytes) -> Key:
+    kind, _, value = kv.decode().partition(SEP)
+    return (kind, value)
+
+
+def _pack(e: NewEvent, payload_arg: int) -> list[Any]:
+    window = "" if e.dedup_window_s is None else _f(e.dedup_window_s)
+    name = "" if e.name is None else "=" + e.name  # '' is None; a name may itself be empty
+    return [
+        e.portal,
+        e.message_id,
+        window,
+        e.source,
+        e.type,
+        name,
+        _f(e.received_at),
+        "1" if e.test else "0",
+        payload_arg,
+        list(e.destinations),
+        [list(d) for d in e.dropped],
+    ]

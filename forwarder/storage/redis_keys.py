@@ -1,0 +1,89 @@
+"""Every Redis key name of the Redis backend, built in this one place (for Python and for Lua).
+
+A key is ``{prefix}:{template}`` with the template's ``{}`` filled in order. The Lua scripts get
+the same templates as generated functions (``K.item(id)``), so a key is never spelled twice.
+Fields inside hashes join their parts with ``SEP`` (message ids and identifier values may hold
+``:``; they never hold the unit separator).
+"""
+
+from __future__ import annotations
+
+SEP = "\x1f"
+GROUP = "fwd"
+"""The consumer group every replica reads the queue streams with."""
+
+TEMPLATES: dict[str, str] = {
+    "seq": "seq",  # string: last event seq
+    "item_seq": "item_seq",  # string: last item id
+    "event": "ev:{}",  # hash: one accepted event
+    "events": "events",  # zset seq -> seq (recent_events)
+    "events_at": "events_at",  # zset seq -> received_at (purge)
+    "portal_events": "pev:{}",  # zset seq -> seq per portal (erasure scan)
+    "dedup": "dedup",  # hash portal SEP message_id -> seq
+    "dedup_at": "dedup_at",  # zset portal SEP message_id -> seen_at
+    "item": "it:{}",  # hash: one delivery item
+    "queue": "q:{}:{}",  # stream per (portal, destination): pending and leased items
+    "leases": "lz:{}:{}",  # zset item id -> lease deadline or retry due time (in the PEL)
+    "last_read": "last_read",  # hash portal SEP destination -> last stream id read
+    "queues": "queues",  # set of portal SEP destination
+    "portals": "portals",  # set of portals
+    "in_state": "st:{}:{}",  # zset item id -> available_at per (portal, state): held, final
+    "tally": "tally",  # hash portal SEP destination SEP state -> running total
+    "open": "open",  # hash portal SEP destination SEP state -> open items now
+    "open_total": "open_total",  # string: every open item (pending_count)
+    "held_by": "hk:{}:{}",  # set of held item ids per (portal, kind SEP value)
+    "held_keys_of": "hko:{}",  # set of held_by key names per item
+    "identities": "idn:{}",  # hash kind SEP value -> person, per portal
+    "person": "person:{}:{}",  # zset kind SEP value -> updated_at per (portal, person)
+    "people": "people",  # string: last person id
+    "attempt": "att:{}",  # string: one attempt, JSON
+    "attempts_of": "ao:{}",  # set of attempt ids per item
+    "meta": "meta",  # hash
+    "erasures": "erasures",  # list of erasure records (no personal data)
+    "probe": "probe",  # string written by check_writable
+    "window": "win:{}:{}",  # zset: one rate window's log per (portal, envelope)
+    "window_block": "winb:{}:{}",  # string: blocked until (Redis time) per (portal, envelope)
+    "window_seq": "winseq",  # string: unique ids for window log entries
+    "lock": "lock:{}",  # string: a lock's owner token
+}
+
+
+class Keys:
+    """Key names under one prefix: ``keys.item(7) == "fwd:it:7"``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def name(self, kind: str, *parts: object) -> str:
+        """The key of ``kind`` (a ``TEMPLATES`` name) for ``parts``."""
+        return f"{self.prefix}:{TEMPLATES[kind].format(*parts)}"
+
+    def item(self, item_id: object) -> str:
+        return self.name("item", item_id)
+
+    def event(self, seq: object) -> str:
+        return self.name("event", seq)
+
+    def queue(self, portal: str, destination: str) -> str:
+        return self.name("queue", portal, destination)
+
+    def pattern(self) -> str:
+        """Matches every key of this prefix (tests flush with it)."""
+        return f"{self.prefix}:*"
+
+
+def lua_key_functions() -> str:
+    """Lua functions ``K.<kind>(...)`` building the same names from ``P`` (the prefix)."""
+    lines = ["local K = {}"]
+    for kind, template in TEMPLATES.items():
+        pieces = template.split("{}")
+        arity = len(pieces) - 1
+        args = ", ".join(f"a{i}" for i in range(arity))
+        body = ["P", "':'"]
+        for i, piece in enumerate(pieces):
+            if piece:
+                body.append(repr(piece))
+            if i < arity:
+                body.append(f"a{i}")
+        lines.append(f"K.{kind} = function({args}) return {' .. '.join(body)} end")
+    return "\n".join(lines)
