@@ -63,6 +63,9 @@ port = {port}
 server = "{server}"
 log_requests = {log_requests}
 log_format = "json"
+# Ingest alone: the delivery workers (which here would feed the in-process sandbox on the same
+# core) are off, as on an ingest-only replica. Delivery has its own benchmark.
+delivery = false
 
 [storage]
 url = "sqlite:///{db}"

@@ -90,7 +90,8 @@ class Runtime:
 
     async def start(self) -> None:
         await self.storage.open()
-        await self.engine.start()
+        if self.settings.server.delivery:
+            await self.engine.start()
         self._tasks.append(asyncio.create_task(self._purge_loop(), name="purge"))
 
     async def stop(self) -> None:

@@ -81,6 +81,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """On SIGTERM, how long delivery may keep flushing before the process exits."""
     mask_personal_data: bool = False
     """Mask emails and ids in the debugger."""
+    delivery: bool = True
+    """Run the delivery workers in this process (false: an ingest-only replica)."""
 
 
 class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

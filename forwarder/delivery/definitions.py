@@ -100,6 +100,8 @@ class DefinitionCatalog:
                 await self._create_missing(conversion, wanted)
             except HubSpotError as exc:  # the send will fail with HubSpot's reason
                 self._log.warning("definition_create_failed", error=str(exc))
+                if exc.status == 409:  # created meanwhile (another replica): learn it once
+                    await self.load()
 
     async def _create_missing(self, conversion: Conversion, wanted: list[str]) -> None:
         known = self._known = self._known if self._known is not None else {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import httpx
 
@@ -24,9 +24,9 @@ from forwarder.delivery.lookup import ContactLookup
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.stitch import Resolver
 from forwarder.delivery.worker import QueueWorker, WorkerSettings
-from forwarder.hubspot.auth import OAuthTokens, StaticToken, TokenProvider
+from forwarder.hubspot.auth import LockFactory, OAuthTokens, StaticToken, TokenProvider
 from forwarder.hubspot.client import HubSpotClient
-from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Storage
+from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Coordination, SharedWindow, Storage
 from forwarder.telemetry import Metrics, get_logger
 
 HOUSEKEEPING_S = 10.0
@@ -58,6 +58,7 @@ def token_provider(
     base_url: str,
     clock: Clock,
     sandbox_token: str,
+    lock_factory: LockFactory | None = None,
 ) -> TokenProvider:
     """OAuth when a refresh token is configured, else the private app token."""
     if portal.refresh_token is not None and portal.client_secret is not None:
@@ -68,8 +69,21 @@ def token_provider(
             base_url=base_url,
             transport=transport,
             clock=clock,
+            lock_factory=lock_factory,
         )
     return StaticToken(portal.access_token or Secret(sandbox_token))
+
+
+def _refresh_lock(shared: Coordination | None, portal: str) -> LockFactory | None:
+    if shared is None:
+        return None
+    return lambda: shared.lock(f"oauth-refresh:{portal}", ttl_s=30.0)
+
+
+def _windows(shared: Coordination | None, portal: str) -> Callable[[str], SharedWindow] | None:
+    if shared is None:
+        return None
+    return lambda envelope: shared.window(portal, envelope)
 
 
 class Engine:
@@ -92,6 +106,7 @@ class Engine:
         self.portals: dict[str, Portal] = {}
         self.workers: dict[tuple[str, str], QueueWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        shared = storage.coordination()  # replicas on Redis share windows and token refreshes
         for name, portal in settings.portals.items():
             transport = transports.get(name)
             base_url = "http://sandbox" if portal_uses_sandbox(portal) else portal.base_url
@@ -101,6 +116,7 @@ class Engine:
                 base_url=base_url,
                 clock=clock,
                 sandbox_token=sandbox_token,
+                lock_factory=_refresh_lock(shared, name),
             )
             client = HubSpotClient(
                 base_url,
@@ -111,7 +127,7 @@ class Engine:
             )
             create = portal.unmapped_events == "auto" or portal_uses_sandbox(portal)
             catalog = DefinitionCatalog(name, client, storage, create_missing=create)
-            envelopes = PortalEnvelopes.from_portal(portal, clock)
+            envelopes = PortalEnvelopes.from_portal(portal, clock, _windows(shared, name))
             self.portals[name] = Portal(name, portal, client, catalog, envelopes)
             lookup = None
             if portal.contacts.user_id_property is not None:

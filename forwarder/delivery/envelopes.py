@@ -13,6 +13,7 @@ overrides, then ``safety``. Envelopes:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
@@ -24,6 +25,7 @@ from forwarder.clock import Clock
 from forwarder.config import LimitSettings, PortalSettings
 from forwarder.delivery.ratelimit import FixedPeriodQuota, PeriodQuota, SlidingWindowLimiter
 from forwarder.hubspot.models import RateLimitHeaders
+from forwarder.storage.base import SharedWindow
 
 Tier = Literal["free", "starter", "professional", "enterprise", "oauth"]
 
@@ -104,6 +106,7 @@ class PortalEnvelopes:
         safety: float = 0.9,
         tz: str = "UTC",
         time_scale: float = 1.0,
+        shared: Callable[[str], SharedWindow] | None = None,
     ) -> None:
         """Build the limiters and quotas.
 
@@ -113,6 +116,8 @@ class PortalEnvelopes:
             safety: share of each envelope the forwarder allows itself.
             tz: IANA zone where the portal's day (and month) begins.
             time_scale: windows shrink by this factor (sandbox only).
+            shared: the window log of an envelope (by name) shared by every replica; each
+                rolling window is then enforced across replicas. Quotas stay per process.
         """
         self.limits = limits
         self.safety = safety
@@ -120,10 +125,16 @@ class PortalEnvelopes:
         zone = self._zone = ZoneInfo(tz)
         self._scale = time_scale
         ten, one = 10.0 / time_scale, 1.0 / time_scale
+        allowances = {
+            Envelope.CRM: (scaled(limits.crm_per_10s, safety), ten),
+            Envelope.SEARCH: (scaled(limits.search_per_s, safety), one),
+            Envelope.EVENTS: (scaled(limits.events_per_s, safety), one),
+        }
         self._limiters = {
-            Envelope.CRM: SlidingWindowLimiter(scaled(limits.crm_per_10s, safety), ten, clock),
-            Envelope.SEARCH: SlidingWindowLimiter(scaled(limits.search_per_s, safety), one, clock),
-            Envelope.EVENTS: SlidingWindowLimiter(scaled(limits.events_per_s, safety), one, clock),
+            envelope: SlidingWindowLimiter(
+                limit, window_s, clock, shared=shared(envelope.value) if shared else None
+            )
+            for envelope, (limit, window_s) in allowances.items()
         }
         self._quotas: dict[Envelope, PeriodQuota] = {}
         if limits.crm_daily is not None:
@@ -140,8 +151,13 @@ class PortalEnvelopes:
             )
 
     @classmethod
-    def from_portal(cls, portal: PortalSettings, clock: Clock) -> PortalEnvelopes:
-        """Envelopes from a portal's tier and ``limits`` section."""
+    def from_portal(
+        cls,
+        portal: PortalSettings,
+        clock: Clock,
+        shared: Callable[[str], SharedWindow] | None = None,
+    ) -> PortalEnvelopes:
+        """Envelopes from a portal's tier and ``limits`` section (``shared``: see ``__init__``)."""
         limits = resolve_limits(portal.tier, portal.limits)
         return cls(
             limits,
@@ -149,6 +165,7 @@ class PortalEnvelopes:
             safety=portal.limits.safety,
             tz=portal.limits.daily_reset_tz,
             time_scale=portal.limits.time_scale,
+            shared=shared,
         )
 
     def envelope_for(self, destination: str) -> Envelope:

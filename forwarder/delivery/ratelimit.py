@@ -8,8 +8,10 @@ allowance early in the next, so up to ~2x in some rolling window. A sliding-wind
 an acquisition is allowed only if the log holds fewer than ``limit - n`` entries younger than
 ``window_s``.
 
-The log lives behind ``WindowState`` so a Redis implementation (a Lua script doing
-``try_acquire`` atomically, issue 8) can share one window between replicas. Entries are either
+The log lives behind ``WindowState`` (in this process). Replicas on Redis also share one log
+through ``AsyncWindowState`` (a Lua script doing ``try_acquire`` atomically): an acquisition
+must then fit the local log and the shared one, and header corrections and 429 penalties are
+applied to both. Entries are either
 ours or *phantoms*: requests HubSpot says were spent in the same budget by other integrations
 (read from the ``X-HubSpot-RateLimit-*`` headers), which expire with the window like ours do.
 """
@@ -18,15 +20,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Coroutine
 from datetime import date, datetime, time, timedelta
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from forwarder.clock import Clock
+from forwarder.storage.base import SharedWindow
 
 _log = structlog.get_logger(__name__)
+
+AsyncWindowState = SharedWindow
+"""The async variant of ``WindowState``, shared by replicas (times on the store's clock):
+``try_acquire`` checks and logs in one step, since another replica may log in between."""
 
 EXPIRY_EPS_S = 1e-9
 """An entry expires this close to its window's end (float sums never land exactly on it)."""
@@ -103,7 +111,13 @@ class SlidingWindowLimiter:
     """Decides when a request may go: at most ``limit`` per rolling ``window_s``."""
 
     def __init__(
-        self, limit: int, window_s: float, clock: Clock, state: WindowState | None = None
+        self,
+        limit: int,
+        window_s: float,
+        clock: Clock,
+        state: WindowState | None = None,
+        *,
+        shared: AsyncWindowState | None = None,
     ) -> None:
         """Create a limiter.
 
@@ -112,6 +126,7 @@ class SlidingWindowLimiter:
             window_s: window length in seconds.
             clock: time source (monotonic clock and sleep).
             state: where the log lives; in memory by default.
+            shared: the log every replica shares (Redis), checked after the local one.
         """
         if limit < 1 or window_s <= 0:
             raise ValueError("limit must be >= 1 and window_s > 0")
@@ -120,6 +135,8 @@ class SlidingWindowLimiter:
         self._clock = clock
         self._state: WindowState = state or InMemoryWindowState()
         self._turn = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in arrival order
+        self._shared = shared
+        self._updates: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         return f"SlidingWindowLimiter(limit={self.limit}, window_s={self.window_s})"
@@ -139,6 +156,9 @@ class SlidingWindowLimiter:
         async with self._turn:
             while (wait := self.delay_s(n)) > 0:
                 await self._clock.sleep(wait)
+            if self._shared is not None:
+                while (wait := await self._shared.try_acquire(n, self.limit, self.window_s)) > 0:
+                    await self._clock.sleep(wait)
             self.record(n)
 
     def observe(self, max_: int | None, remaining: int | None, interval_ms: int | None) -> None:
@@ -157,10 +177,34 @@ class SlidingWindowLimiter:
         missing = min(spent_by_others, self.limit) - phantoms
         if missing > 0:
             self._state.add(now, missing, self.window_s, phantom=True)
+        if self._shared is not None:
+            self._update_shared(self._shared.observe(max_ - remaining, self.limit, self.window_s))
 
     def penalize(self, until: float) -> None:
         """Let nothing through before ``until`` (monotonic clock), e.g. after a 429."""
         self._state.block_until(until)
+        if self._shared is not None:
+            seconds = until - self._clock.monotonic()
+            if seconds > 0:
+                self._update_shared(self._shared.block_for(seconds))
+
+    def _update_shared(self, update: Coroutine[Any, Any, None]) -> None:
+        """Send a correction to the shared log without making the (sync) caller wait.
+
+        This replica's own log is already corrected; the others see it a round trip later.
+        """
+        try:
+            task = asyncio.get_running_loop().create_task(update)
+        except RuntimeError:  # no loop (synchronous use): the local correction must do
+            update.close()
+            return
+        self._updates.add(task)
+        task.add_done_callback(self._shared_updated)
+
+    def _shared_updated(self, task: asyncio.Task[None]) -> None:
+        self._updates.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            _log.warning("shared_rate_window_update_failed", error=str(exc))
 
     def penalize_for(self, seconds: float) -> None:
         """Let nothing through for ``seconds`` from now."""

@@ -103,6 +103,11 @@ class QueueWorker:
                 batch = await self._form_batch()
                 if batch:
                     await self._slots.acquire()
+                    if self._stopping:
+                        # ``stop`` no longer waits for new sends (the client may be closed):
+                        # the batch stays leased, durable, and a restart resumes it.
+                        self._slots.release()
+                        break
                     task = asyncio.create_task(self._deliver_and_release(batch))
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
@@ -288,6 +293,7 @@ class QueueWorker:
             self._log.info(
                 "batch_retry_scheduled", items=len(live), after_s=round(at - now, 2), reason=reason
             )
+            self._wake.set()  # an idle loop sleeps until the next due item: this may be sooner
 
     async def _dead(self, ready: Sequence[Ready], detail: str, now: float) -> None:
         if not ready:

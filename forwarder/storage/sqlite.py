@@ -22,6 +22,8 @@ from forwarder.errors import StorageUnavailableError
 from forwarder.storage import sqlite_identity as identity
 from forwarder.storage import sqlite_sql as sql
 from forwarder.storage.base import (
+    FINAL_STATES,
+    OPEN_STATES,
     AppendResult,
     Attempt,
     Erasure,
@@ -307,14 +309,13 @@ class SqliteStorage(Storage):
     async def items_in_state(
         self, state: ItemState, *, portal: str | None = None, limit: int = 100
     ) -> list[ItemRecord]:
-        where, args = (
-            ("state = ?", (state,))
-            if portal is None
-            else (
-                "state = ? AND portal = ?",
-                (state, portal),
-            )
-        )
+        if state not in (*FINAL_STATES, *OPEN_STATES):
+            raise ValueError(f"unknown state {state!r}")
+        # A literal state lets SQLite use the partial indexes (held/dead/expired, open).
+        where = f"state = '{state}'"
+        args: tuple[str, ...] = ()
+        if portal is not None:
+            where, args = f"{where} AND portal = ?", (portal,)
         return await self._submit(lambda c: sql.items_where(c, where, args, limit))
 
     async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:

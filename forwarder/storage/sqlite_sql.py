@@ -29,7 +29,6 @@ CREATE TABLE IF NOT EXISTS dedup (
     portal TEXT NOT NULL, message_id TEXT NOT NULL, seen_at REAL NOT NULL, seq INTEGER NOT NULL,
     PRIMARY KEY (portal, message_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS dedup_seen ON dedup (seen_at);
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_seq INTEGER NOT NULL, portal TEXT NOT NULL, destination TEXT NOT NULL,
@@ -39,7 +38,9 @@ CREATE TABLE IF NOT EXISTS items (
 CREATE INDEX IF NOT EXISTS items_ready ON items (portal, destination, available_at)
     WHERE state IN ('pending', 'leased');
 CREATE INDEX IF NOT EXISTS items_event ON items (event_seq);
-CREATE INDEX IF NOT EXISTS items_state ON items (state, available_at);
+DROP INDEX IF EXISTS items_state;
+CREATE INDEX IF NOT EXISTS items_parked ON items (state, available_at)
+    WHERE state IN ('held', 'dead', 'expired');
 CREATE TABLE IF NOT EXISTS attempts (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, route TEXT NOT NULL,
     status INTEGER NOT NULL, duration_ms REAL NOT NULL, correlation_id TEXT, error TEXT
