@@ -24,6 +24,7 @@ from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
 from forwarder.ingest.routes import IngestService, ingest_router, preflight_middleware
 from forwarder.ingest.snippet import snippet_router
+from forwarder.ingest.webhooks import WebhookReceiver, hubspot_webhook
 from forwarder.pipeline.accept import Accepter
 from forwarder.sandbox import ALL_SCOPES, DEFAULT_TOKEN, SandboxConfig, create_sandbox_app
 from forwarder.storage import create_storage
@@ -151,6 +152,7 @@ def create_app(
     return Litestar(
         route_handlers=[
             ingest_router(),
+            hubspot_webhook,
             snippet_router(),
             healthz,
             readyz,
@@ -164,6 +166,7 @@ def create_app(
             metrics=metric_set,
             ingest=ingest,
             engine=engine,
+            webhooks=WebhookReceiver(settings, storage),
             sandboxes=sandboxes,
         ),
         exception_handlers={HTTPException: _http_error},
@@ -180,6 +183,9 @@ def sandbox_config(portal: PortalSettings) -> SandboxConfig:
     if portal.access_token is not None:
         tokens[portal.access_token.reveal()] = ALL_SCOPES
     extra: dict[str, Any] = {}
+    signing = portal.client_secret or portal.webhook_secret
+    if signing is not None:  # the simulator signs its webhooks with the app's secret
+        extra["client_secret"] = signing.reveal()
     if portal.refresh_token is not None and portal.client_secret is not None:
         extra = {
             "client_id": portal.client_id or "",

@@ -198,6 +198,11 @@ class PortalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """OAuth public-app mode: refresh token."""
     webhook_secret: Secret | None = None
     """Webhook signing secret when the portal uses a private token."""
+    webhook_url: str | None = None
+    """The exact URL registered in HubSpot for webhooks (signatures cover it); default: the
+    URL the request arrived at, which differs behind a proxy that rewrites host or scheme."""
+    webhook_versions: tuple[str, ...] = ("v3",)
+    """Signature versions accepted; add ``v1``/``v2`` only for apps that still send them."""
     identity_order: tuple[str, ...] = ("objectId", "email", "utk")
     """Identity fallback chain for custom events."""
     hold_s: float = 30 * 86400.0
