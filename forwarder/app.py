@@ -26,6 +26,7 @@ from forwarder.ingest.routes import IngestService, ingest_router, preflight_midd
 from forwarder.ingest.snippet import snippet_router
 from forwarder.ingest.webhooks import WebhookReceiver, hubspot_webhook
 from forwarder.pipeline.accept import Accepter
+from forwarder.pipeline.route import DefinitionCheck
 from forwarder.sandbox import ALL_SCOPES, DEFAULT_TOKEN, SandboxConfig, create_sandbox_app
 from forwarder.storage import create_storage
 from forwarder.storage.base import Storage
@@ -137,7 +138,10 @@ def create_app(
     engine = Engine(settings, storage, clock, metric_set, transports, DEFAULT_TOKEN)
     runtime = Runtime(settings, storage, clock, engine)
     resolver = SourceResolver(settings.sources, settings.server, clock)
-    accepter = Accepter(settings, storage, metric_set, clock, on_accepted=engine.notify)
+    checks = {n: DefinitionCheck(p.mapper, p.catalog) for n, p in engine.portals.items()}
+    accepter = Accepter(
+        settings, storage, metric_set, clock, on_accepted=engine.notify, checks=checks
+    )
     ingest = IngestService(settings, resolver, accepter, metric_set)
 
     @contextlib.asynccontextmanager

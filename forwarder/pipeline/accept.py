@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from forwarder.config import Settings, SourceSettings
 from forwarder.errors import AllEventsRejectedError, BacklogFullError, Rejection
 from forwarder.events.messages import IngestResponse, Rejected
 from forwarder.pipeline.enrich import Enricher
-from forwarder.pipeline.route import Router
+from forwarder.pipeline.route import DefinitionCheck, Router
 from forwarder.pipeline.stamp import Stamper, iso
 from forwarder.pipeline.validate import Decoded
 from forwarder.storage.base import Accepted, NewEvent, Storage
@@ -35,13 +35,14 @@ class Accepter:
         clock: Clock,
         *,
         on_accepted: Callable[[str, tuple[str, ...]], None] | None = None,
+        checks: Mapping[str, DefinitionCheck] | None = None,
     ) -> None:
         self._storage = storage
         self._on_accepted = on_accepted
         self._enrich = Enricher(storage, clock.now, on_accepted)
         self._metrics = metrics
         self._clock = clock
-        self._router = Router(settings.portals)
+        self._router = Router(settings.portals, checks)
         self._stamp = Stamper(
             settings.server.clock_skew_threshold_s,
             fingerprints=settings.dedup.fingerprint_window_s > 0,
@@ -80,9 +81,7 @@ class Accepter:
         datas: list[dict[str, Any]] = []
         for event in decoded.valid:
             fingerprinted = self._stamp(event, received_at, received_iso)
-            route = self._router(
-                event.index, source.portal, event.message, event.data.get("integrations")
-            )
+            route = self._router(event.index, source.portal, event.message, event.data)
             if isinstance(route, Rejected):
                 rejected.append(route)
                 continue

@@ -12,6 +12,8 @@ from typing import Any
 import msgspec
 
 from forwarder.config import PortalSettings
+from forwarder.delivery.definitions import DefinitionCatalog
+from forwarder.delivery.mapping import Mapper, Problem, problems
 from forwarder.events.messages import Identify, Message, Page, Rejected, Screen, Track
 
 CONVERSIONS = "conversions"
@@ -30,6 +32,32 @@ class Route(msgspec.Struct, frozen=True):
 _NOWHERE = Route()
 
 
+class DefinitionCheck:
+    """Refuse at ingest, with a field and a reason, what HubSpot would refuse at flush.
+
+    Uses the portal's mapping and its cached event definitions: an event whose definition
+    HubSpot lacks (unless the forwarder creates missing ones), an unknown property, a value of
+    the wrong type or too long, too many properties.
+    """
+
+    def __init__(self, mapper: Mapper, catalog: DefinitionCatalog) -> None:
+        self._mapper = mapper
+        self._catalog = catalog
+
+    def __call__(self, data: Mapping[str, Any]) -> Problem | None:
+        conversion = self._mapper.conversion(data)
+        if conversion is None:
+            return None
+        creates = self._catalog.creates_missing
+        if not creates and self._catalog.exists(conversion.event_name) is False:
+            return Problem(
+                "$.event", f"custom event {conversion.event_name} is not defined in HubSpot"
+            )
+        known = None if creates else self._catalog.properties_of(conversion.event_name)
+        found = problems(conversion, known)
+        return found[0] if found else None
+
+
 def _hubspot_disabled(integrations: Mapping[str, Any]) -> bool:
     flag = integrations.get("HubSpot", integrations.get("hubspot"))
     if flag is None:
@@ -40,14 +68,30 @@ def _hubspot_disabled(integrations: Mapping[str, Any]) -> bool:
 class Router:
     """Per portal: which events map to custom events, timeline and contact upserts."""
 
-    def __init__(self, portals: Mapping[str, PortalSettings]) -> None:
+    def __init__(
+        self,
+        portals: Mapping[str, PortalSettings],
+        checks: Mapping[str, DefinitionCheck] | None = None,
+    ) -> None:
         self._portals = dict(portals)
+        self._checks = dict(checks or {})
         self._mapped = {
             name: {m.event: m.timeline_template is not None for m in p.events}
             for name, p in portals.items()
         }
 
     def __call__(
+        self, index: int, portal: str, message: Message, data: Mapping[str, Any]
+    ) -> Route | Rejected:
+        route = self._route(index, portal, message, data.get("integrations"))
+        check = self._checks.get(portal)
+        if isinstance(route, Route) and CONVERSIONS in route.destinations and check is not None:
+            problem = check(data)
+            if problem is not None:
+                return Rejected(index, problem.path, problem.reason)
+        return route
+
+    def _route(
         self, index: int, portal: str, message: Message, integrations: object
     ) -> Route | Rejected:
         settings = self._portals[portal]
