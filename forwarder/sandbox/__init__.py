@@ -29,6 +29,8 @@ Inspection API (JSON, no auth, never rate limited):
   "objectId", "occurredAt", "receivedAt"}`` (``requestId`` = the request's correlation id).
 - ``GET /_sandbox/contacts`` -> ``{"results": [SimplePublicObject]}``;
   ``POST /_sandbox/contacts`` ``{"properties": {...}}`` -> 201 ``{"id"}``.
+- ``GET /_sandbox/forms`` -> ``{"results": [{"formGuid", "email", "hutk", "pageUri",
+  "contactId", "requestId"}]}`` (``POST /submissions/v3/integration[/secure]/submit/...``).
 - ``GET /_sandbox/timeline`` -> ``{"results": [TimelineEventResponse + "requestId"],
   "duplicates": [...]}``.
 - ``GET /_sandbox/requests`` -> ``{"byRoute": {route: {status: n}}}``.

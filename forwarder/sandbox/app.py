@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 
 from forwarder.sandbox.config import SandboxConfig
-from forwarder.sandbox.routes import crm, events, inspect, oauth
+from forwarder.sandbox.routes import crm, events, forms, inspect, oauth
 from forwarder.sandbox.state import Sandbox
 
 
@@ -18,7 +18,13 @@ def create_sandbox_app(
     """
     state = sandbox if sandbox is not None else Sandbox(config)
     app = Litestar(
-        route_handlers=[*events.HANDLERS, *crm.HANDLERS, *oauth.HANDLERS, *inspect.HANDLERS],
+        route_handlers=[
+            *events.HANDLERS,
+            *crm.HANDLERS,
+            *oauth.HANDLERS,
+            *forms.HANDLERS,
+            *inspect.HANDLERS,
+        ],
         openapi_config=None,
     )
     app.state.sandbox = state

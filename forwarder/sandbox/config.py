@@ -18,12 +18,14 @@ SCOPE_DEFINITIONS = "behavioral_events.event_definitions.read_write"
 SCOPE_CONTACTS_READ = "crm.objects.contacts.read"
 SCOPE_CONTACTS_WRITE = "crm.objects.contacts.write"
 SCOPE_TIMELINE = "timeline"
+SCOPE_FORMS = "forms"
 ALL_SCOPES: tuple[str, ...] = (
     SCOPE_EVENTS_SEND,
     SCOPE_DEFINITIONS,
     SCOPE_CONTACTS_READ,
     SCOPE_CONTACTS_WRITE,
     SCOPE_TIMELINE,
+    SCOPE_FORMS,
 )
 
 Tier = Literal["free", "starter", "professional", "enterprise", "oauth"]

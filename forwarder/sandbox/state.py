@@ -20,6 +20,7 @@ from forwarder.sandbox.contacts import BUILT_IN, Contact, ContactStore, to_text
 from forwarder.sandbox.definitions import Definition, DefinitionStore
 from forwarder.sandbox.events import EventLog, ReceivedEvent, Rules
 from forwarder.sandbox.faults import FaultPlan, FaultScript, FaultSpec
+from forwarder.sandbox.forms import Submitted
 from forwarder.sandbox.limits import Limiter
 from forwarder.sandbox.responses import ApiError
 from forwarder.sandbox.timeline import TimelineStore
@@ -68,6 +69,8 @@ class Sandbox:
             BUILT_IN | frozenset(cfg.contact_properties), frozenset(cfg.unique_contact_properties)
         )
         self.timeline = TimelineStore()
+        self.forms: list[Submitted] = []
+        """Accepted form submissions (``/submissions/v3/...``), in arrival order."""
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[tuple[str, int]] = Counter()
         self.injected: Counter[int] = Counter()

@@ -99,6 +99,12 @@ async def seed_contact(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _json({"id": _sandbox(request).add_contact(seed.properties)}, 201)
 
 
+@get("/_sandbox/forms")
+async def list_forms(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """Accepted form submissions: form, email, hutk, page and the contact they landed on."""
+    return _json({"results": msgspec.to_builtins(_sandbox(request).forms)})
+
+
 @get("/_sandbox/timeline")
 async def list_timeline(request: Request[Any, Any, Any]) -> Response[bytes]:
     sandbox = _sandbox(request)
@@ -205,6 +211,7 @@ HANDLERS = [
     list_contacts,
     seed_contact,
     list_timeline,
+    list_forms,
     request_counts,
     limits,
     reset,
