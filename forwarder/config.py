@@ -203,6 +203,10 @@ class PortalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     URL the request arrived at, which differs behind a proxy that rewrites host or scheme."""
     webhook_versions: tuple[str, ...] = ("v3",)
     """Signature versions accepted; add ``v1``/``v2`` only for apps that still send them."""
+    forms_guid: str | None = None
+    """Attribution-preserving identify: an identify carrying an email and the ``hubspotutk``
+    cookie is also submitted to this HubSpot form (with ``context.hutk``), so the visitor's web
+    history lands on the contact. Create a form with just an email field for it."""
     identity_order: tuple[str, ...] = ("objectId", "email", "utk")
     """Identity fallback chain for custom events."""
     hold_s: float = 30 * 86400.0

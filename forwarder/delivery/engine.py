@@ -18,6 +18,7 @@ from forwarder.delivery.definitions import DefinitionCatalog
 from forwarder.delivery.destinations import Destination
 from forwarder.delivery.destinations.contacts import Contacts
 from forwarder.delivery.destinations.conversions import Conversions
+from forwarder.delivery.destinations.forms import Forms
 from forwarder.delivery.destinations.timeline import Timeline
 from forwarder.delivery.envelopes import PortalEnvelopes
 from forwarder.delivery.lookup import ContactLookup
@@ -139,6 +140,8 @@ class Engine:
                 Timeline(portal, mapper, resolver),
                 Contacts(portal),
             ]
+            if portal.forms_guid is not None:
+                destinations.append(Forms(portal))
             for destination in destinations:
                 self.workers[(name, destination.name)] = QueueWorker(
                     name,

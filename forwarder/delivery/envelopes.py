@@ -44,6 +44,7 @@ DESTINATION_ENVELOPES: dict[str, Envelope] = {
     "conversions": Envelope.EVENTS,
     "timeline": Envelope.CRM,
     "contacts": Envelope.CRM,
+    "forms": Envelope.CRM,  # the authenticated submit endpoint follows the standard limits
     "lookups": Envelope.CRM,
     "search": Envelope.SEARCH,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from typing import Protocol
 
 import msgspec
 
@@ -62,6 +63,14 @@ class WorkerSettings(msgspec.Struct, frozen=True):
         )
 
 
+class TestRoute(Protocol):
+    """Where a portal's test events go instead of HubSpot (its sandbox)."""
+
+    async def client_for(self, ready: Sequence[Ready]) -> HubSpotClient:
+        """A client of the sandbox, ready to take these inputs (definitions created)."""
+        ...
+
+
 class QueueWorker:
     """Delivers one queue; ``notify`` wakes it when new items arrive."""
 
@@ -90,6 +99,8 @@ class QueueWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.paused_reason: str | None = None
+        self.test_route: TestRoute | None = None
+        """Set for a portal that is not the sandbox: its test events go there instead."""
         self._log = get_logger("delivery").bind(portal=portal, destination=destination.name)
 
     def notify(self) -> None:
@@ -183,14 +194,21 @@ class QueueWorker:
         if drops:
             self._metrics.discarded.labels("policy", "true").inc(len(drops))
         ready = [p for p in prepared if isinstance(p, Ready)]
+        if self.test_route is not None and any(r.item.event.test for r in ready):
+            tests = [r for r in ready if r.item.event.test]  # never to a real portal
+            ready = [r for r in ready if not r.item.event.test]
+            await self._send(tests, await self.test_route.client_for(tests))
         if ready:
             await self._send(ready)
 
-    async def _send(self, ready: list[Ready]) -> None:
+    async def _send(self, ready: list[Ready], sandbox: HubSpotClient | None = None) -> None:
+        """Send one batch to HubSpot, or with ``sandbox`` to the test sandbox (which spends
+        none of the portal's envelopes)."""
         sent = [r for r in ready if r.input is not None]
         attempt = 1 + max(r.item.attempts for r in ready)
-        await self._envelopes.acquire(self.destination.name, len(sent))
-        result = await self.destination.send(self._client, sent)
+        if sandbox is None:
+            await self._envelopes.acquire(self.destination.name, len(sent))
+        result = await self.destination.send(sandbox or self._client, sent)
         outcome = classify(
             result,
             batch_size=len(sent),
@@ -200,14 +218,20 @@ class QueueWorker:
             input_keys=[r.key for r in sent],
             daily_reset_in_s=self._envelopes.seconds_until_daily_reset(),
         )
-        await self._record(ready, result, outcome)
-        await self._apply(ready, sent, outcome)
+        await self._record(ready, result, outcome, observe=sandbox is None)
+        await self._apply(ready, sent, outcome, sandbox)
 
     async def _record(
-        self, ready: list[Ready], result: HubSpotResponse | HubSpotError, outcome: Outcome
+        self,
+        ready: list[Ready],
+        result: HubSpotResponse | HubSpotError,
+        outcome: Outcome,
+        *,
+        observe: bool = True,
     ) -> None:
         if isinstance(result, HubSpotResponse):
-            self._envelopes.observe(self.destination.name, result.rate_limit)
+            if observe:
+                self._envelopes.observe(self.destination.name, result.rate_limit)
             status, duration = result.status, result.duration_ms
             correlation = result.correlation_id
             error = None if result.ok else (result.error.message if result.error else None)
@@ -230,7 +254,13 @@ class QueueWorker:
         )
         await self._storage.record_attempts([attempt])
 
-    async def _apply(self, ready: list[Ready], sent: list[Ready], outcome: Outcome) -> None:
+    async def _apply(
+        self,
+        ready: list[Ready],
+        sent: list[Ready],
+        outcome: Outcome,
+        sandbox: HubSpotClient | None = None,
+    ) -> None:
         now = self._clock.now()
         match outcome:
             case Done() | AlreadyDone():
@@ -250,14 +280,15 @@ class QueueWorker:
                 half = len(sent) // 2
                 for part in (sent[:half], sent[half:]):
                     keys = {r.key for r in part}
-                    await self._send([r for r in ready if r.key in keys])
+                    await self._send([r for r in ready if r.key in keys], sandbox)
             case GiveUp(reason=reason, correlation_id=correlation, category=category):
                 detail = _encode(
                     {"reason": reason, "correlationId": correlation, "category": category}
                 ).decode()
                 await self._dead(ready, detail, now)
             case Pause(reason=reason, category=category):
-                self._pause(f"{category}: {reason}")
+                if sandbox is None:  # the test sandbox's answer says nothing of the portal
+                    self._pause(f"{category}: {reason}")
                 await self._retry(ready, now + self._settings.paused_retry_s, f"paused: {reason}")
             case RefreshAuth():
                 await self._retry(ready, now, "access token refreshed")
@@ -269,7 +300,12 @@ class QueueWorker:
             self._log.info("destination_resumed")
             self.paused_reason = None
             self._metrics.paused.labels(self.portal, self.destination.name).set(0)
-        await self._storage.finish([r.item.id for r in ready], "delivered", now=now)
+        by_note: dict[str, list[int]] = {}
+        for r in ready:
+            by_note.setdefault(r.note, []).append(r.item.id)
+        for note, ids in by_note.items():
+            # The identity used and why, for the debugger (notes name sources, never values).
+            await self._storage.finish(ids, "delivered", now=now, detail=note or None)
         self._metrics.sent.labels(self.destination.name).inc(len(ready))
         self._log.info("batch_delivered", items=len(ready))
 

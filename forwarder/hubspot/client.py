@@ -33,6 +33,8 @@ from forwarder.hubspot.models import (
     CreateInput,
     EventCompletion,
     FilterGroup,
+    FormAnswer,
+    FormSubmission,
     ObjectId,
     SearchRequest,
     SearchResponse,
@@ -60,6 +62,7 @@ _ENCODER = msgspec.json.Encoder()
 _OBJECTS = msgspec.json.Decoder(BatchResponse[SimplePublicObject])
 _TIMELINE = msgspec.json.Decoder(BatchResponse[TimelineEventResult])
 _SEARCH = msgspec.json.Decoder(SearchResponse)
+_FORM_ANSWER = msgspec.json.Decoder(FormAnswer)
 _DEFINITION_PAGE = msgspec.json.Decoder(EventDefinitionPage)
 _DEFINITION = msgspec.json.Decoder(EventDefinition)
 _PROPERTY = msgspec.json.Decoder(EventPropertyDefinition)
@@ -205,6 +208,14 @@ class HubSpotClient:
         """``contacts/search``: its own 5/s envelope, and no rate-limit headers."""
         body = SearchRequest(list(filter_groups), list(properties), limit, after)
         return await self._call("POST", f"{CONTACTS}/search", body, _SEARCH)
+
+    async def submit_form(self, url: str, submission: FormSubmission) -> Reply[FormAnswer]:
+        """``POST {forms host}/submissions/v3/integration/secure/submit/{portal}/{form}``.
+
+        ``url`` is absolute for HubSpot (forms live on api.hsforms.com) or a path for the
+        sandbox, which serves them on the same host.
+        """
+        return await self._call("POST", url, submission, _FORM_ANSWER)
 
     # --- event definitions (start-up; raise on failure) -------------------------------------
 

@@ -272,3 +272,38 @@ def _int_or_none(raw: str | None) -> int | None:
         return int(raw.strip())
     except ValueError:
         return None
+
+
+# --- forms (§8.2) ---------------------------------------------------------------------------
+
+
+class FormField(Wire):
+    """One submitted field (``objectTypeId`` 0-1 = contact)."""
+
+    name: str
+    value: str
+    object_type_id: str = "0-1"
+
+
+class FormContext(Wire):
+    """Where the submission happened; ``hutk`` ties the visitor's history to the contact."""
+
+    hutk: str | None = None
+    ip_address: str | None = None
+    page_uri: str | None = None
+    page_name: str | None = None
+
+
+class FormSubmission(Wire):
+    """Body of the forms submit endpoints."""
+
+    fields: list[FormField]
+    submitted_at: str | None = None
+    context: FormContext | None = None
+
+
+class FormAnswer(Wire):
+    """``200 {"inlineMessage"}`` or ``{"redirectUri"}``."""
+
+    inline_message: str | None = None
+    redirect_uri: str | None = None

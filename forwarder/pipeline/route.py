@@ -19,7 +19,8 @@ from forwarder.events.messages import Identify, Message, Page, Rejected, Screen,
 CONVERSIONS = "conversions"
 TIMELINE = "timeline"
 CONTACTS = "contacts"
-DESTINATIONS = (CONVERSIONS, TIMELINE, CONTACTS)
+FORMS = "forms"
+DESTINATIONS = (CONVERSIONS, TIMELINE, CONTACTS, FORMS)
 
 
 class Route(msgspec.Struct, frozen=True):
@@ -56,6 +57,11 @@ class DefinitionCheck:
         known = None if creates else self._catalog.properties_of(conversion.event_name)
         found = problems(conversion, known)
         return found[0] if found else None
+
+
+def _attributable(traits: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
+    """An identify that can tie a browser's utk to a contact: it has both."""
+    return bool(traits.get("email")) and bool(context.get("hubspotutk"))
 
 
 def _hubspot_disabled(integrations: Mapping[str, Any]) -> bool:
@@ -102,8 +108,11 @@ class Router:
                 return self._conversion(index, portal, settings, name, explicit=True)
             case Page(name=name) | Screen(name=name) if name is not None:
                 return self._conversion(index, portal, settings, name, explicit=False)
-            case Identify() if settings.contacts.upsert:
-                return Route(destinations=(CONTACTS,))
+            case Identify(traits=traits, context=context):
+                destinations: tuple[str, ...] = (CONTACTS,) if settings.contacts.upsert else ()
+                if settings.forms_guid is not None and _attributable(traits, context):
+                    destinations += (FORMS,)
+                return Route(destinations=destinations) if destinations else _NOWHERE
         return _NOWHERE
 
     def _conversion(

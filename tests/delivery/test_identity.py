@@ -202,3 +202,33 @@ async def test_delivery_carries_on_across_several_token_refreshes(tmp_path: Path
         portal = fw.client.app.state.engine.portals["main"]
         assert portal.client._auth.refresh_count >= 3
         assert await fw.counts() == {"accepted": 80, "delivered": 80}
+
+
+FORMS = msgspec.structs.replace(PORTAL, forms_guid="0b1c2d3e-form")
+
+
+async def test_browser_identify_with_email_and_utk_is_submitted_to_the_form(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, FORMS) as fw:
+        identify = {
+            "type": "identify",
+            "anonymousId": "A",
+            "traits": {"email": "Web@Example.com"},
+            "context": {"hubspotutk": UTK, "page": {"url": "https://x.io/signup"}},
+        }
+        await fw.send(
+            [identify, {"type": "identify", "userId": "u", "traits": {"email": "x@y.io"}}]
+        )
+
+        async def delivered() -> bool:
+            return (await fw.counts()).get("delivered", 0) == 1
+
+        await until(delivered)
+        [submission] = fw.sandbox.forms
+        assert (submission.form_guid, submission.email, submission.hutk) == (
+            "0b1c2d3e-form",
+            "web@example.com",
+            UTK,
+        )
+        assert submission.page_uri == "https://x.io/signup"
