@@ -310,8 +310,14 @@ async def test_merged_contact_ids_point_to_the_winner(storage: Storage) -> None:
 async def test_erasure_removes_the_person_and_their_events_personal_data(storage: Storage) -> None:
     await storage.link("main", [("userId", "U"), ("email", "e@x.co")], now=NOW)
     mine = NewEvent(
-        portal="main", message_id="mine", source="s", type="track", name="Bought",
-        received_at=NOW, payload=b'{"userId":"U","event":"Bought"}', destinations=("conversions",),
+        portal="main",
+        message_id="mine",
+        source="s",
+        type="track",
+        name="Bought",
+        received_at=NOW,
+        payload=b'{"userId":"U","event":"Bought"}',
+        destinations=("conversions",),
     )
     await storage.append([mine, event("other")], now=NOW, dedup_window_s=WINDOW)
     erased = await storage.erase("main", [("email", "e@x.co")], now=NOW + 1)
