@@ -56,6 +56,7 @@ T = TypeVar("T")
 _PURGE_BATCH = 500
 _MAX_CONNECTIONS = 64
 _POOL_WAIT_S = 5.0
+_CLOSE_WAIT_S = 5.0
 _ERASE_SCAN = 1000
 _encode = msgspec.json.Encoder().encode
 _SCRIPTS = {
@@ -109,7 +110,9 @@ class RedisStorage(Storage):
         self._scripts: dict[str, Any] = {}
         self._open_total = 0
         self._open_read_at = float("-inf")
-        self._leased: dict[str, tuple[str, str]] = {}
+        self._leased: dict[str, tuple[str, str, float]] = {}
+        """Items this replica leased and not yet settled: id -> (portal, destination, asked
+        deadline); their leases are renewed in the background."""
         self._renewer: asyncio.Task[None] | None = None
         self._shared = RedisCoordination(lambda: self.client, self.keys)
         self._reader: RedisReader | None = None
@@ -129,13 +132,21 @@ class RedisStorage(Storage):
         try:
             return await script(args=[self.keys.prefix, *args])
         except RedisError as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
 
     async def _call(self, awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
         except RedisError as exc:
-            raise _translate(exc) from exc
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: RedisError) -> StorageUnavailableError:
+        # A worker whose storage call failed may drop the batch it leased without telling us:
+        # stop renewing every lease, so whatever was dropped is taken again after ``lease_s``.
+        # A batch still in flight may then be sent twice, which is safe: each request carries
+        # ids derived from the messageId.
+        self._leased.clear()
+        return _translate(exc)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -167,8 +178,8 @@ class RedisStorage(Storage):
                 await self._renewer
             self._renewer = None
         if self._client is not None:
-            with contextlib.suppress(RedisError):
-                await self._client.aclose()
+            with contextlib.suppress(RedisError, TimeoutError):
+                await asyncio.wait_for(self._client.aclose(), _CLOSE_WAIT_S)
         self._client = None
         self._scripts = {}
 
@@ -184,12 +195,16 @@ class RedisStorage(Storage):
             await asyncio.sleep(self._max_lease_s / 3)
             if not self._leased:
                 continue
-            until = time.time() + self._max_lease_s
-            flat = [x for i, (p, d) in list(self._leased.items()) for x in (i, p, d)]
+            now = time.time()
+            until = now + self._max_lease_s
+            # Renewed at most until the lease the caller asked for, as if never capped.
+            for item_id in [i for i, (_, _, asked) in self._leased.items() if asked <= now]:
+                del self._leased[item_id]
+            flat = [x for i, (p, d, _) in list(self._leased.items()) for x in (i, p, d)]
             try:
                 await self._run("RENEW", _f(until), *flat)
-            except StorageUnavailableError:
-                self._log.warning("lease_renewal_failed", items=len(self._leased))
+            except Exception:  # a long-lived loop: log and carry on (leases then expire)
+                self._log.warning("lease_renewal_failed", exc_info=True)
 
     def _forget_leases(self, ids: Sequence[int]) -> None:
         for item_id in ids:
@@ -239,7 +254,7 @@ class RedisStorage(Storage):
         )
         items = [item_from_reply(portal, r) for r in replies]
         for item in items:
-            self._leased[str(item.id)] = (portal, destination)
+            self._leased[str(item.id)] = (portal, destination, now + lease_s)
         return items
 
     async def finish(

@@ -1,14 +1,15 @@
-"""The storage contract, run against every backend (a real SQLite file; Redis joins later)."""
+"""The storage contract, run against every backend: a real SQLite file and a real redis-server."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from forwarder.storage.base import Accepted, Duplicate, NewEvent, Storage
 from forwarder.storage.sqlite import SqliteStorage
+from tests.storage.redis_server import REDIS_URL, redis_prefix
 
 NOW = 1_800_000_000.0
 WINDOW = 3600.0
@@ -20,12 +21,19 @@ def sqlite_factory(tmp_path: Path) -> Factory:
     return lambda: SqliteStorage(tmp_path / "contract.db")
 
 
-BACKENDS = {"sqlite": sqlite_factory}
+def redis_factory(prefix: str) -> Factory:
+    from forwarder.storage.redis import RedisStorage
+
+    return lambda: RedisStorage(f"{REDIS_URL}?prefix={prefix}")
 
 
-@pytest.fixture(params=sorted(BACKENDS))
-def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
-    return BACKENDS[request.param](tmp_path)
+@pytest.fixture(params=["sqlite", "redis"])
+def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Factory]:
+    if request.param == "sqlite":
+        yield sqlite_factory(tmp_path)
+        return
+    with redis_prefix() as prefix:  # one key prefix per test, flushed afterwards
+        yield redis_factory(prefix)
 
 
 @pytest.fixture

@@ -1,0 +1,167 @@
+"""What only the Redis backend does: replicas sharing one Redis (dedup races, dead replicas'
+leases, shared rate windows, a lock), persistence warning, Redis unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import structlog
+
+from forwarder.clock import SystemClock
+from forwarder.config import StorageSettings
+from forwarder.delivery.ratelimit import SlidingWindowLimiter
+from forwarder.errors import StorageUnavailableError
+from forwarder.storage import create_storage
+from forwarder.storage.base import Accepted, Duplicate, NewEvent
+from forwarder.storage.redis import RedisStorage
+from tests.storage.redis_server import REDIS_URL, redis_prefix
+
+
+def event(message_id: str, now: float) -> NewEvent:
+    return NewEvent(
+        portal="main",
+        message_id=message_id,
+        source="s",
+        type="track",
+        name="E",
+        received_at=now,
+        payload=b"{}",
+        destinations=("conversions",),
+    )
+
+
+@pytest.fixture
+async def replicas() -> AsyncIterator[tuple[RedisStorage, RedisStorage]]:
+    """Two backends on one Redis and one prefix, as two replicas would be; leases of 0.6 s."""
+    with redis_prefix() as prefix:
+        pair = (
+            RedisStorage(f"{REDIS_URL}?prefix={prefix}&lease_s=0.6"),
+            RedisStorage(f"{REDIS_URL}?prefix={prefix}&lease_s=0.6"),
+        )
+        for storage in pair:
+            await storage.open()
+        yield pair
+        for storage in pair:
+            await storage.close()
+
+
+def test_redis_url_selects_the_redis_backend() -> None:
+    assert isinstance(create_storage(StorageSettings(url="redis://127.0.0.1:6379/3")), RedisStorage)
+
+
+async def test_same_message_id_on_two_replicas_at_once_is_stored_once(
+    replicas: tuple[RedisStorage, RedisStorage],
+) -> None:
+    a, b = replicas
+    now = time.time()
+    for i in range(50):
+        results = await asyncio.gather(
+            a.append([event(f"m{i}", now)], now=now, dedup_window_s=60),
+            b.append([event(f"m{i}", now)], now=now, dedup_window_s=60),
+        )
+        kinds = sorted(type(r[0]).__name__ for r in results)
+        assert kinds == ["Accepted", "Duplicate"]
+    assert len(await a.recent_events(limit=1000)) == 50
+
+
+async def test_a_dead_replicas_lease_is_claimed_after_it_expires(
+    replicas: tuple[RedisStorage, RedisStorage],
+) -> None:
+    a, b = replicas
+    now = time.time()
+    await a.append([event("m", now)], now=now, dedup_window_s=60)
+    [item] = await a.lease("main", "conversions", limit=1, now=now, lease_s=120)
+    await a.close()  # the replica dies: nobody renews its lease (capped at 0.6 s)
+    assert await b.lease("main", "conversions", limit=1, now=now + 0.3, lease_s=120) == []
+    [claimed] = await b.lease("main", "conversions", limit=1, now=now + 0.7, lease_s=120)
+    assert claimed.id == item.id
+    await b.finish([claimed.id], "delivered", now=now + 1)
+    counts = await b.counts()
+    assert counts[("main", "conversions", "delivered")] == 1
+    assert ("main", "conversions", "leased") not in counts
+
+
+@pytest.mark.timeout(30)
+async def test_a_live_replica_keeps_its_lease(
+    replicas: tuple[RedisStorage, RedisStorage],
+) -> None:
+    a, b = replicas
+    await a.append([event("m", time.time())], now=time.time(), dedup_window_s=60)
+    assert await a.lease("main", "conversions", limit=1, now=time.time(), lease_s=120)
+    await asyncio.sleep(1.0)  # longer than the lease: renewed in the background meanwhile
+    assert await b.lease("main", "conversions", limit=1, now=time.time(), lease_s=120) == []
+
+
+async def test_replicas_share_one_rolling_window(
+    replicas: tuple[RedisStorage, RedisStorage],
+) -> None:
+    clock = SystemClock()
+    limiters = []
+    for storage in replicas:
+        shared = storage.coordination()
+        assert shared is not None
+        limiters.append(SlidingWindowLimiter(5, 0.5, clock, shared=shared.window("main", "crm")))
+    started = time.monotonic()
+    await asyncio.gather(*(limiter.acquire() for limiter in limiters for _ in range(10)))
+    # 20 acquisitions at 5 per 0.5 s across both replicas: at least three windows must pass
+    assert time.monotonic() - started >= 1.5 - 0.05
+
+
+async def test_header_correction_reaches_the_other_replica(
+    replicas: tuple[RedisStorage, RedisStorage],
+) -> None:
+    a, b = (s.coordination() for s in replicas)
+    assert a is not None
+    assert b is not None
+    await a.window("main", "crm").observe(7, 10, 5.0)
+    assert await b.window("main", "crm").counts(5.0) == (0, 7)
+    assert await b.window("main", "crm").try_acquire(4, 10, 5.0) > 0
+
+
+async def test_a_lock_is_held_by_one_replica_at_a_time(
+    replicas: tuple[RedisStorage, RedisStorage],
+) -> None:
+    inside: list[int] = []
+    overlaps = 0
+
+    async def hold(storage: RedisStorage) -> None:
+        nonlocal overlaps
+        shared = storage.coordination()
+        assert shared is not None
+        async with shared.lock("oauth-refresh:main", ttl_s=5):
+            inside.append(1)
+            overlaps = max(overlaps, len(inside))
+            await asyncio.sleep(0.05)
+            inside.pop()
+
+    await asyncio.gather(*(hold(s) for s in replicas for _ in range(3)))
+    assert overlaps == 1
+
+
+async def test_aof_off_is_reported_loudly_at_open() -> None:
+    with redis_prefix() as prefix, structlog.testing.capture_logs() as logs:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        await storage.close()
+    events = {entry["event"] for entry in logs}
+    assert events & {"redis_aof_disabled", "redis_persistence_checked"}
+
+
+async def test_unreachable_redis_fails_with_storage_unavailable() -> None:
+    storage = RedisStorage("redis://127.0.0.1:1/0")
+    with pytest.raises(StorageUnavailableError):
+        await storage.open()
+
+
+async def test_duplicates_report_the_first_seq() -> None:
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        [first] = await storage.append([event("m", 1.0)], now=1.0, dedup_window_s=60)
+        [again] = await storage.append([event("m", 2.0)], now=2.0, dedup_window_s=60)
+        await storage.close()
+    assert isinstance(first, Accepted)
+    assert again == Duplicate(seq=first.seq)
