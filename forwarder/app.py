@@ -22,7 +22,7 @@ from forwarder.delivery.engine import Engine
 from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
-from forwarder.ingest.routes import IngestService, ingest_router, preflight_middleware
+from forwarder.ingest.routes import IngestService, ingest_middleware, ingest_router
 from forwarder.ingest.snippet import snippet_router
 from forwarder.ingest.webhooks import WebhookReceiver, hubspot_webhook
 from forwarder.pipeline.accept import Accepter
@@ -174,7 +174,7 @@ def create_app(
             sandboxes=sandboxes,
         ),
         exception_handlers={HTTPException: _http_error},
-        middleware=[preflight_middleware],
+        middleware=[ingest_middleware],
         request_max_body_size=settings.server.max_request_bytes * 2,
         openapi_config=OpenAPIConfig(title="hubspot-forwarder", version=__version__),
         debug=False,
