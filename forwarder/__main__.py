@@ -82,6 +82,12 @@ def _schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_reference(args: argparse.Namespace) -> int:
+    from forwarder.docs import run
+
+    return run(args)
+
+
 def _sandbox(args: argparse.Namespace) -> int:
     from forwarder.sandbox.cli import run
 
@@ -101,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     schemas = commands.add_parser("schemas", help="write the ingest API's JSON Schemas")
     schemas.add_argument("--out", default="schemas", help="directory (default: schemas)")
     schemas.set_defaults(run=_schemas)
+
+    reference = commands.add_parser(
+        "config-reference", help="write docs/configuration.md from the settings' docstrings"
+    )
+    from forwarder.docs import add_arguments as add_reference_arguments
+
+    add_reference_arguments(reference)
+    reference.set_defaults(run=_config_reference)
 
     sandbox = commands.add_parser("sandbox", help="run the HubSpot simulator standalone")
     try:
