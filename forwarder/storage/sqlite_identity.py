@@ -38,8 +38,11 @@ def _person(conn: sqlite3.Connection, portal: str, key: Key) -> int | None:
 
 
 def _keys_of(conn: sqlite3.Connection, portal: str, person: int) -> list[Key]:
+    # Without INDEXED BY, SQLite (no ANALYZE statistics) picks the primary key on ``portal``
+    # alone: a scan of the portal's whole graph per lookup, O(n^2) over a backlog.
     rows = conn.execute(
-        "SELECT kind, value FROM identities WHERE portal = ? AND person = ? ORDER BY updated_at",
+        "SELECT kind, value FROM identities INDEXED BY identities_person"
+        " WHERE portal = ? AND person = ? ORDER BY updated_at",
         (portal, person),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
