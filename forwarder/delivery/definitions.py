@@ -8,6 +8,7 @@ events on the sandbox) missing definitions and properties are created on first u
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import msgspec
 
@@ -40,8 +41,19 @@ class DefinitionCatalog:
     """What HubSpot knows of one portal's custom events."""
 
     def __init__(
-        self, portal: str, client: HubSpotClient, storage: Storage, *, create_missing: bool
+        self,
+        portal: str,
+        client: HubSpotClient,
+        storage: Storage,
+        *,
+        create_missing: bool,
+        spend: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """Args:
+        spend: waits for room in the portal's CRM envelope before each request (definition
+            calls count against the 10-second window and the daily cap like any other).
+        """
+        self._spend = spend
         self._portal = portal
         self._client = client
         self._storage = storage
@@ -49,6 +61,10 @@ class DefinitionCatalog:
         self._known: Known | None = None
         self._lock = asyncio.Lock()
         self._log = get_logger("definitions").bind(portal=portal)
+
+    async def _wait_for_room(self) -> None:
+        if self._spend is not None:
+            await self._spend()
 
     @property
     def loaded(self) -> bool:
@@ -72,6 +88,7 @@ class DefinitionCatalog:
         """Fetch from HubSpot; on failure fall back to the stored copy."""
         key = f"definitions:{self._portal}"
         try:
+            await self._wait_for_room()
             self._known = _known(await self._client.list_event_definitions())
             await self._storage.set_meta(key, msgspec.json.encode(self._known))
             self._log.info("definitions_loaded", count=len(self._known))
@@ -108,6 +125,7 @@ class DefinitionCatalog:
         current = known.get(conversion.event_name)
         short = conversion.event_name.split("_", 1)[1]
         if current is None:
+            await self._wait_for_room()
             definition = await self._client.create_event_definition(
                 EventDefinitionInput(
                     label=short.replace("_", " ").title()[:100],
@@ -123,6 +141,7 @@ class DefinitionCatalog:
             return
         for name in wanted:
             if name not in current:
+                await self._wait_for_room()
                 await self._client.create_event_property(
                     conversion.event_name, EventPropertyDefinition(name=name, label=name)
                 )

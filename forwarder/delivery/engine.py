@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Mapping
 
 import httpx
@@ -127,8 +128,14 @@ class Engine:
                 timeout_s=portal.request_timeout_s,
             )
             create = portal.unmapped_events == "auto" or portal_uses_sandbox(portal)
-            catalog = DefinitionCatalog(name, client, storage, create_missing=create)
             envelopes = PortalEnvelopes.from_portal(portal, clock, _windows(shared, name))
+            catalog = DefinitionCatalog(
+                name,
+                client,
+                storage,
+                create_missing=create,
+                spend=functools.partial(envelopes.acquire, "lookups"),
+            )
             self.portals[name] = Portal(name, portal, client, catalog, envelopes)
             lookup = None
             if portal.contacts.user_id_property is not None:

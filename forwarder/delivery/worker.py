@@ -30,7 +30,7 @@ from forwarder.delivery.retry import (
     Split,
     classify,
 )
-from forwarder.errors import HubSpotError
+from forwarder.errors import HubSpotError, StorageUnavailableError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.storage.base import Attempt, Item, Storage
@@ -148,13 +148,18 @@ class QueueWorker:
         while not self._stopping or items:
             now = self._clock.now()
             if len(items) < size and not self._stopping:
-                items += await self._storage.lease(
-                    self.portal,
-                    self.destination.name,
-                    limit=size - len(items),
-                    now=now,
-                    lease_s=LEASE_S,
-                )
+                try:
+                    items += await self._storage.lease(
+                        self.portal,
+                        self.destination.name,
+                        limit=size - len(items),
+                        now=now,
+                        lease_s=LEASE_S,
+                    )
+                except StorageUnavailableError:
+                    if not items:
+                        raise
+                    return items  # send what is already leased rather than strand it
             if len(items) >= size or (items and self._stopping):
                 return items
             if items:
