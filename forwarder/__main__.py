@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     else:
         add_arguments(sandbox)
     sandbox.set_defaults(run=_sandbox)
+
+    from forwarder.debugger.cli import add_arguments as add_admin_commands
+
+    add_admin_commands(commands)  # tail, journey, dlq, erase, stats: the running server's admin API
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -18,7 +19,9 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from forwarder import __version__
 from forwarder.clock import Clock, SystemClock
 from forwarder.config import PortalSettings, Settings, portal_uses_sandbox
+from forwarder.debugger import debugger_lifespan, debugger_routers
 from forwarder.delivery.engine import Engine
+from forwarder.delivery.testmode import route_test_events
 from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
@@ -136,6 +139,9 @@ def create_app(
         for name, app in sandboxes.items()
     }
     engine = Engine(settings, storage, clock, metric_set, transports, DEFAULT_TOKEN)
+    test_sandboxes: dict[str, Litestar] = {}  # test events of real portals go to these
+    made = functools.partial(test_sandbox_transport, settings, test_sandboxes)
+    route_test_events(engine, settings, storage, clock, made, DEFAULT_TOKEN)
     runtime = Runtime(settings, storage, clock, engine)
     resolver = SourceResolver(settings.sources, settings.server, clock)
     checks = {n: DefinitionCheck(p.mapper, p.catalog) for n, p in engine.portals.items()}
@@ -162,8 +168,9 @@ def create_app(
             readyz,
             metrics,
             *sandbox_mounts(sandboxes),
+            *debugger_routers(),
         ],
-        lifespan=[lifespan],
+        lifespan=[lifespan, debugger_lifespan],
         state=_state(
             settings=settings,
             storage=storage,
@@ -172,6 +179,7 @@ def create_app(
             engine=engine,
             webhooks=WebhookReceiver(settings, storage),
             sandboxes=sandboxes,
+            test_sandboxes=test_sandboxes,
         ),
         exception_handlers={HTTPException: _http_error},
         middleware=[ingest_middleware],
@@ -210,6 +218,15 @@ def sandbox_config(portal: PortalSettings) -> SandboxConfig:
         time_scale=limits.time_scale,
         **extra,
     )
+
+
+def test_sandbox_transport(
+    settings: Settings, made: dict[str, Litestar], name: str
+) -> httpx.AsyncBaseTransport:
+    """The sandbox taking the test events of real portal ``name``, made on first use."""
+    if name not in made:
+        made[name] = create_sandbox_app(sandbox_config(settings.portals[name]))
+    return httpx.ASGITransport(app=made[name])  # type: ignore[arg-type]  # Litestar's ASGI types
 
 
 def sandboxes_for(

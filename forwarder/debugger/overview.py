@@ -1,0 +1,205 @@
+"""The delivery overview: the funnel per portal and queue, the conservation check, dead letters
+(list, replay, purge) and erasure."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from prometheus_client import Counter
+
+from forwarder.config import Settings
+from forwarder.debugger.explain import hubspot_reason
+from forwarder.debugger.masking import Masker
+from forwarder.debugger.models import (
+    Conservation,
+    DeadLetter,
+    Erased,
+    IngestFunnel,
+    Overview,
+    PortalFunnel,
+    QueueCounts,
+    QueueFunnel,
+    Stats,
+)
+from forwarder.delivery.engine import Engine
+from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Key, Storage
+from forwarder.telemetry import Metrics
+
+Counts = dict[tuple[str, str, str], int]
+_MAX_BULK = 100_000
+
+
+def counter_total(counter: Counter, **labels: str) -> int:
+    """Sum of a Prometheus counter's ``_total`` samples whose labels match ``labels``."""
+    total = 0.0
+    for metric in counter.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and all(
+                sample.labels.get(k) == v for k, v in labels.items()
+            ):
+                total += sample.value
+    return int(total)
+
+
+def conservation(counts: Counts) -> Conservation:
+    """accepted vs final + open over every queue."""
+    accepted = sum(n for (_, _, s), n in counts.items() if s == "accepted")
+    final = sum(n for (_, _, s), n in counts.items() if s in FINAL_STATES)
+    open_ = sum(n for (_, _, s), n in counts.items() if s in OPEN_STATES)
+    drift = accepted - final - open_
+    return Conservation(accepted=accepted, final=final, open=open_, drift=drift, ok=drift == 0)
+
+
+async def stats(storage: Storage) -> Stats:
+    """Counts per queue and the conservation check."""
+    counts = await storage.counts()
+    queues: dict[tuple[str, str], dict[str, int]] = {}
+    for (portal, destination, state), n in sorted(counts.items()):
+        queues.setdefault((portal, destination), {})[state] = n
+    return Stats(
+        queues=[QueueCounts(portal=p, destination=d, counts=c) for (p, d), c in queues.items()],
+        conservation=conservation(counts),
+    )
+
+
+def _funnel(counts: Counts, portal: str, destination: str, paused: str | None) -> QueueFunnel:
+    def of(state: str) -> int:
+        return counts.get((portal, destination, state), 0)
+
+    open_ = sum(of(s) for s in OPEN_STATES)
+    accepted = of("accepted")
+    final = sum(of(s) for s in FINAL_STATES)
+    return QueueFunnel(
+        destination=destination,
+        accepted=accepted,
+        pending=open_,
+        delivered=of("delivered"),
+        dead=of("dead"),
+        dropped=of("dropped"),
+        expired=of("expired"),
+        drift=accepted - final - open_,
+        paused=paused,
+    )
+
+
+async def dead_letters(
+    storage: Storage, masker: Masker, *, portal: str | None = None, limit: int = 100
+) -> list[DeadLetter]:
+    """Dead-lettered items, oldest first, with HubSpot's reason."""
+    out = []
+    for item in await storage.items_in_state("dead", portal=portal, limit=limit):
+        event = await storage.get_event(item.event_seq)
+        message, correlation, _ = hubspot_reason(item.detail)
+        out.append(
+            DeadLetter(
+                id=item.id,
+                event_seq=item.event_seq,
+                portal=item.portal,
+                destination=item.destination,
+                message_id=event.message_id if event else None,
+                name=event.name if event else None,
+                reason=masker.text(message) or "",
+                correlation_id=correlation,
+                updated_at=item.updated_at,
+            )
+        )
+    return out
+
+
+async def overview(
+    storage: Storage, settings: Settings, engine: Engine, metrics: Metrics, masker: Masker
+) -> Overview:
+    """The funnel: received -> rejected -> duplicates -> per queue states, and dead letters."""
+    counts = await storage.counts()
+    paused = engine.paused()
+    queues = sorted({(p, d) for p, d, _ in counts} | set(engine.workers))
+    portals = []
+    for name in settings.portals:
+        sources = [s.name for s in settings.sources if s.portal == name]
+        portals.append(
+            PortalFunnel(
+                portal=name,
+                received=sum(counter_total(metrics.received, source=s) for s in sources),
+                queues=[_funnel(counts, p, d, paused.get((p, d))) for p, d in queues if p == name],
+            )
+        )
+    ingest = IngestFunnel(
+        received=counter_total(metrics.received),
+        accepted=counter_total(metrics.accepted),
+        rejected=counter_total(metrics.discarded, reason="invalid"),
+        duplicates=counter_total(metrics.discarded, reason="duplicate"),
+    )
+    return Overview(
+        ingest=ingest,
+        portals=portals,
+        conservation=conservation(counts),
+        dead_letters=await dead_letters(storage, masker),
+    )
+
+
+async def _dead_ids(
+    storage: Storage, ids: Sequence[int], everything: bool, portal: str | None
+) -> list[int]:
+    """The chosen ids that are dead letters now (a purge must never touch a live item)."""
+    dead = [i.id for i in await storage.items_in_state("dead", portal=portal, limit=_MAX_BULK)]
+    if everything:
+        return dead
+    wanted = set(ids)
+    return [i for i in dead if i in wanted]
+
+
+async def replay(
+    storage: Storage,
+    engine: Engine,
+    ids: Sequence[int],
+    *,
+    everything: bool = False,
+    portal: str | None = None,
+) -> int:
+    """Dead letters back to their queue (safe: each carries the same uuid as before)."""
+    chosen = await _dead_ids(storage, ids, everything, portal)
+    moved = await storage.requeue(chosen, state="dead", now=time.time()) if chosen else 0
+    for worker_portal, destination in engine.workers:
+        engine.notify(worker_portal, (destination,))
+    return moved
+
+
+async def purge(
+    storage: Storage,
+    ids: Sequence[int],
+    *,
+    everything: bool = False,
+    portal: str | None = None,
+) -> int:
+    """Dead letters end as dropped ("purged by operator").
+
+    The contract moves final items only back to pending, so a purge is a requeue immediately
+    followed by a finish; the workers are not woken in between, and they poll a queue at most
+    every few seconds, so the item is not sent again.
+    """
+    chosen = await _dead_ids(storage, ids, everything, portal)
+    if not chosen:
+        return 0
+    now = time.time()
+    moved = await storage.requeue(chosen, state="dead", now=now)
+    await storage.finish(chosen, "dropped", now=now, detail="purged by operator")
+    return moved
+
+
+async def erase(
+    storage: Storage, settings: Settings, keys: Sequence[Key], portal: str | None
+) -> list[Erased]:
+    """Remove a person from the graph and from held and queued events, per portal."""
+    out = []
+    for name in [portal] if portal is not None else list(settings.portals):
+        record = await storage.erase(name, keys, now=time.time())
+        out.append(
+            Erased(
+                portal=name,
+                identifiers=record.identifiers,
+                events=record.events,
+                items=record.items,
+            )
+        )
+    return out

@@ -1,0 +1,109 @@
+"""Rate envelope usage per portal, sampled every few seconds into a one-hour ring buffer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+
+from forwarder.debugger.models import EnvelopeSample, EnvelopeUsage, PortalEnvelopes
+from forwarder.debugger.overview import counter_total
+from forwarder.delivery.engine import Engine
+from forwarder.delivery.envelopes import Envelope
+from forwarder.delivery.envelopes import PortalEnvelopes as Budgets
+from forwarder.telemetry import Metrics, get_logger
+
+SAMPLE_EVERY_S = 5.0
+HISTORY_S = 3600.0
+
+
+def usage(budgets: Budgets) -> list[EnvelopeUsage]:
+    """Every envelope of one portal now: rolling windows, then the daily and monthly quotas."""
+    limits = budgets.limits
+    windows: tuple[tuple[str, Envelope, int], ...] = (
+        ("crm_10s", Envelope.CRM, limits.crm_per_10s),
+        ("search_1s", Envelope.SEARCH, limits.search_per_s),
+        ("events_1s", Envelope.EVENTS, limits.events_per_s),
+    )
+    out = []
+    for name, envelope, hubspot in windows:
+        limiter = budgets.limiter(envelope)
+        ours, phantoms = limiter.counts()
+        out.append(
+            EnvelopeUsage(
+                envelope=name,
+                used=ours + phantoms,
+                limit=limiter.limit,
+                hubspot_limit=hubspot,
+                window_s=limiter.window_s,
+            )
+        )
+    quotas: tuple[tuple[str, Envelope, int | None], ...] = (
+        ("crm_daily", Envelope.CRM, limits.crm_daily),
+        ("events_monthly", Envelope.EVENTS, limits.events_monthly),
+    )
+    for name, envelope, cap in quotas:
+        quota = budgets.quota(envelope)
+        if quota is not None:
+            out.append(
+                EnvelopeUsage(
+                    envelope=name,
+                    used=quota.used,
+                    limit=quota.cap,
+                    hubspot_limit=cap,
+                    window_s=None,
+                )
+            )
+    return out
+
+
+class RateHistory:
+    """Samples the engine's envelopes; ``run`` is the long-lived loop, ``view`` reads."""
+
+    def __init__(self, engine: Engine, metrics: Metrics, every_s: float = SAMPLE_EVERY_S) -> None:
+        self.every_s = every_s
+        self._engine = engine
+        self._metrics = metrics
+        size = int(HISTORY_S / every_s) + 1
+        self._samples: dict[str, deque[EnvelopeSample]] = {
+            name: deque(maxlen=size) for name in engine.portals
+        }
+        self._log = get_logger("debugger")
+
+    def too_many_requests(self) -> dict[str, int]:
+        """429s HubSpot answered since start, per route (the metric has no portal label)."""
+        per_route: dict[str, int] = {}
+        for metric in self._metrics.requests_to_hubspot.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total") and sample.labels.get("status") == "429":
+                    route = sample.labels.get("route", "")
+                    per_route[route] = per_route.get(route, 0) + int(sample.value)
+        return per_route
+
+    def sample(self) -> None:
+        """Record one sample per portal now."""
+        now = time.time()
+        throttled = counter_total(self._metrics.requests_to_hubspot, status="429")
+        for name, portal in self._engine.portals.items():
+            shares = {u.envelope: round(u.used / u.limit, 4) for u in usage(portal.envelopes)}
+            self._samples[name].append(
+                EnvelopeSample(at=now, shares=shares, too_many_requests=throttled)
+            )
+
+    async def run(self) -> None:
+        """Sample forever (cancelled at shutdown)."""
+        while True:
+            try:
+                self.sample()
+            except Exception:  # a long-lived loop: log and carry on
+                self._log.exception("rate_sample_failed")
+            await asyncio.sleep(self.every_s)
+
+    def view(self) -> list[PortalEnvelopes]:
+        """Per portal: usage now and the last hour of samples."""
+        return [
+            PortalEnvelopes(
+                portal=name, now=usage(portal.envelopes), samples=list(self._samples[name])
+            )
+            for name, portal in self._engine.portals.items()
+        ]

@@ -1,0 +1,270 @@
+/* The debugger page: plain JS over /admin/api (session cookie), no build step. */
+"use strict";
+(function () {
+  var API = "/admin/api";
+  var $ = function (sel) { return document.querySelector(sel); };
+  var live = null;
+  var rows = {};
+  var oldest = null;
+
+  function esc(v) {
+    return String(v === null || v === undefined ? "" : v).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function when(t) { return t ? new Date(t * 1000).toLocaleString() : ""; }
+  function badge(s) { return '<span class="badge s-' + esc(s) + '">' + esc(s) + "</span>"; }
+  function api(path, options) {
+    return fetch(API + path, Object.assign({ credentials: "same-origin" }, options || {}))
+      .then(function (r) {
+        if (r.status === 401) { location.href = "/debugger/login"; throw new Error("login"); }
+        return r.json().then(function (body) {
+          if (!r.ok) throw new Error(body.error || body.detail || r.statusText);
+          return body;
+        });
+      });
+  }
+  function post(path, body) {
+    return api(path, { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body) });
+  }
+
+  function show(view) {
+    document.querySelectorAll(".view").forEach(function (v) { v.hidden = v.id !== "view-" + view; });
+    document.querySelectorAll("#tabs button").forEach(function (b) {
+      b.classList.toggle("active", b.dataset.view === view);
+    });
+    if (view === "overview") loadOverview();
+    if (view === "rates") loadRates();
+  }
+
+  /* -- live events ------------------------------------------------------------------- */
+  function filterQuery() {
+    var form = new FormData($("#filters"));
+    var q = new URLSearchParams();
+    form.forEach(function (v, k) { if (v) q.set(k, v); });
+    return q;
+  }
+  function rowHtml(e) {
+    return '<div class="top"><span class="name">' + esc(e.name || e.type) + "</span>" +
+      badge(e.status) + (e.test ? ' <span class="badge">test</span>' : "") + "</div>" +
+      '<div class="muted">#' + e.seq + " · " + esc(e.type) + " · " + esc(e.source) + " → " +
+      esc(e.portal) + " · " + esc(e.identity || "no identity") + " · " + when(e.receivedAt) +
+      "</div>";
+  }
+  function addRow(e, atTop) {
+    var li = rows[e.seq];
+    if (!li) {
+      li = document.createElement("li");
+      li.dataset.seq = e.seq;
+      li.className = "event";
+      li.addEventListener("click", function () { openEvent(e.seq); });
+      rows[e.seq] = li;
+      var list = $("#events");
+      if (atTop) list.insertBefore(li, list.firstChild); else list.appendChild(li);
+    }
+    li.innerHTML = rowHtml(e);
+  }
+  function loadEvents(before) {
+    var q = filterQuery();
+    if (before) q.set("before", before);
+    return api("/events?" + q).then(function (body) {
+      body.events.forEach(function (e) { addRow(e, false); });
+      oldest = body.before;
+      $("#older").hidden = !oldest;
+    });
+  }
+  function connect() {
+    if (live) live.close();
+    var q = filterQuery();
+    var top = Object.keys(rows).map(Number).reduce(function (a, b) { return Math.max(a, b); }, 0);
+    if (top) q.set("after", top);
+    live = new EventSource(API + "/events/stream?" + q);
+    live.addEventListener("open", function () { $("#live-state").textContent = "live"; });
+    live.addEventListener("error", function () {
+      $("#live-state").textContent = "reconnecting…";
+    });
+    live.addEventListener("event", function (m) { addRow(JSON.parse(m.data), true); });
+  }
+  function refreshStatuses() {
+    if (document.hidden || $("#view-live").hidden) return;
+    var q = filterQuery();
+    q.set("limit", "100");
+    api("/events?" + q).then(function (body) {
+      body.events.forEach(function (e) { if (rows[e.seq]) rows[e.seq].innerHTML = rowHtml(e); });
+    }).catch(function () {});
+  }
+  function restart() {
+    rows = {};
+    $("#events").innerHTML = "";
+    loadEvents().then(connect);
+  }
+
+  /* -- event detail ------------------------------------------------------------------ */
+  function openEvent(seq) {
+    api("/events/" + seq).then(function (d) {
+      var html = '<div class="card"><h2>' + esc(d.event.name || d.event.type) + " " +
+        badge(d.finalState) + "</h2>" + '<p class="muted">#' + d.event.seq + " · messageId " +
+        esc(d.event.messageId) + " · " + when(d.event.receivedAt) + "</p>" +
+        "<p>" + esc(d.validation) + "</p><p>" + esc(d.dedup) + "</p></div>";
+      if (d.identity) {
+        html += '<div class="card"><h3>Identity</h3><p>' +
+          (d.identity.kind ? esc(d.identity.kind) + " " + esc(d.identity.value || "")
+            : "none yet") + (d.identity.recorded ? "" : ' <span class="muted">(as it would be ' +
+          "chosen now)</span>") + "</p><ul>" + d.identity.notes.map(function (n) {
+          return "<li>" + esc(n) + "</li>"; }).join("") + "</ul></div>";
+      }
+      d.items.forEach(function (it) {
+        html += '<div class="card item"><h3>' + esc(it.destination) + " " + badge(it.state) +
+          "</h3><p>" + esc(it.explanation) + "</p>" +
+          (it.history.length ? "<table><tr><th>when</th><th>route</th><th>status</th>" +
+            "<th>correlationId</th><th>ms</th><th>error</th></tr>" +
+            it.history.map(function (a) {
+              return '<tr class="attempt"><td>' + when(a.at) + "</td><td>" + esc(a.route) +
+                "</td><td>" + a.status + "</td><td>" + esc(a.correlationId) + "</td><td>" +
+                Math.round(a.durationMs) + "</td><td>" + esc(a.error) + "</td></tr>";
+            }).join("") + "</table>" : '<p class="muted">no delivery attempt yet</p>') +
+          (it.state === "dead" ? '<button data-replay="' + it.id + '">Replay</button>' : "") +
+          "</div>";
+      });
+      html += '<div class="card"><h3>Payload as received</h3><pre>' +
+        esc(JSON.stringify(d.payload, null, 2)) + "</pre></div>";
+      var person = d.payload.userId ? ["userId", d.payload.userId]
+        : d.payload.anonymousId ? ["anonymousId", d.payload.anonymousId] : null;
+      if (person) {
+        html += '<button id="to-journey" data-kind="' + esc(person[0]) + '" data-value="' +
+          esc(person[1]) + '">Contact journey</button>';
+      }
+      $("#detail").innerHTML = html;
+      show("detail");
+    }).catch(function (e) { $("#detail").textContent = e.message; show("detail"); });
+  }
+
+  /* -- journey ----------------------------------------------------------------------- */
+  function touchHtml(label, t) {
+    if (!t) return "<p>" + label + ": none seen</p>";
+    var clicks = Object.keys(t.clickIds || {}).map(function (k) {
+      return k + "=" + t.clickIds[k]; }).join(", ");
+    return "<p><b>" + label + ":</b> " + esc([t.source, t.medium, t.name].filter(Boolean)
+      .join(" / ") || "(no campaign)") + (clicks ? " · " + esc(clicks) : "") +
+      (t.landingPage ? '<br><span class="muted">' + esc(t.landingPage) + "</span>" : "") + "</p>";
+  }
+  function loadJourney(kind, value) {
+    var q = new URLSearchParams();
+    q.set(kind, value);
+    $("#journey").innerHTML = '<p class="muted">searching…</p>';
+    api("/journey?" + q).then(function (j) {
+      var html = '<div class="card"><h2>Person</h2><p>' + j.identifiers.map(function (i) {
+        return esc(i.kind) + ": " + esc(i.value); }).join("<br>") + "</p>" +
+        touchHtml("First touch", j.firstTouch) + touchHtml("Last touch", j.lastTouch) +
+        (j.complete ? "" : '<p class="muted">only the newest ' + j.scanned +
+          " events were searched</p>") + "</div>";
+      html += '<ul class="rows">' + j.steps.map(function (s) {
+        var verdict = s.conversion ? '<span class="badge ' + (s.attributed ? "yes" : "no") +
+          '">' + (s.attributed ? "attributed" : "not attributed") + "</span>" : "";
+        return '<li class="step" data-seq="' + s.seq + '"><div class="top"><span class="name">' +
+          esc(s.name || s.type) + "</span>" + verdict + "</div>" +
+          '<div class="muted">' + esc(s.timestamp || when(s.receivedAt)) + " · " + esc(s.type) +
+          " · " + esc(s.status) + "</div>" + (s.reason ? "<div>" + esc(s.reason) + "</div>" : "") +
+          "</li>";
+      }).join("") + "</ul>";
+      if (!j.steps.length) html += "<p>No events of this person were found.</p>";
+      $("#journey").innerHTML = html;
+    }).catch(function (e) { $("#journey").textContent = e.message; });
+  }
+
+  /* -- delivery overview ------------------------------------------------------------- */
+  function loadOverview() {
+    api("/overview").then(function (o) {
+      var c = o.conservation;
+      var html = '<div class="card"><h2>Ingest</h2><div class="funnel"><span>received ' +
+        o.ingest.received + "</span><span>rejected " + o.ingest.rejected +
+        "</span><span>duplicates " + o.ingest.duplicates + "</span><span>accepted " +
+        o.ingest.accepted + '</span></div><p class="' + (c.ok ? "" : "drift-bad") +
+        '">Conservation: accepted ' + c.accepted + " = final " + c.final + " + open " + c.open +
+        (c.ok ? " ✓" : " — drift " + c.drift) + "</p></div>";
+      o.portals.forEach(function (p) {
+        html += '<div class="card"><h2>' + esc(p.portal) + '</h2><p class="muted">received ' +
+          p.received + "</p>" + p.queues.map(function (q) {
+            return "<h3>" + esc(q.destination) + (q.paused ? ' <span class="badge no">paused: ' +
+              esc(q.paused) + "</span>" : "") + '</h3><div class="funnel"><span>accepted ' +
+              q.accepted + "</span><span>pending " + q.pending + "</span><span>delivered " +
+              q.delivered + "</span><span>dead " + q.dead + "</span><span>dropped " + q.dropped +
+              "</span><span>expired " + q.expired + "</span>" +
+              (q.drift ? '<span class="drift-bad">drift ' + q.drift + "</span>" : "") + "</div>";
+          }).join("") + "</div>";
+      });
+      html += '<div class="card"><h2>Dead letters</h2>' + (o.deadLetters.length ?
+        '<ul class="rows">' + o.deadLetters.map(function (d) {
+          return '<li class="dead"><div class="top"><span class="name">' + esc(d.name ||
+            d.destination) + '</span><button data-replay="' + d.id + '">Replay</button></div>' +
+            "<div>" + esc(d.reason) + '</div><div class="muted">' + esc(d.portal) + " · " +
+            esc(d.destination) + (d.correlationId ? " · correlationId " +
+            esc(d.correlationId) : "") + "</div></li>";
+        }).join("") + "</ul>" : "<p>None.</p>") + "</div>";
+      $("#overview").innerHTML = html;
+    }).catch(function (e) { $("#overview").textContent = e.message; });
+  }
+
+  /* -- rate envelopes ---------------------------------------------------------------- */
+  function chart(samples, key) {
+    var w = 300, h = 60;
+    if (!samples.length) return "";
+    var t0 = samples[0].at, span = Math.max(1, samples[samples.length - 1].at - t0);
+    var pts = samples.map(function (s) {
+      var x = ((s.at - t0) / span) * w;
+      var y = h - Math.min(1, s.shares[key] || 0) * h;
+      return x.toFixed(1) + "," + y.toFixed(1);
+    }).join(" ");
+    return '<svg viewBox="0 0 ' + w + " " + h + '" preserveAspectRatio="none" role="img" ' +
+      'aria-label="' + esc(key) + ' usage over the last hour"><polyline fill="none" ' +
+      'stroke="#ff7a59" stroke-width="2" points="' + pts + '"/></svg>';
+  }
+  function loadRates() {
+    api("/envelopes").then(function (r) {
+      var throttled = Object.keys(r.tooManyRequests).map(function (k) {
+        return esc(k) + ": " + r.tooManyRequests[k]; }).join(", ") || "none";
+      var html = '<div class="card"><p>429s from HubSpot since start: ' + throttled + "</p></div>";
+      r.portals.forEach(function (p) {
+        html += '<div class="card"><h2>' + esc(p.portal) + "</h2>" + p.now.map(function (u) {
+          return "<h3>" + esc(u.envelope) + ' <span class="muted">' + u.used + " / " + u.limit +
+            (u.hubspotLimit ? " (HubSpot " + u.hubspotLimit + ")" : "") + "</span></h3>" +
+            chart(p.samples, u.envelope);
+        }).join("") + "</div>";
+      });
+      $("#rates").innerHTML = html;
+    }).catch(function (e) { $("#rates").textContent = e.message; });
+  }
+
+  /* -- wiring ------------------------------------------------------------------------ */
+  document.addEventListener("click", function (ev) {
+    var t = ev.target;
+    if (!(t instanceof HTMLElement)) return;
+    if (t.dataset.view) { show(t.dataset.view); return; }
+    if (t.dataset.replay) {
+      ev.stopPropagation();
+      post("/dead-letters/replay", { ids: [Number(t.dataset.replay)] }).then(function (r) {
+        t.textContent = r.moved ? "Replayed" : "Not a dead letter";
+        t.disabled = true;
+      });
+      return;
+    }
+    if (t.id === "to-journey") {
+      $("#journey-form").kind.value = t.dataset.kind;
+      $("#journey-form").value.value = t.dataset.value;
+      show("journey");
+      loadJourney(t.dataset.kind, t.dataset.value);
+      return;
+    }
+    var step = t.closest("li.step");
+    if (step) openEvent(step.dataset.seq);
+  });
+  $("#filters").addEventListener("submit", function (ev) { ev.preventDefault(); restart(); });
+  $("#journey-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    loadJourney(this.kind.value, this.value.value.trim());
+  });
+  $("#older").addEventListener("click", function () { if (oldest) loadEvents(oldest); });
+  setInterval(refreshStatuses, 4000);
+  restart();
+})();
