@@ -84,9 +84,10 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     batch_with_bad_input: Literal["reject_all", "accept_valid"] = "reject_all"
     """UNCONFIRMED in the reference. ``reject_all``: one bad input fails the whole custom event
     batch with 400 and nothing is stored. ``accept_valid``: 204, valid inputs stored."""
-    duplicate_uuid: Literal["reject", "drop"] = "reject"
-    """UNCONFIRMED. ``reject``: a repeated ``uuid`` for the same event type is a 400
-    ``VALIDATION_ERROR``. ``drop``: 204, the repeat silently dropped (the reference's guess)."""
+    duplicate_uuid: Literal["reject", "drop"] = "drop"
+    """UNCONFIRMED. ``drop`` (default, as the reference advises a simulator to do): 204, the
+    repeat silently dropped, so a sender's retry with the same ``uuid`` is idempotent.
+    ``reject``: a repeated ``uuid`` for the same event type is a 400 ``VALIDATION_ERROR``."""
     retry_after_s: float | None = None
     """Send ``Retry-After`` with this many seconds on every 429 (HubSpot does not document it)."""
     seed_definitions: dict[str, tuple[str, ...]] | None = None

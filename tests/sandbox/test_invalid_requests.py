@@ -147,20 +147,19 @@ async def test_invalid_request_gets_documented_error(
     assert sandbox.received_events() == []
 
 
-async def test_duplicate_uuid_is_rejected(
-    sandbox_client: tuple[Sandbox, httpx.AsyncClient],
-) -> None:
-    sandbox, client = sandbox_client
-    first = await client.post("/events/v3/send", json=event(uuid="u-1"))
-    second = await client.post("/events/v3/send", json=event(uuid="u-1"))
+async def test_duplicate_uuid_is_rejected_when_configured(make_client: Any) -> None:
+    sandbox, client = make_client(duplicate_uuid="reject")
+    async with client:
+        first = await client.post("/events/v3/send", json=event(uuid="u-1"))
+        second = await client.post("/events/v3/send", json=event(uuid="u-1"))
     assert (first.status_code, second.status_code) == (204, 400)
     assert second.json()["category"] == "VALIDATION_ERROR"
     assert [e.uuid for e in sandbox.received_events(EVENT)] == ["u-1"]
     assert [e.uuid for e in sandbox.duplicate_events] == ["u-1"]
 
 
-async def test_duplicate_uuid_is_dropped_silently_when_configured(make_client: Any) -> None:
-    sandbox, client = make_client(duplicate_uuid="drop")
+async def test_duplicate_uuid_is_dropped_silently_by_default(make_client: Any) -> None:
+    sandbox, client = make_client()
     async with client:
         await client.post("/events/v3/send", json=event(uuid="u-1"))
         second = await client.post("/events/v3/send", json=event(uuid="u-1"))
