@@ -59,7 +59,10 @@ def _serve(args: argparse.Namespace) -> int:
             f"  try: curl -u {settings.sources[0].write_key.reveal()}: "
             f"http://{settings.server.host}:{settings.server.port}/v1/track "
             "-H 'content-type: application/json' "
-            """-d '{"userId":"u1","event":"Signed Up"}'""",
+            """-d '{"userId":"u1","event":"Signed Up","context":{"traits":"""
+            """{"email":"u1@example.com"}}}'\n"""
+            f"  then see it arrive: http://{settings.server.host}:{settings.server.port}"
+            "/sandbox/_sandbox/events  (debugger: /debugger)",
             file=sys.stderr,
             flush=True,
         )

@@ -204,6 +204,13 @@ def sandbox_config(portal: PortalSettings) -> SandboxConfig:
             "client_secret": portal.client_secret.reveal(),
             "refresh_token": portal.refresh_token.reveal(),
         }
+    # The simulator knows the contact properties this portal maps traits to, as the real
+    # portal would after they were created there.
+    mapped = tuple(p for p in portal.contacts.properties.values() if p != "email")
+    if mapped:
+        extra["contact_properties"] = mapped
+    if portal.contacts.user_id_property is not None:
+        extra["unique_contact_properties"] = (portal.contacts.user_id_property,)
     limits = portal.limits
     if limits.events_per_s is not None:
         extra["events_rps"] = limits.events_per_s
