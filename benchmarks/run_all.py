@@ -1,0 +1,124 @@
+"""Run every benchmark in one go and write ``benchmarks/RESULTS.md``, one block per section.
+
+    pip install -e '.[bench]'; apt-get install -y wrk
+    python benchmarks/run_all.py                 # everything (~15 min)
+    python benchmarks/run_all.py --only outage   # one section
+
+Each section owns the text between ``<!-- run_all:NAME:begin -->`` and ``<!-- run_all:NAME:end
+-->`` (``ingest.py --write`` keeps its own ``ingest.py`` block), so a section run alone leaves
+the others as they were. Sections: ``ingest`` (durable vs bare, batch events/s, latency at half
+load), ``delivery`` (envelope utilisation, 429s, end-to-end latency), ``replicas``, ``outage``
+(the outage scenario of ``tests/reliability/test_outage.py`` and its chart).
+
+Not measured yet: peak RSS while holding a 1,000,000-event backlog and its drain time against
+the theoretical minimum (see docs/reliability.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "RESULTS.md"
+TRACE = HERE / "results" / "outage.json"
+CHART = HERE / "results" / "outage.png"
+
+
+def _run(*command: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        command, cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    return (done.stdout + done.stderr).strip()
+
+
+def write_block(name: str, text: str) -> None:
+    """Replace (or append) the block ``name`` in RESULTS.md."""
+    begin, end = f"<!-- run_all:{name}:begin -->", f"<!-- run_all:{name}:end -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: block, current)
+    else:
+        updated = current.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(updated)
+
+
+def ingest(long: bool) -> None:
+    rounds = ["--rounds", "2"] if long else ["--servers", "uvicorn", "--rounds", "1"]
+    print(_run(sys.executable, "benchmarks/ingest.py", *rounds, "--write"))
+
+
+def delivery(long: bool) -> None:
+    out = _run(sys.executable, "benchmarks/delivery.py")
+    write_block("delivery", f"## Delivery (`benchmarks/delivery.py`)\n\n```\n{out}\n```")
+
+
+def replicas(long: bool) -> None:
+    out = _run(sys.executable, "benchmarks/replicas.py")
+    write_block("replicas", f"## Replicas (`benchmarks/replicas.py`)\n\n```\n{out}\n```")
+
+
+def outage(long: bool) -> None:
+    test = "test_outage_of_a_minute" if long else "test_outage_of_six_seconds"
+    marker = ["-m", "slow", "--runxfail"] if long else []
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *marker]
+    TRACE.unlink(missing_ok=True)
+    target = "tests/reliability/test_outage.py"
+    out = _run(*command, target, "-k", test, env={"OUTAGE_TRACE": str(TRACE)})
+    trace = json.loads(TRACE.read_text())
+    _run(sys.executable, "benchmarks/chart.py", str(TRACE), str(CHART))
+    drain_s = trace["drained_at"] - trace["outage_ended"]
+    envelope_s = trace["backlog_at_recovery"] / (trace["envelope_requests_per_s"] * 500)
+    verdict = out.splitlines()[-1] if out else "(no output)"
+    allowed = trace["envelope_requests_per_s"] * trace["outage_s"]
+    write_block(
+        "outage",
+        f"""## HubSpot outage (`tests/reliability/test_outage.py`)
+
+Outage of {trace["outage_s"]:g} s (half the sends 503, the rest hang past a 1 s timeout),
+ingest {trace["ingest_per_s"]} events/s throughout, envelope
+{trace["envelope_requests_per_s"]} event-send requests/s (500 events each at most).
+
+| figure | value |
+| --- | --- |
+| backlog at recovery | {trace["backlog_at_recovery"]:,} events |
+| event sends during the outage | {trace["sends_during_outage"]} (envelope allows {allowed:g}) |
+| most attempts of one item | {trace["max_attempts_per_item"]} |
+| drain after recovery | {drain_s:.1f} s (envelope minimum {envelope_s:.1f} s) |
+| test | {verdict} |
+
+![queue depth and delivery rate through the outage](results/outage.png)
+""",
+    )
+
+
+SECTIONS: dict[str, Callable[[bool], None]] = {
+    "ingest": ingest,
+    "delivery": delivery,
+    "replicas": replicas,
+    "outage": outage,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
+    parser.add_argument("--long", action="store_true", help="the 60 s outage, 2 ingest rounds")
+    args = parser.parse_args()
+    for name in args.only or SECTIONS:
+        print(f"== {name}", flush=True)
+        SECTIONS[name](args.long)
+    print(RESULTS)
+
+
+if __name__ == "__main__":
+    main()
