@@ -164,6 +164,10 @@ def classify(
         return _auth(result, error, oauth)
     if status == 409 and conflict_is_duplicate:
         return AlreadyDone()
+    if status == 400 and batch_size == 1 and _repeated_uuid(error):
+        # HubSpot keeps the first occurrence of a uuid and refuses later ones: a replay after
+        # a crash (or a dead-letter replay) of something HubSpot already has is delivered.
+        return AlreadyDone()
     if status in (400, 409, 413) and batch_size > 1:
         return Split(f"{status}: {error.message or 'rejected'}; bisecting {batch_size} inputs")
     return _give_up(result, error)
@@ -231,6 +235,16 @@ def _auth(response: HubSpotResponse, error: ErrorBody, oauth: bool) -> Outcome:
         return Pause(f"401: {why}: {error.message}", category or "INVALID_AUTHENTICATION")
     # Every 403 stops the destination: a scope or tier problem repeats for every event.
     return Pause(f"403: {error.message or 'forbidden'}", category or "FORBIDDEN")
+
+
+def _repeated_uuid(error: ErrorBody) -> bool:
+    texts = [error.message or ""] + [d.message for d in error.errors]
+    codes = {d.code for d in error.errors}
+    if "DUPLICATE_UUID" in codes:
+        return True
+    return any(
+        "uuid" in t.lower() and ("already" in t.lower() or "duplicate" in t.lower()) for t in texts
+    )
 
 
 def _give_up(response: HubSpotResponse, error: ErrorBody) -> GiveUp:

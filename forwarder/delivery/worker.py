@@ -99,6 +99,8 @@ class QueueWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.paused_reason: str | None = None
+        self._backing_off = False
+        """True after a retryable failure: the next success makes backed-off items due."""
         self.test_route: TestRoute | None = None
         """Set for a portal that is not the sandbox: its test events go there instead."""
         self._log = get_logger("delivery").bind(portal=portal, destination=destination.name)
@@ -271,6 +273,7 @@ class QueueWorker:
             case Done() | AlreadyDone():
                 await self._delivered(ready, now)
             case Retry(after_s=after, reason=reason, policy=policy):
+                self._backing_off = True
                 if policy is not None:
                     self._envelopes.penalize(self.destination.name, after)
                 await self._retry(ready, now + after, reason)
@@ -305,6 +308,15 @@ class QueueWorker:
             self._log.info("destination_resumed")
             self.paused_reason = None
             self._metrics.paused.labels(self.portal, self.destination.name).set(0)
+            self._backing_off = True
+        if self._backing_off:
+            # HubSpot answers again: what waits out a backoff may go now (the envelope still
+            # paces it), so an outage's backlog drains at envelope speed.
+            self._backing_off = False
+            expedited = await self._storage.expedite(self.portal, self.destination.name, now=now)
+            if expedited:
+                self._log.info("backlog_expedited", items=expedited)
+                self.notify()
         by_note: dict[str, list[int]] = {}
         for r in ready:
             by_note.setdefault(r.note, []).append(r.item.id)

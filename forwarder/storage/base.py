@@ -218,6 +218,14 @@ class Storage(ABC):
         """Put leased items back, due at ``available_at``; counts an attempt."""
 
     @abstractmethod
+    async def expedite(self, portal: str, destination: str, *, now: float) -> int:
+        """Pending items of a queue that wait out a retry backoff become due now.
+
+        Called when HubSpot answers again after an outage, so the backlog drains at envelope
+        speed instead of each item sitting out its own (up to minutes-long) backoff.
+        """
+
+    @abstractmethod
     async def requeue(self, ids: Sequence[int], *, state: FinalState, now: float) -> int:
         """Items in final ``state`` (dead letters) back to pending, due now; how many moved.
 

@@ -67,6 +67,7 @@ _SCRIPTS = {
         "RENEW",
         "FINISH",
         "RETRY",
+        "EXPEDITE",
         "REQUEUE",
         "HOLD",
         "RELEASE_HELD",
@@ -270,6 +271,10 @@ class RedisStorage(Storage):
         self._forget_leases(ids)
         if ids:
             await self._run("RETRY", _f(now), _f(available_at), *_detail(detail), *ids)
+
+    async def expedite(self, portal: str, destination: str, *, now: float) -> int:
+        moved: int = await self._run("EXPEDITE", portal, destination, _f(now))
+        return moved
 
     async def requeue(self, ids: Sequence[int], *, state: FinalState, now: float) -> int:
         if not ids:

@@ -239,6 +239,21 @@ end
 return 0
 """
 
+EXPEDITE = r"""
+local portal, dest, now = ARGV[2], ARGV[3], ARGV[4]
+local zset = K.leases(portal, dest)
+local moved = 0
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', zset, '(' .. now, '+inf')) do
+  local it = K.item(id)
+  if redis.call('HGET', it, 'state') == 'pending' then
+    redis.call('HSET', it, 'av', now)
+    redis.call('ZADD', zset, now, id)
+    moved = moved + 1
+  end
+end
+return moved
+"""
+
 REQUEUE = r"""
 local now, state, moved = ARGV[2], ARGV[3], 0
 for i = 4, #ARGV do

@@ -237,6 +237,9 @@ class SqliteStorage(Storage):
     ) -> None:
         await self._submit(lambda c: sql.retry(c, ids, available_at, now, detail))
 
+    async def expedite(self, portal: str, destination: str, *, now: float) -> int:
+        return await self._submit(lambda c: sql.expedite(c, portal, destination, now))
+
     async def requeue(self, ids: Sequence[int], *, state: FinalState, now: float) -> int:
         moved = await self._submit(lambda c: sql.requeue(c, ids, state, now))
         self._pending += moved

@@ -277,6 +277,14 @@ def finish(
     return len(tallies)
 
 
+def expedite(conn: sqlite3.Connection, portal: str, destination: str, now: float) -> int:
+    return conn.execute(
+        "UPDATE items SET available_at = ? WHERE portal = ? AND destination = ?"
+        " AND state = 'pending' AND available_at > ?",
+        (now, portal, destination, now),
+    ).rowcount
+
+
 def requeue(conn: sqlite3.Connection, ids: Sequence[int], state: str, now: float) -> int:
     """Final items (dead letters) back to pending; returns how many moved."""
     tallies = []

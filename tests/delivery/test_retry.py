@@ -240,3 +240,25 @@ def test_backoff_has_full_jitter_and_a_cap() -> None:
     assert backoff_s(4, rand=lambda: 1.0) == 8.0
     assert backoff_s(50, rand=lambda: 1.0) == 300.0
     assert backoff_s(3, rand=lambda: 0.0) == 0.0
+
+
+def test_repeated_uuid_refusal_of_a_single_input_counts_as_delivered() -> None:
+    from forwarder.delivery.retry import AlreadyDone, classify
+    from forwarder.hubspot.models import ErrorBody, ErrorDetail
+    from forwarder.hubspot.responses import HubSpotResponse
+
+    error = ErrorBody(
+        message="Invalid input",
+        category="VALIDATION_ERROR",
+        errors=[ErrorDetail(message="uuid 1 already used", code="DUPLICATE_UUID")],
+    )
+    response = HubSpotResponse(
+        status=400,
+        body=b"{}",
+        error=error,
+        rate_limit=None,
+        correlation_id="c",
+        retry_after_s=None,
+        duration_ms=1.0,
+    )
+    assert classify(response, batch_size=1, attempt=1) == AlreadyDone()

@@ -337,3 +337,13 @@ async def test_erasure_removes_the_person_and_their_events_personal_data(storage
     assert await storage.pending_count() == 1
     counts = await storage.counts()
     assert counts[("main", "conversions", "dropped")] == 1
+
+
+async def test_expedite_makes_backed_off_items_due_now(storage: Storage) -> None:
+    await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
+    items = await storage.lease("main", "conversions", limit=2, now=NOW, lease_s=30)
+    await storage.retry([items[0].id], available_at=NOW + 300, now=NOW, detail="503")
+    assert await storage.expedite("main", "conversions", now=NOW + 1) == 1
+    [due] = await storage.lease("main", "conversions", limit=5, now=NOW + 1, lease_s=30)
+    assert due.id == items[0].id
+    assert await storage.expedite("main", "conversions", now=NOW + 2) == 0
