@@ -52,12 +52,6 @@ def test_outage_of_six_seconds_loses_nothing_and_retries_within_backoff(tmp_path
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: after a long outage, items that failed ~9 times wait out backoffs of up "
-    "to 256 s after HubSpot recovers, so the backlog does not drain at envelope speed "
-    "(docs/reliability.md, 'Open findings')",
-)
 def test_outage_of_a_minute_loses_nothing_and_retries_within_backoff(tmp_path: Path) -> None:
     run = run_outage(tmp_path, outage_s=60.0)
     keep(run)
