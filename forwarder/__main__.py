@@ -21,6 +21,7 @@ def _serve(args: argparse.Namespace) -> int:
         development_key,
         load_settings,
         portal_uses_sandbox,
+        secrets_of,
     )
     from forwarder.serving import run_server
     from forwarder.telemetry import Redactor, configure_logging, get_logger
@@ -30,19 +31,7 @@ def _serve(args: argparse.Namespace) -> int:
         key = development_key(settings.storage.url)
         source = msgspec.structs.replace(settings.sources[0], write_key=Secret(key))
         settings = msgspec.structs.replace(settings, sources=(source,))
-    secrets = [s.write_key.reveal() for s in settings.sources]
-    for portal in settings.portals.values():
-        for secret in (
-            portal.access_token,
-            portal.client_secret,
-            portal.refresh_token,
-            portal.webhook_secret,
-        ):
-            if secret is not None:
-                secrets.append(secret.reveal())
-    if settings.server.admin_token is not None:
-        secrets.append(settings.server.admin_token.reveal())
-    configure_logging(Redactor(secrets), fmt=settings.server.log_format)
+    configure_logging(Redactor(secrets_of(settings)), fmt=settings.server.log_format)
     log = get_logger("serve")
     sandboxed = [n for n, p in settings.portals.items() if portal_uses_sandbox(p)]
     if sandboxed:

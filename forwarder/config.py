@@ -403,3 +403,21 @@ def development_key(storage_url: str) -> str:
     path.write_text(key + "\n", encoding="utf-8")
     path.chmod(0o600)
     return key
+
+
+def secrets_of(settings: Settings) -> list[str]:
+    """Every configured secret value (write keys, tokens, client secrets, admin token), for
+    redaction in logs and responses."""
+    values = [s.write_key.reveal() for s in settings.sources]
+    for portal in settings.portals.values():
+        for secret in (
+            portal.access_token,
+            portal.client_secret,
+            portal.refresh_token,
+            portal.webhook_secret,
+        ):
+            if secret is not None:
+                values.append(secret.reveal())
+    if settings.server.admin_token is not None:
+        values.append(settings.server.admin_token.reveal())
+    return values

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from forwarder.config import Settings
+from forwarder.config import Settings, secrets_of
 from forwarder.telemetry import Redactor
 
 _PERSONAL_KEYS = frozenset(
@@ -35,23 +35,6 @@ def mask_value(value: str) -> str:
     if at:
         return f"{local[:1]}***@{domain}"
     return f"{value[:2]}***" if len(value) > 4 else "***"
-
-
-def secrets_of(settings: Settings) -> list[str]:
-    """Every configured secret value (write keys, tokens, client secrets, admin token)."""
-    values = [s.write_key.reveal() for s in settings.sources]
-    for portal in settings.portals.values():
-        for secret in (
-            portal.access_token,
-            portal.client_secret,
-            portal.refresh_token,
-            portal.webhook_secret,
-        ):
-            if secret is not None:
-                values.append(secret.reveal())
-    if settings.server.admin_token is not None:
-        values.append(settings.server.admin_token.reveal())
-    return values
 
 
 class Masker:
