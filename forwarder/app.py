@@ -259,11 +259,29 @@ def _mount(path: str, app: ASGIApp) -> Any:
 
 
 def sandbox_mounts(sandboxes: dict[str, Litestar]) -> list[Any]:
-    """``/sandbox/{portal}`` for each simulator, and ``/sandbox`` for the first."""
-    mounts = [_mount(f"/sandbox/{name}", app) for name, app in sandboxes.items()]
-    if sandboxes:
-        mounts.append(_mount("/sandbox", next(iter(sandboxes.values()))))
-    return mounts
+    """``/sandbox/{portal}/...`` for each simulator, and ``/sandbox/...`` for the first.
+
+    One mount dispatches on the first path segment: a mount at ``/sandbox`` would otherwise
+    swallow ``/sandbox/{portal}`` as a path of the first simulator.
+    """
+    if not sandboxes:
+        return []
+    first = next(iter(sandboxes.values()))
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        name, _, rest = path.lstrip("/").partition("/")
+        target = sandboxes.get(name)
+        if target is None:
+            await first(scope, receive, send)
+            return
+        inner: dict[str, Any] = dict(scope)
+        inner["path"] = "/" + rest
+        inner["raw_path"] = ("/" + rest).encode()
+        inner["root_path"] = f"{scope.get('root_path', '')}/{name}"
+        await target(inner, receive, send)  # type: ignore[arg-type]
+
+    return [_mount("/sandbox", dispatch)]
 
 
 def _state(**values: Any) -> Any:
