@@ -24,6 +24,7 @@ from forwarder.errors import (
     PayloadTooLargeError,
     ShuttingDownError,
 )
+from forwarder.events.messages import MESSAGE_TYPES, Batch, ErrorResponse
 from forwarder.ingest.auth import SourceResolver, key_from_header
 from forwarder.ingest.body import check_media_type, decode_body
 from forwarder.ingest.statuses import answer
@@ -40,6 +41,10 @@ CALLS = {
     "alias": "a",
 }
 _JSON = "application/json"
+_ERROR = msgspec.json.Encoder()
+_INTERNAL = _ERROR.encode(
+    ErrorResponse(False, "internal error: nothing from this request was acknowledged")
+)
 INGEST_PATHS: dict[str, str | None] = {
     **{f"/v1/{call}": call for call in CALLS},
     **{f"/v1/{short}": call for call, short in CALLS.items()},
@@ -119,6 +124,11 @@ class IngestService:
         except ForwarderError as exc:
             status, content, extra = answer(exc)
             fields = {"error": type(exc).__name__, "reason": str(exc)}
+        except Exception as exc:  # a bug: log it with its traceback, answer 500, carry on
+            self._log.exception("ingest_request_failed", path=path)
+            self._metrics.errors.labels("ingest", type(exc).__name__).inc()
+            status, content, extra = 500, _INTERNAL, {}
+            fields = {"error": type(exc).__name__}
         if cors and origin:
             extra["Access-Control-Allow-Origin"] = origin
             extra["Vary"] = "Origin"
@@ -158,8 +168,16 @@ def _service(request: Request[Any, Any, Any]) -> IngestService:
 
 
 def _handler(call_type: str | None, paths: list[str]) -> Any:
-    async def ingest(request: Request[Any, Any, Any]) -> Response[bytes]:
+    # Requests are served by ``ingest_middleware``; these routes document the API in OpenAPI
+    # (the ``data`` annotation gives each its request-body schema) and are the fallback.
+    async def ingest(request: Request[Any, Any, Any], data: Any) -> Response[bytes]:
         return await _service(request).handle(request, call_type)
+
+    ingest.__annotations__ = {
+        "request": Request[Any, Any, Any],
+        "data": MESSAGE_TYPES[call_type] if call_type is not None else Batch,
+        "return": Response[bytes],
+    }
 
     name = call_type or "batch"
     ingest.__name__ = f"ingest_{name}"
@@ -246,10 +264,14 @@ async def _preflight(scope: Scope, send: Send) -> None:
     origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
     service: IngestService = scope["litestar_app"].state.ingest
     allowed = service.preflight_headers(origin)
+    if allowed is None:
+        reason = f"CORS preflight refused: origin {origin or '(none)'} is not allowed"
+        await _respond(send, 403, _ERROR.encode(ErrorResponse(False, reason, "Origin")), {})
+        return
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
-        "status": 403 if allowed is None else 204,
-        "headers": allowed or [],
+        "status": 204,
+        "headers": allowed,
     }
     body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"", "more_body": False}
     await send(start)

@@ -64,10 +64,20 @@ class _Shared:
                 ) from exc
 
 
+_EARLIEST, _LATEST = 1970, 2200
+_TIMES = (("timestamp", "$.timestamp"), ("original_timestamp", "$.originalTimestamp"),
+          ("sent_at", "$.sentAt"))  # fmt: skip
+
+
 def _identified(event: Valid) -> Valid | Rejected:
     message = event.message
     if message.user_id is None and message.anonymous_id is None:
         return Rejected(event.index, "$.userId", "userId or anonymousId is required")
+    for attr, path in _TIMES:
+        moment: datetime | None = getattr(message, attr)
+        if moment is not None and not _EARLIEST <= moment.year <= _LATEST:
+            reason = f"year {moment.year} is outside {_EARLIEST}-{_LATEST}"
+            return Rejected(event.index, path, reason)
     return event
 
 

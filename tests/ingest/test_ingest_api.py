@@ -211,6 +211,14 @@ BAD_INPUTS: list[tuple[str, str, bytes, dict[str, str], int, str]] = [
         "content type",
     ),
     ("deep nesting", "/v1/track", _nested(100_000), {}, 400, "JSON"),
+    (
+        "timestamp out of range",
+        "/v1/track",
+        b'{"userId":"u","event":"E","timestamp":"0001-01-01T00:00:00Z","sentAt":"9999-12-31T23:59:59Z"}',
+        {},
+        400,
+        "outside 1970-2200",
+    ),
 ]
 
 
