@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, Router, post
+from litestar.params import JSONBody
 from litestar.types import (
     ASGIApp,
     HTTPResponseBodyEvent,
@@ -173,9 +174,10 @@ def _handler(call_type: str | None, paths: list[str]) -> Any:
     async def ingest(request: Request[Any, Any, Any], data: Any) -> Response[bytes]:
         return await _service(request).handle(request, call_type)
 
+    body_type = MESSAGE_TYPES[call_type] if call_type is not None else Batch
     ingest.__annotations__ = {
         "request": Request[Any, Any, Any],
-        "data": MESSAGE_TYPES[call_type] if call_type is not None else Batch,
+        "data": JSONBody[body_type],  # type: ignore[misc,valid-type]  # chosen per route at start
         "return": Response[bytes],
     }
 
