@@ -1,7 +1,7 @@
 """Run every benchmark in one go and write ``benchmarks/RESULTS.md``, one block per section.
 
     pip install -e '.[bench]'; apt-get install -y wrk
-    python benchmarks/run_all.py                 # everything (~15 min)
+    python benchmarks/run_all.py                 # everything, short sizes (~7 min)
     python benchmarks/run_all.py --only outage   # one section
 
 Each section owns the text between ``<!-- run_all:NAME:begin -->`` and ``<!-- run_all:NAME:end
@@ -16,11 +16,13 @@ RSS while holding 1,000,000 events and the time to drain them against the theore
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,14 +58,68 @@ def ingest(long: bool) -> None:
     print(_run(sys.executable, "benchmarks/ingest.py", *rounds, "--write"))
 
 
+def _json_objects(text: str) -> list[dict[str, object]]:
+    """The JSON objects printed one after another (``delivery.py`` prints one per phase)."""
+    decoder, objects, at = json.JSONDecoder(), [], text.find("{")
+    while at != -1:
+        obj, end = decoder.raw_decode(text, at)
+        objects.append(obj)
+        at = text.find("{", end)
+    return objects
+
+
 def delivery(long: bool) -> None:
-    out = _run(sys.executable, "benchmarks/delivery.py")
-    write_block("delivery", f"## Delivery (`benchmarks/delivery.py`)\n\n```\n{out}\n```")
+    # Short: half the backlogs of the hand-run defaults (the ratios do not depend on size).
+    sizes = [] if long else ["--events", "100000", "--contacts", "50000", "--latency-s", "15"]
+    command = ["benchmarks/delivery.py", *sizes]
+    out = _run(sys.executable, *command)
+    try:
+        phases = _json_objects(out)
+    except json.JSONDecodeError:
+        phases = []
+    if not phases:
+        write_block("delivery", f"## Delivery, side by side\n\n```\n{out}\n```")
+        return
+    tables = []
+    for phase in phases:
+        tables.append("| figure | value |\n| --- | --- |\n" + "\n".join(_table(phase)))
+    body = "\n\n".join(tables)
+    write_block(
+        "delivery",
+        f"""## Delivery, side by side (run_all)
+
+`python {" ".join(command)}`: the figures as the script prints them, one table per phase
+(conversions drain, contact upserts drain, latency at half the envelope); what they mean is
+in the Delivery section above.
+
+{body}
+""",
+    )
+
+
+def _table(figures: dict[str, object], prefix: str = "") -> list[str]:
+    rows = []
+    for key, value in figures.items():
+        if isinstance(value, dict):
+            rows += _table(value, f"{prefix}{key}.")
+        else:
+            rows.append(f"| {prefix}{key} | {value} |")
+    return rows
 
 
 def replicas(long: bool) -> None:
     out = _run(sys.executable, "benchmarks/replicas.py")
-    write_block("replicas", f"## Replicas (`benchmarks/replicas.py`)\n\n```\n{out}\n```")
+    try:
+        figures = _json_objects(out)[0]
+    except (json.JSONDecodeError, IndexError):
+        write_block("replicas", f"## Replicas (`benchmarks/replicas.py`)\n\n```\n{out}\n```")
+        return
+    rows = "\n".join(_table(figures))
+    write_block(
+        "replicas",
+        "## Replicas, side by side (run_all: `python benchmarks/replicas.py`)\n\n"
+        f"What they mean: the Replicas section above.\n\n| figure | value |\n| --- | --- |\n{rows}",
+    )
 
 
 def outage(long: bool) -> None:
@@ -133,9 +189,30 @@ def main() -> None:
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
     parser.add_argument("--long", action="store_true", help="the 60 s outage, 2 ingest rounds")
     args = parser.parse_args()
+    started, load_before = time.monotonic(), os.getloadavg()
+    lines = []
     for name in args.only or SECTIONS:
         print(f"== {name}", flush=True)
+        begun, load = time.monotonic(), os.getloadavg()[0]
         SECTIONS[name](args.long)
+        took = time.monotonic() - begun
+        lines.append(f"| {name} | {took:.0f} s | {load:.2f} → {os.getloadavg()[0]:.2f} |")
+    total_s, load_after = time.monotonic() - started, os.getloadavg()
+    # The machine is shared: the load average says whether other work ran beside the benchmarks.
+    write_block(
+        "run",
+        f"""## Last `run_all.py` run
+
+{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {total_s / 60:.1f} min in all; load average
+(1/5/15 min) {" / ".join(f"{x:.2f}" for x in load_before)} before,
+{" / ".join(f"{x:.2f}" for x in load_after)} after (2 cores; the benchmarks' own servers
+and load generators account for up to ~2.5 of it, more means other sessions ran beside them).
+
+| section | took | 1-min load average, start → end |
+| --- | --- | --- |
+"""
+        + "\n".join(lines),
+    )
     print(RESULTS)
 
 
