@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import sys
+import time
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
@@ -80,6 +83,38 @@ def _json_text(obj: Any, **_: Any) -> str:
     return _json.encode(obj).decode()
 
 
+class LineWriter:
+    """A structlog logger writing rendered lines to a binary file, flushing at most every
+    ``flush_s`` for info and debug lines and at once for warnings and errors.
+
+    A flush is a write system call; at thousands of requests per second, one per log line was
+    a fifth of a request's cost. A crash can lose at most the last ``flush_s`` of info lines.
+    """
+
+    def __init__(self, file: Any, flush_s: float = 0.2) -> None:
+        self._file = file
+        self._flush_s = flush_s
+        self._flushed = time.monotonic()
+
+    def flush(self) -> None:
+        """Write out what is buffered."""
+        with contextlib.suppress(OSError, ValueError):  # closed at interpreter exit
+            self._file.flush()
+        self._flushed = time.monotonic()
+
+    def _buffered(self, message: bytes) -> None:
+        self._file.write(message + b"\n")
+        if time.monotonic() - self._flushed >= self._flush_s:
+            self.flush()
+
+    def _urgent(self, message: bytes) -> None:
+        self._file.write(message + b"\n")
+        self.flush()
+
+    debug = info = msg = log = _buffered
+    warning = warn = error = err = critical = fatal = exception = failure = _urgent
+
+
 def configure_logging(
     redactor: Redactor,
     *,
@@ -98,7 +133,12 @@ def configure_logging(
         renderer, factory = structlog.dev.ConsoleRenderer(colors=False), None
     elif binary is not None:  # bytes straight to the file: no str round trip, no print()
         renderer = structlog.processors.JSONRenderer(serializer=_json_bytes)
-        factory = structlog.BytesLoggerFactory(binary)
+        lines = LineWriter(binary)
+        atexit.register(lines.flush)
+
+        def factory(*_: Any) -> LineWriter:
+            return lines
+
         _KEEP_OPEN.append(stream)  # the text wrapper closes its buffer when collected
     else:
         renderer, factory = structlog.processors.JSONRenderer(serializer=_json_text), None
