@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from forwarder.sandbox import DEFAULT_TOKEN
 
 SERVER_KEY = "srv_test_key_0123456789"
 BROWSER_KEY = "pub_test_key_0123456789"
@@ -108,3 +113,98 @@ class ServerProcess:
 
 def track(event: str = "Order Completed", **fields: Any) -> dict[str, Any]:
     return {"type": "track", "userId": "user-1", "event": event, **fields}
+
+
+SANDBOX_PORTAL_ID = 123456
+"""The portal id standalone sandboxes run with in these tests."""
+
+
+class SandboxProcess:
+    """``python -m forwarder sandbox`` on a loopback port; read and script it over HTTP."""
+
+    def __init__(self, url: str, proc: subprocess.Popen[bytes]) -> None:
+        self.url = url
+        self.proc = proc
+
+    def received_uuids(self) -> Counter[str]:
+        body = httpx.get(f"{self.url}/_sandbox/events", timeout=30).json()
+        return Counter(e["uuid"] for events in body["received"].values() for e in events)
+
+    def requests(self, route: str = "events.send_batch") -> dict[int, int]:
+        """Answers given on one route so far, by status."""
+        body = httpx.get(f"{self.url}/_sandbox/requests", timeout=10).json()
+        return {int(s): n for s, n in body["byRoute"].get(route, {}).items()}
+
+    def script(self, *faults: dict[str, Any]) -> None:
+        response = httpx.post(
+            f"{self.url}/_sandbox/faults", json={"faults": list(faults), "replace": True}, timeout=5
+        )
+        response.raise_for_status()
+
+    def clear_faults(self) -> None:
+        httpx.delete(f"{self.url}/_sandbox/faults", timeout=5).raise_for_status()
+
+
+@contextlib.contextmanager
+def sandbox_process(*extra: str) -> Iterator[SandboxProcess]:
+    """A sandbox on a free port, killed at the end (hung requests must not delay the test)."""
+    port = free_port()
+    command = [sys.executable, "-m", "forwarder", "sandbox", "--port", str(port)]
+    command += ["--portal-id", str(SANDBOX_PORTAL_ID), *extra]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            assert proc.poll() is None, "sandbox exited"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/_sandbox", timeout=1).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, "sandbox did not start"
+            time.sleep(0.05)
+        yield SandboxProcess(url, proc)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def serve_config(
+    storage: Path | str,
+    port: int,
+    sandbox_url: str,
+    *,
+    extra: str = "",
+    server_extra: str = "",
+    max_delay_s: float = 0.1,
+) -> str:
+    """A server source on one portal delivered to a standalone sandbox at ``sandbox_url``.
+
+    ``storage`` is a SQLite file or a storage URL; ``extra`` goes at the end (portal fields,
+    then further tables), ``server_extra`` into ``[server]``.
+    """
+    url = f"sqlite:///{storage}" if isinstance(storage, Path) else storage
+    return f"""
+[server]
+host = "127.0.0.1"
+port = {port}
+log_format = "json"
+log_requests = false
+{server_extra}
+
+[storage]
+url = "{url}"
+
+[[sources]]
+name = "backend"
+write_key = "{SERVER_KEY}"
+portal = "main"
+
+[portals.main]
+portal_id = {SANDBOX_PORTAL_ID}
+base_url = "{sandbox_url}"
+access_token = "{DEFAULT_TOKEN}"
+unmapped_events = "auto"
+max_delay_s = {max_delay_s}
+request_timeout_s = 2.0
+{extra}
+"""

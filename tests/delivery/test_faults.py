@@ -13,10 +13,8 @@ import asyncio
 import collections
 import contextlib
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +37,16 @@ from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Storage
 from forwarder.storage.sqlite import SqliteStorage
 from tests.conftest import make_settings
 from tests.delivery.harness import AUTH, Forwarder, running, track, until
-from tests.support import SERVER_KEY, ServerProcess, free_port
+from tests.support import (
+    SANDBOX_PORTAL_ID,
+    SERVER_KEY,
+    ServerProcess,
+    free_port,
+    sandbox_process,
+    serve_config,
+)
 
-PORTAL_ID = 123456
+PORTAL_ID = SANDBOX_PORTAL_ID  # the standalone sandbox runs with this id
 ORDER = "pe123456_order_completed"
 
 MAPPED = PortalSettings(
@@ -325,41 +330,6 @@ async def test_daily_cap_waits_for_the_reset_without_hammering_and_loses_nothing
 # -- timeouts, against a sandbox process on a loopback port --------------------------------------
 
 
-@contextlib.contextmanager
-def sandbox_process(*extra: str) -> Iterator[str]:
-    """``forwarder sandbox`` on a free loopback port; its base URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "forwarder",
-            "sandbox",
-            "--port",
-            str(port),
-            "--portal-id",
-            str(PORTAL_ID),
-            *extra,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert proc.poll() is None, "sandbox exited"
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/_sandbox", timeout=1).status_code == 200:
-                    break
-            assert time.monotonic() < deadline, "sandbox did not start"
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.kill()  # a graceful stop would wait for the requests a test left hanging
-        proc.wait()
-
-
 def remote_received(url: str) -> list[dict[str, Any]]:
     body = httpx.get(f"{url}/_sandbox/events", timeout=10).json()
     return [e for events in body["received"].values() for e in events]
@@ -387,7 +357,8 @@ async def forwarder_for(tmp_path: Path, portal: PortalSettings) -> AsyncIterator
 async def test_hanging_request_times_out_and_is_retried_until_delivered_once(
     tmp_path: Path,
 ) -> None:
-    with sandbox_process() as url:
+    with sandbox_process() as sandbox:
+        url = sandbox.url
         # A hang longer than the test: the timed-out requests never land in the sandbox.
         hang = {"route": "events.send_batch", "hang": True, "hangS": 120, "count": 2}
         async with httpx.AsyncClient() as http:
@@ -421,34 +392,19 @@ async def test_hanging_request_times_out_and_is_retried_until_delivered_once(
 # -- graceful shutdown of a real ``forwarder serve`` ---------------------------------------------
 
 
-def serve_config(db: Path, port: int, sandbox_url: str, *, events_per_s: int) -> str:
-    return f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-log_format = "json"
-shutdown_deadline_s = {SHUTDOWN_DEADLINE_S}
-
-[storage]
-url = "sqlite:///{db}"
-
-[[sources]]
-name = "backend"
-write_key = "{SERVER_KEY}"
-portal = "main"
-
-[portals.main]
-portal_id = {PORTAL_ID}
-base_url = "{sandbox_url}"
-access_token = "{DEFAULT_TOKEN}"
-unmapped_events = "auto"
-max_delay_s = 0.05
-concurrency = 1
-
-[portals.main.limits]
-events_per_s = {events_per_s}
-safety = 1.0
-"""
+def shutdown_config(db: Path, port: int, sandbox_url: str, *, events_per_s: int) -> str:
+    """A real server on ``db`` sending one request at a time at ``events_per_s``."""
+    limits = (
+        f"concurrency = 1\n\n[portals.main.limits]\nevents_per_s = {events_per_s}\nsafety = 1.0"
+    )
+    return serve_config(
+        db,
+        port,
+        sandbox_url,
+        extra=limits,
+        server_extra=f"shutdown_deadline_s = {SHUTDOWN_DEADLINE_S}",
+        max_delay_s=0.05,
+    )
 
 
 SHUTDOWN_DEADLINE_S = 2.0
@@ -460,7 +416,7 @@ def post_backlog_then_terminate(tmp_path: Path, url: str, events: list[dict[str,
     slow = {"route": "events.send_batch", "latencyMs": 500}
     httpx.post(f"{url}/_sandbox/faults", json={"faults": [slow]}, timeout=5)
     port = free_port()
-    config = serve_config(tmp_path / "forwarder.db", port, url, events_per_s=1)
+    config = shutdown_config(tmp_path / "forwarder.db", port, url, events_per_s=1)
     server = ServerProcess(tmp_path, config).start(port)
     try:
         for start in range(0, len(events), 2_000):
@@ -487,14 +443,15 @@ async def test_sigterm_with_a_backlog_exits_in_time_and_a_restart_delivers_the_r
     tmp_path: Path,
 ) -> None:
     events = [track(i) for i in range(BACKLOG)]
-    with sandbox_process() as url:
+    with sandbox_process() as sandbox:
+        url = sandbox.url
         took = await asyncio.to_thread(post_backlog_then_terminate, tmp_path, url, events)
         assert took < SHUTDOWN_DEADLINE_S + 2.0  # the deadline, plus the process's teardown
         first_run = len(remote_received(url))
         assert 0 < first_run < BACKLOG
 
         port = free_port()
-        config = serve_config(tmp_path / "forwarder.db", port, url, events_per_s=100)
+        config = shutdown_config(tmp_path / "forwarder.db", port, url, events_per_s=100)
         server = await asyncio.to_thread(ServerProcess(tmp_path, config).start, port)
         try:
 

@@ -17,10 +17,9 @@ import httpx
 import redis
 
 from forwarder.delivery.destinations import stable_uuid
-from forwarder.sandbox import DEFAULT_TOKEN
-from tests.support import SERVER_KEY, ServerProcess, free_port
+from tests.support import SANDBOX_PORTAL_ID, SERVER_KEY, ServerProcess, free_port, serve_config
 
-PORTAL_ID = 123456
+PORTAL_ID = SANDBOX_PORTAL_ID
 AUTH = (SERVER_KEY, "")
 
 
@@ -30,34 +29,11 @@ LIMIT_10S = 10
 
 def replica_config(storage_url: str, port: int, sandbox_url: str) -> str:
     """One replica: server on ``port``, storage at ``storage_url``, HubSpot at the sandbox."""
-    return f"""
-[server]
-host = "127.0.0.1"
-port = {port}
-log_format = "json"
-log_requests = false
-
-[storage]
-url = "{storage_url}"
-
-[[sources]]
-name = "backend"
-write_key = "{SERVER_KEY}"
-portal = "main"
-
-[portals.main]
-portal_id = {PORTAL_ID}
-base_url = "{sandbox_url}"
-access_token = "{DEFAULT_TOKEN}"
-unmapped_events = "auto"
-max_delay_s = 0.05
-
-[portals.main.limits]
-crm_per_10s = {LIMIT_10S}
-
-[portals.main.contacts]
-upsert = true
-"""
+    extra = (
+        f"[portals.main.limits]\ncrm_per_10s = {LIMIT_10S}\n\n"
+        "[portals.main.contacts]\nupsert = true"
+    )
+    return serve_config(storage_url, port, sandbox_url, extra=extra, max_delay_s=0.05)
 
 
 def start_replicas(tmp: Path, storage_url: str, sandbox_url: str, n: int) -> list[ServerProcess]:
