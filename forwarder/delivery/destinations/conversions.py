@@ -6,8 +6,13 @@ from collections.abc import Sequence
 
 from forwarder.config import PortalSettings
 from forwarder.delivery.definitions import DefinitionCatalog
-from forwarder.delivery.destinations import Drop, Hold, Prepared, Ready, decode, stable_uuid
-from forwarder.delivery.identity import Identity, person_keys
+from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
+from forwarder.delivery.destinations.mapped import (
+    identity_fields,
+    map_and_identify,
+    note,
+    occurred_at,
+)
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.stitch import Resolver
 from forwarder.errors import HubSpotError
@@ -17,21 +22,6 @@ from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.storage.base import Item
 
 BATCH_SIZE = 500
-
-
-def completion(
-    event_name: str, properties: dict[str, str], identity: Identity, uuid: str, occurred_at: str
-) -> EventCompletion:
-    """One occurrence carrying exactly the chosen identifier."""
-    return EventCompletion(
-        event_name=event_name,
-        properties=properties,
-        uuid=uuid,
-        occurred_at=occurred_at,
-        email=identity.value if identity.kind == "email" else None,
-        utk=identity.value if identity.kind == "utk" else None,
-        object_id=identity.value if identity.kind == "objectId" else None,
-    )
 
 
 class Conversions:
@@ -55,24 +45,27 @@ class Conversions:
         self._resolver = resolver
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
-        datas = [decode(item) for item in items]
-        identities = await self._resolver.identities(datas)
-        out: list[Prepared] = []
-        for item, data, identity in zip(items, datas, identities, strict=True):
-            conversion = self._mapper.conversion(data)
-            if conversion is None:
-                out.append(Drop(item, "no mapping for this event any more"))
-                continue
-            if identity.kind is None:
-                out.append(Hold(item, "; ".join(identity.notes), person_keys(data)))
-                continue
-            await self._catalog.ensure(conversion)
-            uuid = stable_uuid(self._portal.portal_id, item.event.message_id)
-            occurred = str(data.get("timestamp") or data.get("receivedAt"))
-            event = completion(
-                conversion.event_name, conversion.properties, identity, uuid, occurred
+        out, mapped = await map_and_identify(
+            items,
+            self._mapper,
+            self._resolver,
+            usable=lambda _: True,
+            drop_reason="no mapping for this event any more",
+        )
+        for m in mapped:
+            await self._catalog.ensure(m.conversion)
+            uuid = stable_uuid(self._portal.portal_id, m.item.event.message_id)
+            who = identity_fields(m.identity)
+            event = EventCompletion(
+                event_name=m.conversion.event_name,
+                properties=m.conversion.properties,
+                uuid=uuid,
+                occurred_at=occurred_at(m.data),
+                email=who.email,
+                utk=who.utk,
+                object_id=who.object_id,
             )
-            out.append(Ready(item, event, uuid, note="; ".join(identity.notes)))
+            out.append(Ready(m.item, event, uuid, note=note(m.identity)))
         return out
 
     async def send(

@@ -9,8 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from forwarder.config import PortalSettings
-from forwarder.delivery.destinations import Drop, Hold, Prepared, Ready, decode, stable_uuid
-from forwarder.delivery.identity import person_keys
+from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
+from forwarder.delivery.destinations.mapped import (
+    identity_fields,
+    map_and_identify,
+    note,
+    occurred_at,
+)
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.stitch import Resolver
 from forwarder.errors import HubSpotError
@@ -34,28 +39,27 @@ class Timeline:
         self._resolver = resolver
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
-        datas = [decode(item) for item in items]
-        identities = await self._resolver.identities(datas)
-        out: list[Prepared] = []
-        for item, data, identity in zip(items, datas, identities, strict=True):
-            conversion = self._mapper.conversion(data)
-            if conversion is None or conversion.timeline_template is None:
-                out.append(Drop(item, "no timeline template mapped for this event"))
-                continue
-            if identity.kind is None:
-                out.append(Hold(item, "; ".join(identity.notes), person_keys(data)))
-                continue
-            event_id = stable_uuid(self._portal.portal_id, item.event.message_id, self.name)
+        out, mapped = await map_and_identify(
+            items,
+            self._mapper,
+            self._resolver,
+            usable=lambda c: c.timeline_template is not None,
+            drop_reason="no timeline template mapped for this event",
+        )
+        for m in mapped:
+            assert m.conversion.timeline_template is not None  # checked by ``usable``
+            event_id = stable_uuid(self._portal.portal_id, m.item.event.message_id, self.name)
+            who = identity_fields(m.identity)
             event = TimelineEvent(
-                event_template_id=conversion.timeline_template,
+                event_template_id=m.conversion.timeline_template,
                 id=event_id,
-                tokens=conversion.properties,
-                email=identity.value if identity.kind == "email" else None,
-                utk=identity.value if identity.kind == "utk" else None,
-                object_id=identity.value if identity.kind == "objectId" else None,
-                timestamp=str(data.get("timestamp") or data.get("receivedAt")),
+                tokens=m.conversion.properties,
+                timestamp=occurred_at(m.data),
+                email=who.email,
+                utk=who.utk,
+                object_id=who.object_id,
             )
-            out.append(Ready(item, event, event_id))
+            out.append(Ready(m.item, event, event_id, note=note(m.identity)))
         return out
 
     async def send(

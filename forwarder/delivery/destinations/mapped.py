@@ -1,0 +1,74 @@
+"""What the conversions and timeline destinations share: map each event, choose its identity,
+and sort out what cannot go (no mapping: dropped; no identity yet: held)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from forwarder.delivery.destinations import Drop, Hold, Prepared, decode
+from forwarder.delivery.identity import Identity, person_keys
+from forwarder.delivery.mapping import Conversion, Mapper
+from forwarder.delivery.stitch import Resolver
+from forwarder.storage.base import Item
+
+
+class Mapped(NamedTuple):
+    """An item that can be sent: its event, identity and mapping."""
+
+    item: Item
+    data: dict[str, Any]
+    identity: Identity
+    conversion: Conversion
+
+
+async def map_and_identify(
+    items: Sequence[Item],
+    mapper: Mapper,
+    resolver: Resolver,
+    *,
+    usable: Callable[[Conversion], bool],
+    drop_reason: str,
+) -> tuple[list[Prepared], list[Mapped]]:
+    """Drops and holds, and the items that are ready to be turned into inputs."""
+    datas = [decode(item) for item in items]
+    identities = await resolver.identities(datas)
+    settled: list[Prepared] = []
+    mapped: list[Mapped] = []
+    for item, data, identity in zip(items, datas, identities, strict=True):
+        conversion = mapper.conversion(data)
+        if conversion is None or not usable(conversion):
+            settled.append(Drop(item, drop_reason))
+        elif identity.kind is None:
+            settled.append(Hold(item, note(identity), person_keys(data)))
+        else:
+            mapped.append(Mapped(item, data, identity, conversion))
+    return settled, mapped
+
+
+def note(identity: Identity) -> str:
+    """Which identifier was used and why (sources, never values)."""
+    return "; ".join(identity.notes)
+
+
+class IdentityFields(NamedTuple):
+    """The one identifier HubSpot gets, in its ``email``, ``utk`` or ``objectId`` field."""
+
+    email: str | None
+    utk: str | None
+    object_id: str | None
+
+
+def identity_fields(identity: Identity) -> IdentityFields:
+    """Place the chosen identifier in its field; the others stay empty."""
+    value, kind = identity.value, identity.kind
+    return IdentityFields(
+        email=value if kind == "email" else None,
+        utk=value if kind == "utk" else None,
+        object_id=value if kind == "objectId" else None,
+    )
+
+
+def occurred_at(data: Mapping[str, Any]) -> str:
+    """When the event happened (its stamped timestamp)."""
+    return str(data.get("timestamp") or data.get("receivedAt"))
