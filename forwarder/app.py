@@ -33,7 +33,7 @@ from forwarder.pipeline.route import DefinitionCheck
 from forwarder.sandbox import ALL_SCOPES, DEFAULT_TOKEN, SandboxConfig, create_sandbox_app
 from forwarder.storage import create_storage
 from forwarder.storage.base import Storage
-from forwarder.telemetry import Metrics, get_logger
+from forwarder.telemetry import Metrics, flush_logs, get_logger
 
 _encode = msgspec.json.Encoder().encode
 _PURGE_EVERY_S = 300.0
@@ -131,7 +131,7 @@ def create_app(
 ) -> Litestar:
     """Build the whole forwarder as one ASGI app."""
     clock = clock or SystemClock()
-    storage = storage or create_storage(settings.storage)
+    storage = storage or create_storage(settings.storage, dedup_window_s=settings.dedup.window_s)
     metric_set = Metrics()
     sandboxes = sandboxes_for(settings, configure_sandbox)
     transports: dict[str, httpx.AsyncBaseTransport] = {
@@ -158,6 +158,7 @@ def create_app(
         finally:
             ingest.draining = True
             await runtime.stop()
+            flush_logs()
 
     return Litestar(
         route_handlers=[

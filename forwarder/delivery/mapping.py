@@ -9,9 +9,10 @@ ingest can refuse it with a reason instead.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -24,6 +25,7 @@ _QUALIFIED = re.compile(r"^pe\d+_")
 _NAME_OK = re.compile(r"^[a-z][a-z0-9_]*$")
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
 _TOP_LEVEL = ("properties.", "context.", "traits.")
+_NAMES_CACHED = 4096
 
 # HubSpot's default event properties filled from Segment's context (reference §1.5).
 CONTEXT_DEFAULTS: tuple[tuple[str, str], ...] = (
@@ -38,8 +40,11 @@ CONTEXT_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("context.campaign.term", "hs_utm_term"),
     ("context.campaign.content", "hs_utm_content"),
 )
+# The same, split once: (path under ``context`` as parts, HubSpot property).
+_CONTEXT_PARTS = tuple((tuple(path.split(".")[1:]), target) for path, target in CONTEXT_DEFAULTS)
 
 
+@functools.lru_cache(maxsize=4096)
 def snake_name(text: str) -> str:
     """A HubSpot-safe internal name: ``Order Completed`` -> ``order_completed``."""
     name = _NOT_NAME.sub("_", text.strip().lower()).strip("_")
@@ -53,6 +58,7 @@ def qualified(portal_id: int, name: str) -> str:
     return name if _QUALIFIED.match(name) else f"pe{portal_id}_{name}"
 
 
+@functools.lru_cache(maxsize=4096)
 def value_limit(name: str) -> int:
     """Longest value HubSpot takes for a property of this name."""
     return 1024 if any(word in name for word in ("url", "referrer", "link")) else 256
@@ -60,9 +66,13 @@ def value_limit(name: str) -> int:
 
 def lookup(data: Mapping[str, Any], path: str) -> Any:
     """Value at a dotted path (``context.page.url``), or None."""
-    node: Any = data
-    for part in path.split("."):
-        if not isinstance(node, Mapping):
+    return _walk(data, path.split("."))
+
+
+def _walk(node: Any, parts: Sequence[str]) -> Any:
+    for part in parts:
+        # Decoded JSON is made of dicts: test for dict first, the ABC check is slow.
+        if type(node) is not dict and (node is None or not isinstance(node, Mapping)):
             return None
         node = node.get(part)
     return node
@@ -105,13 +115,23 @@ class Mapper:
         self._portal_id = portal.portal_id
         self._auto = portal.unmapped_events == "auto"
         self._mappings: dict[str, EventMapping] = {m.event: m for m in portal.events}
+        self._names: dict[str, str] = {}
+        """Segment event name -> custom event name ("" for none), computed once per name."""
 
     def custom_event_for(self, name: str) -> str | None:
         """The fully qualified custom event a Segment event name maps to."""
+        found = self._names.get(name)
+        if found is None:
+            if len(self._names) >= _NAMES_CACHED:
+                self._names.clear()
+            found = self._names[name] = self._custom_event_for(name)
+        return found or None
+
+    def _custom_event_for(self, name: str) -> str:
         mapping = self._mappings.get(name)
         if mapping is not None:
             return qualified(self._portal_id, mapping.custom_event)
-        return qualified(self._portal_id, snake_name(name)) if self._auto else None
+        return qualified(self._portal_id, snake_name(name)) if self._auto else ""
 
     def conversion(self, data: Mapping[str, Any]) -> Conversion | None:
         """Map one stored event (``track``, or a named ``page``/``screen``)."""
@@ -130,11 +150,13 @@ class Mapper:
             own = data.get("properties")
             if isinstance(own, Mapping):
                 for key, value in own.items():
-                    if not isinstance(value, Mapping | list):
+                    if not isinstance(value, dict | list | Mapping):
                         self._put(properties, snake_name(str(key)), value)
-        for path, target in CONTEXT_DEFAULTS:
-            if target not in properties:
-                self._put(properties, target, lookup(data, path))
+        context = data.get("context")
+        if isinstance(context, dict | Mapping):
+            for parts, target in _CONTEXT_PARTS:
+                if target not in properties:
+                    self._put(properties, target, _walk(context, parts))
         event_name = self.custom_event_for(name)
         assert event_name is not None
         template = mapping.timeline_template if mapping is not None else None
@@ -156,7 +178,7 @@ def problems(conversion: Conversion, known: Mapping[str, str] | None) -> list[Pr
             Problem("$.properties", f"{len(conversion.properties)} properties; HubSpot takes 50")
         )
     for name in custom:
-        if not _NAME_OK.match(name) or len(name) > MAX_NAME:
+        if not _valid_name(name):
             found.append(Problem(f"$.properties.{name}", "not a valid HubSpot property name"))
         elif known is not None and name not in known:
             found.append(
@@ -174,6 +196,11 @@ def problems(conversion: Conversion, known: Mapping[str, str] | None) -> list[Pr
         if kind == "number" and _not_number(value):
             found.append(Problem(f"$.properties.{name}", f"{value!r} is not a number"))
     return found
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_name(name: str) -> bool:
+    return len(name) <= MAX_NAME and _NAME_OK.match(name) is not None
 
 
 def _not_number(value: str) -> bool:

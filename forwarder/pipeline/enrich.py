@@ -23,7 +23,7 @@ _ASSERTING = ("traits", "hubspotutk", "hubspot")
 def links(data: Mapping[str, Any]) -> list[Key]:
     """Every identifier an event asserts belongs to its sender (empty when fewer than two)."""
     context = data.get("context")
-    if not isinstance(context, Mapping):
+    if not isinstance(context, dict | Mapping):  # dict first: the ABC check is slow
         context = {}
     kind = data.get("type")
     if kind not in ("identify", "alias") and not any(k in context for k in _ASSERTING):

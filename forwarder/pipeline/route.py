@@ -101,7 +101,11 @@ class Router:
         self, index: int, portal: str, message: Message, integrations: object
     ) -> Route | Rejected:
         settings = self._portals[portal]
-        if isinstance(integrations, Mapping) and _hubspot_disabled(integrations):
+        if (
+            integrations is not None  # the ABC check of Mapping is slow: skip it when absent
+            and isinstance(integrations, dict | Mapping)
+            and _hubspot_disabled(integrations)
+        ):
             return _NOWHERE
         match message:
             case Track(event=name):

@@ -9,7 +9,7 @@ from forwarder.errors import ConfigError
 from forwarder.storage.base import Storage
 
 
-def create_storage(settings: StorageSettings) -> Storage:
+def create_storage(settings: StorageSettings, *, dedup_window_s: float = 86400.0) -> Storage:
     """Build the backend named by the URL; Redis is imported only when chosen."""
     url = settings.url
     scheme = urlparse(url).scheme
@@ -22,6 +22,7 @@ def create_storage(settings: StorageSettings) -> Storage:
             path or "forwarder.db",
             synchronous=settings.synchronous,
             commit_interval_ms=settings.commit_interval_ms,
+            dedup_window_s=dedup_window_s,
         )
     if scheme in ("redis", "rediss"):
         from forwarder.storage.redis import RedisStorage  # type: ignore[import-not-found,import-untyped,unused-ignore]

@@ -36,6 +36,7 @@ from forwarder.storage.base import (
     Storage,
     StoredEvent,
 )
+from forwarder.storage.sqlite_dedup import SeenKeys
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -64,6 +65,10 @@ def _translate(exc: sqlite3.Error) -> StorageUnavailableError:
     return StorageUnavailableError(f"storage failed: {text}", retry_after_s=5.0)
 
 
+def _never(conn: sqlite3.Connection) -> tuple[list[AppendResult], int]:
+    raise AssertionError("appends are run by the writer itself")  # pragma: no cover
+
+
 def _deliver(jobs: list[tuple[_Pending, bool, Any]]) -> None:
     for job, ok, value in jobs:
         if job.future.done():
@@ -78,9 +83,17 @@ class SqliteStorage(Storage):
     """The default backend: ``sqlite:///path/to/forwarder.db``."""
 
     def __init__(
-        self, path: str | Path, *, synchronous: str = "full", commit_interval_ms: float = 0.0
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "full",
+        commit_interval_ms: float = 0.0,
+        dedup_window_s: float = 86400.0,
     ) -> None:
         self.path = Path(path)
+        self._seen = SeenKeys()
+        """The dedup index (in memory, over the events table); writer thread only."""
+        self._dedup_window_s = dedup_window_s
         self._synchronous = synchronous.upper()
         self._commit_interval_s = commit_interval_ms / 1000.0
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -134,24 +147,31 @@ class SqliteStorage(Storage):
         try:
             conn.execute("BEGIN IMMEDIATE")
             appends = [job.append for job in group if job.append is not None]
-            appended = iter(sql.append_many(conn, appends) if appends else ())
+            appended = sql.append_many(conn, appends, self._seen) if appends else None
+            per_job = iter(appended.per_job if appended is not None else ())
             outcomes = [
-                (True, next(appended) if job.append is not None else job.fn(conn)) for job in group
+                (True, next(per_job) if job.append is not None else job.fn(conn)) for job in group
             ]
             conn.execute("COMMIT")
+            if appended is not None:
+                self._seen.remember(appended.keys)
         except Exception:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             outcomes = [self._run_alone(conn, job) for job in group]
         self._resolve(group, outcomes)
 
-    @staticmethod
-    def _run_alone(conn: sqlite3.Connection, job: _Pending) -> tuple[bool, Any]:
+    def _run_alone(self, conn: sqlite3.Connection, job: _Pending) -> tuple[bool, Any]:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            result = job.fn(conn)
+            if job.append is None:
+                result = job.fn(conn)
+                conn.execute("COMMIT")
+                return True, result
+            appended = sql.append_many(conn, [job.append], self._seen)
             conn.execute("COMMIT")
-            return True, result
+            self._seen.remember(appended.keys)
+            return True, appended.per_job[0]
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -192,6 +212,7 @@ class SqliteStorage(Storage):
         if failure:
             raise failure[0]
         await self._submit(sql.release_leases)
+        await self._submit(lambda c: self._seen.load(c, self._dedup_window_s))
         self._pending = await self._submit(sql.count_open)
 
     async def close(self) -> None:
@@ -208,7 +229,8 @@ class SqliteStorage(Storage):
         self, events: Sequence[NewEvent], *, now: float, dedup_window_s: float
     ) -> list[AppendResult]:
         job = sql.AppendJob(events, now, dedup_window_s)
-        results, opened = await self._submit(lambda c: sql.append_many(c, [job])[0], job)
+        appended: tuple[list[AppendResult], int] = await self._submit(_never, job)
+        results, opened = appended
         self._pending += opened
         return results
 
@@ -216,7 +238,7 @@ class SqliteStorage(Storage):
         return self._pending
 
     async def purge(self, *, dedup_before: float, events_before: float) -> int:
-        return await self._submit(lambda c: sql.purge(c, dedup_before, events_before))
+        return await self._submit(lambda c: sql.purge(c, self._seen, dedup_before, events_before))
 
     # -- delivery -------------------------------------------------------------------------
     async def lease(

@@ -16,6 +16,7 @@ from forwarder.storage.base import (
     NewEvent,
     StoredEvent,
 )
+from forwarder.storage.sqlite_dedup import SeenKeys, key_of, same_event
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -25,10 +26,7 @@ CREATE TABLE IF NOT EXISTS events (
     type TEXT NOT NULL, name TEXT, received_at REAL NOT NULL, test INTEGER NOT NULL,
     payload BLOB NOT NULL
 );
-CREATE TABLE IF NOT EXISTS dedup (
-    portal TEXT NOT NULL, message_id TEXT NOT NULL, seen_at REAL NOT NULL, seq INTEGER NOT NULL,
-    PRIMARY KEY (portal, message_id)
-) WITHOUT ROWID;
+DROP TABLE IF EXISTS dedup;
 CREATE TABLE IF NOT EXISTS items (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     event_seq INTEGER NOT NULL, portal TEXT NOT NULL, destination TEXT NOT NULL,
@@ -116,53 +114,40 @@ class AppendJob(NamedTuple):
     window_s: float
 
 
-def _seen(
-    conn: sqlite3.Connection, keys: set[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[float, int]]:
-    by_portal: dict[str, list[str]] = {}
-    for portal, message_id in keys:
-        by_portal.setdefault(portal, []).append(message_id)
-    seen: dict[tuple[str, str], tuple[float, int]] = {}
-    for portal, ids in by_portal.items():
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = conn.execute(
-                "SELECT message_id, seen_at, seq FROM dedup WHERE portal = ? AND message_id IN"
-                f" ({','.join('?' * len(chunk))})",
-                (portal, *chunk),
-            ).fetchall()
-            seen.update({(portal, r[0]): (r[1], r[2]) for r in rows})
-    return seen
+class Appended(NamedTuple):
+    """What ``append_many`` did: per job its results and how many open items it created, and
+    the dedup keys to remember once the transaction has committed."""
+
+    per_job: list[tuple[list[AppendResult], int]]
+    keys: list[tuple[int, int, float]]
 
 
-def append_many(
-    conn: sqlite3.Connection, jobs: Sequence[AppendJob]
-) -> list[tuple[list[AppendResult], int]]:
+def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys) -> Appended:
     """Dedup and insert the events of many appends set-wise (one statement per table).
 
-    Returns, per job, its results and how many open items it created. Sequence numbers are
-    assigned here (one writer), so rows go in with ``executemany``.
+    Sequence numbers are assigned here (one writer), so rows go in with ``executemany``.
+    ``seen`` is only read: the caller remembers ``Appended.keys`` after the commit.
     """
-    seen = _seen(conn, {(ev.portal, ev.message_id) for job in jobs for ev in job.events})
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     next_seq = (row[0] if row else 0) + 1
     events: list[tuple[object, ...]] = []
-    dedup: list[tuple[object, ...]] = []
     items: list[tuple[object, ...]] = []
     tallies: list[tuple[str, str, str, int]] = []
     out: list[tuple[list[AppendResult], int]] = []
+    fresh: dict[int, tuple[int, float, str, str]] = {}
+    """Keys accepted by this call: (seq, seen_at, portal, messageId)."""
     for job in jobs:
         results: list[AppendResult] = []
         opened = 0
         for ev in job.events:
-            key = (ev.portal, ev.message_id)
+            key = key_of(ev.portal, ev.message_id)
             window = job.window_s if ev.dedup_window_s is None else ev.dedup_window_s
-            before = seen.get(key)
-            if before is not None and before[0] > job.now - window:
-                results.append(Duplicate(seq=before[1]))
+            earlier = _earlier(conn, seen, fresh, key, ev)
+            if earlier is not None and earlier[1] > job.now - window:
+                results.append(Duplicate(seq=earlier[0]))
                 continue
             seq, next_seq = next_seq, next_seq + 1
-            seen[key] = (job.now, seq)
+            fresh[key] = (seq, job.now, ev.portal, ev.message_id)
             events.append(
                 (
                     seq,
@@ -176,7 +161,6 @@ def append_many(
                     ev.payload,
                 )
             )
-            dedup.append((ev.portal, ev.message_id, job.now, seq))
             items += [
                 (seq, ev.portal, d, "pending", job.now, job.now, None) for d in ev.destinations
             ]
@@ -196,22 +180,39 @@ def append_many(
         events,
     )
     conn.executemany(
-        "INSERT INTO dedup (portal, message_id, seen_at, seq) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (portal, message_id) DO UPDATE SET seen_at = excluded.seen_at,"
-        " seq = excluded.seq",
-        dedup,
-    )
-    conn.executemany(
         "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
         " detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
         items,
     )
     _tally(conn, tallies)
-    return out
+    return Appended(out, [(k, seq, at) for k, (seq, at, _, _) in fresh.items()])
 
 
-def purge(conn: sqlite3.Connection, dedup_before: float, events_before: float) -> int:
-    gone = conn.execute("DELETE FROM dedup WHERE seen_at < ?", (dedup_before,)).rowcount
+def _earlier(
+    conn: sqlite3.Connection,
+    seen: SeenKeys,
+    fresh: dict[int, tuple[int, float, str, str]],
+    key: int,
+    ev: NewEvent,
+) -> tuple[int, float] | None:
+    """(seq, seen_at) of the last accepted event with ``ev``'s portal and messageId, if any."""
+    mine = fresh.get(key)
+    if mine is not None:
+        if mine[2] == ev.portal and mine[3] == ev.message_id:
+            return mine[0], mine[1]
+        return None  # a hash collision within this call
+    found = seen.get(key)
+    if found is not None and same_event(conn, found[0], ev.portal, ev.message_id):
+        return found
+    return None
+
+
+def purge(
+    conn: sqlite3.Connection, seen: SeenKeys, dedup_before: float, events_before: float
+) -> int:
+    gone = seen.forget_before(dedup_before)
+    # The events are the durable record of the dedup keys: keep them as long as their keys.
+    events_before = min(events_before, dedup_before)
     old = (
         f"SELECT seq FROM events WHERE received_at < ? AND seq NOT IN"
         f" (SELECT event_seq FROM items WHERE state IN {_OPEN})"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from forwarder.errors import StorageUnavailableError
-from forwarder.storage.base import NewEvent
+from forwarder.storage.base import Accepted, Duplicate, NewEvent
 from forwarder.storage.sqlite import SqliteStorage
 
 
@@ -60,3 +60,81 @@ async def test_closed_storage_refuses_writes(tmp_path: Path) -> None:
     await storage.close()
     with pytest.raises(StorageUnavailableError):
         await storage.append([event("a")], now=1.0, dedup_window_s=10)
+
+
+def at(message_id: str, received_at: float) -> NewEvent:
+    return NewEvent(
+        portal="main",
+        message_id=message_id,
+        source="s",
+        type="track",
+        name="E",
+        received_at=received_at,
+        payload=b"{}",
+        destinations=("conversions",),
+    )
+
+
+async def test_a_hash_collision_of_dedup_keys_never_drops_an_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every messageId gets the same index key: only the stored event can tell them apart.
+    monkeypatch.setattr("forwarder.storage.sqlite_sql.key_of", lambda portal, message_id: 7)
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    first = await storage.append([event("a"), event("b")], now=1.0, dedup_window_s=10)
+    later = await storage.append([event("c"), event("c")], now=2.0, dedup_window_s=10)
+    assert [type(r) for r in first] == [Accepted, Accepted]
+    assert [type(r) for r in later] == [Accepted, Duplicate]
+    assert [e.message_id for e in await storage.recent_events()] == ["a", "b", "c"]
+    await storage.close()
+
+
+async def test_dedup_keys_are_rebuilt_from_the_events_of_the_last_window(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "f.db", dedup_window_s=100)
+    await storage.open()
+    await storage.append([at("old", 1_000.0)], now=1_000.0, dedup_window_s=100)
+    await storage.append([at("new", 1_200.0)], now=1_200.0, dedup_window_s=100)
+    await storage.close()
+    reopened = SqliteStorage(tmp_path / "f.db", dedup_window_s=100)
+    await reopened.open()
+    assert len(reopened._seen) == 1  # "old" is a window (and the minute of slack) older
+    [new] = await reopened.append([at("new", 1_250.0)], now=1_250.0, dedup_window_s=100)
+    [old] = await reopened.append([at("old", 1_250.0)], now=1_250.0, dedup_window_s=100)
+    assert isinstance(new, Duplicate)
+    assert isinstance(old, Accepted)
+    await reopened.close()
+
+
+async def test_a_rolled_back_append_leaves_no_dedup_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+
+    def fail(*_: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    with monkeypatch.context() as patched:  # fails after the rows went in, before the commit
+        patched.setattr("forwarder.storage.sqlite_sql._tally", fail)
+        with pytest.raises(StorageUnavailableError):
+            await storage.append([event("a")], now=1.0, dedup_window_s=10)
+    assert len(storage._seen) == 0
+    [again] = await storage.append([event("a")], now=1.0, dedup_window_s=10)
+    assert isinstance(again, Accepted)
+    assert len(await storage.recent_events()) == 1
+    await storage.close()
+
+
+async def test_purge_keeps_events_as_long_as_their_dedup_keys(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await storage.append([event("a")], now=1.0, dedup_window_s=100)
+    [item] = await storage.lease("main", "conversions", limit=1, now=1.0, lease_s=30)
+    await storage.finish([item.id], "delivered", now=1.0)
+    # Retention shorter than the window: the event stays, it is the record of its key.
+    await storage.purge(dedup_before=1.0 - 100, events_before=50.0)
+    [dup] = await storage.append([event("a")], now=60.0, dedup_window_s=100)
+    assert isinstance(dup, Duplicate)
+    assert len(await storage.recent_events()) == 1
+    await storage.close()
