@@ -25,7 +25,7 @@ from forwarder.delivery.testmode import route_test_events
 from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
-from forwarder.ingest.routes import IngestService, ingest_middleware, ingest_router
+from forwarder.ingest.routes import IngestService, answer_ingest, ingest_router
 from forwarder.ingest.snippet import snippet_router
 from forwarder.ingest.webhooks import WebhookReceiver, hubspot_webhook
 from forwarder.pipeline.accept import Accepter
@@ -160,7 +160,7 @@ def create_app(
             await runtime.stop()
             flush_logs()
 
-    return Litestar(
+    app = ForwarderApp(
         route_handlers=[
             ingest_router(),
             hubspot_webhook,
@@ -183,11 +183,23 @@ def create_app(
             test_sandboxes=test_sandboxes,
         ),
         exception_handlers={HTTPException: _http_error},
-        middleware=[ingest_middleware],
         request_max_body_size=settings.server.max_request_bytes * 2,
         openapi_config=OpenAPIConfig(title="hubspot-forwarder", version=__version__),
         debug=False,
     )
+    app.ingest = ingest
+    return app
+
+
+class ForwarderApp(Litestar):
+    """The forwarder's ASGI app: Litestar, with ingest answered before the framework."""
+
+    ingest: IngestService
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and await answer_ingest(self.ingest, scope, receive, send):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def sandbox_config(portal: PortalSettings) -> SandboxConfig:

@@ -10,9 +10,9 @@ import msgspec
 from litestar import Request, Response, Router, post
 from litestar.params import JSONBody
 from litestar.types import (
-    ASGIApp,
     HTTPResponseBodyEvent,
     HTTPResponseStartEvent,
+    HTTPScope,
     Receive,
     Scope,
     Send,
@@ -169,7 +169,7 @@ def _service(request: Request[Any, Any, Any]) -> IngestService:
 
 
 def _handler(call_type: str | None, paths: list[str]) -> Any:
-    # Requests are served by ``ingest_middleware``; these routes document the API in OpenAPI
+    # Requests are served by ``answer_ingest``; these routes document the API in OpenAPI
     # (the ``data`` annotation gives each its request-body schema) and are the fallback.
     async def ingest(request: Request[Any, Any, Any], data: Any) -> Response[bytes]:
         return await _service(request).handle(request, call_type)
@@ -224,30 +224,31 @@ async def _respond(send: Send, status: int, content: bytes, extra: Mapping[str, 
     await send(body)
 
 
-def ingest_middleware(app: ASGIApp) -> ASGIApp:
-    """The ingest fast path: ``/v1/*`` answered before the framework's routing.
+async def answer_ingest(
+    service: IngestService, scope: HTTPScope, receive: Receive, send: Send
+) -> bool:
+    """The ingest fast path: answer ``/v1/*`` before the framework; False for anything else.
 
-    Ingest is the hot path and Litestar's per-request machinery (routing, Request, Response,
-    exception middleware) was a quarter of its CPU; the same ``process`` serves the Litestar
-    routes, which remain for the OpenAPI document and as the fallback. CORS preflights are
-    answered here too (Litestar's own OPTIONS has no CORS).
+    Ingest is the hot path and Litestar's per-request machinery (its entry point, exception
+    middleware, routing, Request and Response) cost more than validating and storing a single
+    event (``benchmarks/RESULTS.md``). The same ``process`` serves the Litestar routes, which
+    remain for the OpenAPI document. CORS preflights are answered here too (Litestar's own
+    OPTIONS has no CORS).
     """
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        method = scope.get("method")
-        path = scope["path"]
-        if method == "POST" and path in INGEST_PATHS:
-            await _ingest(scope, receive, send, INGEST_PATHS[path])
-        elif method == "OPTIONS" and path.startswith("/v1/"):
-            await _preflight(scope, send)
-        else:
-            await app(scope, receive, send)
-
-    return middleware
+    method = scope["method"]
+    path = scope["path"]
+    if method == "POST" and path in INGEST_PATHS:
+        await _ingest(service, scope, receive, send, INGEST_PATHS[path])
+        return True
+    if method == "OPTIONS" and path.startswith("/v1/"):
+        await _preflight(service, scope, send)
+        return True
+    return False
 
 
-async def _ingest(scope: Scope, receive: Receive, send: Send, call_type: str | None) -> None:
-    service: IngestService = scope["litestar_app"].state.ingest
+async def _ingest(
+    service: IngestService, scope: Scope, receive: Receive, send: Send, call_type: str | None
+) -> None:
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     limit = service.max_raw_bytes
 
@@ -262,9 +263,8 @@ async def _ingest(scope: Scope, receive: Receive, send: Send, call_type: str | N
     await _respond(send, status, content, extra)
 
 
-async def _preflight(scope: Scope, send: Send) -> None:
+async def _preflight(service: IngestService, scope: Scope, send: Send) -> None:
     origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
-    service: IngestService = scope["litestar_app"].state.ingest
     allowed = service.preflight_headers(origin)
     if allowed is None:
         reason = f"CORS preflight refused: origin {origin or '(none)'} is not allowed"
