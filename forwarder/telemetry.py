@@ -163,6 +163,7 @@ def configure_logging(
     binary = getattr(stream, "buffer", None)
     renderer: Any
     factory: Any
+    _FAST.clear()
     if fmt == "console":
         renderer, factory = structlog.dev.ConsoleRenderer(colors=False), None
     elif binary is not None:  # bytes straight to the file: no str round trip, no print()
@@ -170,6 +171,7 @@ def configure_logging(
         lines = LineWriter(binary)
         _WRITERS.append(lines)
         atexit.register(lines.flush)
+        _FAST.update(writer=lines, redactor=redactor, level=level)
 
         def factory(*_: Any) -> LineWriter:
             return lines
@@ -203,6 +205,48 @@ def flush_logs() -> None:
 def get_logger(name: str) -> Any:
     """A structlog logger bound to a component name."""
     return structlog.get_logger(component=name)
+
+
+_FAST: dict[str, Any] = {}
+"""Set by ``configure_logging`` when lines are JSON written by a ``LineWriter``."""
+
+
+class InfoLine:
+    """One info event logged at a high rate (the ingest request line), rendered directly.
+
+    Through structlog's processor chain a line cost ~15 us, more than validating an event.
+    When logs are JSON to a ``LineWriter`` this renders the same line (keys in structlog's
+    order, the same ISO timestamp, the same redaction) in a few microseconds; otherwise it
+    logs through structlog.
+    """
+
+    def __init__(self, component: str, event: str) -> None:
+        self._component = component
+        self._event = event
+        self._log = get_logger(component)
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, **fields: Any) -> None:
+        writer: LineWriter | None = _FAST.get("writer")
+        if writer is None:
+            self._log.info(self._event, **fields)
+            return
+        if _FAST["level"] > logging.INFO:
+            return
+        line: dict[str, Any] = {"component": self._component, **fields}
+        line["event"] = self._event
+        line["level"] = "info"
+        line["timestamp"] = self._timestamp()
+        writer.info(_json.encode(_FAST["redactor"](None, "info", line)))
+
+    def _timestamp(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._prefix}.{int((now - second) * 1e6):06d}Z"
 
 
 class Metrics:

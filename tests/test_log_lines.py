@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import io
+import json
 import threading
 import time
+from collections.abc import Iterator
+from datetime import datetime
 
-from forwarder.telemetry import LineWriter
+import pytest
+import structlog
+
+from forwarder import telemetry
+from forwarder.telemetry import (
+    InfoLine,
+    LineWriter,
+    Redactor,
+    configure_logging,
+    flush_logs,
+    get_logger,
+)
 
 
 def written(file: io.BytesIO) -> list[bytes]:
@@ -48,3 +62,30 @@ def test_lines_logged_from_many_threads_are_all_written_once() -> None:
         thread.join()
     lines.flush()
     assert sorted(written(file)) == sorted(b"%d-%d" % (n, i) for n in range(4) for i in range(500))
+
+
+@pytest.fixture
+def json_logs() -> Iterator[io.BytesIO]:
+    """Logging configured as in production (JSON lines to a file), restored afterwards."""
+    before = structlog.get_config()
+    file = io.BytesIO()
+    configure_logging(Redactor(["sk-secret-123"]), fmt="json", stream=io.TextIOWrapper(file))
+    yield file
+    structlog.configure(**before)
+    telemetry._FAST.clear()
+    telemetry._WRITERS.clear()
+
+
+def test_the_fast_request_line_is_the_line_structlog_renders(json_logs: io.BytesIO) -> None:
+    fields = {"path": "/v1/track", "source": "web", "status": 401, "latency_ms": 0.5}
+    reason = "bad key sk-secret-123"
+    get_logger("ingest").info("ingest_request_handled", **fields, reason=reason, token="t")
+    InfoLine("ingest", "ingest_request_handled")(**fields, reason=reason, token="t")
+    flush_logs()
+    slow, fast = (json.loads(line) for line in json_logs.getvalue().splitlines())
+    assert list(fast) == list(slow)  # same keys in the same order
+    assert {**fast, "timestamp": None} == {**slow, "timestamp": None}
+    assert fast["reason"] == "bad key ***"
+    assert fast["token"] == "***"
+    assert datetime.fromisoformat(fast["timestamp"]).tzinfo is not None
+    assert b"sk-secret-123" not in json_logs.getvalue()

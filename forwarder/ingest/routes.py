@@ -31,7 +31,7 @@ from forwarder.ingest.body import check_media_type, decode_body
 from forwarder.ingest.statuses import answer
 from forwarder.pipeline.accept import Accepter
 from forwarder.pipeline.validate import Validator
-from forwarder.telemetry import Metrics, get_logger
+from forwarder.telemetry import InfoLine, Metrics, get_logger
 
 CALLS = {
     "track": "t",
@@ -74,6 +74,7 @@ class IngestService:
         """Largest body read off the wire (gzip may be a little larger than its content)."""
         self._log_requests = settings.server.log_requests
         self._log = get_logger("ingest")
+        self._request_line = InfoLine("ingest", "ingest_request_handled")
         self._encode = msgspec.json.Encoder().encode
         self._by_status: dict[int, Any] = {}
         self.draining = False
@@ -140,8 +141,7 @@ class IngestService:
         counter.inc()
         self._metrics.latency.observe(elapsed)
         if self._log_requests:
-            self._log.info(
-                "ingest_request_handled",
+            self._request_line(
                 path=path,
                 source=source_name,
                 status=status,

@@ -17,9 +17,14 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 
-_SEQ_SHIFT = 42
-_MS_MASK = (1 << _SEQ_SHIFT) - 1
+SEQ_SHIFT = 42
+_MS_MASK = (1 << SEQ_SHIFT) - 1
 """A value packs ``seq << 42 | seen_at in ms``: 42 bits of milliseconds last until 2109."""
+
+
+def seen_value(seq: int, seen_at: float) -> int:
+    """The packed index value of an event accepted at ``seen_at``."""
+    return seq << SEQ_SHIFT | _ms(seen_at)
 
 
 def key_of(portal: str, message_id: str) -> int:
@@ -33,6 +38,11 @@ class SeenKeys:
     def __init__(self) -> None:
         self._seen: dict[int, int] = {}
 
+    @property
+    def known(self) -> dict[int, int]:
+        """The index itself, for fast membership tests (``key in seen.known``); read only."""
+        return self._seen
+
     def __len__(self) -> int:
         return len(self._seen)
 
@@ -41,13 +51,11 @@ class SeenKeys:
         packed = self._seen.get(key)
         if packed is None:
             return None
-        return packed >> _SEQ_SHIFT, (packed & _MS_MASK) / 1000.0
+        return packed >> SEQ_SHIFT, (packed & _MS_MASK) / 1000.0
 
-    def remember(self, entries: Iterable[tuple[int, int, float]]) -> None:
-        """Record committed (key, seq, seen_at) entries."""
-        seen = self._seen
-        for key, seq, seen_at in entries:
-            seen[key] = seq << _SEQ_SHIFT | _ms(seen_at)
+    def remember(self, entries: Iterable[tuple[int, int]]) -> None:
+        """Record committed (key, ``seen_value(seq, seen_at)``) entries."""
+        self._seen.update(entries)
 
     def forget_before(self, cutoff: float) -> int:
         """Drop keys seen before ``cutoff``; returns how many."""
@@ -74,7 +82,7 @@ class SeenKeys:
                 cutoff = ms - _ms(window_s) - 60_000  # a minute of slack for clock steps
             elif ms < cutoff:
                 break
-            seen.setdefault(key_of(portal, message_id), seq << _SEQ_SHIFT | ms)
+            seen.setdefault(key_of(portal, message_id), seq << SEQ_SHIFT | ms)
         self._seen = seen
 
 

@@ -16,7 +16,7 @@ from forwarder.storage.base import (
     NewEvent,
     StoredEvent,
 )
-from forwarder.storage.sqlite_dedup import SeenKeys, key_of, same_event
+from forwarder.storage.sqlite_dedup import SEQ_SHIFT, SeenKeys, key_of, same_event, seen_value
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -116,42 +116,52 @@ class AppendJob(NamedTuple):
 
 class Appended(NamedTuple):
     """What ``append_many`` did: per job its results and how many open items it created, and
-    the dedup keys to remember once the transaction has committed."""
+    the dedup entries to remember once the transaction has committed."""
 
     per_job: list[tuple[list[AppendResult], int]]
-    keys: list[tuple[int, int, float]]
+    keys: list[tuple[int, int]]
 
 
 def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys) -> Appended:
     """Dedup and insert the events of many appends set-wise (one statement per table).
 
     Sequence numbers are assigned here (one writer), so rows go in with ``executemany``.
-    ``seen`` is only read: the caller remembers ``Appended.keys`` after the commit.
+    ``seen`` is only read: the caller remembers ``Appended.keys`` after the commit. This loop
+    runs for every event stored, so the common case (a new messageId) is kept to dictionary
+    lookups and tuple building.
     """
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     next_seq = (row[0] if row else 0) + 1
     events: list[tuple[object, ...]] = []
     items: list[tuple[object, ...]] = []
-    tallies: list[tuple[str, str, str, int]] = []
+    tallies: dict[tuple[str, str, str], int] = {}
     out: list[tuple[list[AppendResult], int]] = []
-    fresh: dict[int, tuple[int, float, str, str]] = {}
-    """Keys accepted by this call: (seq, seen_at, portal, messageId)."""
+    fresh: dict[int, tuple[int, float, NewEvent]] = {}
+    """Keys accepted by this call: (seq, seen_at, event)."""
+    keys: list[tuple[int, int]] = []
+    known = seen.known
     for job in jobs:
         results: list[AppendResult] = []
         opened = 0
+        now = job.now
+        stamp = seen_value(0, now)
         for ev in job.events:
             key = key_of(ev.portal, ev.message_id)
-            window = job.window_s if ev.dedup_window_s is None else ev.dedup_window_s
-            earlier = _earlier(conn, seen, fresh, key, ev)
-            if earlier is not None and earlier[1] > job.now - window:
-                results.append(Duplicate(seq=earlier[0]))
-                continue
-            seq, next_seq = next_seq, next_seq + 1
-            fresh[key] = (seq, job.now, ev.portal, ev.message_id)
+            if key in fresh or key in known:
+                window = job.window_s if ev.dedup_window_s is None else ev.dedup_window_s
+                earlier = _earlier(conn, seen, fresh, key, ev)
+                if earlier is not None and earlier[1] > now - window:
+                    results.append(Duplicate(seq=earlier[0]))
+                    continue
+            seq = next_seq
+            next_seq += 1
+            fresh[key] = (seq, now, ev)
+            keys.append((key, stamp | seq << SEQ_SHIFT))
+            portal = ev.portal
             events.append(
                 (
                     seq,
-                    ev.portal,
+                    portal,
                     ev.message_id,
                     ev.source,
                     ev.type,
@@ -161,16 +171,14 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
                     ev.payload,
                 )
             )
-            items += [
-                (seq, ev.portal, d, "pending", job.now, job.now, None) for d in ev.destinations
-            ]
-            items += [
-                (seq, ev.portal, d, "dropped", job.now, job.now, why) for d, why in ev.dropped
-            ]
-            tallies += [(ev.portal, d, "accepted", 1) for d in ev.destinations]
-            tallies += [
-                (ev.portal, d, s, 1) for d, _ in ev.dropped for s in ("accepted", "dropped")
-            ]
+            for destination in ev.destinations:
+                items.append((seq, portal, destination, "pending", now, now, None))
+                tally = (portal, destination, "accepted")
+                tallies[tally] = tallies.get(tally, 0) + 1
+            for destination, why in ev.dropped:
+                items.append((seq, portal, destination, "dropped", now, now, why))
+                for tally in ((portal, destination, "accepted"), (portal, destination, "dropped")):
+                    tallies[tally] = tallies.get(tally, 0) + 1
             opened += len(ev.destinations)
             results.append(Accepted(seq=seq))
         out.append((results, opened))
@@ -184,22 +192,23 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
         " detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
         items,
     )
-    _tally(conn, tallies)
-    return Appended(out, [(k, seq, at) for k, (seq, at, _, _) in fresh.items()])
+    _tally(conn, [(*k, n) for k, n in tallies.items()])
+    return Appended(out, keys)
 
 
 def _earlier(
     conn: sqlite3.Connection,
     seen: SeenKeys,
-    fresh: dict[int, tuple[int, float, str, str]],
+    fresh: dict[int, tuple[int, float, NewEvent]],
     key: int,
     ev: NewEvent,
 ) -> tuple[int, float] | None:
     """(seq, seen_at) of the last accepted event with ``ev``'s portal and messageId, if any."""
     mine = fresh.get(key)
     if mine is not None:
-        if mine[2] == ev.portal and mine[3] == ev.message_id:
-            return mine[0], mine[1]
+        seq, at, other = mine
+        if other.portal == ev.portal and other.message_id == ev.message_id:
+            return seq, at
         return None  # a hash collision within this call
     found = seen.get(key)
     if found is not None and same_event(conn, found[0], ev.portal, ev.message_id):
