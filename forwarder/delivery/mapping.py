@@ -40,6 +40,10 @@ CONTEXT_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("context.campaign.term", "hs_utm_term"),
     ("context.campaign.content", "hs_utm_content"),
 )
+_CONTEXT_KEYS = frozenset(path.split(".")[1] for path, _ in CONTEXT_DEFAULTS)
+_SHORTEST_LIMIT = 256
+_SHORT_NUMBER = 10**200
+"""Numbers below this have fewer than 256 characters as HubSpot strings."""
 # The same, split once: (path under ``context`` as parts, HubSpot property).
 _CONTEXT_PARTS = tuple((tuple(path.split(".")[1:]), target) for path, target in CONTEXT_DEFAULTS)
 
@@ -161,6 +165,35 @@ class Mapper:
         assert event_name is not None
         template = mapping.timeline_template if mapping is not None else None
         return Conversion(event_name, properties, template)
+
+    def surely_valid(self, data: Mapping[str, Any]) -> bool:
+        """A quick, conservative test for the ingest-time check of an auto-created event.
+
+        True only when ``problems(self.conversion(data), None)`` is certainly empty: an unmapped
+        event (``unmapped_events = "auto"``, whose property names ``snake_name`` always makes
+        valid) with at most 40 scalar properties, each short enough for any property, and no
+        context fields that map to HubSpot's own properties. Anything else gets the full check.
+        """
+        if not self._auto or (data.get("event") or data.get("name")) in self._mappings:
+            return False
+        own = data.get("properties")
+        if own is not None:
+            if type(own) is not dict or len(own) > MAX_PROPERTIES - len(CONTEXT_DEFAULTS):
+                return False
+            for value in own.values():
+                kind = type(value)
+                if kind is str:
+                    if len(value) > _SHORTEST_LIMIT:
+                        return False
+                elif kind is int or kind is float:
+                    if not -_SHORT_NUMBER < value < _SHORT_NUMBER:
+                        return False
+                elif (
+                    kind is not bool and value is not None and kind is not dict and kind is not list
+                ):
+                    return False
+        context = data.get("context")
+        return not context or (type(context) is dict and context.keys().isdisjoint(_CONTEXT_KEYS))
 
     @staticmethod
     def _put(properties: dict[str, str], name: str, value: Any) -> None:

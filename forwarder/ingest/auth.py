@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hmac
 from collections.abc import Sequence
 
@@ -12,6 +13,7 @@ from forwarder.config import ServerSettings, SourceSettings
 from forwarder.errors import ForbiddenOriginError, RateLimitedError, UnauthorizedError
 
 
+@functools.lru_cache(maxsize=256)  # a sender repeats its header on every request
 def key_from_header(authorization: str | None) -> str | None:
     """The write key in ``Authorization: Basic base64(key:)`` or ``Bearer key``."""
     if not authorization:

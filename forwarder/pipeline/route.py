@@ -46,6 +46,8 @@ class DefinitionCheck:
         self._catalog = catalog
 
     def __call__(self, data: Mapping[str, Any]) -> Problem | None:
+        if self._catalog.creates_missing and self._mapper.surely_valid(data):
+            return None  # the common backend event: nothing to find, skip building it
         conversion = self._mapper.conversion(data)
         if conversion is None:
             return None

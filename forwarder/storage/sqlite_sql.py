@@ -199,15 +199,15 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
     return Appended(out, keys)
 
 
-_CHUNKS = (64, 16, 4, 1)
+_CHUNKS = (64, 32, 16, 8, 4, 2, 1)
 
 
 def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[object, ...]]) -> None:
     """``insert`` (ending in ``VALUES``) for every row, as multi-row statements.
 
     SQLite runs a statement's setup (opening a cursor on the table and each index) per
-    execution, so ``executemany`` pays it per row; rows go in chunks of 64, 16, 4 and 1 (few
-    distinct statements for the statement cache), which measured 25-30 % less CPU per event.
+    execution, so ``executemany`` pays it per row. Rows go in chunks of power-of-two sizes
+    (few distinct statements for the statement cache): 25-30 % less CPU per event, measured.
     """
     start = 0
     while start < len(rows):
