@@ -110,12 +110,19 @@ class LineWriter:
         self._max_lines = max_lines
         self._lines: list[bytes] = []
         self._lock = threading.Lock()
+        self._writing = threading.Lock()
+        self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
 
     def flush(self) -> None:
-        """Write out what is buffered."""
-        with self._lock:
-            lines, self._lines = self._lines, []
+        """Write out what is buffered.
+
+        The buffer is swapped under one lock and written under another, so a thread logging a
+        line never waits for the file (a slow write stalled the event loop for tens of ms).
+        """
+        with self._writing:  # one writer at a time keeps the lines in order
+            with self._lock:
+                lines, self._lines = self._lines, []
             with contextlib.suppress(OSError, ValueError):  # closed at interpreter exit
                 if lines:
                     lines.append(b"")
@@ -127,8 +134,10 @@ class LineWriter:
             self._lines.append(message)
             waiting = len(self._lines)
         if waiting >= self._max_lines:
-            self.flush()
-        elif self._flusher is None:
+            self._wake.set()  # the flusher writes them now
+            if waiting >= 8 * self._max_lines:
+                self.flush()  # it cannot keep up: the file is the limit, wait for it
+        if self._flusher is None:
             self._flusher = threading.Thread(
                 target=self._flush_every, name="log-flush", daemon=True
             )
@@ -141,7 +150,8 @@ class LineWriter:
 
     def _flush_every(self) -> None:
         while True:
-            time.sleep(self._flush_s)
+            self._wake.wait(self._flush_s)
+            self._wake.clear()
             if self._lines:
                 self.flush()
 
