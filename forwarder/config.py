@@ -97,7 +97,10 @@ class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     synchronous: Literal["full", "normal"] = "full"
     """SQLite ``synchronous``: ``full`` fsyncs every commit (survives power loss)."""
     retention_s: float = 7 * 86400.0
-    """How long delivered events stay for the debugger before they are purged."""
+    """How long delivered events stay for the debugger before they are purged.
+
+    On SQLite an event also stays at least ``dedup.window_s``: the events are the record of the
+    dedup keys, whose index is kept in memory and rebuilt from them at start."""
 
 
 class DedupSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

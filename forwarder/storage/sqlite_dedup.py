@@ -6,8 +6,9 @@ measured, that was half of a durable append (``benchmarks/RESULTS.md``). So the 
 memory, is rebuilt from the events of the last window when the file is opened, and is only
 changed after the transaction that stored its events has committed.
 
-Keys are 64-bit hashes of (portal, messageId), about 100 bytes each in memory (a portal at
-HubSpot's 30 million events a month holds about a million in a one-day window). A hash hit is
+Keys are 64-bit hashes of (portal, messageId), 103 bytes each in memory (a portal at HubSpot's
+30 million events a month holds about a million in a one-day window; rebuilding them takes about
+8 s). A hash hit is
 confirmed against the stored event, so a collision can never drop an event. The one process
 that opens the file is the only writer (see ``release_leases``), so the index cannot go stale.
 """
