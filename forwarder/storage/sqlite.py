@@ -10,6 +10,7 @@ is retried alone, so one bad job cannot fail its neighbours.
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
 import sqlite3
 import threading
@@ -42,6 +43,7 @@ T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
 _STOP = object()
 _MAX_GROUP = 1024
+_FORGET_PARTS = 64
 
 
 class _Pending:
@@ -234,11 +236,19 @@ class SqliteStorage(Storage):
         self._pending += opened
         return results
 
+    def _forget(self, before: float, part: int, conn: sqlite3.Connection) -> int:
+        return self._seen.forget_before(before, part, _FORGET_PARTS)
+
     async def pending_count(self) -> int:
         return self._pending
 
     async def purge(self, *, dedup_before: float, events_before: float) -> int:
-        return await self._submit(lambda c: sql.purge(c, self._seen, dedup_before, events_before))
+        # Expired dedup keys go in parts, so commits of new events are not held up behind them.
+        forgotten = 0
+        for part in range(_FORGET_PARTS):
+            forget = functools.partial(self._forget, dedup_before, part)
+            forgotten += await self._submit(forget)
+        return forgotten + await self._submit(lambda c: sql.purge(c, dedup_before, events_before))
 
     # -- delivery -------------------------------------------------------------------------
     async def lease(

@@ -33,37 +33,50 @@ def key_of(portal: str, message_id: str) -> int:
     return hash((portal, message_id))
 
 
+_SHARDS = 256
+_SHARD = _SHARDS - 1
+
+
 class SeenKeys:
-    """messageIds seen within the dedup window: key -> (seq, seen_at). Writer thread only."""
+    """messageIds seen within the dedup window: key -> (seq, seen_at). Writer thread only.
+
+    Kept in 256 dictionaries by the key's low bits: growing one dictionary of a million keys
+    rehashes it all at once (~100 ms holding the GIL, a stall of every request), and so did
+    dropping expired keys; a shard is small enough for either to take a millisecond.
+    """
 
     def __init__(self) -> None:
-        self._seen: dict[int, int] = {}
-
-    @property
-    def known(self) -> dict[int, int]:
-        """The index itself, for fast membership tests (``key in seen.known``); read only."""
-        return self._seen
+        self._shards: list[dict[int, int]] = [{} for _ in range(_SHARDS)]
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return sum(len(shard) for shard in self._shards)
+
+    def __contains__(self, key: int) -> bool:
+        return key in self._shards[key & _SHARD]
 
     def get(self, key: int) -> tuple[int, float] | None:
         """(seq, seen_at) of the key's last accepted event, or None."""
-        packed = self._seen.get(key)
+        packed = self._shards[key & _SHARD].get(key)
         if packed is None:
             return None
         return packed >> SEQ_SHIFT, (packed & _MS_MASK) / 1000.0
 
     def remember(self, entries: Iterable[tuple[int, int]]) -> None:
         """Record committed (key, ``seen_value(seq, seen_at)``) entries."""
-        self._seen.update(entries)
+        shards = self._shards
+        for key, value in entries:
+            shards[key & _SHARD][key] = value
 
-    def forget_before(self, cutoff: float) -> int:
-        """Drop keys seen before ``cutoff``; returns how many."""
+    def forget_before(self, cutoff: float, part: int = 0, parts: int = 1) -> int:
+        """Drop keys seen before ``cutoff`` (from shards ``part`` of ``parts``); how many."""
         limit = _ms(cutoff)
-        before = len(self._seen)
-        self._seen = {k: v for k, v in self._seen.items() if v & _MS_MASK >= limit}
-        return before - len(self._seen)
+        gone = 0
+        for index in range(part, _SHARDS, parts):
+            shard = self._shards[index]
+            kept = {k: v for k, v in shard.items() if v & _MS_MASK >= limit}
+            gone += len(shard) - len(kept)
+            self._shards[index] = kept
+        return gone
 
     def load(self, conn: sqlite3.Connection, window_s: float) -> None:
         """Rebuild from the events of the last ``window_s`` before the newest one.
@@ -72,7 +85,7 @@ class SeenKeys:
         window is counted back from the newest event rather than from the clock: after a long
         stop the keys are expired by the first append's own check, and a test clock works too.
         """
-        seen: dict[int, int] = {}
+        shards: list[dict[int, int]] = [{} for _ in range(_SHARDS)]
         cutoff: int | None = None
         rows = conn.execute(
             "SELECT seq, portal, message_id, received_at FROM events ORDER BY seq DESC"
@@ -83,8 +96,9 @@ class SeenKeys:
                 cutoff = ms - _ms(window_s) - 60_000  # a minute of slack for clock steps
             elif ms < cutoff:
                 break
-            seen.setdefault(key_of(portal, message_id), seq << SEQ_SHIFT | ms)
-        self._seen = seen
+            key = key_of(portal, message_id)
+            shards[key & _SHARD].setdefault(key, seq << SEQ_SHIFT | ms)
+        self._shards = shards
 
 
 def same_event(conn: sqlite3.Connection, seq: int, portal: str, message_id: str) -> bool:

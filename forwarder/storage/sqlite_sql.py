@@ -140,7 +140,6 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
     fresh: dict[int, tuple[int, float, NewEvent]] = {}
     """Keys accepted by this call: (seq, seen_at, event)."""
     keys: list[tuple[int, int]] = []
-    known = seen.known
     for job in jobs:
         results: list[AppendResult] = []
         opened = 0
@@ -148,7 +147,7 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
         stamp = seen_value(0, now)
         for ev in job.events:
             key = key_of(ev.portal, ev.message_id)
-            if key in fresh or key in known:
+            if key in fresh or key in seen:
                 window = job.window_s if ev.dedup_window_s is None else ev.dedup_window_s
                 earlier = _earlier(conn, seen, fresh, key, ev)
                 if earlier is not None and earlier[1] > now - window:
@@ -244,10 +243,7 @@ def _earlier(
     return None
 
 
-def purge(
-    conn: sqlite3.Connection, seen: SeenKeys, dedup_before: float, events_before: float
-) -> int:
-    gone = seen.forget_before(dedup_before)
+def purge(conn: sqlite3.Connection, dedup_before: float, events_before: float) -> int:
     # The events are the durable record of the dedup keys: keep them as long as their keys.
     events_before = min(events_before, dedup_before)
     old = (
@@ -262,8 +258,10 @@ def purge(
         " (SELECT seq FROM purge_seq))"
     )
     conn.execute("DELETE FROM items WHERE event_seq IN (SELECT seq FROM purge_seq)")
-    gone += conn.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM purge_seq)").rowcount
-    return gone
+    deleted: int = conn.execute(
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM purge_seq)"
+    ).rowcount
+    return deleted
 
 
 def lease(

@@ -10,6 +10,7 @@ import pytest
 from forwarder.errors import StorageUnavailableError
 from forwarder.storage.base import Accepted, Duplicate, NewEvent
 from forwarder.storage.sqlite import SqliteStorage
+from forwarder.storage.sqlite_dedup import SeenKeys, seen_value
 
 
 def event(message_id: str) -> NewEvent:
@@ -138,3 +139,15 @@ async def test_purge_keeps_events_as_long_as_their_dedup_keys(tmp_path: Path) ->
     assert isinstance(dup, Duplicate)
     assert len(await storage.recent_events()) == 1
     await storage.close()
+
+
+def test_dedup_keys_expire_part_by_part_across_all_shards() -> None:
+    seen = SeenKeys()
+    old = [(k, seen_value(k + 1_000, 10.0)) for k in range(-500, 500)]
+    new = [(k * 7_919 + 10**9, seen_value(1, 20.0)) for k in range(-500, 500)]
+    seen.remember([*old, *new])
+    assert len(seen) == 2_000
+    assert sum(seen.forget_before(15.0, part, 16) for part in range(16)) == 1_000
+    assert all(key not in seen for key, _ in old)
+    assert all(key in seen for key, _ in new)
+    assert seen.get(-500 * 7_919 + 10**9) == (1, 20.0)
