@@ -236,6 +236,10 @@ class SqliteStorage(Storage):
         self._pending += opened
         return results
 
+    @staticmethod
+    def _purge_chunk(before: float, after: int, conn: sqlite3.Connection) -> tuple[int, int]:
+        return sql.purge_chunk(conn, before, after)
+
     def _forget(self, before: float, part: int, conn: sqlite3.Connection) -> int:
         return self._seen.forget_before(before, part, _FORGET_PARTS)
 
@@ -248,7 +252,15 @@ class SqliteStorage(Storage):
         for part in range(_FORGET_PARTS):
             forget = functools.partial(self._forget, dedup_before, part)
             forgotten += await self._submit(forget)
-        return forgotten + await self._submit(lambda c: sql.purge(c, dedup_before, events_before))
+        # The events are the durable record of the dedup keys: keep them as long as their keys.
+        events_before = min(events_before, dedup_before)
+        deleted, after = 0, 0
+        while after >= 0:
+            gone, after = await self._submit(
+                functools.partial(self._purge_chunk, events_before, after)
+            )
+            deleted += gone
+        return forgotten + deleted
 
     # -- delivery -------------------------------------------------------------------------
     async def lease(

@@ -243,25 +243,45 @@ def _earlier(
     return None
 
 
-def purge(conn: sqlite3.Connection, dedup_before: float, events_before: float) -> int:
-    # The events are the durable record of the dedup keys: keep them as long as their keys.
-    events_before = min(events_before, dedup_before)
-    old = (
-        f"SELECT seq FROM events WHERE received_at < ? AND seq NOT IN"
-        f" (SELECT event_seq FROM items WHERE state IN {_OPEN})"
-    )
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS purge_seq (seq INTEGER PRIMARY KEY)")
-    conn.execute("DELETE FROM purge_seq")
-    conn.execute(f"INSERT INTO purge_seq {old}", (events_before,))
-    conn.execute(
-        "DELETE FROM attempt_items WHERE item_id IN (SELECT id FROM items WHERE event_seq IN"
-        " (SELECT seq FROM purge_seq))"
-    )
-    conn.execute("DELETE FROM items WHERE event_seq IN (SELECT seq FROM purge_seq)")
-    deleted: int = conn.execute(
-        "DELETE FROM events WHERE seq IN (SELECT seq FROM purge_seq)"
-    ).rowcount
-    return deleted
+_PURGE_CHUNK = 2000
+
+
+def purge_chunk(conn: sqlite3.Connection, events_before: float, after_seq: int) -> tuple[int, int]:
+    """Delete finished events older than ``events_before`` among the next few after
+    ``after_seq``, oldest first; returns (how many went, where to go on from: -1 when done).
+
+    One bounded chunk per writer job, so commits of new events are not held up behind a purge
+    (a single statement over the whole table took as long as the table was big). Events are in
+    ``seq`` order and ``received_at`` follows it, so the scan stops at the first recent one.
+    """
+    rows = conn.execute(
+        "SELECT seq, received_at FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+        (after_seq, _PURGE_CHUNK),
+    ).fetchall()
+    old = [seq for seq, received_at in rows if received_at < events_before]
+    done = len(old) < len(rows) or len(rows) < _PURGE_CHUNK
+    if not old:
+        return 0, -1
+    marks = ",".join("?" * len(old))
+    busy = {
+        row[0]
+        for row in conn.execute(
+            f"SELECT DISTINCT event_seq FROM items WHERE event_seq IN ({marks})"
+            f" AND state IN {_OPEN}",
+            old,
+        )
+    }
+    gone = [seq for seq in old if seq not in busy]
+    if gone:
+        marks = ",".join("?" * len(gone))
+        conn.execute(
+            "DELETE FROM attempt_items WHERE item_id IN (SELECT id FROM items WHERE event_seq IN"
+            f" ({marks}))",
+            gone,
+        )
+        conn.execute(f"DELETE FROM items WHERE event_seq IN ({marks})", gone)
+        conn.execute(f"DELETE FROM events WHERE seq IN ({marks})", gone)
+    return len(gone), -1 if done else old[-1]
 
 
 def lease(

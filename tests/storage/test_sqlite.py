@@ -151,3 +151,20 @@ def test_dedup_keys_expire_part_by_part_across_all_shards() -> None:
     assert all(key not in seen for key, _ in old)
     assert all(key in seen for key, _ in new)
     assert seen.get(-500 * 7_919 + 10**9) == (1, 20.0)
+
+
+async def test_purge_goes_chunk_by_chunk_and_keeps_open_and_recent_events(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("forwarder.storage.sqlite_sql._PURGE_CHUNK", 7)
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await storage.append([at(f"old-{i}", 100.0) for i in range(30)], now=100.0, dedup_window_s=10)
+    await storage.append([at("recent", 500.0)], now=500.0, dedup_window_s=10)
+    items = await storage.lease("main", "conversions", limit=31, now=500.0, lease_s=30)
+    finished = [i.id for i in items if i.event.message_id not in ("old-12", "recent")]
+    await storage.finish(finished, "delivered", now=500.0)
+    assert await storage.purge(dedup_before=400.0, events_before=400.0) >= 29
+    left = [e.message_id for e in await storage.recent_events(limit=100)]
+    assert left == ["old-12", "recent"]  # still open; not old enough
+    await storage.close()
