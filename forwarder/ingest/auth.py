@@ -13,11 +13,26 @@ from forwarder.config import ServerSettings, SourceSettings
 from forwarder.errors import ForbiddenOriginError, RateLimitedError, UnauthorizedError
 
 
-@functools.lru_cache(maxsize=256)  # a sender repeats its header on every request
 def key_from_header(authorization: str | None) -> str | None:
     """The write key in ``Authorization: Basic base64(key:)`` or ``Bearer key``."""
     if not authorization:
         return None
+    if len(authorization) <= _CACHED_HEADER:
+        return _parsed(authorization)
+    return _parse(authorization)
+
+
+_CACHED_HEADER = 512
+"""Headers up to this long are cached (a sender repeats its header on every request); longer
+ones, which no real key needs, are parsed each time so the cache cannot hold much memory."""
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(authorization: str) -> str | None:
+    return _parse(authorization)
+
+
+def _parse(authorization: str) -> str | None:
     scheme, _, value = authorization.strip().partition(" ")
     scheme = scheme.lower()
     if scheme == "bearer":

@@ -47,15 +47,13 @@ _FORGET_PARTS = 64
 
 
 class _Pending:
-    __slots__ = ("append", "fn", "future")
+    __slots__ = ("future", "work")
 
-    def __init__(
-        self, fn: Job, future: asyncio.Future[Any], append: sql.AppendJob | None = None
-    ) -> None:
-        self.fn = fn
+    def __init__(self, work: Job | sql.AppendJob, future: asyncio.Future[Any]) -> None:
+        self.work = work
+        """A function of the connection, or an append: the writer runs every append of a group
+        as one set-wise job."""
         self.future = future
-        self.append = append
-        """Set for appends: the writer runs every append of a group as one set-wise job."""
 
 
 def _translate(exc: sqlite3.Error) -> StorageUnavailableError:
@@ -65,10 +63,6 @@ def _translate(exc: sqlite3.Error) -> StorageUnavailableError:
     if "full" in text:
         return StorageUnavailableError(f"storage is full: {text}", retry_after_s=30.0)
     return StorageUnavailableError(f"storage failed: {text}", retry_after_s=5.0)
-
-
-def _never(conn: sqlite3.Connection) -> tuple[list[AppendResult], int]:
-    raise AssertionError("appends are run by the writer itself")  # pragma: no cover
 
 
 def _deliver(jobs: list[tuple[_Pending, bool, Any]]) -> None:
@@ -148,11 +142,12 @@ class SqliteStorage(Storage):
         outcomes: list[tuple[bool, Any]] = []
         try:
             conn.execute("BEGIN IMMEDIATE")
-            appends = [job.append for job in group if job.append is not None]
+            appends = [job.work for job in group if isinstance(job.work, sql.AppendJob)]
             appended = sql.append_many(conn, appends, self._seen) if appends else None
             per_job = iter(appended.per_job if appended is not None else ())
             outcomes = [
-                (True, next(per_job) if job.append is not None else job.fn(conn)) for job in group
+                (True, next(per_job) if isinstance(job.work, sql.AppendJob) else job.work(conn))
+                for job in group
             ]
             conn.execute("COMMIT")
             if appended is not None:
@@ -166,11 +161,11 @@ class SqliteStorage(Storage):
     def _run_alone(self, conn: sqlite3.Connection, job: _Pending) -> tuple[bool, Any]:
         try:
             conn.execute("BEGIN IMMEDIATE")
-            if job.append is None:
-                result = job.fn(conn)
+            if not isinstance(job.work, sql.AppendJob):
+                result = job.work(conn)
                 conn.execute("COMMIT")
                 return True, result
-            appended = sql.append_many(conn, [job.append], self._seen)
+            appended = sql.append_many(conn, [job.work], self._seen)
             conn.execute("COMMIT")
             self._seen.remember(appended.keys)
             return True, appended.per_job[0]
@@ -192,13 +187,11 @@ class SqliteStorage(Storage):
         for loop, jobs in by_loop.items():
             loop.call_soon_threadsafe(_deliver, jobs)
 
-    async def _submit(
-        self, fn: Callable[[sqlite3.Connection], T], append: sql.AppendJob | None = None
-    ) -> T:
+    async def _submit(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> T:
         if self._thread is None or not self._thread.is_alive():
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put(_Pending(fn, future, append))
+        self._jobs.put(_Pending(work, future))
         return await future
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -231,7 +224,7 @@ class SqliteStorage(Storage):
         self, events: Sequence[NewEvent], *, now: float, dedup_window_s: float
     ) -> list[AppendResult]:
         job = sql.AppendJob(events, now, dedup_window_s)
-        appended: tuple[list[AppendResult], int] = await self._submit(_never, job)
+        appended: tuple[list[AppendResult], int] = await self._submit(job)
         results, opened = appended
         self._pending += opened
         return results

@@ -8,9 +8,9 @@ changed after the transaction that stored its events has committed.
 
 Keys are 64-bit hashes of (portal, messageId), 103 bytes each in memory (a portal at HubSpot's
 30 million events a month holds about a million in a one-day window; rebuilding them takes about
-8 s). A hash hit is
-confirmed against the stored event, so a collision can never drop an event. The one process
-that opens the file is the only writer (see ``release_leases``), so the index cannot go stale.
+8 s). A hash hit is confirmed against the stored event, so a collision can never drop an event.
+The one process that opens the file is the only writer (see ``release_leases``), so the index
+cannot go stale.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class SeenKeys:
             elif ms < cutoff:
                 break
             key = key_of(portal, message_id)
-            shards[key & _SHARD].setdefault(key, seq << SEQ_SHIFT | ms)
+            shards[key & _SHARD].setdefault(key, seen_value(seq, received_at))
         self._shards = shards
 
 

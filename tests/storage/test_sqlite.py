@@ -13,14 +13,14 @@ from forwarder.storage.sqlite import SqliteStorage
 from forwarder.storage.sqlite_dedup import SeenKeys, seen_value
 
 
-def event(message_id: str) -> NewEvent:
+def event(message_id: str, received_at: float = 1.0) -> NewEvent:
     return NewEvent(
         portal="main",
         message_id=message_id,
         source="s",
         type="track",
         name="E",
-        received_at=1.0,
+        received_at=received_at,
         payload=b"{}",
         destinations=("conversions",),
     )
@@ -63,19 +63,6 @@ async def test_closed_storage_refuses_writes(tmp_path: Path) -> None:
         await storage.append([event("a")], now=1.0, dedup_window_s=10)
 
 
-def at(message_id: str, received_at: float) -> NewEvent:
-    return NewEvent(
-        portal="main",
-        message_id=message_id,
-        source="s",
-        type="track",
-        name="E",
-        received_at=received_at,
-        payload=b"{}",
-        destinations=("conversions",),
-    )
-
-
 async def test_a_hash_collision_of_dedup_keys_never_drops_an_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -94,14 +81,14 @@ async def test_a_hash_collision_of_dedup_keys_never_drops_an_event(
 async def test_dedup_keys_are_rebuilt_from_the_events_of_the_last_window(tmp_path: Path) -> None:
     storage = SqliteStorage(tmp_path / "f.db", dedup_window_s=100)
     await storage.open()
-    await storage.append([at("old", 1_000.0)], now=1_000.0, dedup_window_s=100)
-    await storage.append([at("new", 1_200.0)], now=1_200.0, dedup_window_s=100)
+    await storage.append([event("old", 1_000.0)], now=1_000.0, dedup_window_s=100)
+    await storage.append([event("new", 1_200.0)], now=1_200.0, dedup_window_s=100)
     await storage.close()
     reopened = SqliteStorage(tmp_path / "f.db", dedup_window_s=100)
     await reopened.open()
     assert len(reopened._seen) == 1  # "old" is a window (and the minute of slack) older
-    [new] = await reopened.append([at("new", 1_250.0)], now=1_250.0, dedup_window_s=100)
-    [old] = await reopened.append([at("old", 1_250.0)], now=1_250.0, dedup_window_s=100)
+    [new] = await reopened.append([event("new", 1_250.0)], now=1_250.0, dedup_window_s=100)
+    [old] = await reopened.append([event("old", 1_250.0)], now=1_250.0, dedup_window_s=100)
     assert isinstance(new, Duplicate)
     assert isinstance(old, Accepted)
     await reopened.close()
@@ -159,8 +146,10 @@ async def test_purge_goes_chunk_by_chunk_and_keeps_open_and_recent_events(
     monkeypatch.setattr("forwarder.storage.sqlite_sql._PURGE_CHUNK", 7)
     storage = SqliteStorage(tmp_path / "f.db")
     await storage.open()
-    await storage.append([at(f"old-{i}", 100.0) for i in range(30)], now=100.0, dedup_window_s=10)
-    await storage.append([at("recent", 500.0)], now=500.0, dedup_window_s=10)
+    await storage.append(
+        [event(f"old-{i}", 100.0) for i in range(30)], now=100.0, dedup_window_s=10
+    )
+    await storage.append([event("recent", 500.0)], now=500.0, dedup_window_s=10)
     items = await storage.lease("main", "conversions", limit=31, now=500.0, lease_s=30)
     finished = [i.id for i in items if i.event.message_id not in ("old-12", "recent")]
     await storage.finish(finished, "delivered", now=500.0)
