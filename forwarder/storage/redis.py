@@ -115,6 +115,7 @@ class RedisStorage(Storage):
         """Items this replica leased and not yet settled: id -> (portal, destination, asked
         deadline); their leases are renewed in the background."""
         self._renewer: asyncio.Task[None] | None = None
+        self._closing = False
         self._shared = RedisCoordination(lambda: self.client, self.keys)
         self._reader: RedisReader | None = None
         self._log = get_logger("storage")
@@ -170,10 +171,14 @@ class RedisStorage(Storage):
         except RedisError as exc:
             await self.close()
             raise _translate(exc) from exc
+        self._closing = False
         self._renewer = asyncio.create_task(self._renew_leases(), name="redis-lease-renewal")
 
     async def close(self) -> None:
         if self._renewer is not None:
+            # The flag too: a cancel landing inside a Redis call can come back as a Redis error,
+            # which the loop logs and survives; it then ends at its next turn.
+            self._closing = True
             self._renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._renewer
@@ -192,9 +197,9 @@ class RedisStorage(Storage):
 
     async def _renew_leases(self) -> None:
         """Keep this replica's leases alive; a dead replica's expire after ``lease_s``."""
-        while True:
+        while not self._closing:
             await asyncio.sleep(self._max_lease_s / 3)
-            if not self._leased:
+            if not self._leased or self._closing:
                 continue
             now = time.time()
             until = now + self._max_lease_s
