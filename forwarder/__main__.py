@@ -23,10 +23,12 @@ def _serve(args: argparse.Namespace) -> int:
         portal_uses_sandbox,
         secrets_of,
     )
+    from forwarder.extras import require_extras
     from forwarder.serving import run_server
     from forwarder.telemetry import Redactor, configure_logging, get_logger
 
     settings = load_settings(args.config)
+    require_extras(settings)
     if settings.sandbox_mode:
         key = development_key(settings.storage.url)
         source = msgspec.structs.replace(settings.sources[0], write_key=Secret(key))

@@ -6,6 +6,7 @@ from urllib.parse import urlparse
 
 from forwarder.config import StorageSettings
 from forwarder.errors import ConfigError
+from forwarder.extras import require
 from forwarder.storage.base import Storage
 
 
@@ -25,6 +26,7 @@ def create_storage(settings: StorageSettings, *, dedup_window_s: float = 86400.0
             dedup_window_s=dedup_window_s,
         )
     if scheme in ("redis", "rediss"):
+        require("redis", extra="redis", key="storage.url", why="Redis storage")
         from forwarder.storage.redis import RedisStorage  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
         return RedisStorage(url)  # type: ignore[no-any-return,unused-ignore]
