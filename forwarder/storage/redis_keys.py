@@ -39,6 +39,7 @@ TEMPLATES: dict[str, str] = {
     "attempt": "att:{}",  # string: one attempt, JSON
     "attempts_of": "ao:{}",  # set of attempt ids per item
     "meta": "meta",  # hash
+    "schema": "schema",  # string: the key space's version (redis_migrations)
     "erasures": "erasures",  # list of erasure records (no personal data)
     "probe": "probe",  # string written by check_writable
     "window": "win:{}:{}",  # zset: one rate window's log per (portal, envelope)
