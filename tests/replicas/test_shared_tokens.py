@@ -86,7 +86,8 @@ async def test_a_refused_token_is_replaced_once_for_every_replica(
     await a.start()
     await b.start()
     try:
-        assert a.tokens is not None and b.tokens is not None
+        assert a.tokens is not None
+        assert b.tokens is not None
         first = await a.tokens.token()
         assert await b.tokens.token() == first
         # HubSpot answers 401 to both replicas with the same token: one refresh, not two.
