@@ -193,3 +193,17 @@ def test_device_clock_an_hour_ahead_is_corrected_from_sent_at(forwarder: Forward
     received = datetime.fromisoformat(track["receivedAt"])
     assert track["originalTimestamp"] == events[2]["timestamp"]
     assert timedelta(seconds=25) < received - corrected < timedelta(seconds=35)
+
+
+def test_file_retried_after_a_long_outage_is_stamped_at_its_arrival(forwarder: Forwarder) -> None:
+    """Its ``sentAt`` is two hours old, which reads as a clock two hours slow (Segment's rule):
+    the event keeps its distance to ``sentAt`` and lands ten seconds before its arrival."""
+    closed = datetime.now(UTC) - timedelta(hours=2)
+    _, event, events = session("kotlin", closed - timedelta(seconds=10))
+
+    upload_kotlin(forwarder, kotlin_file(events, closed), retry=3)
+
+    [track] = forwarder.named(event)
+    assert track["originalTimestamp"] == events[2]["timestamp"]
+    received = datetime.fromisoformat(track["receivedAt"])
+    assert datetime.fromisoformat(track["timestamp"]) == received - timedelta(seconds=10)
