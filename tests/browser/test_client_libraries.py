@@ -138,28 +138,79 @@ def test_analytics_js_delivers_page_identify_and_track_to_hubspot(
     assert watched.failed == []
 
 
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        # Batching holds events for a minute here: only the flush on page hide can send them.
+        {"strategy": "batching", "config": {"size": 100, "timeout": 60_000}},
+        # Per event, the request leaves as the page goes; keepalive (the documented setting)
+        # lets the browser finish it after the page is gone.
+        {"config": {"keepalive": True}},
+    ],
+    ids=["batching", "per-event-keepalive"],
+)
 def test_analytics_js_event_tracked_as_the_page_closes_is_delivered(
-    watched: Watched, site: Site, forwarder: Forwarder
+    watched: Watched, site: Site, forwarder: Forwarder, strategy: dict[str, Any]
 ) -> None:
-    """Batching holds events for a minute here, so only the flush on page hide can send it."""
     user, email, event = unique("Ajs Closing")
-    batching = {"strategy": "batching", "config": {"size": 100, "timeout": 60_000}}
     html = libraries.analytics_next_page(
-        forwarder.url, BROWSER_KEY, {"deliveryStrategy": batching}, "window.ready = true;"
+        forwarder.url, BROWSER_KEY, {"deliveryStrategy": strategy}, "window.ready = true;"
     )
     watched.page.goto(site.add(f"/ajs-close/{user}.html", html))
     watched.page.evaluate(f"analytics.identify('{user}', {{email: '{email}'}})")
-    watched.page.evaluate(f"analytics.track('{event}')")
     watched.page.wait_for_timeout(200)
-    assert forwarder.named(event) == []
-
+    # ``void``: do not wait for the call's promise, which settles only once it was sent.
+    watched.page.evaluate(f"void analytics.track('{event}')")
+    if strategy.get("strategy") == "batching":
+        watched.page.wait_for_timeout(200)
+        assert forwarder.named(event) == []  # held in the batch until the page goes
     watched.page.close(run_before_unload=True)
 
     delivered = wait_for(
         lambda: sandbox_events(forwarder, conversion_name(event)), what="the conversion"
     )
     assert [e["email"] for e in delivered] == [email]
+    assert len(forwarder.named(event)) == 1
     assert watched.failed == []
+
+
+def test_analytics_js_retries_a_dropped_request_with_its_retry_header_and_it_arrives_once(
+    watched: Watched, site: Site, forwarder: Forwarder
+) -> None:
+    """The retry carries ``X-Retry-Count``, a header the preflight must allow."""
+    user, email, event = unique("Ajs Retried")
+    attempts: list[dict[str, str]] = []
+
+    def drop_first(route: Any) -> None:
+        attempts.append(route.request.headers)
+        if len(attempts) == 1:
+            route.abort("connectionreset")
+        else:
+            route.continue_()
+
+    watched.page.route("**/v1/t", drop_first)
+    html = libraries.analytics_next_page(forwarder.url, BROWSER_KEY, {}, calls(user, email, event))
+    watched.page.goto(site.add(f"/ajs-retry/{user}.html", html))
+
+    watched.wait_for(lambda: sandbox_events(forwarder, conversion_name(event)), what="the retry")
+    assert len(attempts) == 2
+    assert attempts[1].get("x-retry-count") == "1"
+    assert len(forwarder.named(event)) == 1
+    assert watched.failed == [f"{forwarder.url}/v1/t: net::ERR_CONNECTION_RESET"]
+
+
+def test_analytics_js_on_an_origin_not_allowed_fails_and_nothing_is_stored(
+    watched: Watched, site: Site, forwarder: Forwarder
+) -> None:
+    """``localhost`` is another origin than the allowed ``127.0.0.1`` one."""
+    user, email, event = unique("Ajs Foreign")
+    html = libraries.analytics_next_page(forwarder.url, BROWSER_KEY, {}, calls(user, email, event))
+    url = site.add(f"/ajs-foreign/{user}.html", html).replace("127.0.0.1", "localhost")
+    watched.page.goto(url)
+
+    watched.wait_for(lambda: len(watched.failed) >= 3, what="the three refused calls")
+    assert all("/v1/" in failure for failure in watched.failed)
+    assert forwarder.named(event) == []
 
 
 @pytest.mark.parametrize(
