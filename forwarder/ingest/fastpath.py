@@ -40,6 +40,8 @@ async def answer_ingest(
     elif method == "GET" and path in libraries.SOURCE_CONFIG_PATHS:
         query_key = _query_key(scope)
         await respond(send, *service.source_config(request_headers(scope), query_key))
+    elif method == "GET" and (key := libraries.settings_key(path)) is not None:
+        await respond(send, *service.segment_settings(request_headers(scope), key))
     elif method == "OPTIONS" and path.startswith(CORS_PREFIXES):
         await _preflight(service, scope, send)
     else:

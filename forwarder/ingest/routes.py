@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.params import JSONBody
+from litestar.params import JSONBody, PathParameter
 
-from forwarder.config import Settings
+from forwarder.config import Settings, SourceSettings
 from forwarder.errors import ForwarderError, ShuttingDownError
 from forwarder.events.messages import MESSAGE_TYPES, Batch, ErrorResponse
 from forwarder.ingest import libraries
@@ -190,16 +190,30 @@ class IngestService:
         self, headers: Mapping[str, str], query_key: str | None
     ) -> tuple[int, bytes, dict[str, str]]:
         """RudderStack's ``/sourceConfig/`` answer for the key in the header or query."""
+        key = key_from_header(headers.get("authorization")) or query_key
+        return self._library_settings(headers, key, lambda s, _: libraries.source_config(s))
+
+    def segment_settings(
+        self, headers: Mapping[str, str], key: str
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Segment's ``/v1/projects/{key}/settings`` answer (the libraries' CDN settings)."""
+        return self._library_settings(headers, key, lambda _, k: libraries.segment_settings(k))
+
+    def _library_settings(
+        self,
+        headers: Mapping[str, str],
+        key: str | None,
+        render: Callable[[SourceSettings, str], bytes],
+    ) -> tuple[int, bytes, dict[str, str]]:
         origin = headers.get("origin")
         extra = self.cors_headers(origin) or {}
         try:
-            key = key_from_header(headers.get("authorization")) or query_key
             source = self._resolver.resolve(key, origin)
         except ForwarderError as exc:
             status, content, more = answer(exc)
             return status, content, {**more, **extra}
-        extra["Cache-Control"] = libraries.SOURCE_CONFIG_CACHE
-        return 200, libraries.source_config(source), extra
+        extra["Cache-Control"] = libraries.SETTINGS_CACHE
+        return 200, render(source, key or ""), extra
 
 
 def _service(request: Request[Any, Any, Any]) -> IngestService:
@@ -234,6 +248,25 @@ async def client_metrics() -> Response[bytes]:
     return Response(libraries.ACCEPTED_METRICS, media_type=_JSON)
 
 
+@get(
+    "/v1/projects/{write_key:str}/settings",
+    tags=["ingest"],
+    name="segment_settings",
+    sync_to_thread=False,
+)
+def segment_settings(
+    request: Request[Any, Any, Any], write_key: Annotated[str, PathParameter()]
+) -> Response[bytes]:
+    """Segment's libraries read their settings here when their CDN host is the forwarder.
+
+    analytics.js with ``cdnURL``, analytics-kotlin and analytics-swift with ``cdnHost``; the
+    answer enables the Segment.io destination with the key and names no ``apiHost``, so the
+    library keeps the one it was configured with.
+    """
+    status, content, extra = _service(request).segment_settings(request.headers, write_key)
+    return Response(content, status_code=status, media_type=_JSON, headers=extra)
+
+
 @get(sorted(libraries.SOURCE_CONFIG_PATHS), tags=["ingest"], name="rudderstack_source_config")
 async def rudderstack_source_config(request: Request[Any, Any, Any]) -> Response[bytes]:
     """RudderStack's browser SDK reads its source here when ``configUrl`` is the forwarder.
@@ -253,5 +286,5 @@ def ingest_router() -> Router:
     handlers: list[Any] = [_handler(call, p) for call, p in paths.items()]
     batch_paths = [p for p, call in INGEST_PATHS.items() if call is None]
     handlers.append(_handler(None, batch_paths))
-    handlers += [client_metrics, rudderstack_source_config]
+    handlers += [client_metrics, rudderstack_source_config, segment_settings]
     return Router(path="/", route_handlers=handlers)

@@ -62,21 +62,26 @@ def analytics_next_page(
     segment: dict[str, Any],
     calls: str,
     metrics: dict[str, Any] | None = None,
+    *,
+    settings_from_forwarder: bool = False,
 ) -> str:
-    """A page loading analytics.js from the npm bundle with its settings inline.
+    """A page loading analytics.js from the npm bundle with its settings inline (or read from
+    the forwarder's ``/v1/projects/{key}/settings``).
 
     ``segment`` is the ``Segment.io`` integration's settings; the same ``apiHost`` and
     ``protocol`` go into the load options too, which is where analytics.js takes the host
     for its own metrics (``/m``) from.
     """
     host = {"apiHost": forwarder_url.removeprefix("http://") + "/v1", "protocol": "http"}
-    settings = {
+    settings: dict[str, Any] = {
         "writeKey": write_key,
         "cdnSettings": {
             "integrations": {"Segment.io": {"apiKey": write_key, **host, **segment}},
             "metrics": metrics or {},
         },
     }
+    if settings_from_forwarder:  # what Segment's CDN would answer, the forwarder answers
+        settings = {"writeKey": write_key, "cdnURL": forwarder_url}
     options = {"integrations": {"Segment.io": host}}
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>analytics.js page</title>

@@ -138,6 +138,25 @@ def test_analytics_js_delivers_page_identify_and_track_to_hubspot(
     assert watched.failed == []
 
 
+def test_analytics_js_reads_its_settings_from_the_forwarder_instead_of_segments_cdn(
+    watched: Watched, site: Site, forwarder: Forwarder
+) -> None:
+    user, email, event = unique("Ajs Settings")
+    html = libraries.analytics_next_page(
+        forwarder.url, BROWSER_KEY, {}, calls(user, email, event), settings_from_forwarder=True
+    )
+    watched.page.goto(site.add(f"/ajs-settings/{user}.html", html))
+
+    delivered = watched.wait_for(
+        lambda: sandbox_events(forwarder, conversion_name(event)), what="the conversion"
+    )
+    settings = f"GET {forwarder.url}/v1/projects/{BROWSER_KEY}/settings"
+    assert [e["email"] for e in delivered] == [email]
+    assert settings in watched.sent
+    assert all(url.split(" ")[1].startswith((forwarder.url, site.origin)) for url in watched.sent)
+    assert watched.failed == []
+
+
 @pytest.mark.parametrize(
     "strategy",
     [

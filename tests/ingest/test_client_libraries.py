@@ -142,3 +142,19 @@ async def test_rudderstack_source_config_refuses_a_foreign_origin(client: Client
 async def test_openapi_document_lists_the_library_paths(client: Client) -> None:
     paths = (await client.get("/schema/openapi.json")).json()["paths"]
     assert {"/v1/b", "/beacon/v1/batch", "/sourceConfig"} <= set(paths)
+
+
+async def test_segment_settings_for_a_mobile_app_key_name_no_api_host(client: Client) -> None:
+    """Apps send no Origin (their keys are server sources); an apiHost would replace theirs."""
+    response = await client.get(f"/v1/projects/{SERVER_KEY}/settings")
+    assert response.status_code == 200, response.text
+    assert response.json()["integrations"] == {"Segment.io": {"apiKey": SERVER_KEY}}
+
+
+async def test_segment_settings_refuse_an_unknown_key_and_a_foreign_origin(client: Client) -> None:
+    unknown = await client.get("/v1/projects/nope/settings")
+    foreign = await client.get(
+        f"/v1/projects/{BROWSER_KEY}/settings", headers={"Origin": "https://evil.example.net"}
+    )
+    assert (unknown.status_code, foreign.status_code) == (401, 403)
+    assert "access-control-allow-origin" not in foreign.headers

@@ -207,3 +207,26 @@ def test_file_retried_after_a_long_outage_is_stamped_at_its_arrival(forwarder: F
     assert track["originalTimestamp"] == events[2]["timestamp"]
     received = datetime.fromisoformat(track["receivedAt"])
     assert datetime.fromisoformat(track["timestamp"]) == received - timedelta(seconds=10)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "analytics-kotlin/1.24.1",
+        },
+        SWIFT_HEADERS,
+    ],
+    ids=["analytics-kotlin", "analytics-swift"],
+)
+def test_settings_read_with_cdn_host_at_the_forwarder_keep_the_apps_api_host(
+    forwarder: Forwarder, headers: dict[str, str]
+) -> None:
+    """``https://{cdnHost}/projects/{key}/settings`` with ``cdnHost = "<forwarder>/v1"``: a
+    settings ``apiHost`` would replace the app's configured one, so none is given."""
+    answer = httpx.get(f"{forwarder.url}/v1/projects/{SERVER_KEY}/settings", headers=headers)
+
+    assert answer.status_code == 200
+    segment = answer.json()["integrations"]["Segment.io"]
+    assert segment == {"apiKey": SERVER_KEY}
