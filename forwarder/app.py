@@ -25,7 +25,8 @@ from forwarder.delivery.testmode import route_test_events
 from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
-from forwarder.ingest.routes import IngestService, answer_ingest, ingest_router
+from forwarder.ingest.fastpath import answer_ingest
+from forwarder.ingest.routes import IngestService, ingest_router
 from forwarder.ingest.snippet import snippet_router
 from forwarder.ingest.webhooks import WebhookReceiver, hubspot_webhook
 from forwarder.pipeline.accept import Accepter

@@ -28,7 +28,7 @@ class Common(msgspec.Struct, rename="camel", kw_only=True):
     message_id: MessageId | None = None
     """Unique per message; repeats within the dedup window are dropped. Assigned when missing."""
     user_id: Id | None = None
-    """Your database id of the user. ``userId`` or ``anonymousId`` is required."""
+    """Your database id of the user. ``userId`` or ``anonymousId`` is required (``""`` is none)."""
     anonymous_id: Id | None = None
     """A pseudo-unique id (cookie) for a visitor not yet identified."""
     timestamp: datetime | None = None

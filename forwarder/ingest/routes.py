@@ -1,31 +1,25 @@
-"""The Segment HTTP Tracking API: ``/v1/track`` ... ``/v1/batch`` and analytics.js's short forms."""
+"""The Segment HTTP Tracking API: ``/v1/track`` ... ``/v1/batch`` and the libraries' short forms.
+
+analytics.js posts single calls to ``/v1/t``, ``/v1/i``...; its batching strategy and the
+mobile libraries (analytics-kotlin, analytics-swift) post ``{batch, writeKey, sentAt}`` to
+``/v1/b``; RudderStack's browser SDK posts to ``/v1/batch`` and, with ``useBeacon``, to
+``/beacon/v1/batch?writeKey=...``.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, Response, Router, post
-from litestar.params import JSONBody
-from litestar.types import (
-    HTTPResponseBodyEvent,
-    HTTPResponseStartEvent,
-    HTTPScope,
-    Receive,
-    Scope,
-    Send,
-)
+from litestar import Request, Response, Router, get, post
+from litestar.params import JSONBody, PathParameter
 
-from forwarder.config import Settings
-from forwarder.errors import (
-    ForwarderError,
-    MalformedRequestError,
-    PayloadTooLargeError,
-    ShuttingDownError,
-)
+from forwarder.config import Settings, SourceSettings
+from forwarder.errors import ForwarderError, ShuttingDownError
 from forwarder.events.messages import MESSAGE_TYPES, Batch, ErrorResponse
+from forwarder.ingest import libraries
 from forwarder.ingest.auth import SourceResolver, key_from_header
 from forwarder.ingest.body import check_media_type, decode_body
 from forwarder.ingest.statuses import answer
@@ -50,9 +44,17 @@ INGEST_PATHS: dict[str, str | None] = {
     **{f"/v1/{call}": call for call in CALLS},
     **{f"/v1/{short}": call for call, short in CALLS.items()},
     "/v1/batch": None,
+    "/v1/b": None,
     "/v1/import": None,
+    "/beacon/v1/batch": None,
 }
 """Path -> the call type it implies (None: a batch)."""
+KEY_IN_QUERY_PATHS = frozenset({"/beacon/v1/batch"})
+"""Paths whose write key may come as ``?writeKey=`` (a beacon cannot set headers)."""
+CORS_PREFIXES = ("/v1/", "/beacon/", "/sourceConfig")
+"""Paths browsers call cross-origin; their preflights are answered."""
+_ALLOWED_REQUEST_HEADER = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+_MAX_ALLOWED_HEADERS = 1024
 
 
 class IngestService:
@@ -83,8 +85,9 @@ class IngestService:
         self, request: Request[Any, Any, Any], call_type: str | None
     ) -> Response[bytes]:
         """The Litestar route's entry (the ASGI fast path below is the usual one)."""
+        query_key = request.query_params.get("writeKey")
         status, content, extra = await self.process(
-            request.url.path, request.headers, request.body, call_type
+            request.url.path, request.headers, request.body, call_type, query_key
         )
         return Response(content, status_code=status, media_type=_JSON, headers=extra)
 
@@ -94,8 +97,13 @@ class IngestService:
         headers: Mapping[str, str],
         read_body: Callable[[], Awaitable[bytes]],
         call_type: str | None,
+        query_key: str | None = None,
     ) -> tuple[int, bytes, dict[str, str]]:
-        """Authenticate, read, validate and accept one request; map errors to statuses."""
+        """Authenticate, read, validate and accept one request; map errors to statuses.
+
+        The write key is the ``Authorization`` header's, else ``query_key`` (beacons), else
+        the body's ``writeKey``.
+        """
         started = time.perf_counter()
         origin = headers.get("origin")
         source_name = "-"
@@ -105,7 +113,7 @@ class IngestService:
         try:
             if self.draining:
                 raise ShuttingDownError("shutting down; send to another replica", retry_after_s=5)
-            header_key = key_from_header(headers.get("authorization"))
+            header_key = key_from_header(headers.get("authorization")) or query_key
             # A key in the header is checked before the body is read: strangers cost little.
             source = self._resolver.resolve(header_key, origin) if header_key else None
             check_media_type(headers.get("content-type"))
@@ -150,17 +158,62 @@ class IngestService:
             )
         return status, content, extra
 
-    def preflight_headers(self, origin: str | None) -> list[tuple[bytes, bytes]] | None:
-        """CORS preflight: allowed when the origin is on some browser source's allow-list."""
+    def preflight_headers(self, origin: str | None, requested: str | None) -> dict[str, str] | None:
+        """CORS preflight: allowed when the origin is on some browser source's allow-list.
+
+        The headers asked for are allowed when they are plain header names: the libraries add
+        their own (``X-Retry-Count``, RudderStack's ``SentAt``, ``Rsa-Retry-Attempt``...) and
+        the write key and origin are checked on the request itself.
+        """
+        cors = self.cors_headers(origin)
+        if cors is None:
+            return None
+        allowed = "Content-Type, Authorization, Content-Encoding"
+        if requested and len(requested) <= _MAX_ALLOWED_HEADERS:
+            names = [n.strip() for n in requested.split(",") if n.strip()]
+            if all(set(n.lower()) <= _ALLOWED_REQUEST_HEADER for n in names):
+                allowed = ", ".join(names)
+        return {
+            **cors,
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": allowed,
+            "Access-Control-Max-Age": "86400",
+        }
+
+    def cors_headers(self, origin: str | None) -> dict[str, str] | None:
+        """``Access-Control-Allow-Origin`` for an origin some browser source allows."""
         if origin is None or not self._resolver.preflight_allowed(origin):
             return None
-        return [
-            (b"access-control-allow-origin", origin.encode("latin-1")),
-            (b"access-control-allow-methods", b"POST, OPTIONS"),
-            (b"access-control-allow-headers", b"Content-Type, Authorization, Content-Encoding"),
-            (b"access-control-max-age", b"86400"),
-            (b"vary", b"Origin"),
-        ]
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+    def source_config(
+        self, headers: Mapping[str, str], query_key: str | None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """RudderStack's ``/sourceConfig/`` answer for the key in the header or query."""
+        key = key_from_header(headers.get("authorization")) or query_key
+        return self._library_settings(headers, key, lambda s, _: libraries.source_config(s))
+
+    def segment_settings(
+        self, headers: Mapping[str, str], key: str
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Segment's ``/v1/projects/{key}/settings`` answer (the libraries' CDN settings)."""
+        return self._library_settings(headers, key, lambda _, k: libraries.segment_settings(k))
+
+    def _library_settings(
+        self,
+        headers: Mapping[str, str],
+        key: str | None,
+        render: Callable[[SourceSettings, str], bytes],
+    ) -> tuple[int, bytes, dict[str, str]]:
+        origin = headers.get("origin")
+        extra = self.cors_headers(origin) or {}
+        try:
+            source = self._resolver.resolve(key, origin)
+        except ForwarderError as exc:
+            status, content, more = answer(exc)
+            return status, content, {**more, **extra}
+        extra["Cache-Control"] = libraries.SETTINGS_CACHE
+        return 200, render(source, key or ""), extra
 
 
 def _service(request: Request[Any, Any, Any]) -> IngestService:
@@ -189,107 +242,49 @@ def _handler(call_type: str | None, paths: list[str]) -> Any:
     return post(paths, status_code=200, tags=["ingest"], name=f"ingest_{name}")(ingest)
 
 
-async def _read(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            raise MalformedRequestError("client went away before the body was complete")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError(
-                f"request body is over the {limit} byte limit", field="server.max_request_bytes"
-            )
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _respond(send: Send, status: int, content: bytes, extra: Mapping[str, str]) -> None:
-    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(content))]
-    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in extra.items()]
-    start: HTTPResponseStartEvent = {
-        "type": "http.response.start",
-        "status": status,
-        "headers": headers,
-    }
-    body: HTTPResponseBodyEvent = {
-        "type": "http.response.body",
-        "body": content,
-        "more_body": False,
-    }
-    await send(start)
-    await send(body)
-
-
-async def answer_ingest(
-    service: IngestService, scope: HTTPScope, receive: Receive, send: Send
-) -> bool:
-    """The ingest fast path: answer ``/v1/*`` before the framework; False for anything else.
-
-    Ingest is the hot path and Litestar's per-request machinery (its entry point, exception
-    middleware, routing, Request and Response) cost more than validating and storing a single
-    event (``benchmarks/RESULTS.md``). The same ``process`` serves the Litestar routes, which
-    remain for the OpenAPI document. CORS preflights are answered here too (Litestar's own
-    OPTIONS has no CORS).
-    """
-    method = scope["method"]
-    path = scope["path"]
-    if method == "POST" and path in INGEST_PATHS:
-        await _ingest(service, scope, receive, send, INGEST_PATHS[path])
-        return True
-    if method == "OPTIONS" and path.startswith("/v1/"):
-        await _preflight(service, scope, send)
-        return True
-    return False
-
-
-async def _ingest(
-    service: IngestService, scope: Scope, receive: Receive, send: Send, call_type: str | None
-) -> None:
-    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    limit = service.max_raw_bytes
-
-    async def read_body() -> bytes:
-        if int(headers.get("content-length") or 0) > limit:
-            raise PayloadTooLargeError(
-                f"request body is over the {limit} byte limit", field="server.max_request_bytes"
-            )
-        return await _read(receive, limit)
-
-    status, content, extra = await service.process(scope["path"], headers, read_body, call_type)
-    await _respond(send, status, content, extra)
-
-
-async def _preflight(service: IngestService, scope: Scope, send: Send) -> None:
-    origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
-    allowed = service.preflight_headers(origin)
-    if allowed is None:
-        reason = f"CORS preflight refused: origin {origin or '(none)'} is not allowed"
-        await _respond(send, 403, _ERROR.encode(ErrorResponse(False, reason, "Origin")), {})
-        return
-    start: HTTPResponseStartEvent = {
-        "type": "http.response.start",
-        "status": 204,
-        "headers": allowed,
-    }
-    body: HTTPResponseBodyEvent = {"type": "http.response.body", "body": b"", "more_body": False}
-    await send(start)
-    await send(body)
-
-
-@post("/v1/m", status_code=200, include_in_schema=False)
+@post(sorted(libraries.METRICS_PATHS), status_code=200, include_in_schema=False)
 async def client_metrics() -> Response[bytes]:
-    """analytics.js reports its own metrics here; accepted and ignored."""
-    return Response(b'{"success":true}', media_type=_JSON)
+    """analytics.js and RudderStack report their own metrics here; accepted and ignored."""
+    return Response(libraries.ACCEPTED_METRICS, media_type=_JSON)
+
+
+@get(
+    "/v1/projects/{write_key:str}/settings",
+    tags=["ingest"],
+    name="segment_settings",
+    sync_to_thread=False,
+)
+def segment_settings(
+    request: Request[Any, Any, Any], write_key: Annotated[str, PathParameter()]
+) -> Response[bytes]:
+    """Segment's libraries read their settings here when their CDN host is the forwarder.
+
+    analytics.js with ``cdnURL``, analytics-kotlin and analytics-swift with ``cdnHost``; the
+    answer enables the Segment.io destination with the key and names no ``apiHost``, so the
+    library keeps the one it was configured with.
+    """
+    status, content, extra = _service(request).segment_settings(request.headers, write_key)
+    return Response(content, status_code=status, media_type=_JSON, headers=extra)
+
+
+@get(sorted(libraries.SOURCE_CONFIG_PATHS), tags=["ingest"], name="rudderstack_source_config")
+async def rudderstack_source_config(request: Request[Any, Any, Any]) -> Response[bytes]:
+    """RudderStack's browser SDK reads its source here when ``configUrl`` is the forwarder.
+
+    The key comes from ``Authorization: Basic`` or ``?writeKey=``; the answer names the source
+    and lists no destinations.
+    """
+    status, content, extra = _service(request).source_config(
+        request.headers, request.query_params.get("writeKey")
+    )
+    return Response(content, status_code=status, media_type=_JSON, headers=extra)
 
 
 def ingest_router() -> Router:
     """Every ingest route."""
     paths = {call: [f"/v1/{call}", f"/v1/{short}"] for call, short in CALLS.items()}
     handlers: list[Any] = [_handler(call, p) for call, p in paths.items()]
-    handlers.append(_handler(None, ["/v1/batch", "/v1/import"]))
-    handlers.append(client_metrics)
+    batch_paths = [p for p, call in INGEST_PATHS.items() if call is None]
+    handlers.append(_handler(None, batch_paths))
+    handlers += [client_metrics, rudderstack_source_config, segment_settings]
     return Router(path="/", route_handlers=handlers)

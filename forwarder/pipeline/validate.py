@@ -81,6 +81,14 @@ def _identified(event: Valid) -> Valid | Rejected:
     return event
 
 
+def _drop_empty_user_id(data: dict[str, Any]) -> bool:
+    """Treat ``"userId": ""`` as no userId (RudderStack's SDKs send it for anonymous visitors)."""
+    if data.get("userId") == "":
+        del data["userId"]
+        return True
+    return False
+
+
 def _path_and_reason(exc: msgspec.ValidationError) -> tuple[str, str]:
     text = str(exc)
     reason, sep, where = text.partition(" - at `")
@@ -146,8 +154,10 @@ class Validator:
             reason = f"event is {len(body)} bytes; the limit is {self._max_event}"
             return Decoded([], [Rejected(0, "$", reason)], key, 1)
         try:
-            if data.get("type", call_type) == call_type:
-                message: Message = self._typed[call_type].decode(body)
+            if _drop_empty_user_id(data):
+                message: Message = msgspec.convert({**data, "type": call_type}, Message)
+            elif data.get("type", call_type) == call_type:
+                message = self._typed[call_type].decode(body)
             else:  # the path decides the type, as Segment does
                 message = msgspec.convert({**data, "type": call_type}, Message)
         except msgspec.ValidationError as exc:
@@ -178,7 +188,10 @@ class Validator:
             data = self._any.decode(raw)
             if not isinstance(data, dict):
                 return Rejected(index, "$", "Expected `object`")
-            message: Message = self._message.decode(raw)
+            if _drop_empty_user_id(data):
+                message: Message = msgspec.convert(data, Message)
+            else:
+                message = self._message.decode(raw)
         except msgspec.ValidationError as exc:
             return Rejected(index, *_path_and_reason(exc))
         except (msgspec.DecodeError, RecursionError) as exc:  # the batch decode checked syntax
