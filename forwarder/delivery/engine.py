@@ -28,6 +28,7 @@ from forwarder.delivery.stitch import Resolver
 from forwarder.delivery.worker import QueueWorker, WorkerSettings
 from forwarder.hubspot.auth import LockFactory, OAuthTokens, StaticToken, TokenProvider
 from forwarder.hubspot.client import HubSpotClient
+from forwarder.hubspot.paths import paths_for
 from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Coordination, SharedWindow, Storage
 from forwarder.telemetry import Metrics, get_logger
 
@@ -62,7 +63,8 @@ def token_provider(
     sandbox_token: str,
     lock_factory: LockFactory | None = None,
 ) -> TokenProvider:
-    """OAuth when a refresh token is configured, else the private app token."""
+    """OAuth when a refresh token is configured, else the static token or service key (both
+    are sent as ``Authorization: Bearer``)."""
     if portal.refresh_token is not None and portal.client_secret is not None:
         return OAuthTokens(
             portal.client_id or "",
@@ -73,7 +75,7 @@ def token_provider(
             clock=clock,
             lock_factory=lock_factory,
         )
-    return StaticToken(portal.access_token or Secret(sandbox_token))
+    return StaticToken(portal.access_token or portal.service_key or Secret(sandbox_token))
 
 
 def _refresh_lock(shared: Coordination | None, portal: str) -> LockFactory | None:
@@ -126,6 +128,7 @@ class Engine:
                 transport=transport,
                 clock=clock,
                 timeout_s=portal.request_timeout_s,
+                paths=paths_for(portal.api_version),
             )
             create = portal.unmapped_events == "auto" or portal_uses_sandbox(portal)
             envelopes = PortalEnvelopes.from_portal(portal, clock, _windows(shared, name))

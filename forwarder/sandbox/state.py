@@ -47,7 +47,7 @@ class Sandbox:
         """Back to the configured start: seeds re-applied, everything received forgotten."""
         cfg = self.config
         self.generation = getattr(self, "generation", 0) + 1
-        self.tokens = TokenStore(cfg.tokens, cfg.time_scale)
+        self.tokens = TokenStore(cfg.tokens, cfg.time_scale, cfg.service_keys)
         self.limiter = Limiter(
             limit_10s=cfg.window_limit(),
             daily=cfg.daily_limit(),
