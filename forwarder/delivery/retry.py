@@ -152,7 +152,8 @@ def classify(
         attempt: 1 for the first send of this batch.
         expected_results: a 2xx must carry ``results`` (batch read/upsert/create).
         oauth: the portal uses OAuth (401 refreshes instead of pausing).
-        conflict_is_duplicate: a 409 means the idempotency key was already used.
+        conflict_is_duplicate: a 409 on a single input means its idempotency key was already
+            used (a 409 on a batch is bisected).
         input_keys: per input, the key HubSpot echoes in 207 errors (id, email or
             ``objectWriteTraceId``), to map errors back to input indexes.
         daily_reset_in_s: seconds until the portal's daily limit resets.
@@ -176,7 +177,9 @@ def classify(
         # The whole API version is gone: every event would fail the same way until the
         # operator moves the portal to a supported ``api_version``.
         return Pause(f"{status}: {error.message or 'API version gone'}", UNSUPPORTED_VERSION)
-    if status == 409 and conflict_is_duplicate:
+    if status == 409 and conflict_is_duplicate and batch_size == 1:
+        # On a batch, HubSpot refuses all of it when any one exists: bisect (below) to
+        # find which, or the new ones would be counted as delivered and lost.
         return AlreadyDone()
     if status == 400 and batch_size == 1 and _repeated_uuid(error):
         # HubSpot keeps the first occurrence of a uuid and refuses later ones: a replay after

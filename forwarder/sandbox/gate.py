@@ -75,6 +75,8 @@ async def handle(request: Request[Any, Any, Any], route: Route, work: Work) -> R
     request_id = str(uuid.uuid4())
     now = sandbox.clock.now()
     version = version_of(request.url.path) if route.versioned else None
+    if version is not None:
+        sandbox.versions[version] += 1
     if version is not None and version in sandbox.config.unsupported_versions:
         return _error(sandbox, route, unsupported(version), request_id, [])
     principal: Principal | ApiError | None = None

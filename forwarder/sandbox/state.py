@@ -74,6 +74,8 @@ class Sandbox:
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[tuple[str, int]] = Counter()
         self.injected: Counter[int] = Counter()
+        self.versions: Counter[str] = Counter()
+        """Requests by the API version in their path (``v3``, ``2026-03``)."""
         self.webhooks_sent: list[webhooks.Delivery] = []
         for name, props in (cfg.seed_definitions or {}).items():
             self.define_event(name, props)
