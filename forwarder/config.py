@@ -315,6 +315,16 @@ def _error_key(exc: msgspec.ValidationError) -> tuple[str, str]:
     return key, reason
 
 
+def _failing_portal(data: dict[str, Any]) -> str | None:
+    """The name of the first portal that does not convert (msgspec says only ``[...]``)."""
+    for name, portal in (data.get("portals") or {}).items():
+        try:
+            msgspec.convert(portal, PortalSettings, dec_hook=_dec_hook)
+        except msgspec.ValidationError:
+            return str(name)
+    return None
+
+
 def _validate(settings: Settings) -> None:
     names = {p for p in settings.portals}
     keys: set[str] = set()
@@ -385,6 +395,10 @@ def load_settings(
         settings = msgspec.convert(data, Settings, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
         key, reason = _error_key(exc)
+        if (name := _failing_portal(data)) is not None:
+            key = key.replace("portals[...]", f"portals.{name}", 1)
+        if key.endswith(".api_version"):
+            reason += ' (one of "2026-03", "2026-09", "v3")'
         raise ConfigError(key, reason) from exc
     if path is None and not settings.sources:
         settings = with_development_defaults(settings)
