@@ -225,6 +225,13 @@ class PortalCheck:
         kind = "event type" if self._paths.dated_timeline else "template"
         templates = {m.timeline_template for m in self._portal.events if m.timeline_template}
         for template in sorted(t for t in templates if t is not None):
+            if self._paths.dated_timeline and template.isdigit():
+                # A number is a v3 template id: dated versions name the event type instead.
+                fix = 'use the app\'s event type name, or api_version = "v3"'
+                self._add(
+                    f"timeline {kind} {template}", Verdict.MISSING, f"a v3 template id: {fix}"
+                )
+                continue
             self._add(
                 f"timeline {kind} {template}",
                 Verdict.NOTE,

@@ -194,3 +194,17 @@ properties = {{ revenue = "amount", sku = "sku" }}
     assert gap.returncode == 1, gap.stdout + gap.stderr
     assert "✗ main" in gap.stdout
     assert "property coupon" in gap.stdout
+
+
+async def test_v3_template_id_on_a_dated_version_is_flagged_with_the_fix() -> None:
+    mapping = EventMapping(event="Order Completed", custom_event="x", timeline_template="1001")
+    sandbox = account(seed_definitions={"x": ()})
+    items = await run(sandbox, portal(events=(mapping,), contacts=ContactSettings()))
+
+    missing = lines(items, Verdict.MISSING)
+    assert list(missing) == ["timeline event type 1001"]
+    assert "event type name" in missing["timeline event type 1001"]
+    legacy = await run(
+        sandbox, portal(events=(mapping,), contacts=ContactSettings(), api_version="v3")
+    )
+    assert lines(legacy, Verdict.NOTE)["timeline template 1001"].startswith("not readable")
