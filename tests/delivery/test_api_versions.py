@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 
 from forwarder.config import ContactSettings, EventMapping, PortalSettings
 from forwarder.delivery.retry import UNSUPPORTED_VERSION, VALIDATION_RULE
-from forwarder.sandbox import SandboxConfig
+from forwarder.sandbox import DEFAULT_TOKEN, SandboxConfig
 from tests.delivery.harness import AUTH, Forwarder, running, track, until
-from tests.delivery.test_faults import assert_counts_add_up, final_details
+from tests.delivery.test_faults import assert_counts_add_up, final_details, remote_received
+from tests.support import SERVER_KEY, ServerProcess, free_port, sandbox_process, serve_config
 
 PORTAL_ID = 123456
 
@@ -185,3 +188,35 @@ async def test_dated_timeline_replay_of_an_existing_occurrence_counts_as_deliver
         assert fw.requests("timeline.batch_create").get(409, 0) >= 1
         assert len(fw.sandbox.timeline.events) == 2
         assert (await fw.counts()).get("dead", 0) == 0
+
+
+def test_served_forwarder_on_the_default_version_delivers_to_a_sandbox_past_the_v3_sunset(
+    tmp_path: Path,
+) -> None:
+    """Real processes on loopback: `forwarder sandbox --unsupported v3` and `forwarder serve`."""
+    with sandbox_process("--unsupported", "v3") as sandbox:
+        refused = httpx.post(
+            f"{sandbox.url}/events/v3/send/batch",
+            json={"inputs": []},
+            headers={"Authorization": f"Bearer {DEFAULT_TOKEN}"},
+            timeout=5,
+        )
+        assert refused.status_code == 410
+        port = free_port()
+        server = ServerProcess(tmp_path, serve_config(tmp_path / "f.db", port, sandbox.url))
+        server.start(port)
+        try:
+            events = [track(i) for i in range(5)]
+            sent = httpx.post(
+                f"{server.url}/v1/batch",
+                json={"batch": events},
+                auth=(SERVER_KEY, ""),
+                timeout=10,
+            )
+            assert sent.status_code == 200
+            deadline = time.monotonic() + 20
+            while len(remote_received(sandbox.url)) < 5:
+                assert time.monotonic() < deadline, server.log_path.read_text()
+                time.sleep(0.05)
+        finally:
+            server.stop()
