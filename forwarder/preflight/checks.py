@@ -11,7 +11,7 @@ from typing import Any
 
 from forwarder.config import PortalSettings
 from forwarder.delivery.mapping import qualified
-from forwarder.errors import HubSpotError
+from forwarder.errors import HubSpotAuthError, HubSpotError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.definitions import EventDefinition
 from forwarder.hubspot.responses import HubSpotResponse
@@ -69,6 +69,10 @@ class PortalCheck:
             if body is None:
                 return await self._client.request(method, path, params={"limit": "1"})
             return await self._client.request(method, path, body)
+        except HubSpotAuthError as exc:
+            fix = "install the app again for a new refresh token, or check client_id/secret"
+            self._add("credential (OAuth app)", Verdict.MISSING, f"refresh refused: {exc}: {fix}")
+            raise Stop from exc
         except HubSpotError as exc:
             where = self._portal.base_url
             self._add("HubSpot reachable", Verdict.MISSING, f"{where}: {exc}; check base_url")

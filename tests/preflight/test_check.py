@@ -208,3 +208,19 @@ async def test_v3_template_id_on_a_dated_version_is_flagged_with_the_fix() -> No
         sandbox, portal(events=(mapping,), contacts=ContactSettings(), api_version="v3")
     )
     assert lines(legacy, Verdict.NOTE)["timeline template 1001"].startswith("not readable")
+
+
+async def test_refused_oauth_refresh_token_is_reported_as_the_credential() -> None:
+    oauth = portal(
+        access_token=None,
+        tier="oauth",
+        client_id="sandbox-client-id",
+        client_secret=Secret("sandbox-client-secret"),
+        refresh_token=Secret("not-the-refresh-token"),
+    )
+    items = await run(account(), oauth)
+
+    missing = lines(items, Verdict.MISSING)
+    assert list(missing) == ["credential (OAuth app)"]
+    assert "refresh refused" in missing["credential (OAuth app)"]
+    assert "not-the-refresh-token" not in render(items)
