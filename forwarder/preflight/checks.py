@@ -13,7 +13,11 @@ from forwarder.config import PortalSettings
 from forwarder.delivery.mapping import qualified
 from forwarder.errors import HubSpotAuthError, HubSpotError
 from forwarder.hubspot.client import HubSpotClient
-from forwarder.hubspot.definitions import EventDefinition
+from forwarder.hubspot.definitions import (
+    EventDefinition,
+    EventDefinitionInput,
+    EventPropertyDefinition,
+)
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.preflight.items import Item, Verdict
 from forwarder.preflight.limits import credential_kind, envelope_items, version_item
@@ -164,8 +168,6 @@ class PortalCheck:
                 await self._event_property(name, prop, types)
 
     async def _create_definition(self, name: str, wanted: list[str]) -> EventDefinition | None:
-        from forwarder.hubspot.definitions import EventDefinitionInput, EventPropertyDefinition
-
         short = name.split("_", 1)[1]
         props = [EventPropertyDefinition(name=p, label=p, type="string") for p in wanted]
         egg = EventDefinitionInput(
@@ -195,8 +197,6 @@ class PortalCheck:
             self._add(what, Verdict.MISSING, f"type {kind!r} cannot take text: make it a string")
 
     async def _create_property(self, event: str, prop: str) -> str | None:
-        from forwarder.hubspot.definitions import EventPropertyDefinition
-
         try:
             made = await self._client.create_event_property(
                 event, EventPropertyDefinition(name=prop, label=prop, type="string")
@@ -208,7 +208,7 @@ class PortalCheck:
 
     async def _contact_properties(self) -> None:
         contacts = self._portal.contacts
-        named = [p for p in contacts.properties.values()]
+        named = list(contacts.properties.values())
         if contacts.user_id_property is not None:
             named.append(contacts.user_id_property)
         if not named:
