@@ -21,7 +21,8 @@ from forwarder.errors import ConfigError
 
 SANDBOX_BASE_URL = "sandbox"
 ApiVersion = Literal["2026-03", "2026-09", "v3"]
-"""HubSpot's date-based API versions, and ``v3`` for the legacy numbered paths."""
+"""HubSpot's date-based API versions, and ``v3`` for the legacy numbered paths (spelled out
+again on ``PortalSettings.api_version`` so the configuration reference lists the values)."""
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -187,7 +188,7 @@ class PortalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """HubSpot service key (beta): an account-level key sent as ``Authorization: Bearer``, with
     the limits of a privately distributed app. No webhooks: merges and deletions by webhook
     still need an app (``webhook_secret`` or OAuth ``client_secret``)."""
-    api_version: ApiVersion = "2026-03"
+    api_version: Literal["2026-03", "2026-09", "v3"] = "2026-03"
     """HubSpot API version every call uses: ``2026-03``, ``2026-09`` (CRM writes also checked
     against the account's validation rules) or ``v3`` (legacy numbered paths, unsupported by
     HubSpot from September 2027)."""

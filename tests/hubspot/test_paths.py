@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+import typing
 from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
 
-from forwarder.config import Secret
+from forwarder.config import PortalSettings, Secret
 from forwarder.hubspot.auth import StaticToken
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.definitions import EventDefinitionInput, EventPropertyDefinition
@@ -50,6 +51,8 @@ def test_no_hubspot_path_literal_outside_the_path_table() -> None:
 
 def test_every_version_has_a_table_and_2026_03_is_the_default() -> None:
     assert set(PATHS) == set(API_VERSIONS) == {"v3", "2026-03", "2026-09"}
+    configurable = typing.get_args(typing.get_type_hints(PortalSettings)["api_version"])
+    assert set(configurable) == set(API_VERSIONS)
     assert HubSpotClient("https://x", StaticToken(Secret("t"))).paths.version == "2026-03"
 
 
