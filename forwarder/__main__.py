@@ -1,4 +1,4 @@
-"""Command line: ``forwarder serve|sandbox|schemas`` (``python -m forwarder`` is the same)."""
+"""Command line: ``forwarder serve|check|sandbox|schemas`` (``python -m forwarder`` is the same)."""
 
 from __future__ import annotations
 
@@ -120,6 +120,47 @@ def _migrate(args: argparse.Namespace) -> int:
     return 1 if args.check else 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+
+    import httpx
+
+    from forwarder.app import sandbox_config
+    from forwarder.config import load_settings, portal_uses_sandbox, secrets_of
+    from forwarder.preflight.items import passed, render
+    from forwarder.preflight.run import check_portals
+    from forwarder.sandbox import DEFAULT_TOKEN, create_sandbox_app
+    from forwarder.telemetry import Redactor, configure_logging
+
+    settings = load_settings(args.config)
+    # The report is the output; only warnings and errors are logged (secrets redacted).
+    configure_logging(Redactor(secrets_of(settings)), fmt="console", level=logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.portal is not None and args.portal not in settings.portals:
+        raise ConfigError("--portal", f"no [portals.{args.portal}] is configured")
+    # A sandbox portal is checked against a fresh simulator made from its config, as
+    # ``serve`` would make it: it shows what the config asks of HubSpot.
+    transports: dict[str, httpx.AsyncBaseTransport] = {
+        name: httpx.ASGITransport(
+            app=create_sandbox_app(sandbox_config(portal))  # type: ignore[arg-type]  # Litestar's ASGI types
+        )
+        for name, portal in settings.portals.items()
+        if portal_uses_sandbox(portal)
+    }
+    items = asyncio.run(
+        check_portals(
+            settings,
+            transports=transports,
+            create_missing=args.create_missing,
+            sandbox_token=DEFAULT_TOKEN,
+            only=args.portal,
+        )
+    )
+    print(render(items))
+    return 0 if passed(items) else 1
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from forwarder.events.schema import write_schemas
 
@@ -160,6 +201,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="only print what would change (read-only); exit 1 when something would",
     )
     migrate.set_defaults(run=_migrate)
+
+    check = commands.add_parser(
+        "check",
+        help="preflight: verify credential, scopes, definitions and properties for each portal",
+    )
+    check.add_argument("--config", help="TOML file (default: $FORWARDER_CONFIG or zero-config)")
+    check.add_argument("--portal", help="check only this [portals.NAME]")
+    check.add_argument(
+        "--create-missing",
+        action="store_true",
+        help="create missing custom event definitions and event properties (otherwise read-only)",
+    )
+    check.set_defaults(run=_check)
 
     schemas = commands.add_parser("schemas", help="write the ingest API's JSON Schemas")
     schemas.add_argument("--out", default="schemas", help="directory (default: schemas)")

@@ -209,6 +209,8 @@ def sandbox_config(portal: PortalSettings) -> SandboxConfig:
     if portal.access_token is not None:
         tokens[portal.access_token.reveal()] = ALL_SCOPES
     extra: dict[str, Any] = {}
+    if portal.service_key is not None:
+        extra["service_keys"] = {portal.service_key.reveal(): ALL_SCOPES}
     signing = portal.client_secret or portal.webhook_secret
     if signing is not None:  # the simulator signs its webhooks with the app's secret
         extra["client_secret"] = signing.reveal()

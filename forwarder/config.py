@@ -20,6 +20,9 @@ import msgspec
 from forwarder.errors import ConfigError
 
 SANDBOX_BASE_URL = "sandbox"
+ApiVersion = Literal["2026-03", "2026-09", "v3"]
+"""HubSpot's date-based API versions, and ``v3`` for the legacy numbered paths (spelled out
+again on ``PortalSettings.api_version`` so the configuration reference lists the values)."""
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -180,7 +183,15 @@ class PortalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     portal_id: int = 0
     """HubSpot portal (Hub) id."""
     access_token: Secret | None = None
-    """Private app token (``pat-...``)."""
+    """Legacy private app or project app static token (``pat-...``)."""
+    service_key: Secret | None = None
+    """HubSpot service key (beta): an account-level key sent as ``Authorization: Bearer``, with
+    the limits of a privately distributed app. No webhooks: merges and deletions by webhook
+    still need an app (``webhook_secret`` or OAuth ``client_secret``)."""
+    api_version: Literal["2026-03", "2026-09", "v3"] = "2026-03"
+    """HubSpot API version every call uses: ``2026-03``, ``2026-09`` (CRM writes also checked
+    against the account's validation rules) or ``v3`` (legacy numbered paths, unsupported by
+    HubSpot from September 2027)."""
     base_url: str = SANDBOX_BASE_URL
     """``https://api.hubapi.com`` or ``sandbox`` for the built-in simulator."""
     tier: Literal["free", "starter", "professional", "enterprise", "oauth"] = "professional"
@@ -305,6 +316,16 @@ def _error_key(exc: msgspec.ValidationError) -> tuple[str, str]:
     return key, reason
 
 
+def _failing_portal(data: dict[str, Any]) -> str | None:
+    """The name of the first portal that does not convert (msgspec says only ``[...]``)."""
+    for name, portal in (data.get("portals") or {}).items():
+        try:
+            msgspec.convert(portal, PortalSettings, dec_hook=_dec_hook)
+        except msgspec.ValidationError:
+            return str(name)
+    return None
+
+
 def _validate(settings: Settings) -> None:
     names = {p for p in settings.portals}
     keys: set[str] = set()
@@ -325,8 +346,15 @@ def _validate(settings: Settings) -> None:
         if real and not portal.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"{where}.base_url", "must be an http(s) URL or 'sandbox'")
         oauth = portal.refresh_token is not None
-        if real and portal.access_token is None and not oauth:
-            raise ConfigError(f"{where}.access_token", "a real portal needs a token or OAuth keys")
+        if portal.access_token is not None and portal.service_key is not None:
+            raise ConfigError(
+                f"{where}.service_key", "give either access_token or service_key, not both"
+            )
+        token = portal.access_token or portal.service_key
+        if real and token is None and not oauth:
+            raise ConfigError(
+                f"{where}.access_token", "a real portal needs a token, a service key or OAuth keys"
+            )
         if oauth and (portal.client_id is None or portal.client_secret is None):
             raise ConfigError(f"{where}.client_id", "OAuth mode needs client_id and client_secret")
         if not 0 < portal.limits.safety <= 1:
@@ -368,6 +396,10 @@ def load_settings(
         settings = msgspec.convert(data, Settings, dec_hook=_dec_hook)
     except msgspec.ValidationError as exc:
         key, reason = _error_key(exc)
+        if (name := _failing_portal(data)) is not None:
+            key = key.replace("portals[...]", f"portals.{name}", 1)
+        if key.endswith(".api_version"):
+            reason += ' (one of "2026-03", "2026-09", "v3")'
         raise ConfigError(key, reason) from exc
     if path is None and not settings.sources:
         settings = with_development_defaults(settings)
@@ -415,6 +447,7 @@ def secrets_of(settings: Settings) -> list[str]:
     for portal in settings.portals.values():
         for secret in (
             portal.access_token,
+            portal.service_key,
             portal.client_secret,
             portal.refresh_token,
             portal.webhook_secret,

@@ -23,6 +23,7 @@ _SENSITIVE_KEYS = frozenset(
         "write_key",
         "writekey",
         "access_token",
+        "service_key",
         "refresh_token",
         "token",
         "client_secret",

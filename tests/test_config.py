@@ -103,6 +103,18 @@ def test_config_path_comes_from_forwarder_config_env(tmp_path: Path) -> None:
             "needs allowed origins",
         ),
         ("[server\n", ENV, "--config", "not valid TOML"),
+        (
+            BASE + 'api_version = "2025-09"\n',
+            ENV,
+            "portals.main.api_version",
+            'Invalid enum value \'2025-09\' (one of "2026-03", "2026-09", "v3")',
+        ),
+        (
+            BASE + 'service_key = "svc-123"\n',
+            ENV,
+            "portals.main.service_key",
+            "not both",
+        ),
     ],
 )
 def test_invalid_config_names_the_key_and_the_problem(
@@ -132,3 +144,19 @@ def test_config_error_does_not_echo_secret_values(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_settings(write(tmp_path, text), env=ENV)
     assert "write-key-123" not in str(info.value)
+
+
+def test_service_key_alone_is_a_credential_and_versions_default_to_2026_03(
+    tmp_path: Path,
+) -> None:
+    text = BASE.replace('access_token = "${TOKEN}"', 'service_key = "${TOKEN}"')
+    settings = load_settings(write(tmp_path, text), env=ENV)
+    portal = settings.portals["main"]
+    assert portal.service_key == Secret("pat-na1-xyz")
+    assert portal.api_version == "2026-03"
+    assert "pat-na1-xyz" not in repr(portal)
+
+
+def test_api_version_is_read_from_the_portal(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, BASE + 'api_version = "v3"\n'), env=ENV)
+    assert settings.portals["main"].api_version == "v3"

@@ -34,6 +34,7 @@ from forwarder.hubspot.auth import (
     TokenStore,
 )
 from forwarder.hubspot.client import HubSpotClient
+from forwarder.hubspot.paths import paths_for
 from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Coordination, SharedWindow, Storage
 from forwarder.telemetry import Metrics, get_logger
 
@@ -69,7 +70,8 @@ def token_provider(
     lock_factory: LockFactory | None = None,
     store: TokenStore | None = None,
 ) -> TokenProvider:
-    """OAuth when a refresh token is configured, else the private app token."""
+    """OAuth when a refresh token is configured, else the static token or service key (both
+    are sent as ``Authorization: Bearer``)."""
     if portal.refresh_token is not None and portal.client_secret is not None:
         return OAuthTokens(
             portal.client_id or "",
@@ -81,7 +83,7 @@ def token_provider(
             lock_factory=lock_factory,
             store=store,
         )
-    return StaticToken(portal.access_token or Secret(sandbox_token))
+    return StaticToken(portal.access_token or portal.service_key or Secret(sandbox_token))
 
 
 def _refresh_lock(shared: Coordination | None, portal: str) -> LockFactory | None:
@@ -135,6 +137,7 @@ class Engine:
                 transport=transport,
                 clock=clock,
                 timeout_s=portal.request_timeout_s,
+                paths=paths_for(portal.api_version),
             )
             create = portal.unmapped_events == "auto" or portal_uses_sandbox(portal)
             envelopes = PortalEnvelopes.from_portal(portal, clock, _windows(shared, name))

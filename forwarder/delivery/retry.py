@@ -97,6 +97,16 @@ class RefreshAuth:
 
 Outcome = Done | AlreadyDone | Retry | RetryPartial | Split | GiveUp | Pause | RefreshAuth
 
+VALIDATION_RULE = "VALIDATION_RULE"
+"""Dead-letter category of a write the account's validation rules refused (2026-09 and later)."""
+VALIDATION_RULE_CODES = frozenset(
+    {"MISSING_REQUIRED_PROPERTY", "MISSING_CONDITIONAL_REQUIRED_PROPERTY"}
+)
+"""``errors[].code`` of a refusal by a conditional rule or a property required on creation."""
+UNSUPPORTED_VERSION = "UNSUPPORTED_API_VERSION"
+"""Category the sandbox answers (with 410) on a version started as unsupported: HubSpot does
+not document what an unsupported version answers, so any 410 pauses rather than loses events."""
+
 # Per-input categories that a retry will not cure (reference §3 and §5).
 PERMANENT_CATEGORIES = frozenset(
     {"VALIDATION_ERROR", "OBJECT_NOT_FOUND", "CONFLICT", "OBJECT_ALREADY_EXISTS", "INVALID_EMAIL"}
@@ -142,7 +152,8 @@ def classify(
         attempt: 1 for the first send of this batch.
         expected_results: a 2xx must carry ``results`` (batch read/upsert/create).
         oauth: the portal uses OAuth (401 refreshes instead of pausing).
-        conflict_is_duplicate: a 409 means the idempotency key was already used.
+        conflict_is_duplicate: a 409 on a single input means its idempotency key was already
+            used (a 409 on a batch is bisected).
         input_keys: per input, the key HubSpot echoes in 207 errors (id, email or
             ``objectWriteTraceId``), to map errors back to input indexes.
         daily_reset_in_s: seconds until the portal's daily limit resets.
@@ -162,7 +173,13 @@ def classify(
         return _transient(result, attempt, rand)
     if status in (401, 403):
         return _auth(result, error, oauth)
-    if status == 409 and conflict_is_duplicate:
+    if status == 410 or error.category == UNSUPPORTED_VERSION:
+        # The whole API version is gone: every event would fail the same way until the
+        # operator moves the portal to a supported ``api_version``.
+        return Pause(f"{status}: {error.message or 'API version gone'}", UNSUPPORTED_VERSION)
+    if status == 409 and conflict_is_duplicate and batch_size == 1:
+        # On a batch, HubSpot refuses all of it when any one exists: bisect (below) to
+        # find which, or the new ones would be counted as delivered and lost.
         return AlreadyDone()
     if status == 400 and batch_size == 1 and _repeated_uuid(error):
         # HubSpot keeps the first occurrence of a uuid and refuses later ones: a replay after
@@ -170,6 +187,8 @@ def classify(
         return AlreadyDone()
     if status in (400, 409, 413) and batch_size > 1:
         return Split(f"{status}: {error.message or 'rejected'}; bisecting {batch_size} inputs")
+    if status == 400 and (rule := _validation_rule(error)) is not None:
+        return GiveUp(rule, result.correlation_id, VALIDATION_RULE)
     return _give_up(result, error)
 
 
@@ -245,6 +264,15 @@ def _repeated_uuid(error: ErrorBody) -> bool:
     return any(
         "uuid" in t.lower() and ("already" in t.lower() or "duplicate" in t.lower()) for t in texts
     )
+
+
+def _validation_rule(error: ErrorBody) -> str | None:
+    """The reason, with HubSpot's messages, when the account's validation rules refused it."""
+    refused = [d for d in error.errors if d.code in VALIDATION_RULE_CODES]
+    if not refused:
+        return None
+    said = "; ".join(f"{d.code}: {d.message}" for d in refused)
+    return f"400: refused by the account's validation rules: {said}"
 
 
 def _give_up(response: HubSpotResponse, error: ErrorBody) -> GiveUp:

@@ -21,6 +21,7 @@ from forwarder.delivery.mapping import Conversion
 from forwarder.hubspot.auth import StaticToken
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import EventCompletion
+from forwarder.hubspot.paths import ApiPaths, paths_for
 from forwarder.storage.base import Storage
 
 
@@ -34,8 +35,10 @@ class SandboxRoute:
         storage: Storage,
         clock: Clock,
         token: str,
+        paths: ApiPaths,
     ) -> None:
         self._portal = portal
+        self._paths = paths  # the portal's version: inputs are built in its shapes
         self._transport = transport
         self._storage = storage
         self._clock = clock
@@ -51,6 +54,7 @@ class SandboxRoute:
                 StaticToken(Secret(self._token)),
                 transport=self._transport(),
                 clock=self._clock,
+                paths=self._paths,
             )
             self._catalog = DefinitionCatalog(
                 f"test:{self._portal}", self._client, self._storage, create_missing=True
@@ -74,7 +78,8 @@ def route_test_events(
         if portal_uses_sandbox(portal):
             continue  # already delivers to the sandbox
         made = functools.partial(transport_for, name)
-        route = SandboxRoute(name, made, storage, clock, token)
+        paths = paths_for(portal.api_version)
+        route = SandboxRoute(name, made, storage, clock, token, paths)
         for (worker_portal, _), worker in engine.workers.items():
             if worker_portal == name:
                 worker.test_route = route

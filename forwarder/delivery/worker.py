@@ -222,6 +222,7 @@ class QueueWorker:
             attempt=attempt,
             expected_results=self.destination.expects_results,
             oauth=self._settings.oauth,
+            conflict_is_duplicate=self.destination.conflict_is_duplicate,
             input_keys=[r.key for r in sent],
             daily_reset_in_s=self._envelopes.seconds_until_daily_reset(),
         )

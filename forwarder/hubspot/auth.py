@@ -27,8 +27,9 @@ from forwarder.errors import (
     HubSpotTransportError,
 )
 from forwarder.hubspot.models import ErrorBody, TokenResponse
+from forwarder.hubspot.paths import OAUTH_TOKEN
 
-TOKEN_PATH = "/oauth/v1/token"  # noqa: S105 - a URL path, not a secret
+TOKEN_PATH = OAUTH_TOKEN
 REFRESH_MARGIN_MAX_S = 300.0
 """Refresh at most this long before expiry (HubSpot's 30-minute tokens: at 25 minutes)."""
 REFRESH_MARGIN_SHARE = 1 / 6

@@ -27,6 +27,7 @@ from forwarder.hubspot.definitions import (
     EventPropertyDefinition,
 )
 from forwarder.hubspot.models import (
+    AppEventOccurrence,
     BatchInput,
     BatchReadInput,
     BatchResponse,
@@ -36,6 +37,7 @@ from forwarder.hubspot.models import (
     FormAnswer,
     FormSubmission,
     ObjectId,
+    PropertyList,
     SearchRequest,
     SearchResponse,
     SimplePublicObject,
@@ -44,6 +46,7 @@ from forwarder.hubspot.models import (
     UpdateInput,
     UpsertInput,
 )
+from forwarder.hubspot.paths import DEFAULT_API_VERSION, ApiPaths, paths_for
 from forwarder.hubspot.responses import (
     HubSpotResponse,
     Reply,
@@ -54,14 +57,13 @@ from forwarder.hubspot.responses import (
 
 T = TypeVar("T")
 
-CONTACTS = "/crm/v3/objects/contacts"
-DEFINITIONS = "/events/v3/event-definitions"
-
 _log = structlog.get_logger(__name__)
 _ENCODER = msgspec.json.Encoder()
 _OBJECTS = msgspec.json.Decoder(BatchResponse[SimplePublicObject])
 _TIMELINE = msgspec.json.Decoder(BatchResponse[TimelineEventResult])
+_APP_EVENTS = msgspec.json.Decoder(BatchResponse[AppEventOccurrence])
 _SEARCH = msgspec.json.Decoder(SearchResponse)
+_PROPERTY_LIST = msgspec.json.Decoder(PropertyList)
 _FORM_ANSWER = msgspec.json.Decoder(FormAnswer)
 _DEFINITION_PAGE = msgspec.json.Decoder(EventDefinitionPage)
 _DEFINITION = msgspec.json.Decoder(EventDefinition)
@@ -69,7 +71,7 @@ _PROPERTY = msgspec.json.Decoder(EventPropertyDefinition)
 
 
 class HubSpotClient:
-    """Talks to one HubSpot portal (or the sandbox) with one token provider."""
+    """Talks to one HubSpot portal (or the sandbox) with one token provider, on one API version."""
 
     def __init__(
         self,
@@ -79,7 +81,10 @@ class HubSpotClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = 10.0,
         clock: Clock | None = None,
+        paths: ApiPaths | None = None,
     ) -> None:
+        self.paths = paths or paths_for(DEFAULT_API_VERSION)
+        """Every path this client calls (its portal's ``api_version``)."""
         self._auth = auth
         self._clock = clock or SystemClock()
         self._http = httpx.AsyncClient(
@@ -157,16 +162,24 @@ class HubSpotClient:
     # --- delivery endpoints -----------------------------------------------------------------
 
     async def send_event_batch(self, inputs: Sequence[EventCompletion]) -> Reply[None]:
-        """``POST /events/v3/send/batch`` (up to 500 inputs; 204 on success)."""
-        response = await self.request("POST", "/events/v3/send/batch", BatchInput(list(inputs)))
+        """Custom event ``send/batch`` (up to 500 inputs; 204 on success)."""
+        body = BatchInput(list(inputs))
+        response = await self.request("POST", self.paths.events_send_batch, body)
         return Reply(response, None)
 
     async def create_timeline_batch(
         self, inputs: Sequence[TimelineEvent]
     ) -> Reply[BatchResponse[TimelineEventResult]]:
-        """``POST /crm/v3/timeline/events/batch/create`` (201, or 207 with per-input errors)."""
-        path = "/crm/v3/timeline/events/batch/create"
+        """v3 ``timeline/events/batch/create`` (201, or 207 with per-input errors)."""
+        path = self.paths.timeline_batch
         return await self._call("POST", path, BatchInput(list(inputs)), _TIMELINE)
+
+    async def send_app_events(
+        self, inputs: Sequence[AppEventOccurrence]
+    ) -> Reply[BatchResponse[AppEventOccurrence]]:
+        """Dated ``timeline/{version}/events/batch``: 200, or 400/409 with none accepted."""
+        path = self.paths.timeline_batch
+        return await self._call("POST", path, BatchInput(list(inputs)), _APP_EVENTS)
 
     async def batch_read_contacts(
         self, ids: Sequence[str], *, id_property: str | None, properties: Sequence[str]
@@ -175,28 +188,28 @@ class HubSpotClient:
         body = BatchReadInput(
             inputs=[ObjectId(i) for i in ids], properties=list(properties), id_property=id_property
         )
-        return await self._call("POST", f"{CONTACTS}/batch/read", body, _OBJECTS)
+        return await self._call("POST", self.paths.contacts_batch_read, body, _OBJECTS)
 
     async def batch_upsert_contacts(
         self, inputs: Sequence[UpsertInput]
     ) -> Reply[BatchResponse[SimplePublicObject]]:
         """``contacts/batch/upsert`` (results carry ``new``: created vs updated)."""
         body = BatchInput(list(inputs))
-        return await self._call("POST", f"{CONTACTS}/batch/upsert", body, _OBJECTS)
+        return await self._call("POST", self.paths.contacts_batch_upsert, body, _OBJECTS)
 
     async def batch_update_contacts(
         self, inputs: Sequence[UpdateInput]
     ) -> Reply[BatchResponse[SimplePublicObject]]:
         """``contacts/batch/update`` by record id."""
         body = BatchInput(list(inputs))
-        return await self._call("POST", f"{CONTACTS}/batch/update", body, _OBJECTS)
+        return await self._call("POST", self.paths.contacts_batch_update, body, _OBJECTS)
 
     async def batch_create_contacts(
         self, inputs: Sequence[CreateInput]
     ) -> Reply[BatchResponse[SimplePublicObject]]:
         """``contacts/batch/create`` (give each input an ``objectWriteTraceId`` for 207s)."""
         body = BatchInput(list(inputs))
-        return await self._call("POST", f"{CONTACTS}/batch/create", body, _OBJECTS)
+        return await self._call("POST", self.paths.contacts_batch_create, body, _OBJECTS)
 
     async def search_contacts(
         self,
@@ -207,7 +220,7 @@ class HubSpotClient:
     ) -> Reply[SearchResponse]:
         """``contacts/search``: its own 5/s envelope, and no rate-limit headers."""
         body = SearchRequest(list(filter_groups), list(properties), limit, after)
-        return await self._call("POST", f"{CONTACTS}/search", body, _SEARCH)
+        return await self._call("POST", self.paths.contacts_search, body, _SEARCH)
 
     async def submit_form(self, url: str, submission: FormSubmission) -> Reply[FormAnswer]:
         """``POST {forms host}/submissions/v3/integration/secure/submit/{portal}/{form}``.
@@ -216,6 +229,21 @@ class HubSpotClient:
         sandbox, which serves them on the same host.
         """
         return await self._call("POST", url, submission, _FORM_ANSWER)
+
+    # --- preflight (``forwarder check``) ------------------------------------------------------
+
+    async def list_contact_properties(self) -> Reply[PropertyList]:
+        """Every contact property (reading needs a contacts read or schema scope)."""
+        response = await self.request("GET", self.paths.contact_properties)
+        return Reply(response, decode_body(response, _PROPERTY_LIST))
+
+    async def probe_empty_batch(self, path: str) -> HubSpotResponse:
+        """POST ``{"inputs": []}``: passes auth and scopes, then writes nothing.
+
+        HubSpot checks the token (401) and the scopes (403) before it reads a body, so this
+        tells whether a write would be allowed without creating or sending anything.
+        """
+        return await self.request("POST", path, BatchInput[object]([]))
 
     # --- event definitions (start-up; raise on failure) -------------------------------------
 
@@ -228,7 +256,7 @@ class HubSpotClient:
         found: list[EventDefinition] = []
         params = {"limit": str(page_size), "includeProperties": "true"}
         while True:
-            response = await self.request("GET", DEFINITIONS, params=params)
+            response = await self.request("GET", self.paths.event_definitions, params=params)
             page = expect_body(response, _DEFINITION_PAGE)
             found.extend(page.results)
             if page.paging is None or page.paging.next is None:
@@ -241,7 +269,8 @@ class HubSpotClient:
         Raises:
             HubSpotError: a retryable or permanent failure, with HubSpot's category.
         """
-        return expect_body(await self.request("POST", DEFINITIONS, definition), _DEFINITION)
+        path = self.paths.event_definitions
+        return expect_body(await self.request("POST", path, definition), _DEFINITION)
 
     async def create_event_property(
         self, event_name: str, prop: EventPropertyDefinition
@@ -251,5 +280,5 @@ class HubSpotClient:
         Raises:
             HubSpotError: a retryable or permanent failure, with HubSpot's category.
         """
-        path = f"{DEFINITIONS}/{event_name}/property"
+        path = self.paths.event_property(event_name)
         return expect_body(await self.request("POST", path, prop), _PROPERTY)

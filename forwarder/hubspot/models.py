@@ -23,7 +23,7 @@ class Wire(msgspec.Struct, rename="camel", omit_defaults=True):
 
 
 class EventCompletion(Wire):
-    """One custom behavioral event occurrence for ``/events/v3/send/batch``."""
+    """One custom behavioral event occurrence for ``send/batch`` (same body on every version)."""
 
     event_name: str
     properties: dict[str, str]
@@ -57,7 +57,7 @@ class Paging(Wire):
 
 
 class TimelineEvent(Wire):
-    """One CRM timeline event (``/crm/v3/timeline/events/batch/create``)."""
+    """One v3 CRM timeline event (``timeline/events/batch/create``)."""
 
     event_template_id: str
     id: str
@@ -77,6 +77,19 @@ class TimelineEventResult(Wire):
     object_id: str | None = None
     email: str | None = None
     object_type: str | None = None
+
+
+class AppEventOccurrence(Wire):
+    """One dated timeline event ("app event occurrence"): the type is named, not numbered,
+    and the values are ``properties`` rather than template ``tokens``."""
+
+    event_type_name: str
+    id: str
+    properties: dict[str, str]
+    email: str | None = None
+    utk: str | None = None
+    object_id: str | None = None
+    timestamp: str | None = None
 
 
 # --- contacts (§3) --------------------------------------------------------------------------
@@ -132,6 +145,21 @@ class SimplePublicObject(Wire):
     archived: bool = False
     new: bool | None = None
     object_write_trace_id: str | None = None
+
+
+class PropertyDefinition(Wire):
+    """A CRM property as ``GET /crm/{version}/properties/contacts`` lists it."""
+
+    name: str
+    type: str | None = None
+    field_type: str | None = None
+    label: str | None = None
+
+
+class PropertyList(Wire):
+    """The answer of a CRM properties read."""
+
+    results: list[PropertyDefinition] = []
 
 
 class Filter(Wire):

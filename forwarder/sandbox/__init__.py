@@ -13,11 +13,15 @@ Simulated routes (each also under its dated path):
 ``/events/v3/event-definitions[/{name}[/property[/{p}]]]``,
 ``POST /crm/v3/objects/contacts/batch/{read,create,update,upsert}``,
 ``.../search``
-(+ ``/crm/objects/2026-03/contacts/...``), ``POST /crm/v3/timeline/events[/batch/create]``
-(+ ``/integrators/timeline/v3/events...``), ``POST /oauth/v1/token``.
+(+ ``/crm/objects/{2026-03,2026-09}/contacts/...``; 2026-09 writes obey
+``required_contact_properties``), ``GET /crm/v3/properties/contacts`` (+ dated),
+``POST /crm/v3/timeline/events[/batch/create]`` (+ ``/integrators/timeline/v3/events...``),
+``POST /integrators/timeline/2026-03/events/batch`` (app event occurrences, all-or-nothing),
+``POST /oauth/v1/token``. Versions in ``unsupported_versions`` answer 410 on every path
+(``forwarder sandbox --unsupported v3``); ``Sandbox.versions`` counts requests per version.
 Route names (for faults and ``/_sandbox/requests``): ``events.send``, ``events.send_batch``,
 ``definitions``, ``contacts.batch_read|batch_create|batch_update|batch_upsert|search``,
-``timeline.create``, ``timeline.batch_create``, ``oauth.token``.
+``contacts.properties``, ``timeline.create``, ``timeline.batch_create``, ``oauth.token``.
 
 Inspection API (JSON, no auth, never rate limited):
 

@@ -1,6 +1,8 @@
 """Bearer authentication and scopes (reference §5, §6).
 
-Private-app tokens (``SandboxConfig.tokens``) never expire and are each their own app.
+Private-app tokens (``SandboxConfig.tokens``) and service keys (``SandboxConfig.service_keys``)
+never expire and are each their own app: service keys have "the same limits as privately
+distributed apps" (HubSpot's service keys page, reference §6.1).
 Access tokens minted by ``POST /oauth/v1/token`` belong to the OAuth client (one app) and expire
 after 1800 s / ``time_scale`` -> 401 ``EXPIRED_AUTHENTICATION``.
 """
@@ -31,12 +33,19 @@ class Principal:
 class TokenStore:
     """Known bearer tokens: static private-app tokens and minted OAuth access tokens."""
 
-    def __init__(self, tokens: dict[str, tuple[str, ...]], time_scale: float) -> None:
+    def __init__(
+        self,
+        tokens: dict[str, tuple[str, ...]],
+        time_scale: float,
+        service_keys: dict[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self._time_scale = time_scale
         self._principals: dict[str, Principal] = {
             token: Principal(app_key=f"private-app-{index}", scopes=frozenset(scopes))
             for index, (token, scopes) in enumerate(tokens.items(), start=1)
         }
+        for index, (key, scopes) in enumerate((service_keys or {}).items(), start=1):
+            self._principals[key] = Principal(f"service-key-{index}", frozenset(scopes))
 
     def add(self, token: str, scopes: tuple[str, ...] | list[str]) -> None:
         """Grant a new private-app token (its own app) the given scopes."""

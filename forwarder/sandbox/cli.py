@@ -27,6 +27,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--token", action="append", default=[], help=f"extra bearer token (default {DEFAULT_TOKEN})"
     )
     parser.add_argument(
+        "--service-key",
+        action="append",
+        default=[],
+        help="a service key granted every scope (the same limits as a private app)",
+    )
+    parser.add_argument(
+        "--unsupported",
+        action="append",
+        default=[],
+        metavar="VERSION",
+        help="play HubSpot after this version's sunset (e.g. v3): its paths answer 410",
+    )
+    parser.add_argument(
+        "--require-contact-property",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a contact property the account requires on creation (enforced from 2026-09)",
+    )
+    parser.add_argument(
         "--define",
         action="append",
         default=[],
@@ -52,6 +72,9 @@ def config_from(args: argparse.Namespace) -> SandboxConfig:
         time_scale=args.time_scale,
         tokens=tokens,
         seed_definitions=seeds or None,
+        service_keys=dict.fromkeys(args.service_key, ALL_SCOPES),
+        unsupported_versions=tuple(args.unsupported),
+        required_contact_properties=tuple(args.require_contact_property),
     )
 
 

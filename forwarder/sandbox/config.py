@@ -98,6 +98,15 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """Writable contact properties on top of the built-in ones."""
     unique_contact_properties: tuple[str, ...] = ()
     """Custom unique contact properties usable as ``idProperty``."""
+    required_contact_properties: tuple[str, ...] = ()
+    """Properties the account's "Create Record" rules require: on 2026-09 and later a write
+    that would create a contact without them is refused (400 ``MISSING_REQUIRED_PROPERTY``)."""
+    unsupported_versions: tuple[str, ...] = ()
+    """API versions played as past their sunset (e.g. ``("v3",)``): every call on them is
+    refused with 410 (HubSpot documents no answer; the strict reading)."""
+    service_keys: dict[str, tuple[str, ...]] = msgspec.field(default_factory=dict)
+    """Service keys -> granted scopes. A key is sent like a private-app token and has the same
+    limits (its own 10 s window as its own app); it can sign no webhooks."""
 
     def window_limit(self) -> int:
         """The effective 10-second limit."""

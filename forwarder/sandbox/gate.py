@@ -1,9 +1,10 @@
 """The path every simulated HubSpot request takes before its handler runs.
 
-Order: correlation id -> Bearer auth (401) -> scopes (403) -> scripted faults (latency, hang,
-injected status) -> rate limits (429) -> decode + handle. Auth failures spend no budget (the app
-is unknown); validation errors after admission do. Every response carries
-``X-HubSpot-Correlation-Id``; error bodies carry the same id as ``correlationId``.
+Order: correlation id -> unsupported API version (410) -> Bearer auth (401) -> scopes (403) ->
+scripted faults (latency, hang, injected status) -> rate limits (429) -> decode + handle. Auth
+failures spend no budget (the app is unknown); validation errors after admission do. Every
+response carries ``X-HubSpot-Correlation-Id``; error bodies carry the same id as
+``correlationId``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from forwarder.sandbox.faults import FaultAction
 from forwarder.sandbox.limits import MESSAGES, Headers, Refusal
 from forwarder.sandbox.responses import ApiError, encode, validation_error
 from forwarder.sandbox.state import Sandbox
+from forwarder.sandbox.versions import unsupported, version_of
 
 CORRELATION = "X-HubSpot-Correlation-Id"
 JSON = "application/json;charset=utf-8"
@@ -43,6 +45,9 @@ class Route:
     scopes: tuple[str, ...]
     limit: Literal["general", "search", "events", "none"]
     authenticated: bool = True
+    versioned: bool = True
+    """False for APIs with no date-based equivalent yet (forms, OAuth v1): a sunset of the
+    numbered versions does not reach them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,8 @@ class Call:
     query: dict[str, str]
     fault: FaultAction | None
     now: float
+    version: str | None = None
+    """The API version in the request path (``v3``, ``2026-03``)."""
 
 
 Outcome = tuple[int, Any] | ApiError
@@ -67,6 +74,11 @@ async def handle(request: Request[Any, Any, Any], route: Route, work: Work) -> R
     sandbox: Sandbox = request.app.state.sandbox
     request_id = str(uuid.uuid4())
     now = sandbox.clock.now()
+    version = version_of(request.url.path) if route.versioned else None
+    if version is not None:
+        sandbox.versions[version] += 1
+    if version is not None and version in sandbox.config.unsupported_versions:
+        return _error(sandbox, route, unsupported(version), request_id, [])
     principal: Principal | ApiError | None = None
     if route.authenticated:
         principal = sandbox.tokens.authenticate(request.headers.get("authorization"), now)
@@ -91,9 +103,8 @@ async def handle(request: Request[Any, Any, Any], route: Route, work: Work) -> R
     elif route.limit == "events" and (refusal := sandbox.limiter.event_send(now)) is not None:
         return _refused(sandbox, route, refusal, request_id)
     body = await request.body()
-    call = Call(
-        sandbox, request_id, route, request.path_params, dict(request.query_params), fault, now
-    )
+    query = dict(request.query_params)
+    call = Call(sandbox, request_id, route, request.path_params, query, fault, now, version)
     try:
         outcome = work(call, body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:

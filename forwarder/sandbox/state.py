@@ -47,7 +47,7 @@ class Sandbox:
         """Back to the configured start: seeds re-applied, everything received forgotten."""
         cfg = self.config
         self.generation = getattr(self, "generation", 0) + 1
-        self.tokens = TokenStore(cfg.tokens, cfg.time_scale)
+        self.tokens = TokenStore(cfg.tokens, cfg.time_scale, cfg.service_keys)
         self.limiter = Limiter(
             limit_10s=cfg.window_limit(),
             daily=cfg.daily_limit(),
@@ -74,6 +74,8 @@ class Sandbox:
         self.requests: Counter[str] = Counter()
         self.statuses: Counter[tuple[str, int]] = Counter()
         self.injected: Counter[int] = Counter()
+        self.versions: Counter[str] = Counter()
+        """Requests by the API version in their path (``v3``, ``2026-03``)."""
         self.webhooks_sent: list[webhooks.Delivery] = []
         for name, props in (cfg.seed_definitions or {}).items():
             self.define_event(name, props)

@@ -69,7 +69,7 @@ async def test_event_detail_has_payload_identity_attempt_and_final_state(admin: 
     }
     [item] = detail["items"]
     [attempt] = item["history"]
-    assert attempt["route"] == "/events/v3/send/batch"
+    assert attempt["route"] == "/events/2026-03/send/batch"
     assert attempt["status"] in (200, 204)
     assert attempt["correlationId"]
     assert item["explanation"].startswith("delivered to HubSpot")

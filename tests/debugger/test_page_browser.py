@@ -65,7 +65,7 @@ def test_live_event_detail_and_journey(browser: Any, served: ServerProcess) -> N
     page.wait_for_selector("li.event:has-text('Browser Purchase') .s-delivered", timeout=10_000)
     row.click()
     attempt = page.wait_for_selector("tr.attempt", timeout=5_000)
-    assert "/events/v3/send/batch" in attempt.inner_text()
+    assert "/events/2026-03/send/batch" in attempt.inner_text()
     assert "delivered" in page.inner_text("#detail")
 
     page.click("#to-journey")

@@ -132,7 +132,7 @@ async def test_503_burst_is_retried_with_backoff_and_every_event_arrives_once(
         assert await assert_counts_add_up(fw.storage) == {"accepted": 1_500, "delivered": 1_500}
         await assert_each_once(fw.storage, fw.received(), [e["messageId"] for e in events])
         assert fw.requests("events.send_batch")[503] == 3
-        assert hubspot_requests(fw, "/events/v3/send/batch", 503) == 3
+        assert hubspot_requests(fw, "/events/2026-03/send/batch", 503) == 3
         assert dead_lettered(fw) == 0
         retried = await fw.storage.attempts_of(list(range(1, 1_501)))
         assert sum(1 for a in retried if a.status == 503) == 3

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from forwarder.delivery.retry import (
+    UNSUPPORTED_VERSION,
+    VALIDATION_RULE,
     AlreadyDone,
     Done,
     GiveUp,
@@ -262,3 +265,55 @@ def test_repeated_uuid_refusal_of_a_single_input_counts_as_delivered() -> None:
         duration_ms=1.0,
     )
     assert classify(response, batch_size=1, attempt=1) == AlreadyDone()
+
+
+# -- API versions: dated semantics ------------------------------------------------------------
+
+
+def _rule_refusal() -> HubSpotResponse:
+    body = {
+        "status": "error",
+        "category": "VALIDATION_ERROR",
+        "message": "The property values provided are invalid",
+        "errors": [
+            {
+                "code": "MISSING_REQUIRED_PROPERTY",
+                "message": "A value for firstname must be provided",
+                "context": {"propertyName": ["firstname"]},
+            }
+        ],
+    }
+    raw = json.dumps(body).encode()
+    return HubSpotResponse(
+        status=400,
+        body=raw,
+        error=msgspec.json.decode(raw, type=ErrorBody),
+        rate_limit=None,
+        correlation_id="c9",
+        retry_after_s=None,
+        duration_ms=1.0,
+    )
+
+
+def test_write_refused_by_validation_rules_gives_up_with_its_own_category() -> None:
+    outcome = classify(_rule_refusal(), batch_size=1, attempt=1)
+    reason = "400: refused by the account's validation rules: "
+    reason += "MISSING_REQUIRED_PROPERTY: A value for firstname must be provided"
+    assert outcome == GiveUp(reason, "c9", VALIDATION_RULE)
+
+
+def test_validation_rule_refusal_of_a_batch_is_bisected_first() -> None:
+    assert isinstance(classify(_rule_refusal(), batch_size=4, attempt=1), Split)
+
+
+def test_unsupported_api_version_pauses_rather_than_dead_letters() -> None:
+    answer = reply(410, {"message": "API version v3 is unsupported"})
+    outcome = classify(answer, batch_size=10, attempt=1)
+    assert outcome == Pause("410: API version v3 is unsupported", UNSUPPORTED_VERSION)
+
+
+def test_conflict_on_an_all_or_nothing_batch_is_bisected_not_taken_as_done() -> None:
+    outcome = classify(
+        reply(409, {"message": "c"}), batch_size=3, attempt=1, conflict_is_duplicate=True
+    )
+    assert outcome == Split("409: c; bisecting 3 inputs")

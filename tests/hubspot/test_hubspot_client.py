@@ -38,7 +38,7 @@ async def test_event_batch_is_posted_as_camel_case_json_with_bearer_token() -> N
     )
     assert reply.response.status == 204
     request = seen[0]
-    assert request.url.path == "/events/v3/send/batch"
+    assert request.url.path == "/events/2026-03/send/batch"
     assert request.headers["authorization"] == f"Bearer {TOKEN}"
     assert request.headers["content-type"] == "application/json"
     assert json.loads(request.content) == {

@@ -59,8 +59,11 @@ class Destination(Protocol):
 
     name: str
     route: str
+    """The path it posts to (its portal's API version), for metrics and attempt records."""
     batch_size: int
     expects_results: bool
+    conflict_is_duplicate: bool
+    """A 409 on one input means HubSpot already has it (immutable, idempotent ids)."""
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
         """Map leased items to inputs, holds and drops."""

@@ -15,6 +15,7 @@ from forwarder.delivery.mapping import coerce, lookup
 from forwarder.errors import HubSpotError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import UpsertInput
+from forwarder.hubspot.paths import paths_for
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.storage.base import Item
 
@@ -23,11 +24,12 @@ class Contacts:
     """Maps identify traits to contact properties (``[portals.NAME.contacts]``)."""
 
     name = "contacts"
-    route = "/crm/v3/objects/contacts/batch/upsert"
     batch_size = 100
     expects_results = True
+    conflict_is_duplicate = False
 
     def __init__(self, portal: PortalSettings) -> None:
+        self.route = paths_for(portal.api_version).contacts_batch_upsert
         self._properties = dict(portal.contacts.properties)
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:

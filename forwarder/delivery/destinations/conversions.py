@@ -1,4 +1,4 @@
-"""Custom behavioral events ("conversions"): ``POST /events/v3/send/batch``, up to 500 inputs."""
+"""Custom behavioral events ("conversions"): the events ``send/batch`` path, up to 500 inputs."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from forwarder.delivery.stitch import Resolver
 from forwarder.errors import HubSpotError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import EventCompletion
+from forwarder.hubspot.paths import paths_for
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.storage.base import Item
 
@@ -28,9 +29,9 @@ class Conversions:
     """Maps events to custom event occurrences with a deterministic uuid each."""
 
     name = "conversions"
-    route = "/events/v3/send/batch"
     batch_size = BATCH_SIZE
     expects_results = False
+    conflict_is_duplicate = False
 
     def __init__(
         self,
@@ -40,6 +41,7 @@ class Conversions:
         resolver: Resolver,
     ) -> None:
         self._portal = portal
+        self.route = paths_for(portal.api_version).events_send_batch
         self._mapper = mapper
         self._catalog = catalog
         self._resolver = resolver

@@ -17,6 +17,7 @@ from forwarder.delivery.mapping import lookup
 from forwarder.errors import HubSpotError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import FormContext, FormField, FormSubmission
+from forwarder.hubspot.paths import FORMS_SUBMIT
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.storage.base import Item
 
@@ -31,9 +32,10 @@ class Forms:
     """Submits identify email + hutk to the portal's configured form."""
 
     name = "forms"
-    route = "/submissions/v3/integration/secure/submit"
+    route = FORMS_SUBMIT
     batch_size = 1
     expects_results = False
+    conflict_is_duplicate = False
 
     def __init__(self, portal: PortalSettings) -> None:
         host = "" if portal_uses_sandbox(portal) else FORMS_HOST

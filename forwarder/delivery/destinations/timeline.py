@@ -1,7 +1,13 @@
-"""CRM timeline events: ``POST /crm/v3/timeline/events/batch/create``, up to 100 inputs.
+"""CRM timeline events, up to 100 inputs per batch.
 
-Optional per portal (HubSpot opens it only to app partners with existing templates, reference
-§2.1): an event goes here only when its mapping names a ``timeline_template``.
+On ``v3``: ``timeline/events/batch/create`` with template ids and tokens (201, or 207 with
+per-input errors). On the dated versions: app event occurrences, where ``timeline_template``
+names the app event type and the mapped values are its properties; HubSpot accepts the whole
+batch or none of it (400, or 409 when an occurrence id already exists: occurrences are
+immutable, so a 409 on one input is a replay of something HubSpot has).
+
+Optional per portal (HubSpot opens it only to app partners, reference §2.1): an event goes here
+only when its mapping names a ``timeline_template``.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from collections.abc import Sequence
 from forwarder.config import PortalSettings
 from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
 from forwarder.delivery.destinations.mapped import (
+    Mapped,
     identity_fields,
     map_and_identify,
     note,
@@ -20,7 +27,8 @@ from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.stitch import Resolver
 from forwarder.errors import HubSpotError
 from forwarder.hubspot.client import HubSpotClient
-from forwarder.hubspot.models import TimelineEvent
+from forwarder.hubspot.models import AppEventOccurrence, TimelineEvent
+from forwarder.hubspot.paths import paths_for
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.storage.base import Item
 
@@ -29,7 +37,6 @@ class Timeline:
     """Maps events to timeline events whose ``id`` is derived from the messageId."""
 
     name = "timeline"
-    route = "/crm/v3/timeline/events/batch/create"
     batch_size = 100
     expects_results = True
 
@@ -37,6 +44,10 @@ class Timeline:
         self._portal = portal
         self._mapper = mapper
         self._resolver = resolver
+        paths = paths_for(portal.api_version)
+        self.route = paths.timeline_batch
+        self._dated = paths.dated_timeline
+        self.conflict_is_duplicate = paths.dated_timeline
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
         out, mapped = await map_and_identify(
@@ -47,25 +58,46 @@ class Timeline:
             drop_reason="no timeline template mapped for this event",
         )
         for m in mapped:
-            assert m.conversion.timeline_template is not None  # checked by ``usable``
             event_id = stable_uuid(self._portal.portal_id, m.item.event.message_id, self.name)
-            who = identity_fields(m.identity)
-            event = TimelineEvent(
-                event_template_id=m.conversion.timeline_template,
-                id=event_id,
-                tokens=m.conversion.properties,
-                timestamp=occurred_at(m.data),
-                email=who.email,
-                utk=who.utk,
-                object_id=who.object_id,
-            )
+            event = self._occurrence(m, event_id) if self._dated else self._event(m, event_id)
             out.append(Ready(m.item, event, event_id, note=note(m.identity)))
         return out
+
+    @staticmethod
+    def _event(m: Mapped, event_id: str) -> TimelineEvent:
+        assert m.conversion.timeline_template is not None  # checked by ``usable``
+        who = identity_fields(m.identity)
+        return TimelineEvent(
+            event_template_id=m.conversion.timeline_template,
+            id=event_id,
+            tokens=m.conversion.properties,
+            timestamp=occurred_at(m.data),
+            email=who.email,
+            utk=who.utk,
+            object_id=who.object_id,
+        )
+
+    @staticmethod
+    def _occurrence(m: Mapped, event_id: str) -> AppEventOccurrence:
+        assert m.conversion.timeline_template is not None  # checked by ``usable``
+        who = identity_fields(m.identity)
+        return AppEventOccurrence(
+            event_type_name=m.conversion.timeline_template,
+            id=event_id,
+            properties=m.conversion.properties,
+            timestamp=occurred_at(m.data),
+            email=who.email,
+            utk=who.utk,
+            object_id=who.object_id,
+        )
 
     async def send(
         self, client: HubSpotClient, ready: Sequence[Ready]
     ) -> HubSpotResponse | HubSpotError:
+        inputs = [r.input for r in ready]
         try:
-            return (await client.create_timeline_batch([r.input for r in ready])).response
+            if self._dated:
+                return (await client.send_app_events(inputs)).response
+            return (await client.create_timeline_batch(inputs)).response
         except HubSpotError as exc:
             return exc

@@ -10,8 +10,8 @@ from forwarder.sandbox import forms
 from forwarder.sandbox.config import SCOPE_FORMS
 from forwarder.sandbox.gate import Call, Outcome, Route, handle
 
-SECURE = Route("forms.secure_submit", (SCOPE_FORMS,), "general")
-OPEN = Route("forms.submit", (), "none", authenticated=False)
+SECURE = Route("forms.secure_submit", (SCOPE_FORMS,), "general", versioned=False)
+OPEN = Route("forms.submit", (), "none", authenticated=False, versioned=False)
 
 
 def _submit(call: Call, body: bytes) -> Outcome:

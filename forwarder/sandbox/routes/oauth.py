@@ -9,7 +9,7 @@ from litestar import Request, Response, post
 from forwarder.sandbox import oauth
 from forwarder.sandbox.gate import Call, Outcome, Route, handle
 
-TOKEN = Route("oauth.token", (), "none", authenticated=False)
+TOKEN = Route("oauth.token", (), "none", authenticated=False, versioned=False)
 
 
 def _exchange(call: Call, body: bytes) -> Outcome:
