@@ -18,7 +18,7 @@ from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.definitions import (
     EventDefinition,
     EventDefinitionInput,
-    EventPropertyDefinition,
+    EventPropertyInput,
 )
 from forwarder.storage.base import Storage
 from forwarder.telemetry import get_logger
@@ -130,8 +130,12 @@ class DefinitionCatalog:
                 EventDefinitionInput(
                     label=short.replace("_", " ").title()[:100],
                     name=short,
+                    # True: the mapping fills HubSpot's default hs_* properties (page URL,
+                    # title, referrer, UTM, user agent, language), and a send naming a
+                    # property the definition lacks is refused.
+                    include_default_properties=True,
                     property_definitions=[
-                        EventPropertyDefinition(name=n, label=n, type="string") for n in wanted
+                        EventPropertyInput(name=n, label=n, type="string") for n in wanted
                     ],
                 )
             )
@@ -143,6 +147,6 @@ class DefinitionCatalog:
             if name not in current:
                 await self._wait_for_room()
                 await self._client.create_event_property(
-                    conversion.event_name, EventPropertyDefinition(name=name, label=name)
+                    conversion.event_name, EventPropertyInput(name=name, label=name, type="string")
                 )
                 current[name] = "string"

@@ -50,15 +50,31 @@ class EventDefinition(Wire):
     properties: list[EventPropertyDefinition] = msgspec.field(default_factory=list)
 
 
+class EventPropertyInput(Wire):
+    """Body of ``POST .../event-definitions/{eventName}/property`` and an item of
+    ``propertyDefinitions``: HubSpot's spec requires ``label`` and ``type``, so both are always
+    sent (a default would be left out by ``omit_defaults``)."""
+
+    name: str
+    label: str
+    type: str
+    description: str | None = None
+
+
 class EventDefinitionInput(Wire):
-    """Body of ``POST /events/v3/event-definitions``."""
+    """Body of ``POST /events/v3/event-definitions``.
+
+    ``includeDefaultProperties`` and ``propertyDefinitions`` are required by HubSpot's spec (the
+    guide calls the first optional, default true), so neither has a default here and both are
+    always on the wire; the caller chooses ``include_default_properties`` deliberately.
+    """
 
     label: str
+    include_default_properties: bool
+    property_definitions: list[EventPropertyInput]
     name: str | None = None
     description: str | None = None
     primary_object: str = "CONTACT"
-    include_default_properties: bool = True
-    property_definitions: list[EventPropertyDefinition] = msgspec.field(default_factory=list)
 
 
 class EventDefinitionPage(Wire):
