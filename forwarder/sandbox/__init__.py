@@ -15,6 +15,10 @@ Simulated routes (each also under its dated path):
 ``.../search``
 (+ ``/crm/objects/2026-03/contacts/...``), ``POST /crm/v3/timeline/events[/batch/create]``
 (+ ``/integrators/timeline/v3/events...``), ``POST /oauth/v1/token``.
+Every request body is first checked against HubSpot's own OpenAPI specs (``specs/``, matched
+by method and path, so each dated version by its own spec): a body the spec refuses gets
+HubSpot's ``400 VALIDATION_ERROR`` with one ``errors[]`` item per problem (``in`` is a JSON
+pointer), before any of the simulator's own rules run. See ``openapi.py``.
 Route names (for faults and ``/_sandbox/requests``): ``events.send``, ``events.send_batch``,
 ``definitions``, ``contacts.batch_read|batch_create|batch_update|batch_upsert|search``,
 ``timeline.create``, ``timeline.batch_create``, ``oauth.token``.
