@@ -3,17 +3,20 @@ validates against them.
 
 The walk drives each public method of ``HubSpotClient`` (and the OAuth refresh) against the real
 sandbox and records what went over the wire, so it finds the paths wherever the client keeps
-them (constants, literals or a per-version table). The sandbox checks each body against the
-shipped specs, so a refused body shows up here as a 400.
+them (constants, literals or a per-version table), once per API version the client speaks. The
+sandbox checks each body against the shipped specs, so a refused body shows up here as a 400.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 import httpx
+import pytest
 
 from forwarder.config import Secret
 from forwarder.hubspot.auth import OAuthTokens
@@ -33,6 +36,18 @@ from forwarder.hubspot.models import (
 )
 from forwarder.sandbox import Sandbox, SandboxConfig, create_sandbox_app, openapi
 
+
+def _path_table() -> ModuleType | None:
+    """The client's per-version path table, once the client has one (``paths_for(version)``)."""
+    try:
+        return importlib.import_module("forwarder.hubspot.paths")
+    except ImportError:
+        return None
+
+
+PATH_TABLE = _path_table()
+VERSIONS: tuple[str, ...] = tuple(PATH_TABLE.API_VERSIONS) if PATH_TABLE else ("v3",)
+"""Every API version the client can speak; the walk runs once per version."""
 PORTAL = 12345678
 FORM_PATH = f"/submissions/v3/integration/secure/submit/{PORTAL}/form-1"
 NOT_IN_COLLECTION = {
@@ -119,7 +134,14 @@ CALLS: dict[str, Call] = {
 }
 
 
-async def walk() -> list[Sent]:
+def make_client(version: str, auth: OAuthTokens, transport: Recording) -> HubSpotClient:
+    if PATH_TABLE is None:  # a client with one set of (v3) paths
+        return HubSpotClient("http://sandbox", auth, transport=transport)
+    paths = PATH_TABLE.paths_for(version)
+    return HubSpotClient("http://sandbox", auth, transport=transport, paths=paths)
+
+
+async def walk(version: str) -> list[Sent]:
     """Every client call once, over OAuth, against a fresh sandbox; what was sent."""
     config = SandboxConfig(
         portal_id=PORTAL,
@@ -136,7 +158,7 @@ async def walk() -> list[Sent]:
         base_url="http://sandbox",
         transport=recording,
     )
-    client = HubSpotClient("http://sandbox", tokens, transport=recording)
+    client = make_client(version, tokens, recording)
     try:
         for call in CALLS.values():
             await call(client, seeded_id)
@@ -156,14 +178,18 @@ def test_the_walk_calls_every_public_method_of_the_client() -> None:
     assert set(CALLS) == public
 
 
-async def test_every_route_the_client_calls_has_a_spec_operation() -> None:
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_every_route_the_client_calls_has_a_spec_operation(version: str) -> None:
     book = openapi.load()
-    routes = {(s.method, s.path) for s in await walk()}
+    routes = {(s.method, s.path) for s in await walk(version)}
     missing = {r for r in routes - NOT_IN_COLLECTION if book.find(*r) is None}
     assert ("POST", "/oauth/v1/token") in routes
     assert missing == set()
 
 
-async def test_every_body_the_client_sends_is_accepted_by_the_spec_checking_sandbox() -> None:
-    refused = [s for s in await walk() if s.status >= 400]
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_every_body_the_client_sends_is_accepted_by_the_spec_checking_sandbox(
+    version: str,
+) -> None:
+    refused = [s for s in await walk(version) if s.status >= 400]
     assert refused == []
