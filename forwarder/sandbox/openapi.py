@@ -127,7 +127,11 @@ def _first(errors: Iterator[jsonschema_rs.ValidationError]) -> list[jsonschema_r
 
 
 def _refusal(op: Operation, errors: list[jsonschema_rs.ValidationError]) -> ApiError:
-    details = [_detail(e) for e in errors[:MAX_REPORTED]]
+    details: list[dict[str, Any]] = []
+    for error in errors:  # two files defining one route report the same problem twice
+        item = _detail(error)
+        if item not in details and len(details) < MAX_REPORTED:
+            details.append(item)
     first = errors[0]
     where = _pointer(first.instance_path) or "/"
     message = (

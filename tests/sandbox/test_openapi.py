@@ -57,8 +57,8 @@ async def test_each_wrong_field_is_reported_with_its_json_pointer(
     batch = {"inputs": [{"eventName": EVENT, "properties": {"amount": 49.9}}]}
     response = await client.post("/events/v3/send/batch", json=batch)
     assert response.status_code == 400
-    # The route is in two v3 spec files (send completions and event definitions): both report.
-    assert {e["in"] for e in response.json()["errors"]} == {"/inputs/0/properties/amount"}
+    # The route is in two v3 spec files (send completions and event definitions): one report.
+    assert [e["in"] for e in response.json()["errors"]] == ["/inputs/0/properties/amount"]
 
 
 @pytest.mark.parametrize(
