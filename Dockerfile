@@ -2,10 +2,15 @@
 # Run: docker run -p 8080:8080 -v fwd-data:/data -v ./forwarder.toml:/etc/forwarder/forwarder.toml:ro hubspot-forwarder
 FROM python:3.12-slim AS build
 WORKDIR /src
+# The lock first (its layer is cached while only the code changes): exact versions with hashes,
+# the redis and granian extras included, and the build backend for the install below.
+COPY requirements/service.txt ./requirements/service.txt
+RUN pip install --no-cache-dir --prefix=/install -r requirements/service.txt \
+    && pip install --no-cache-dir -r requirements/service.txt
 COPY pyproject.toml README.md ./
 COPY forwarder ./forwarder
 COPY schemas ./schemas
-RUN pip install --no-cache-dir --prefix=/install ".[redis]"
+RUN pip install --no-cache-dir --prefix=/install --no-deps --no-build-isolation .
 
 FROM python:3.12-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from forwarder.errors import ConfigError
+from forwarder.errors import ConfigError, StoreVersionError
+
+if TYPE_CHECKING:
+    from forwarder.config import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -23,10 +28,13 @@ def _serve(args: argparse.Namespace) -> int:
         portal_uses_sandbox,
         secrets_of,
     )
+    from forwarder.extras import require_extras
     from forwarder.serving import run_server
     from forwarder.telemetry import Redactor, configure_logging, get_logger
 
     settings = load_settings(args.config)
+    require_extras(settings)
+    _refuse_newer_store(settings)
     if settings.sandbox_mode:
         key = development_key(settings.storage.url)
         source = msgspec.structs.replace(settings.sources[0], write_key=Secret(key))
@@ -66,6 +74,52 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_newer_store(settings: Settings) -> None:
+    """Stop before serving when the store was written by a newer release (one line, exit 2).
+
+    Opening the store migrates it forward anyway; this only moves the refusal of a newer store
+    out of the server's start-up, where it would surface as a lifespan traceback.
+    """
+    import asyncio
+
+    from forwarder.errors import StorageUnavailableError
+    from forwarder.storage import plan_migrations
+
+    # Unreachable now (Redis restarting): the server's own start-up deals with that.
+    with contextlib.suppress(StorageUnavailableError):
+        asyncio.run(plan_migrations(settings.storage))
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from forwarder.config import load_settings
+    from forwarder.errors import StorageUnavailableError
+    from forwarder.storage import plan_migrations
+
+    settings = load_settings(args.config)
+    try:
+        plan = asyncio.run(plan_migrations(settings.storage, apply=not args.check))
+    except StorageUnavailableError as exc:
+        print(f"forwarder: {exc}", file=sys.stderr)
+        return 2
+    print(f"store: {plan.store}")
+    if plan.found is None:
+        now = "none yet (created at first start)"
+    elif plan.found == 0:
+        now = "0 (written by 0.1.0, before schema versions)"
+    else:
+        now = str(plan.found)
+    print(f"schema version: {now}; this release: {plan.latest}")
+    if not plan.steps:
+        print("up to date: nothing to migrate")
+        return 0
+    print("would apply:" if args.check else "applied:")
+    for version, summary in plan.steps:
+        print(f"  {version:>3}  {summary}")
+    return 1 if args.check else 0
+
+
 def _schemas(args: argparse.Namespace) -> int:
     from forwarder.events.schema import write_schemas
 
@@ -95,6 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the ingest server and delivery workers")
     serve.add_argument("--config", help="TOML file (default: $FORWARDER_CONFIG or zero-config)")
     serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser(
+        "migrate", help="bring the store's schema up to this release (also done at start)"
+    )
+    migrate.add_argument("--config", help="TOML file (default: $FORWARDER_CONFIG or zero-config)")
+    migrate.add_argument(
+        "--check",
+        action="store_true",
+        help="only print what would change (read-only); exit 1 when something would",
+    )
+    migrate.set_defaults(run=_migrate)
 
     schemas = commands.add_parser("schemas", help="write the ingest API's JSON Schemas")
     schemas.add_argument("--out", default="schemas", help="directory (default: schemas)")
@@ -128,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.run(args)
-    except ConfigError as exc:
+    except (ConfigError, StoreVersionError) as exc:
         print(f"forwarder: {exc}", file=sys.stderr)
         return 2
     return code

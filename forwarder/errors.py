@@ -4,6 +4,7 @@ Each branch says who must act::
 
     ForwarderError
     ├── ConfigError                      the operator: a config key is missing or wrong
+    ├── StoreVersionError                the operator: the store was written by a newer release
     ├── ProducerError                    the producer: fix the request and send it again
     │   ├── UnauthorizedError            unknown or missing write key (never says which)
     │   ├── ForbiddenOriginError         browser key used from an origin not allowed
@@ -41,6 +42,24 @@ class ConfigError(ForwarderError):
         super().__init__(f"config error at {key}: {problem}")
         self.key = key
         self.problem = problem
+
+
+class StoreVersionError(ForwarderError):
+    """The store's schema version is newer than this release knows: it must not be opened.
+
+    An older release would misread (or damage) what a newer one wrote; the operator upgrades
+    the forwarder, or restores the backup taken before the upgrade.
+    """
+
+    def __init__(self, store: str, found: int, known: int) -> None:
+        super().__init__(
+            f"store {store} has schema version {found}, newer than this release knows "
+            f"({known}): run the release that wrote it, or restore the backup taken before "
+            "upgrading"
+        )
+        self.store = store
+        self.found = found
+        self.known = known
 
 
 class ProducerError(ForwarderError):

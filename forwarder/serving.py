@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from forwarder.config import Settings
-from forwarder.errors import ConfigError
+from forwarder.extras import require
 
 AppFactory = Callable[[], Any]
 
@@ -53,14 +53,11 @@ def _load(app_factory: AppFactory, target: str) -> Any:
 
 
 def _run_granian(app_factory: AppFactory, settings: Settings) -> None:
-    try:
-        from granian import Granian
-        from granian.constants import Interfaces, Loops
-        from granian.log import LogLevels
-    except ImportError as exc:  # pragma: no cover - depends on the optional extra
-        raise ConfigError(
-            "server.server", "granian is not installed (pip install granian)"
-        ) from exc
+    require("granian", extra="granian", key="server.server", why="the granian server")
+    from granian import Granian
+    from granian.constants import Interfaces, Loops
+    from granian.log import LogLevels
+
     server = Granian(
         "forwarder.app:create_app",  # a label here: the loader below builds the app
         address=settings.server.host,

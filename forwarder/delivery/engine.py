@@ -26,7 +26,13 @@ from forwarder.delivery.lookup import ContactLookup
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.stitch import Resolver
 from forwarder.delivery.worker import QueueWorker, WorkerSettings
-from forwarder.hubspot.auth import LockFactory, OAuthTokens, StaticToken, TokenProvider
+from forwarder.hubspot.auth import (
+    LockFactory,
+    OAuthTokens,
+    StaticToken,
+    TokenProvider,
+    TokenStore,
+)
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Coordination, SharedWindow, Storage
 from forwarder.telemetry import Metrics, get_logger
@@ -61,6 +67,7 @@ def token_provider(
     clock: Clock,
     sandbox_token: str,
     lock_factory: LockFactory | None = None,
+    store: TokenStore | None = None,
 ) -> TokenProvider:
     """OAuth when a refresh token is configured, else the private app token."""
     if portal.refresh_token is not None and portal.client_secret is not None:
@@ -72,6 +79,7 @@ def token_provider(
             transport=transport,
             clock=clock,
             lock_factory=lock_factory,
+            store=store,
         )
     return StaticToken(portal.access_token or Secret(sandbox_token))
 
@@ -119,6 +127,7 @@ class Engine:
                 clock=clock,
                 sandbox_token=sandbox_token,
                 lock_factory=_refresh_lock(shared, name),
+                store=shared.tokens(name) if shared is not None else None,
             )
             client = HubSpotClient(
                 base_url,

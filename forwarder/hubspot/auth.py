@@ -1,9 +1,11 @@
 """Where the bearer token comes from: a private-app token, or OAuth tokens refreshed on time.
 
-OAuth access tokens live 30 minutes (``expires_in: 1800``, reference §6.2). They are refreshed
-ahead of expiry and when HubSpot answers 401, with one refresh in flight per portal: concurrent
-callers share it. ``lock_factory`` is the seam for making that single flight hold across replicas
-later (a Redis lock); by default it is a process-local ``asyncio.Lock``.
+OAuth access tokens live 30 minutes (``expires_in: 1800``). They are refreshed ahead of expiry
+and when HubSpot answers 401, with one refresh in flight per portal: concurrent callers share it.
+``lock_factory`` makes that single flight hold across replicas (a Redis lock; by default a
+process-local ``asyncio.Lock``), and a ``TokenStore`` (the shared store, on Redis) keeps the one
+current access token of the portal, so every replica uses the token the last refresh got instead
+of refreshing for itself.
 """
 
 from __future__ import annotations
@@ -36,6 +38,26 @@ _TOKEN_DECODER = msgspec.json.Decoder(TokenResponse)
 _ERROR_DECODER = msgspec.json.Decoder(ErrorBody)
 
 LockFactory = Callable[[], AbstractAsyncContextManager[object]]
+
+TokenRecord = tuple[str, str, float]
+"""A portal's current tokens as shared between replicas: (access token, refresh token, refresh
+due at in wall-clock seconds). The refresh token is shared too: HubSpot may rotate it."""
+
+
+class TokenStore(Protocol):
+    """Where replicas share one portal's current OAuth tokens."""
+
+    async def load(self) -> TokenRecord | None:
+        """The tokens the last refresh stored, if any."""
+        ...
+
+    async def save(self, record: TokenRecord) -> None:
+        """Store the tokens a refresh just got."""
+        ...
+
+    async def drop(self, access_token: str) -> None:
+        """Forget the stored tokens if their access token is ``access_token`` (refused)."""
+        ...
 
 
 class TokenProvider(Protocol):
@@ -84,6 +106,7 @@ class OAuthTokens:
         clock: Clock | None = None,
         timeout_s: float = 10.0,
         lock_factory: LockFactory | None = None,
+        store: TokenStore | None = None,
     ) -> None:
         """Set up the provider; nothing is fetched until the first ``token()``.
 
@@ -96,6 +119,7 @@ class OAuthTokens:
             clock: time source for expiry.
             timeout_s: timeout of the token request.
             lock_factory: makes the lock that keeps one refresh in flight.
+            store: the tokens shared by replicas (None: this process only).
         """
         self._client_id = client_id
         self._client_secret = client_secret
@@ -103,6 +127,7 @@ class OAuthTokens:
         self._clock = clock or SystemClock()
         self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=timeout_s)
         self._lock: AbstractAsyncContextManager[object] = (lock_factory or asyncio.Lock)()
+        self._store_shared = store
         self._access: Secret | None = None
         self._refresh_at = 0.0
         self._refused: HubSpotAuthError | None = None
@@ -117,15 +142,37 @@ class OAuthTokens:
         if current is not None and self._clock.monotonic() < self._refresh_at:
             return current.reveal()
         async with self._lock:
-            # Another caller may have refreshed while this one waited for the lock.
+            # Another caller may have refreshed while this one waited for the lock; with a
+            # shared store, another replica may have: its token is as good as a new one.
             if self._access is not None and self._clock.monotonic() < self._refresh_at:
                 return self._access.reveal()
+            adopted = await self._adopt()
+            if adopted is not None:
+                return adopted
             return await self._refresh()
 
     async def invalidate(self, token: str) -> bool:
         if self._access is not None and self._access.reveal() == token:
             self._access = None
+        if self._store_shared is not None:
+            await self._store_shared.drop(token)
         return True
+
+    async def _adopt(self) -> str | None:
+        """Take the portal's current tokens from the shared store when still fresh."""
+        if self._store_shared is None:
+            return None
+        record = await self._store_shared.load()
+        if record is None:
+            return None
+        access, refresh, refresh_due_at = record
+        left_s = refresh_due_at - self._clock.now()
+        if left_s <= 0:
+            return None
+        self._access = Secret(access)
+        self._refresh_token = Secret(refresh)
+        self._refresh_at = self._clock.monotonic() + left_s
+        return access
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool."""
@@ -158,10 +205,14 @@ class OAuthTokens:
             body = _TOKEN_DECODER.decode(response.content)
         except msgspec.DecodeError as exc:
             raise HubSpotRetryableError("token response unreadable", status=200) from exc
-        self._store(body)
+        self._keep(body)
+        if self._store_shared is not None:
+            due_at = self._clock.now() + self._refresh_at - self._clock.monotonic()
+            record = (body.access_token, self._refresh_token.reveal(), due_at)
+            await self._store_shared.save(record)
         return body.access_token
 
-    def _store(self, body: TokenResponse) -> None:
+    def _keep(self, body: TokenResponse) -> None:
         self._access = Secret(body.access_token)
         if body.refresh_token:  # HubSpot may rotate it; keep the newest.
             self._refresh_token = Secret(body.refresh_token)

@@ -143,8 +143,29 @@ class SharedWindow(Protocol):
         ...
 
 
+class SharedTokens(Protocol):
+    """One portal's current OAuth tokens, shared by replicas: (access token, refresh token,
+    refresh due at in wall-clock seconds)."""
+
+    async def load(self) -> tuple[str, str, float] | None:
+        """The tokens the last refresh stored, if any."""
+        ...
+
+    async def save(self, record: tuple[str, str, float]) -> None:
+        """Store the tokens a refresh just got."""
+        ...
+
+    async def drop(self, access_token: str) -> None:
+        """Forget the stored tokens if their access token is ``access_token``."""
+        ...
+
+
 class Coordination(Protocol):
-    """What replicas sharing one storage also share: rate windows and locks."""
+    """What replicas sharing one storage also share: rate windows, locks and OAuth tokens."""
+
+    def tokens(self, portal: str) -> SharedTokens:
+        """The shared OAuth tokens of one portal."""
+        ...
 
     def window(self, portal: str, envelope: str) -> SharedWindow:
         """The shared log of one portal's envelope."""

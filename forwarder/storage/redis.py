@@ -29,7 +29,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from forwarder.errors import StorageUnavailableError
+from forwarder.errors import StorageUnavailableError, StoreVersionError
+from forwarder.storage import SchemaPlan
+from forwarder.storage import redis_migrations as migrations
 from forwarder.storage import redis_scripts as lua
 from forwarder.storage.base import (
     Accepted,
@@ -121,6 +123,12 @@ class RedisStorage(Storage):
         self._log = get_logger("storage")
 
     # -- plumbing -------------------------------------------------------------------------
+    def describe(self) -> str:
+        """The store for messages: host, database and prefix, never the password."""
+        parts = urlsplit(self._url)
+        where = f"{parts.hostname}:{parts.port or 6379}{parts.path}"
+        return f"{parts.scheme}://{where} prefix {self.keys.prefix}"
+
     @property
     def client(self) -> aioredis.Redis:
         if self._client is None:
@@ -168,9 +176,20 @@ class RedisStorage(Storage):
         self._reader = RedisReader(self._client, self.keys)
         try:
             await check_persistence(self._client, self._log)
+            applied = await migrations.migrate(self._client, self.keys, self.describe())
         except RedisError as exc:
             await self.close()
             raise _translate(exc) from exc
+        except StoreVersionError:
+            await self.close()
+            raise
+        for migration in applied:
+            self._log.info(
+                "schema_migrated",
+                store=self.describe(),
+                version=migration.version,
+                summary=migration.summary,
+            )
         self._closing = False
         self._renewer = asyncio.create_task(self._renew_leases(), name="redis-lease-renewal")
 
@@ -421,3 +440,24 @@ def _pack(e: NewEvent, payload_arg: int) -> list[Any]:
         list(e.destinations),
         [list(d) for d in e.dropped],
     ]
+
+
+async def plan_redis(url: str, *, apply: bool) -> SchemaPlan:
+    """``plan_migrations`` for a Redis key space (see ``redis_migrations``)."""
+    storage = RedisStorage(url)
+    client = aioredis.Redis.from_url(storage._url, socket_connect_timeout=2.0, socket_timeout=5.0)
+    store = storage.describe()
+    try:
+        found = await migrations.version_of(client, storage.keys)
+        if apply:
+            done = await migrations.migrate(client, storage.keys, store)
+        else:
+            done = await migrations.pending(client, storage.keys, store)
+            if found is None:
+                done = list(migrations.MIGRATIONS)
+    except RedisError as exc:
+        raise _translate(exc) from exc
+    finally:
+        with contextlib.suppress(RedisError):
+            await client.aclose()
+    return SchemaPlan(store, found, migrations.LATEST, tuple((m.version, m.summary) for m in done))

@@ -39,12 +39,14 @@ TEMPLATES: dict[str, str] = {
     "attempt": "att:{}",  # string: one attempt, JSON
     "attempts_of": "ao:{}",  # set of attempt ids per item
     "meta": "meta",  # hash
+    "schema": "schema",  # string: the key space's version (redis_migrations)
     "erasures": "erasures",  # list of erasure records (no personal data)
     "probe": "probe",  # string written by check_writable
     "window": "win:{}:{}",  # zset: one rate window's log per (portal, envelope)
     "window_block": "winb:{}:{}",  # string: blocked until (Redis time) per (portal, envelope)
     "window_seq": "winseq",  # string: unique ids for window log entries
     "lock": "lock:{}",  # string: a lock's owner token
+    "oauth": "oauth:{}",  # hash per portal: access, refresh, due (the current OAuth tokens)
 }
 
 

@@ -537,6 +537,13 @@ if redis.call('GET', K.lock(ARGV[2])) == ARGV[3] then return redis.call('DEL', K
 return 0
 """
 
+FORGET_OAUTH = r"""
+if redis.call('HGET', K.oauth(ARGV[2]), 'access') == ARGV[3] then
+  return redis.call('DEL', K.oauth(ARGV[2]))
+end
+return 0
+"""
+
 
 def script(body: str) -> str:
     """A script's full source: the shared prelude, then its body."""

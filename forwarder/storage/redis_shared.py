@@ -97,6 +97,44 @@ class RedisLock:
             self._local.release()
 
 
+class RedisTokens:
+    """One portal's current OAuth tokens in a hash (``SharedTokens``). The key expires a minute
+    after the refresh is due, so tokens of a portal that left the config do not stay."""
+
+    def __init__(self, shared: RedisCoordination, portal: str) -> None:
+        self._shared = shared
+        self._portal = portal
+        self._key = shared.keys.name("oauth", portal)
+
+    async def load(self) -> tuple[str, str, float] | None:
+        try:
+            found = await self._shared.client().hmget(self._key, ["access", "refresh", "due"])
+        except RedisError as exc:
+            raise StorageUnavailableError(f"shared tokens unreadable: {exc}") from exc
+        access, refresh, due = (v.decode() if isinstance(v, bytes) else v for v in found)
+        if access is None or refresh is None or due is None:
+            return None
+        return access, refresh, float(due)
+
+    async def save(self, record: tuple[str, str, float]) -> None:
+        access, refresh, due = record
+        client = self._shared.client()
+        try:
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.hset(self._key, mapping={"access": access, "refresh": refresh, "due": due})
+                pipe.expireat(self._key, int(due) + 60)
+                await pipe.execute()
+        except RedisError as exc:
+            raise StorageUnavailableError(f"shared tokens not stored: {exc}") from exc
+
+    async def drop(self, access_token: str) -> None:
+        try:
+            script = self._shared.script("FORGET_OAUTH")
+            await script(args=[self._shared.keys.prefix, self._portal, access_token])
+        except RedisError as exc:
+            raise StorageUnavailableError(f"shared tokens not dropped: {exc}") from exc
+
+
 class RedisCoordination:
     """Shared windows and locks of one prefix (``Coordination``); usable before ``open``,
     working once the storage is open."""
@@ -121,6 +159,9 @@ class RedisCoordination:
 
     def lock(self, name: str, *, ttl_s: float) -> RedisLock:
         return RedisLock(self, name, ttl_s)
+
+    def tokens(self, portal: str) -> RedisTokens:
+        return RedisTokens(self, portal)
 
 
 async def check_persistence(client: aioredis.Redis, log: Any) -> None:

@@ -19,8 +19,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from forwarder.errors import StorageUnavailableError
+from forwarder.errors import StorageUnavailableError, StoreVersionError
 from forwarder.storage import sqlite_identity as identity
+from forwarder.storage import sqlite_migrations as migrations
 from forwarder.storage import sqlite_sql as sql
 from forwarder.storage.base import (
     FINAL_STATES,
@@ -38,6 +39,7 @@ from forwarder.storage.base import (
     StoredEvent,
 )
 from forwarder.storage.sqlite_dedup import SeenKeys
+from forwarder.telemetry import get_logger
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
@@ -95,6 +97,7 @@ class SqliteStorage(Storage):
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pending = 0
+        self._log = get_logger("storage")
 
     # -- the writer thread ----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -102,8 +105,18 @@ class SqliteStorage(Storage):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=2000")
-        conn.executescript(sql.SCHEMA)
-        conn.executescript(identity.SCHEMA)
+        try:
+            applied = migrations.migrate(conn, str(self.path))
+        except BaseException:
+            conn.close()
+            raise
+        for migration in applied:
+            self._log.info(
+                "schema_migrated",
+                store=str(self.path),
+                version=migration.version,
+                summary=migration.summary,
+            )
         return conn
 
     def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
@@ -111,6 +124,10 @@ class SqliteStorage(Storage):
             conn = self._connect()
         except sqlite3.Error as exc:
             failure.append(_translate(exc))
+            ready.set()
+            return
+        except StoreVersionError as exc:
+            failure.append(exc)
             ready.set()
             return
         ready.set()

@@ -10,24 +10,6 @@ import msgspec
 from forwarder.storage.base import Erasure, Item, Key
 from forwarder.storage.sqlite_sql import EVENT_COLS, event_from_row, finish
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS identities (
-    portal TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, person INTEGER NOT NULL,
-    updated_at REAL NOT NULL, PRIMARY KEY (portal, kind, value)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS identities_person ON identities (portal, person);
-CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL);
-CREATE TABLE IF NOT EXISTS held_keys (
-    portal TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, item_id INTEGER NOT NULL,
-    PRIMARY KEY (portal, kind, value, item_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS held_keys_item ON held_keys (item_id);
-CREATE TABLE IF NOT EXISTS erasures (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, portal TEXT NOT NULL,
-    identifiers INTEGER NOT NULL, events INTEGER NOT NULL, items INTEGER NOT NULL
-);
-"""
-
 
 def _person(conn: sqlite3.Connection, portal: str, key: Key) -> int | None:
     row = conn.execute(

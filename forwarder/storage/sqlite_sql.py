@@ -19,40 +19,6 @@ from forwarder.storage.base import (
 )
 from forwarder.storage.sqlite_dedup import SEQ_SHIFT, SeenKeys, key_of, same_event, seen_value
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    portal TEXT NOT NULL, message_id TEXT NOT NULL, source TEXT NOT NULL,
-    type TEXT NOT NULL, name TEXT, received_at REAL NOT NULL, test INTEGER NOT NULL,
-    payload BLOB NOT NULL
-);
-DROP TABLE IF EXISTS dedup;
-CREATE TABLE IF NOT EXISTS items (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_seq INTEGER NOT NULL, portal TEXT NOT NULL, destination TEXT NOT NULL,
-    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    available_at REAL NOT NULL, updated_at REAL NOT NULL, detail TEXT
-);
-CREATE INDEX IF NOT EXISTS items_ready ON items (portal, destination, available_at)
-    WHERE state IN ('pending', 'leased');
-CREATE INDEX IF NOT EXISTS items_event ON items (event_seq);
-DROP INDEX IF EXISTS items_state;
-CREATE INDEX IF NOT EXISTS items_parked ON items (state, available_at)
-    WHERE state IN ('held', 'dead', 'expired');
-CREATE TABLE IF NOT EXISTS attempts (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, route TEXT NOT NULL,
-    status INTEGER NOT NULL, duration_ms REAL NOT NULL, correlation_id TEXT, error TEXT
-);
-CREATE TABLE IF NOT EXISTS attempt_items (
-    attempt_id INTEGER NOT NULL, item_id INTEGER NOT NULL, PRIMARY KEY (item_id, attempt_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS attempt_items_attempt ON attempt_items (attempt_id);
-CREATE TABLE IF NOT EXISTS tallies (
-    portal TEXT NOT NULL, destination TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL,
-    PRIMARY KEY (portal, destination, state)
-) WITHOUT ROWID;
-"""
 _TALLY = (
     "INSERT INTO tallies (portal, destination, state, n) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (portal, destination, state) DO UPDATE SET n = n + excluded.n"

@@ -93,5 +93,9 @@ def test_decoder_raises_only_producer_errors_and_explains_every_rejection(
 )
 def test_hostile_bytes_are_refused_as_malformed(prefix: bytes, junk: bytes) -> None:
     for call in CALLS:
-        _decode(prefix + junk, call)
-        _decode(b'{"batch":[' + prefix + junk + b"]}", call)
+        # A body that ends in junk is never an event: the whole request is refused.
+        assert _decode(prefix + junk, call) is None
+        # Inside a batch the junk is refused too: the request as malformed, or the junk element
+        # as a rejected event (whatever valid event the random prefix may spell stays valid).
+        wrapped = _decode(b'{"batch":[' + prefix + junk + b"]}", call)
+        assert wrapped is None or wrapped.rejected

@@ -1,0 +1,93 @@
+"""The Redis backend's key-space version, with the same rules as SQLite's schema version.
+
+The key ``{prefix}:schema`` holds the number of the last migration applied to the key space.
+At open, every migration above it runs (under a lock, so replicas opening together apply each
+once) and the key is set to the version reached; a key space at a higher version was written
+by a newer release and is refused (``StoreVersionError``).
+
+Release 0.1.0 did not write the key. A key space without it but with 0.1.0's keys (an event
+counter, the portal set) is at version 0; an empty one is new and starts at the latest
+version. Migration 1 is 0.1.0's layout, so it changes no key and only stamps the version.
+
+To change the layout, append a migration; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple
+
+from forwarder.errors import StoreVersionError
+from forwarder.storage.redis_keys import Keys
+
+Step = Callable[[Any, Keys], Awaitable[None]]
+
+
+class Migration(NamedTuple):
+    """One forward step: the version it reaches, what it does in a line, and the step."""
+
+    version: int
+    summary: str
+    step: Step
+
+
+async def _stamp_only(client: Any, keys: Keys) -> None:
+    """Nothing to change: the key space already has this layout."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1, "the 0.1.0 key layout (on a 0.1.0 store: no change, version stamped)", _stamp_only
+    ),
+)
+LATEST = MIGRATIONS[-1].version
+_LOCK_S = 60
+
+
+async def version_of(client: Any, keys: Keys) -> int | None:
+    """The key space's version; ``None`` for a new, empty key space."""
+    raw = await client.get(keys.name("schema"))
+    if raw is not None:
+        return int(raw)
+    legacy = await client.exists(keys.name("seq"), keys.name("portals"), keys.name("meta"))
+    return 0 if legacy else None
+
+
+async def pending(client: Any, keys: Keys, store: str) -> list[Migration]:
+    """The migrations the key space still needs, oldest first (none for a new one).
+
+    Raises:
+        StoreVersionError: the key space was written by a newer release.
+    """
+    found = await version_of(client, keys)
+    if found is None:
+        return []
+    if found > LATEST:
+        raise StoreVersionError(store, found, LATEST)
+    return [m for m in MIGRATIONS if m.version > found]
+
+
+async def migrate(client: Any, keys: Keys, store: str) -> list[Migration]:
+    """Bring the key space to ``LATEST``; return the migrations this call applied."""
+    if await version_of(client, keys) is None:
+        # A new key space: nothing to migrate. NX: a replica that got here first wins.
+        await client.set(keys.name("schema"), LATEST, nx=True)
+    todo = await pending(client, keys, store)
+    if not todo:
+        return []
+    lock, token = keys.name("lock", "migrate"), uuid.uuid4().hex
+    # Another replica may be migrating: poll its lock (a Redis key, nothing to await locally).
+    while not await client.set(lock, token, nx=True, ex=_LOCK_S):  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    applied = []
+    try:
+        for migration in await pending(client, keys, store):
+            await migration.step(client, keys)
+            await client.set(keys.name("schema"), migration.version)
+            applied.append(migration)
+    finally:
+        if await client.get(lock) == token.encode():
+            await client.delete(lock)
+    return applied

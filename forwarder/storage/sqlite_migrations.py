@@ -1,0 +1,141 @@
+"""The SQLite backend's schema, as numbered forward migrations.
+
+The database's ``PRAGMA user_version`` is the number of the last migration applied. At open,
+every migration above it runs, each in its own transaction with the version it reaches, so a
+crash between two leaves a database at a known version that the next open continues from. A
+database whose version is above the last one here was written by a newer release and is
+refused (``StoreVersionError``): an older release would misread it.
+
+Release 0.1.0 did not stamp a version (its ``user_version`` is 0) and created its tables with
+``CREATE ... IF NOT EXISTS`` on every open; migration 1 is exactly that schema, so on a 0.1.0
+database it changes nothing and only stamps version 1.
+
+To change the schema, append a migration; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import NamedTuple
+
+from forwarder.errors import StoreVersionError
+
+
+class Migration(NamedTuple):
+    """One forward step: the version it reaches, what it does in a line, and its SQL."""
+
+    version: int
+    summary: str
+    sql: str
+
+
+_V1 = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    portal TEXT NOT NULL, message_id TEXT NOT NULL, source TEXT NOT NULL,
+    type TEXT NOT NULL, name TEXT, received_at REAL NOT NULL, test INTEGER NOT NULL,
+    payload BLOB NOT NULL
+);
+DROP TABLE IF EXISTS dedup;
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_seq INTEGER NOT NULL, portal TEXT NOT NULL, destination TEXT NOT NULL,
+    state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    available_at REAL NOT NULL, updated_at REAL NOT NULL, detail TEXT
+);
+CREATE INDEX IF NOT EXISTS items_ready ON items (portal, destination, available_at)
+    WHERE state IN ('pending', 'leased');
+CREATE INDEX IF NOT EXISTS items_event ON items (event_seq);
+DROP INDEX IF EXISTS items_state;
+CREATE INDEX IF NOT EXISTS items_parked ON items (state, available_at)
+    WHERE state IN ('held', 'dead', 'expired');
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, route TEXT NOT NULL,
+    status INTEGER NOT NULL, duration_ms REAL NOT NULL, correlation_id TEXT, error TEXT
+);
+CREATE TABLE IF NOT EXISTS attempt_items (
+    attempt_id INTEGER NOT NULL, item_id INTEGER NOT NULL, PRIMARY KEY (item_id, attempt_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS attempt_items_attempt ON attempt_items (attempt_id);
+CREATE TABLE IF NOT EXISTS tallies (
+    portal TEXT NOT NULL, destination TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (portal, destination, state)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS identities (
+    portal TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, person INTEGER NOT NULL,
+    updated_at REAL NOT NULL, PRIMARY KEY (portal, kind, value)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS identities_person ON identities (portal, person);
+CREATE TABLE IF NOT EXISTS people (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL);
+CREATE TABLE IF NOT EXISTS held_keys (
+    portal TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL, item_id INTEGER NOT NULL,
+    PRIMARY KEY (portal, kind, value, item_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS held_keys_item ON held_keys (item_id);
+CREATE TABLE IF NOT EXISTS erasures (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, portal TEXT NOT NULL,
+    identifiers INTEGER NOT NULL, events INTEGER NOT NULL, items INTEGER NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "the 0.1.0 schema (on a 0.1.0 database: no change, version stamped)", _V1),
+)
+LATEST = MIGRATIONS[-1].version
+
+
+def version_of(conn: sqlite3.Connection) -> int:
+    """The schema version the database is at (0: new, or written by 0.1.0)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def pending(conn: sqlite3.Connection, store: str) -> list[Migration]:
+    """The migrations the database still needs, oldest first.
+
+    Raises:
+        StoreVersionError: the database was written by a newer release.
+    """
+    found = version_of(conn)
+    if found > LATEST:
+        raise StoreVersionError(store, found, LATEST)
+    return [m for m in MIGRATIONS if m.version > found]
+
+
+def migrate(conn: sqlite3.Connection, store: str) -> list[Migration]:
+    """Apply every pending migration, each in one transaction with its version; return them.
+
+    ``conn`` is in autocommit mode (``isolation_level=None``), as the backend's writer opens it.
+    ``BEGIN IMMEDIATE`` takes the write lock first, so two processes opening one file at once
+    apply each migration once: the second waits, then finds the version already reached.
+    """
+    applied = []
+    for migration in pending(conn, store):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if version_of(conn) >= migration.version:  # another process got here first
+                conn.execute("ROLLBACK")
+                continue
+            for statement in _statements(migration.sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        applied.append(migration)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration's SQL into statements (``executescript`` would commit on its own)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
