@@ -17,8 +17,8 @@ from forwarder.errors import HubSpotError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.definitions import (
     EventDefinition,
-    EventDefinitionInput,
-    EventPropertyDefinition,
+    new_definition,
+    new_property,
 )
 from forwarder.storage.base import Storage
 from forwarder.telemetry import get_logger
@@ -123,17 +123,10 @@ class DefinitionCatalog:
     async def _create_missing(self, conversion: Conversion, wanted: list[str]) -> None:
         known = self._known = self._known if self._known is not None else {}
         current = known.get(conversion.event_name)
-        short = conversion.event_name.split("_", 1)[1]
         if current is None:
             await self._wait_for_room()
             definition = await self._client.create_event_definition(
-                EventDefinitionInput(
-                    label=short.replace("_", " ").title()[:100],
-                    name=short,
-                    property_definitions=[
-                        EventPropertyDefinition(name=n, label=n, type="string") for n in wanted
-                    ],
-                )
+                new_definition(conversion.event_name, wanted)
             )
             known[definition.fully_qualified_name] = {p.name: p.type for p in definition.properties}
             known.setdefault(conversion.event_name, {n: "string" for n in wanted})
@@ -142,7 +135,5 @@ class DefinitionCatalog:
         for name in wanted:
             if name not in current:
                 await self._wait_for_room()
-                await self._client.create_event_property(
-                    conversion.event_name, EventPropertyDefinition(name=name, label=name)
-                )
+                await self._client.create_event_property(conversion.event_name, new_property(name))
                 current[name] = "string"

@@ -25,6 +25,7 @@ from forwarder.hubspot.definitions import (
     EventDefinitionInput,
     EventDefinitionPage,
     EventPropertyDefinition,
+    EventPropertyInput,
 )
 from forwarder.hubspot.models import (
     AppEventOccurrence,
@@ -170,7 +171,10 @@ class HubSpotClient:
     async def create_timeline_batch(
         self, inputs: Sequence[TimelineEvent]
     ) -> Reply[BatchResponse[TimelineEventResult]]:
-        """v3 ``timeline/events/batch/create`` (201, or 207 with per-input errors)."""
+        """v3 ``/integrators/timeline/v3/events/batch/create`` (201, or 207 per-input errors).
+
+        The path HubSpot's spec names; ``/crm/v3/timeline/...`` is an older SDK alias.
+        """
         path = self.paths.timeline_batch
         return await self._call("POST", path, BatchInput(list(inputs)), _TIMELINE)
 
@@ -186,7 +190,10 @@ class HubSpotClient:
     ) -> Reply[BatchResponse[SimplePublicObject]]:
         """``contacts/batch/read`` by ``id_property`` (up to 100 ids; 207 lists the missing)."""
         body = BatchReadInput(
-            inputs=[ObjectId(i) for i in ids], properties=list(properties), id_property=id_property
+            inputs=[ObjectId(i) for i in ids],
+            properties=list(properties),
+            properties_with_history=[],
+            id_property=id_property,
         )
         return await self._call("POST", self.paths.contacts_batch_read, body, _OBJECTS)
 
@@ -219,7 +226,7 @@ class HubSpotClient:
         after: str | None = None,
     ) -> Reply[SearchResponse]:
         """``contacts/search``: its own 5/s envelope, and no rate-limit headers."""
-        body = SearchRequest(list(filter_groups), list(properties), limit, after)
+        body = SearchRequest(list(filter_groups), list(properties), limit, after or "0", sorts=[])
         return await self._call("POST", self.paths.contacts_search, body, _SEARCH)
 
     async def submit_form(self, url: str, submission: FormSubmission) -> Reply[FormAnswer]:
@@ -273,7 +280,7 @@ class HubSpotClient:
         return expect_body(await self.request("POST", path, definition), _DEFINITION)
 
     async def create_event_property(
-        self, event_name: str, prop: EventPropertyDefinition
+        self, event_name: str, prop: EventPropertyInput
     ) -> EventPropertyDefinition:
         """Add a property to an event definition.
 

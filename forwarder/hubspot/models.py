@@ -57,7 +57,7 @@ class Paging(Wire):
 
 
 class TimelineEvent(Wire):
-    """One v3 CRM timeline event (``timeline/events/batch/create``)."""
+    """One v3 CRM timeline event (``/integrators/timeline/v3/events/batch/create``)."""
 
     event_template_id: str
     id: str
@@ -102,11 +102,15 @@ class ObjectId(Wire):
 
 
 class BatchReadInput(Wire):
-    """Body of ``contacts/batch/read``."""
+    """Body of ``contacts/batch/read``.
+
+    HubSpot's spec requires ``properties`` and ``propertiesWithHistory`` even when empty, so
+    they have no default (``omit_defaults`` would drop an empty list).
+    """
 
     inputs: list[ObjectId]
-    properties: list[str] = []
-    properties_with_history: list[str] = []
+    properties: list[str]
+    properties_with_history: list[str]
     id_property: str | None = None
 
 
@@ -129,9 +133,13 @@ class UpdateInput(Wire):
 
 
 class CreateInput(Wire):
-    """One input of ``contacts/batch/create``."""
+    """One input of ``contacts/batch/create``.
+
+    ``associations`` is required by HubSpot's spec (its guide calls it optional): always sent.
+    """
 
     properties: dict[str, str]
+    associations: list[dict[str, object]]
     object_write_trace_id: str | None = None
 
 
@@ -179,12 +187,18 @@ class FilterGroup(Wire):
 
 
 class SearchRequest(Wire):
-    """Body of ``contacts/search``."""
+    """Body of ``contacts/search``.
+
+    HubSpot's spec requires every field here (its guide shows most as optional), so none has a
+    default: ``after`` is ``"0"`` on the first page (the cursor is an offset), ``sorts`` may be
+    empty.
+    """
 
     filter_groups: list[FilterGroup]
-    properties: list[str] = []
-    limit: int = 10
-    after: str | None = None
+    properties: list[str]
+    limit: int
+    after: str
+    sorts: list[str]
 
 
 class SearchResponse(Wire):

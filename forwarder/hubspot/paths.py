@@ -83,7 +83,7 @@ PATHS: dict[str, ApiPaths] = {
         contacts_batch_upsert="/crm/v3/objects/contacts/batch/upsert",
         contacts_search="/crm/v3/objects/contacts/search",
         contact_properties="/crm/v3/properties/contacts",
-        timeline_batch="/crm/v3/timeline/events/batch/create",
+        timeline_batch="/integrators/timeline/v3/events/batch/create",
         dated_timeline=False,
         crm_validation_rules=False,
     ),

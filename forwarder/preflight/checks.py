@@ -15,8 +15,8 @@ from forwarder.errors import HubSpotAuthError, HubSpotError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.definitions import (
     EventDefinition,
-    EventDefinitionInput,
-    EventPropertyDefinition,
+    new_definition,
+    new_property,
 )
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.preflight.items import Item, Verdict
@@ -168,13 +168,8 @@ class PortalCheck:
                 await self._event_property(name, prop, types)
 
     async def _create_definition(self, name: str, wanted: list[str]) -> EventDefinition | None:
-        short = name.split("_", 1)[1]
-        props = [EventPropertyDefinition(name=p, label=p, type="string") for p in wanted]
-        egg = EventDefinitionInput(
-            label=short.replace("_", " ").title()[:100], name=short, property_definitions=props
-        )
         try:
-            created = await self._client.create_event_definition(egg)
+            created = await self._client.create_event_definition(new_definition(name, wanted))
         except HubSpotError as exc:
             self._add(f"event {name}", Verdict.MISSING, f"could not create it: {exc}")
             return None
@@ -198,9 +193,7 @@ class PortalCheck:
 
     async def _create_property(self, event: str, prop: str) -> str | None:
         try:
-            made = await self._client.create_event_property(
-                event, EventPropertyDefinition(name=prop, label=prop, type="string")
-            )
+            made = await self._client.create_event_property(event, new_property(prop))
         except HubSpotError as exc:
             self._add(f"  property {prop}", Verdict.MISSING, f"could not create it: {exc}")
             return None

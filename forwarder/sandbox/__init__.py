@@ -19,6 +19,10 @@ Simulated routes (each also under its dated path):
 ``POST /integrators/timeline/2026-03/events/batch`` (app event occurrences, all-or-nothing),
 ``POST /oauth/v1/token``. Versions in ``unsupported_versions`` answer 410 on every path
 (``forwarder sandbox --unsupported v3``); ``Sandbox.versions`` counts requests per version.
+Every request body is first checked against HubSpot's own OpenAPI specs (``specs/``, matched
+by method and path, so each dated version by its own spec): a body the spec refuses gets
+HubSpot's ``400 VALIDATION_ERROR`` with one ``errors[]`` item per problem (``in`` is a JSON
+pointer), before any of the simulator's own rules run. See ``openapi.py``.
 Route names (for faults and ``/_sandbox/requests``): ``events.send``, ``events.send_batch``,
 ``definitions``, ``contacts.batch_read|batch_create|batch_update|batch_upsert|search``,
 ``contacts.properties``, ``timeline.create``, ``timeline.batch_create``, ``oauth.token``.

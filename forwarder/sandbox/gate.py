@@ -1,9 +1,10 @@
 """The path every simulated HubSpot request takes before its handler runs.
 
 Order: correlation id -> unsupported API version (410) -> Bearer auth (401) -> scopes (403) ->
-scripted faults (latency, hang, injected status) -> rate limits (429) -> decode + handle. Auth
-failures spend no budget (the app is unknown); validation errors after admission do. Every
-response carries ``X-HubSpot-Correlation-Id``; error bodies carry the same id as
+scripted faults (latency, hang, injected status) -> rate limits (429) -> HubSpot's OpenAPI
+request schema (400) -> decode + handle. Auth failures spend no budget (the app is unknown);
+validation errors after admission do. Every response carries ``X-HubSpot-Correlation-Id``;
+error bodies carry the same id as
 ``correlationId``.
 """
 
@@ -103,6 +104,10 @@ async def handle(request: Request[Any, Any, Any], route: Route, work: Work) -> R
     elif route.limit == "events" and (refusal := sandbox.limiter.event_send(now)) is not None:
         return _refused(sandbox, route, refusal, request_id)
     body = await request.body()
+    # The scope's path is relative to this app, so the check works under a mount prefix too.
+    refused = sandbox.specs.check(request.method, request.scope["path"], body)
+    if refused is not None:
+        return _error(sandbox, route, refused, request_id, headers)
     query = dict(request.query_params)
     call = Call(sandbox, request_id, route, request.path_params, query, fault, now, version)
     try:

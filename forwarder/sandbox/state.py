@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from forwarder.sandbox import webhooks
+from forwarder.sandbox import openapi, webhooks
 from forwarder.sandbox.auth import TokenStore
 from forwarder.sandbox.clock import Clock, MonotonicClock
 from forwarder.sandbox.config import SandboxConfig
@@ -41,6 +41,8 @@ class Sandbox:
         self.clock = clock or MonotonicClock()
         self.webhook_transport = webhook_transport
         self._seed = seed
+        self.specs = openapi.load()
+        """HubSpot's published request schemas, checked on every simulated call's body."""
         self.reset()
 
     def reset(self) -> None:

@@ -14,7 +14,7 @@ import pytest
 from forwarder.config import PortalSettings, Secret
 from forwarder.hubspot.auth import StaticToken
 from forwarder.hubspot.client import HubSpotClient
-from forwarder.hubspot.definitions import EventDefinitionInput, EventPropertyDefinition
+from forwarder.hubspot.definitions import new_definition, new_property
 from forwarder.hubspot.models import (
     AppEventOccurrence,
     CreateInput,
@@ -100,11 +100,11 @@ async def test_client_makes_every_call_on_its_configured_version(version: str) -
     await client.batch_read_contacts(["a@b.c"], id_property="email", properties=[])
     await client.batch_upsert_contacts([UpsertInput("a@b.c", "email", {})])
     await client.batch_update_contacts([UpdateInput("1", {})])
-    await client.batch_create_contacts([CreateInput({})])
+    await client.batch_create_contacts([CreateInput({}, associations=[])])
     await client.search_contacts([], [])
     await client.list_event_definitions()
-    await client.create_event_definition(EventDefinitionInput(label="X"))
-    await client.create_event_property("pe1_x", EventPropertyDefinition(name="p"))
+    await client.create_event_definition(new_definition("pe1_x", []))
+    await client.create_event_property("pe1_x", new_property("p"))
     await client.list_contact_properties()
     await client.aclose()
 

@@ -50,11 +50,12 @@ async def sandbox_client(
 
 
 def event(**fields: object) -> dict[str, object]:
-    """A valid occurrence of the seeded event, with overrides."""
+    """A valid occurrence of the seeded event, with overrides; ``None`` leaves a field out
+    (HubSpot's spec has no nullable fields here, so a JSON null would fail its schema first)."""
     body: dict[str, object] = {
         "eventName": EVENT,
         "email": "jane@example.com",
         "properties": {"amount": "49.90"},
     }
     body.update(fields)
-    return body
+    return {name: value for name, value in body.items() if value is not None}

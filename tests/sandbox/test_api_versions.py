@@ -57,7 +57,7 @@ async def test_2026_09_contact_create_without_a_required_property_is_refused(
     make_client: Build,
 ) -> None:
     sandbox, client = make_client(required_contact_properties=("firstname",))
-    body = {"inputs": [{"properties": {"email": "a@example.com"}}]}
+    body = {"inputs": [{"properties": {"email": "a@example.com"}, "associations": []}]}
     async with client:
         refused = await client.post("/crm/objects/2026-09/contacts/batch/create", json=body)
         before_rules = await client.post("/crm/objects/2026-03/contacts/batch/create", json=body)

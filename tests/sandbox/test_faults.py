@@ -43,7 +43,11 @@ async def test_partial_failure_fault_gives_207_with_object_not_found(
     sandbox.script_faults(FaultSpec(route="contacts.batch_read", partial_failures=1, count=1))
     response = await client.post(
         "/crm/v3/objects/contacts/batch/read",
-        json={"inputs": [{"id": i} for i in ids], "properties": ["email"]},
+        json={
+            "inputs": [{"id": i} for i in ids],
+            "properties": ["email"],
+            "propertiesWithHistory": [],
+        },
     )
     body = response.json()
     assert response.status_code == 207

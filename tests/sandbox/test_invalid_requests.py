@@ -98,7 +98,11 @@ CASES: list[Any] = [
     pytest.param(
         "/crm/v3/objects/contacts/batch/read",
         "POST",
-        {"inputs": [{"id": str(i)} for i in range(101)], "properties": []},
+        {
+            "inputs": [{"id": str(i)} for i in range(101)],
+            "properties": [],
+            "propertiesWithHistory": [],
+        },
         None,
         400,
         "VALIDATION_ERROR",
@@ -226,7 +230,7 @@ async def test_contact_create_with_existing_email_is_a_conflict(
     existing = sandbox.add_contact({"email": "a@example.com"})
     response = await client.post(
         "/crm/v3/objects/contacts/batch/create",
-        json={"inputs": [{"properties": {"email": "A@example.com"}}]},
+        json={"inputs": [{"properties": {"email": "A@example.com"}, "associations": []}]},
     )
     assert response.status_code == 409
     assert response.json()["message"] == f"Contact already exists. Existing ID: {existing}"
@@ -238,7 +242,7 @@ async def test_unknown_contact_property_is_rejected(
     _, client = sandbox_client
     response = await client.post(
         "/crm/v3/objects/contacts/batch/create",
-        json={"inputs": [{"properties": {"testproperty": "x"}}]},
+        json={"inputs": [{"properties": {"testproperty": "x"}, "associations": []}]},
     )
     assert response.status_code == 400
     assert response.json()["errors"][0]["code"] == "PROPERTY_DOESNT_EXIST"

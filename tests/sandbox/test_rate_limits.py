@@ -9,8 +9,9 @@ from forwarder.sandbox import ManualClock
 from .conftest import event
 
 READ = "/crm/v3/objects/contacts/batch/read"
-BODY = {"inputs": [], "properties": []}
+BODY = {"inputs": [], "properties": [], "propertiesWithHistory": []}
 SEARCH = "/crm/v3/objects/contacts/search"
+SEARCH_BODY = {"filterGroups": [], "properties": [], "limit": 10, "after": "0", "sorts": []}
 
 
 async def test_more_than_the_window_allows_gets_ten_secondly_429(make_client: Any) -> None:
@@ -98,10 +99,10 @@ async def test_search_is_limited_per_second_without_rate_headers(
 ) -> None:
     sandbox, client = make_client()
     async with client:
-        admitted = [await client.post(SEARCH, json={}) for _ in range(5)]
-        refused = await client.post(SEARCH, json={})
+        admitted = [await client.post(SEARCH, json=SEARCH_BODY) for _ in range(5)]
+        refused = await client.post(SEARCH, json=SEARCH_BODY)
         clock.advance(1.0)
-        later = await client.post(SEARCH, json={})
+        later = await client.post(SEARCH, json=SEARCH_BODY)
     assert [r.status_code for r in admitted] == [200] * 5
     assert refused.status_code == 429
     assert refused.json()["message"] == "You have reached your secondly limit."

@@ -121,9 +121,13 @@ def test_sdk_searches_contacts(sdk: tuple[Sandbox, Any]) -> None:
     sandbox, client = sdk
     sandbox.add_contact({"email": "a@example.com", "firstname": "A"})
     sandbox.add_contact({"email": "b@example.com"})
+    # The SDK sends only the fields given; HubSpot's spec requires all five.
     request = PublicObjectSearchRequest(
         filter_groups=[{"filters": [{"propertyName": "firstname", "operator": "HAS_PROPERTY"}]}],
+        properties=["email"],
         limit=10,
+        after="0",
+        sorts=[],
     )
     page = client.crm.contacts.search_api.do_search(public_object_search_request=request)
     assert (page.total, page.results[0].properties["email"]) == (1, "a@example.com")
@@ -131,7 +135,9 @@ def test_sdk_searches_contacts(sdk: tuple[Sandbox, Any]) -> None:
 
 def test_sdk_parses_a_search_limit_error(sdk: tuple[Sandbox, Any]) -> None:
     _, client = sdk
-    request = PublicObjectSearchRequest(limit=201)
+    request = PublicObjectSearchRequest(
+        filter_groups=[], properties=[], limit=201, after="0", sorts=[]
+    )
     with pytest.raises(ContactsApiException) as caught:
         client.crm.contacts.search_api.do_search(public_object_search_request=request)
     assert caught.value.status == 400
