@@ -33,6 +33,7 @@ from forwarder.pipeline.route import DefinitionCheck
 from forwarder.sandbox import ALL_SCOPES, DEFAULT_TOKEN, SandboxConfig, create_sandbox_app
 from forwarder.storage import create_storage
 from forwarder.storage.base import Storage
+from forwarder.storage.quality import FLUSH_EVERY_S, flush_quality
 from forwarder.telemetry import Metrics, flush_logs, get_logger
 
 _encode = msgspec.json.Encoder().encode
@@ -85,8 +86,11 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 class Runtime:
     """The long-lived parts, started and stopped by the app's lifespan."""
 
-    def __init__(self, settings: Settings, storage: Storage, clock: Clock, engine: Engine) -> None:
+    def __init__(
+        self, settings: Settings, storage: Storage, clock: Clock, engine: Engine, metrics: Metrics
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.storage = storage
         self.clock = clock
         self.engine = engine
@@ -98,6 +102,7 @@ class Runtime:
         if self.settings.server.delivery:
             await self.engine.start()
         self._tasks.append(asyncio.create_task(self._purge_loop(), name="purge"))
+        self._tasks.append(asyncio.create_task(self._quality_loop(), name="quality"))
 
     async def stop(self) -> None:
         await self.engine.stop(self.settings.server.shutdown_deadline_s)
@@ -106,7 +111,17 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(ServiceUnavailableError):  # counts only: never block shutdown
+            await flush_quality(self.storage, self.metrics.quality)
         await self.storage.close()
+
+    async def _quality_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)  # wall time: counts, not a test's scaled clock
+            try:
+                await flush_quality(self.storage, self.metrics.quality)
+            except Exception:  # a long-lived loop: log and carry on (the counts wait)
+                self.log.warning("quality_flush_failed", exc_info=True)
 
     async def _purge_loop(self) -> None:
         while True:
@@ -142,7 +157,7 @@ def create_app(
     test_sandboxes: dict[str, Litestar] = {}  # test events of real portals go to these
     made = functools.partial(test_sandbox_transport, settings, test_sandboxes)
     route_test_events(engine, settings, storage, clock, made, DEFAULT_TOKEN)
-    runtime = Runtime(settings, storage, clock, engine)
+    runtime = Runtime(settings, storage, clock, engine, metric_set)
     resolver = SourceResolver(settings.sources, settings.server, clock)
     checks = {n: DefinitionCheck(p.mapper, p.catalog) for n, p in engine.portals.items()}
     accepter = Accepter(

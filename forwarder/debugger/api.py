@@ -15,6 +15,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from forwarder.debugger import events as reading
 from forwarder.debugger import overview as funnel
+from forwarder.debugger import quality as attribution
 from forwarder.debugger.auth import admin_guard
 from forwarder.debugger.journey import journey as person_journey
 from forwarder.debugger.journey import normalise
@@ -33,8 +34,10 @@ from forwarder.debugger.models import (
     Overview,
     Stats,
 )
+from forwarder.debugger.quality_models import QualityReport, Window
 from forwarder.debugger.state import Debugger, debugger_of
 from forwarder.storage.base import Key, StoredEvent
+from forwarder.storage.quality import flush_quality
 
 AnyRequest = Request[Any, Any, Any]
 POLL_S = 0.25
@@ -240,6 +243,19 @@ async def envelopes(request: AnyRequest) -> Envelopes:
     )
 
 
+@get("/quality", summary="Attribution quality per event type and source, with a 0-10 score")
+async def quality(
+    request: AnyRequest,
+    window: Annotated[Window, QueryParameter(required=False)] = "day",
+) -> QualityReport:
+    """``window``: ``hour`` (the current hour and the one before), ``day`` (24 whole hours
+    plus the current one) or ``week`` (168 plus the current one). Event types come worst
+    score first; ``loweredBy`` says in plain words what takes points off and what to do."""
+    d = debugger_of(request.app)
+    await flush_quality(d.storage, d.metrics.quality)  # this replica's latest counts too
+    return await attribution.quality(d.storage, window, time.time())
+
+
 @post("/erase", status_code=200, summary="Erase a person (GDPR)")
 async def erase(request: AnyRequest, data: Annotated[EraseRequest, Body()]) -> EraseResult:
     """Give one identifier; removes the person from the graph and from held and queued events."""
@@ -280,6 +296,7 @@ def admin_api_router() -> Router:
             replay_dead_letters,
             purge_dead_letters,
             envelopes,
+            quality,
             erase,
         ],
     )

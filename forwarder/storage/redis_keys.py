@@ -46,6 +46,7 @@ TEMPLATES: dict[str, str] = {
     "window_block": "winb:{}:{}",  # string: blocked until (Redis time) per (portal, envelope)
     "window_seq": "winseq",  # string: unique ids for window log entries
     "lock": "lock:{}",  # string: a lock's owner token
+    "quality": "qh:{}",  # hash source SEP event_type SEP metric -> count, per Unix hour
 }
 
 

@@ -8,6 +8,7 @@ from forwarder.config import PortalSettings
 from forwarder.delivery.definitions import DefinitionCatalog
 from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
 from forwarder.delivery.destinations.mapped import (
+    carries_campaign,
     identity_fields,
     map_and_identify,
     note,
@@ -65,7 +66,16 @@ class Conversions:
                 utk=who.utk,
                 object_id=who.object_id,
             )
-            out.append(Ready(m.item, event, uuid, note=note(m.identity)))
+            out.append(
+                Ready(
+                    m.item,
+                    event,
+                    uuid,
+                    note=note(m.identity),
+                    identifier=m.identity.kind,
+                    campaign=carries_campaign(m.data),
+                )
+            )
         return out
 
     async def send(
