@@ -17,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from forwarder import __version__
+from forwarder.alerts.monitor import AlertMonitor, alert_monitor
 from forwarder.clock import Clock, SystemClock
 from forwarder.config import PortalSettings, Settings, portal_uses_sandbox
 from forwarder.debugger import debugger_lifespan, debugger_routers
@@ -87,10 +88,17 @@ class Runtime:
     """The long-lived parts, started and stopped by the app's lifespan."""
 
     def __init__(
-        self, settings: Settings, storage: Storage, clock: Clock, engine: Engine, metrics: Metrics
+        self,
+        settings: Settings,
+        storage: Storage,
+        clock: Clock,
+        engine: Engine,
+        metrics: Metrics,
+        alerts: AlertMonitor | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.alerts = alerts
         self.storage = storage
         self.clock = clock
         self.engine = engine
@@ -103,6 +111,10 @@ class Runtime:
             await self.engine.start()
         self._tasks.append(asyncio.create_task(self._purge_loop(), name="purge"))
         self._tasks.append(asyncio.create_task(self._quality_loop(), name="quality"))
+        if self.alerts is not None:  # own tasks: a slow receiver never holds up anything else
+            self._tasks.append(asyncio.create_task(self.alerts.run(), name="alerts"))
+            for receiver in self.alerts.receivers:
+                self._tasks.append(asyncio.create_task(receiver.sender.run(), name="alert-send"))
 
     async def stop(self) -> None:
         await self.engine.stop(self.settings.server.shutdown_deadline_s)
@@ -113,6 +125,8 @@ class Runtime:
                 await task
         with contextlib.suppress(ServiceUnavailableError):  # counts only: never block shutdown
             await flush_quality(self.storage, self.metrics.quality)
+        for receiver in self.alerts.receivers if self.alerts is not None else []:
+            await receiver.sender.aclose()
         await self.storage.close()
 
     async def _quality_loop(self) -> None:
@@ -157,7 +171,8 @@ def create_app(
     test_sandboxes: dict[str, Litestar] = {}  # test events of real portals go to these
     made = functools.partial(test_sandbox_transport, settings, test_sandboxes)
     route_test_events(engine, settings, storage, clock, made, DEFAULT_TOKEN)
-    runtime = Runtime(settings, storage, clock, engine, metric_set)
+    alerts = alert_monitor(settings, storage, engine, metric_set, clock)
+    runtime = Runtime(settings, storage, clock, engine, metric_set, alerts)
     resolver = SourceResolver(settings.sources, settings.server, clock)
     checks = {n: DefinitionCheck(p.mapper, p.catalog) for n, p in engine.portals.items()}
     accepter = Accepter(
@@ -193,6 +208,7 @@ def create_app(
             metrics=metric_set,
             ingest=ingest,
             engine=engine,
+            alerts=alerts,
             webhooks=WebhookReceiver(settings, storage),
             sandboxes=sandboxes,
             test_sandboxes=test_sandboxes,
