@@ -35,6 +35,7 @@ from forwarder.debugger.models import (
     Stats,
 )
 from forwarder.debugger.quality_models import QualityReport, Window
+from forwarder.debugger.sent import sent_inputs
 from forwarder.debugger.state import Debugger, debugger_of
 from forwarder.storage.base import Key, StoredEvent
 from forwarder.storage.quality import flush_quality
@@ -155,7 +156,10 @@ async def event_detail(request: AnyRequest, seq: Annotated[int, PathParameter()]
     event = await d.storage.get_event(seq)
     if event is None:
         raise NotFoundException(f"no stored event {seq}")
-    return await reading.detail(d.storage, d.settings, d.masker, event)
+    shown = await reading.detail(d.storage, d.settings, d.masker, event)
+    items = await d.storage.items_of(seq)
+    sent = await sent_inputs(d.engine, d.masker, event, items)
+    return msgspec.structs.replace(shown, sent=sent)
 
 
 @get("/journey", summary="A person's events, touches and attribution verdicts")

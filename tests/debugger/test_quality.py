@@ -14,7 +14,7 @@ from forwarder.config import PortalSettings
 from forwarder.debugger.quality import percentile_ms, report
 from forwarder.storage.base import QualityCount
 from forwarder.tallies import LATENCY_BOUNDS_MS
-from tests.debugger.conftest import Admin, admin_settings, running_admin
+from tests.debugger.conftest import ADMIN, Admin, admin_settings, running_admin
 from tests.delivery.harness import AUTH, until
 
 UTK = "0123456789abcdef0123456789abcdef"
@@ -129,3 +129,11 @@ def test_counts_of_several_sources_add_up_per_event_type() -> None:
         ("backend", 3),
         ("website", 2),
     ]
+
+
+async def test_an_unknown_window_is_refused_with_the_field_named(admin: Admin) -> None:
+    response = await admin.client.get(
+        "/admin/api/quality", params={"window": "month"}, headers=ADMIN
+    )
+    assert response.status_code == 400
+    assert "window" in response.text

@@ -62,6 +62,10 @@ class Timeline:
             out.append(Ready(m.item, event, event_id, note=note(m.identity)))
         return out
 
+    async def preview(self, items: Sequence[Item]) -> list[Prepared]:
+        """What ``prepare`` makes of these items now (it has no side effect): for the debugger."""
+        return await self.prepare(items)
+
     async def send(
         self, client: HubSpotClient, ready: Sequence[Ready]
     ) -> HubSpotResponse | HubSpotError:
