@@ -1,4 +1,4 @@
-"""Command line: ``forwarder serve|check|sandbox|schemas`` (``python -m forwarder`` is the same)."""
+"""Command line: ``forwarder serve|check|migrate|alerts|quality|...`` (``python -m forwarder``)."""
 
 from __future__ import annotations
 
@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_arguments(sandbox)
     sandbox.set_defaults(run=_sandbox)
 
+    from forwarder.alerts.cli import add_arguments as add_alert_commands
+
+    add_alert_commands(commands)  # alerts test
     from forwarder.debugger.cli import add_arguments as add_admin_commands
 
     add_admin_commands(commands)  # tail, journey, dlq, erase, stats: the running server's admin API

@@ -17,6 +17,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from forwarder import __version__
+from forwarder.alerts.monitor import AlertMonitor, alert_monitor
 from forwarder.clock import Clock, SystemClock
 from forwarder.config import PortalSettings, Settings, portal_uses_sandbox
 from forwarder.debugger import debugger_lifespan, debugger_routers
@@ -34,6 +35,7 @@ from forwarder.pipeline.route import DefinitionCheck
 from forwarder.sandbox import ALL_SCOPES, DEFAULT_TOKEN, SandboxConfig, create_sandbox_app
 from forwarder.storage import create_storage
 from forwarder.storage.base import Storage
+from forwarder.storage.quality import FLUSH_EVERY_S, flush_quality
 from forwarder.telemetry import Metrics, flush_logs, get_logger
 
 _encode = msgspec.json.Encoder().encode
@@ -86,8 +88,18 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
 class Runtime:
     """The long-lived parts, started and stopped by the app's lifespan."""
 
-    def __init__(self, settings: Settings, storage: Storage, clock: Clock, engine: Engine) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        clock: Clock,
+        engine: Engine,
+        metrics: Metrics,
+        alerts: AlertMonitor | None = None,
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics
+        self.alerts = alerts
         self.storage = storage
         self.clock = clock
         self.engine = engine
@@ -99,6 +111,11 @@ class Runtime:
         if self.settings.server.delivery:
             await self.engine.start()
         self._tasks.append(asyncio.create_task(self._purge_loop(), name="purge"))
+        self._tasks.append(asyncio.create_task(self._quality_loop(), name="quality"))
+        if self.alerts is not None:  # own tasks: a slow receiver never holds up anything else
+            self._tasks.append(asyncio.create_task(self.alerts.run(), name="alerts"))
+            for receiver in self.alerts.receivers:
+                self._tasks.append(asyncio.create_task(receiver.sender.run(), name="alert-send"))
 
     async def stop(self) -> None:
         await self.engine.stop(self.settings.server.shutdown_deadline_s)
@@ -107,7 +124,19 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(ServiceUnavailableError):  # counts only: never block shutdown
+            await flush_quality(self.storage, self.metrics.quality)
+        for receiver in self.alerts.receivers if self.alerts is not None else []:
+            await receiver.sender.aclose()
         await self.storage.close()
+
+    async def _quality_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_EVERY_S)  # wall time: counts, not a test's scaled clock
+            try:
+                await flush_quality(self.storage, self.metrics.quality)
+            except Exception:  # a long-lived loop: log and carry on (the counts wait)
+                self.log.warning("quality_flush_failed", exc_info=True)
 
     async def _purge_loop(self) -> None:
         while True:
@@ -143,7 +172,8 @@ def create_app(
     test_sandboxes: dict[str, Litestar] = {}  # test events of real portals go to these
     made = functools.partial(test_sandbox_transport, settings, test_sandboxes)
     route_test_events(engine, settings, storage, clock, made, DEFAULT_TOKEN)
-    runtime = Runtime(settings, storage, clock, engine)
+    alerts = alert_monitor(settings, storage, engine, metric_set, clock)
+    runtime = Runtime(settings, storage, clock, engine, metric_set, alerts)
     resolver = SourceResolver(settings.sources, settings.server, clock)
     checks = {n: DefinitionCheck(p.mapper, p.catalog) for n, p in engine.portals.items()}
     accepter = Accepter(
@@ -179,6 +209,7 @@ def create_app(
             metrics=metric_set,
             ingest=ingest,
             engine=engine,
+            alerts=alerts,
             webhooks=WebhookReceiver(settings, storage),
             sandboxes=sandboxes,
             test_sandboxes=test_sandboxes,

@@ -237,6 +237,55 @@ class PortalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A destination paused for scopes or credentials tries again after this long."""
 
 
+class AlertRules(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """When an alert fires; the defaults work unconfigured. A threshold of 0 turns a rule off."""
+
+    paused: bool = True
+    """A destination is paused (HubSpot answered 401/403: bad token or missing scopes)."""
+    dead_letters: int = 10
+    """Dead letters added within ``window_s`` at which the growth alert fires."""
+    throttled_share: float = 0.05
+    """Share of requests to HubSpot answered 429 within ``window_s``."""
+    error_share: float = 0.2
+    """Share of requests to HubSpot that failed (5xx, timeouts, refused) within ``window_s``."""
+    min_requests: int = 20
+    """Requests within ``window_s`` below which the two shares are not judged."""
+    p95_latency_s: float = 900.0
+    """Accepted -> HubSpot p95 over the last hour (held conversions count from acceptance)."""
+    quota_share: float = 0.8
+    """Share of a portal's monthly custom-event quota used."""
+    score_drop: float = 2.0
+    """Points an event type's quality score lost: the last hour against the last day."""
+    min_events: int = 20
+    """Events of a type sent in the last hour below which its score drop is not judged."""
+    conservation: bool = True
+    """Accepted items are not all accounted for (final + open): a bug, events may be lost."""
+    storage: bool = True
+    """The store refuses writes (ingest answers 503)."""
+    window_s: float = 600.0
+    """The rolling window of the dead-letter growth and the request shares."""
+
+
+class AlertSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One alert receiver: a webhook taking Slack-compatible JSON."""
+
+    webhook_url: Secret
+    """Slack incoming webhook, a Teams workflow, or any URL taking ``{"text": ...}`` JSON
+    (plus structured fields); it is a secret: it never shows in logs or alerts."""
+    name: str = "alerts"
+    """Shown in logs (never the URL)."""
+    rules: AlertRules = AlertRules()
+    """Which conditions fire, and their thresholds."""
+    cooldown_s: float = 3600.0
+    """A condition still true sends again after this long."""
+    evaluate_every_s: float = 30.0
+    """How often the conditions are checked."""
+    timeout_s: float = 10.0
+    """Timeout of one webhook request."""
+    retries: int = 5
+    """Attempts per message beyond the first (exponential backoff from 1 s, up to 60 s)."""
+
+
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """The whole configuration."""
 
@@ -250,6 +299,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Producers and their write keys."""
     portals: dict[str, PortalSettings] = {}
     """HubSpot accounts by name."""
+    alerts: tuple[AlertSettings, ...] = ()
+    """Alert receivers (``[[alerts]]``); none: nothing is sent."""
     sandbox_mode: bool = False
     """True when no config was given and a development setup was generated."""
 
@@ -363,6 +414,13 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}.limits.time_scale", "only a sandbox portal can be scaled")
         if portal.limits.time_scale <= 0:
             raise ConfigError(f"{where}.limits.time_scale", "must be > 0")
+    for i, alert in enumerate(settings.alerts):
+        if not alert.webhook_url.reveal().startswith(("http://", "https://")):
+            raise ConfigError(f"alerts[{i}].webhook_url", "must be an http(s) URL")
+        if alert.evaluate_every_s <= 0:
+            raise ConfigError(f"alerts[{i}].evaluate_every_s", "must be > 0")
+        if alert.retries < 0:
+            raise ConfigError(f"alerts[{i}].retries", "must be >= 0")
     if settings.server.max_event_bytes > settings.server.max_request_bytes:
         raise ConfigError("server.max_event_bytes", "must not exceed server.max_request_bytes")
 
@@ -456,4 +514,5 @@ def secrets_of(settings: Settings) -> list[str]:
                 values.append(secret.reveal())
     if settings.server.admin_token is not None:
         values.append(settings.server.admin_token.reveal())
+    values += [a.webhook_url.reveal() for a in settings.alerts]
     return values

@@ -177,7 +177,9 @@ def sections(
             raise ValueError(f"{cls.__name__}.{field.name} has no docstring")
         nested = _nested(hints[field.name])
         optional = _is_optional_struct(hints[field.name])
-        path = f"{header}.{name}" if header else name
+        # A table inside an array of tables is written ``[alerts.rules]`` in TOML.
+        base = header[1:-1] if header.startswith("[") else header
+        path = f"{base}.{name}" if base else name
         if nested is not None:
             kind, child = nested
             child_header = {"table": path, "array": f"[{path}]", "map": f"{path}.NAME"}[kind]

@@ -16,6 +16,8 @@ import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from forwarder.tallies import QualityTally
+
 REDACTED = "***"
 _SENSITIVE_KEYS = frozenset(
     {
@@ -265,6 +267,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self.quality = QualityTally()
+        """Hourly attribution-quality counts, flushed to the store (not Prometheus)."""
         r = self.registry
         self.received = Counter(
             "forwarder_received_events", "Events received at ingest.", ["source"], registry=r

@@ -1,8 +1,9 @@
 """The marketers' debugger: the ``/debugger`` page and the admin JSON API under ``/admin/api``.
 
 Both need the admin token (see ``auth``). Views: live events (server-sent events), event
-detail, contact journey, delivery overview with dead letters, rate envelopes; plus stats and
-erasure for operators. ``cli`` is the terminal side (``forwarder tail|journey|dlq|erase|stats``).
+detail (with what was sent to HubSpot: ``sent``), contact journey, delivery overview with dead
+letters, rate envelopes, attribution quality (``quality``); plus stats and erasure for operators.
+``cli`` is the terminal side (``forwarder tail|journey|dlq|erase|stats|quality``).
 ``docs/debugger.md`` documents the routes and shapes.
 
 Imports here are deferred so that the CLI's admin commands start without loading the web app.

@@ -15,6 +15,7 @@ from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from forwarder.debugger import events as reading
 from forwarder.debugger import overview as funnel
+from forwarder.debugger import quality as attribution
 from forwarder.debugger.auth import admin_guard
 from forwarder.debugger.journey import journey as person_journey
 from forwarder.debugger.journey import normalise
@@ -33,8 +34,11 @@ from forwarder.debugger.models import (
     Overview,
     Stats,
 )
+from forwarder.debugger.quality_models import QualityReport, Window
+from forwarder.debugger.sent import sent_inputs
 from forwarder.debugger.state import Debugger, debugger_of
 from forwarder.storage.base import Key, StoredEvent
+from forwarder.storage.quality import flush_quality
 
 AnyRequest = Request[Any, Any, Any]
 POLL_S = 0.25
@@ -152,7 +156,10 @@ async def event_detail(request: AnyRequest, seq: Annotated[int, PathParameter()]
     event = await d.storage.get_event(seq)
     if event is None:
         raise NotFoundException(f"no stored event {seq}")
-    return await reading.detail(d.storage, d.settings, d.masker, event)
+    shown = await reading.detail(d.storage, d.settings, d.masker, event)
+    items = await d.storage.items_of(seq)
+    sent = await sent_inputs(d.engine, d.masker, event, items)
+    return msgspec.structs.replace(shown, sent=sent)
 
 
 @get("/journey", summary="A person's events, touches and attribution verdicts")
@@ -240,6 +247,19 @@ async def envelopes(request: AnyRequest) -> Envelopes:
     )
 
 
+@get("/quality", summary="Attribution quality per event type and source, with a 0-10 score")
+async def quality(
+    request: AnyRequest,
+    window: Annotated[Window, QueryParameter(required=False)] = "day",
+) -> QualityReport:
+    """``window``: ``hour`` (the current hour and the one before), ``day`` (24 whole hours
+    plus the current one) or ``week`` (168 plus the current one). Event types come worst
+    score first; ``loweredBy`` says in plain words what takes points off and what to do."""
+    d = debugger_of(request.app)
+    await flush_quality(d.storage, d.metrics.quality)  # this replica's latest counts too
+    return await attribution.quality(d.storage, window, time.time())
+
+
 @post("/erase", status_code=200, summary="Erase a person (GDPR)")
 async def erase(request: AnyRequest, data: Annotated[EraseRequest, Body()]) -> EraseResult:
     """Give one identifier; removes the person from the graph and from held and queued events."""
@@ -280,6 +300,7 @@ def admin_api_router() -> Router:
             replay_dead_letters,
             purge_dead_letters,
             envelopes,
+            quality,
             erase,
         ],
     )

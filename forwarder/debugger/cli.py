@@ -1,4 +1,4 @@
-"""The admin commands of the CLI: ``forwarder tail|journey|dlq|erase|stats``.
+"""The admin commands of the CLI: ``forwarder tail|journey|dlq|erase|stats|quality``.
 
 Each talks to a running forwarder's admin API: ``--url`` (default: the config's host and
 port), the token from ``--token``, ``FORWARDER_ADMIN_TOKEN`` or the config's
@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from forwarder.config import load_settings
+from forwarder.debugger.quality_text import report_lines
 
 _IDENTIFIERS = (("email", "email"), ("user-id", "userId"), ("anonymous-id", "anonymousId"))
 
@@ -92,6 +93,10 @@ def add_arguments(commands: Any) -> None:
 
     stats = command("stats", "item counts per queue and the conservation check")
     stats.set_defaults(run=run, admin=_stats)
+
+    quality = command("quality", "attribution quality per event type, with a 0-10 score")
+    quality.add_argument("--window", choices=("hour", "day", "week"), default="day")
+    quality.set_defaults(run=run, admin=_quality)
 
     dlq = command("dlq", "dead letters: list, show, replay, purge")
     dlq.add_argument("action", choices=("list", "show", "replay", "purge"))
@@ -207,6 +212,12 @@ def _stats(args: argparse.Namespace) -> int:
     lines.append(f"conservation: {verdict}")
     _out(args, body, "\n".join(lines))
     return 0 if c["ok"] else 3
+
+
+def _quality(args: argparse.Namespace) -> int:
+    body = client_for(args).call("GET", "/quality", params={"window": args.window})
+    _out(args, body, "\n".join(report_lines(body)))
+    return 0
 
 
 def _dlq(args: argparse.Namespace) -> int:

@@ -86,6 +86,19 @@ class IdentityView(Model):
     """True: as recorded at delivery; False: as the forwarder would choose it now."""
 
 
+class SentInput(Model):
+    """What one destination sends to HubSpot for the event: the input of its batch."""
+
+    destination: str
+    route: str
+    input: dict[str, Any] | None
+    """The request input, rebuilt from the stored event with the current mapping and identity
+    (its id is the one HubSpot got: ids derive from the messageId); secrets removed, personal
+    data masked if set. None when nothing would be sent (held, dropped)."""
+    note: str
+    """Which identifier it carries and why, or why nothing is sent."""
+
+
 class EventDetail(Model):
     """Everything known about one event."""
 
@@ -97,6 +110,8 @@ class EventDetail(Model):
     identity: IdentityView | None
     items: list[ItemView]
     final_state: str
+    sent: list[SentInput] = []
+    """Per destination, what is sent to HubSpot for this event."""
 
 
 class Identifier(Model):

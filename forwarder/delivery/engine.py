@@ -24,6 +24,7 @@ from forwarder.delivery.destinations.timeline import Timeline
 from forwarder.delivery.envelopes import PortalEnvelopes
 from forwarder.delivery.lookup import ContactLookup
 from forwarder.delivery.mapping import Mapper
+from forwarder.delivery.quality import ATTRIBUTED, DeliveryTally
 from forwarder.delivery.stitch import Resolver
 from forwarder.delivery.worker import QueueWorker, WorkerSettings
 from forwarder.hubspot.auth import (
@@ -223,6 +224,11 @@ class Engine:
         if due:
             await self._storage.finish(due, "expired", now=now, detail="expired-unidentified")
             self._metrics.discarded.labels("expired_unidentified", "false").inc(len(due))
+            seqs = {
+                h.event_seq for h in held if h.available_at <= now and h.destination == ATTRIBUTED
+            }
+            events = [e for s in seqs if (e := await self._storage.get_event(s)) is not None]
+            DeliveryTally(self._metrics.quality).expired(events, now)
         return len(due)
 
     async def check_conservation(self) -> int:

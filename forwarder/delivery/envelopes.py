@@ -147,8 +147,17 @@ class PortalEnvelopes:
             )
         if limits.events_monthly is not None:
             cap = scaled(limits.events_monthly, safety)
-            self._quotas[Envelope.EVENTS] = PeriodQuota(
-                "events_monthly", cap, "month", zone, clock, warn_share=0.8, pace=True
+            self._quotas[Envelope.EVENTS] = (
+                PeriodQuota("events_monthly", cap, "month", zone, clock, warn_share=0.8, pace=True)
+                if time_scale == 1.0
+                else FixedPeriodQuota(
+                    "events_monthly",
+                    cap,
+                    30 * 86400.0 / time_scale,
+                    clock,
+                    warn_share=0.8,
+                    pace=True,
+                )
             )
 
     @classmethod

@@ -270,6 +270,12 @@ class PeriodQuota:
         allowed_at = start + max(0.0, share_needed) * (end - start)
         return max(0.0, allowed_at - now)
 
+    def usage(self) -> tuple[int, int]:
+        """(used, cap) in the current period (a new period starts at 0 even if nothing was
+        spent since it began)."""
+        self._roll()
+        return self.used, self.cap
+
     def record(self, n: int = 1) -> None:
         """Spend ``n`` units; warn once when the warning share is crossed."""
         self._roll()
@@ -328,16 +334,26 @@ def _midnight(day: date, zone: ZoneInfo) -> float:
 
 
 class FixedPeriodQuota(PeriodQuota):
-    """A quota over fixed periods of ``period_s`` from start: a time-scaled "day" for the sandbox.
+    """A quota over fixed periods of ``period_s`` from start: a time-scaled "day" (or 30-day
+    "month") for the sandbox.
 
     With ``limits.time_scale`` the sandbox's day is 86400 / scale seconds from its start; the
     forwarder's daily cap follows the same clock so the two agree on when the day resets.
     """
 
-    def __init__(self, name: str, cap: int, period_s: float, clock: Clock) -> None:
+    def __init__(
+        self,
+        name: str,
+        cap: int,
+        period_s: float,
+        clock: Clock,
+        *,
+        warn_share: float | None = None,
+        pace: bool = False,
+    ) -> None:
         self._period_s = period_s
         self._origin = clock.now()
-        super().__init__(name, cap, "day", ZoneInfo("UTC"), clock)
+        super().__init__(name, cap, "day", ZoneInfo("UTC"), clock, warn_share=warn_share, pace=pace)
 
     def _period_key(self, now: float) -> tuple[int, int, int]:
         return (int((now - self._origin) // self._period_s), 0, 0)

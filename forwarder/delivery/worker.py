@@ -18,6 +18,7 @@ from forwarder.clock import Clock
 from forwarder.config import PortalSettings
 from forwarder.delivery.destinations import Destination, Drop, Hold, Ready
 from forwarder.delivery.envelopes import PortalEnvelopes
+from forwarder.delivery.quality import DeliveryTally
 from forwarder.delivery.retry import (
     AlreadyDone,
     Done,
@@ -104,6 +105,7 @@ class QueueWorker:
         self.test_route: TestRoute | None = None
         """Set for a portal that is not the sandbox: its test events go there instead."""
         self._log = get_logger("delivery").bind(portal=portal, destination=destination.name)
+        self._quality = DeliveryTally(metrics.quality)
 
     def notify(self) -> None:
         """New items were accepted for this queue."""
@@ -190,6 +192,7 @@ class QueueWorker:
         prepared = await self.destination.prepare(batch)
         now = self._clock.now()
         holds = [p for p in prepared if isinstance(p, Hold)]
+        self._quality.held(holds, now)
         for hold in holds:
             until = hold.item.event.received_at + self._settings.hold_s
             await self._storage.hold(
@@ -200,6 +203,7 @@ class QueueWorker:
             await self._storage.finish([drop.item.id], "dropped", now=now, detail=drop.reason)
         if drops:
             self._metrics.discarded.labels("policy", "true").inc(len(drops))
+            self._quality.dropped(drops, now)
         ready = [p for p in prepared if isinstance(p, Ready)]
         if self.test_route is not None and any(r.item.event.test for r in ready):
             tests = [r for r in ready if r.item.event.test]  # never to a real portal
@@ -325,6 +329,7 @@ class QueueWorker:
             # The identity used and why, for the debugger (notes name sources, never values).
             await self._storage.finish(ids, "delivered", now=now, detail=note or None)
         self._metrics.sent.labels(self.destination.name).inc(len(ready))
+        self._quality.delivered(ready, now)
         self._log.info("batch_delivered", items=len(ready))
 
     async def _retry(self, ready: Sequence[Ready], at: float, reason: str) -> None:
@@ -340,6 +345,7 @@ class QueueWorker:
                 [r.item.id for r in expired], "expired", now=now, detail=f"too old: {reason}"
             )
             self._metrics.discarded.labels("expired", "false").inc(len(expired))
+            self._quality.failed([r.item.event for r in expired], f"too old: {reason}", now)
         if live:
             await self._storage.retry(
                 [r.item.id for r in live], available_at=at, now=now, detail=reason
@@ -354,6 +360,7 @@ class QueueWorker:
             return
         await self._storage.finish([r.item.id for r in ready], "dead", now=now, detail=detail)
         self._metrics.discarded.labels("dead_letter", "false").inc(len(ready))
+        self._quality.failed([r.item.event for r in ready], detail, now)
         self._log.warning("batch_dead_lettered", items=len(ready), detail=detail)
 
     def _pause(self, reason: str) -> None:

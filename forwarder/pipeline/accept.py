@@ -16,7 +16,8 @@ from forwarder.pipeline.enrich import Enricher
 from forwarder.pipeline.route import DefinitionCheck, Router
 from forwarder.pipeline.stamp import Stamper, iso
 from forwarder.pipeline.validate import Decoded
-from forwarder.storage.base import Accepted, NewEvent, Storage
+from forwarder.storage.base import Accepted, AppendResult, NewEvent, Storage
+from forwarder.tallies import event_type, reason_label
 from forwarder.telemetry import Metrics
 
 
@@ -52,6 +53,7 @@ class Accepter:
         self._max_backlog = settings.storage.max_backlog
         self._encode = msgspec.json.Encoder().encode
         self._per_source: dict[str, tuple[Any, Any]] = {}
+        self._tally = metrics.quality
 
     def _counters(self, source: str) -> tuple[Any, Any]:
         counters = self._per_source.get(source)
@@ -104,6 +106,7 @@ class Accepter:
             )
         if rejected:
             self._metrics.discarded.labels("invalid", "false").inc(len(rejected))
+            self._tally_rejected(source.name, now, decoded, rejected)
         if not events:
             raise AllEventsRejectedError(
                 [Rejection(r.index, r.path, r.reason) for r in sorted(rejected, key=_index)]
@@ -112,11 +115,16 @@ class Accepter:
         accepted = sum(isinstance(r, Accepted) for r in results)
         # Duplicates teach links too: links are idempotent, and a retry after a failure here
         # (the events already durable) must still teach them.
-        await self._enrich(source.portal, datas)
+        for item in await self._enrich(source.portal, datas):
+            if item.destination != "conversions":
+                continue  # the timeline copy of a held conversion would count it twice
+            held = item.event
+            self._tally.add(now, held.source, event_type(held.type, held.name), "released")
         if accepted and self._on_accepted is not None:
             queues = {d for e in events for d in e.destinations}
             self._on_accepted(source.portal, tuple(sorted(queues)))
         duplicates = len(results) - accepted
+        self._tally_results(source.name, now, events, results)
         accepted_counter.inc(accepted)
         if duplicates:
             self._metrics.discarded.labels("duplicate", "true").inc(duplicates)
@@ -126,6 +134,38 @@ class Accepter:
             duplicates=duplicates,
             rejected=sorted(rejected, key=_index),
         )
+
+    def _tally_rejected(
+        self, source: str, now: float, decoded: Decoded, rejected: list[Rejected]
+    ) -> None:
+        # A refused event has a known type only when routing refused it (validation may have
+        # failed on the type itself).
+        types = {v.index: event_type(v.data["type"], _name(v.data)) for v in decoded.valid}
+        types.update(decoded.rejected_types)
+        for r in rejected:
+            kind = types.get(r.index, UNPARSED)
+            why = f"rejected:{r.path}: {reason_label(r.reason)}"
+            self._tally.add_many(now, source, kind, ("received", "rejected", why))
+
+    def _tally_results(
+        self, source: str, now: float, events: list[NewEvent], results: list[AppendResult]
+    ) -> None:
+        counts: dict[tuple[str, bool], int] = {}
+        for event, result in zip(events, results, strict=True):
+            key = (event_type(event.type, event.name), isinstance(result, Accepted))
+            counts[key] = counts.get(key, 0) + 1
+        for (kind, fresh), n in counts.items():
+            self._tally.add(now, source, kind, "received", n)
+            self._tally.add(now, source, kind, "accepted" if fresh else "duplicate", n)
+
+
+UNPARSED = "(unparsed)"
+"""The event type of refused events whose type could not be read."""
+
+
+def _name(data: dict[str, Any]) -> str | None:
+    name = data.get("event") or data.get("name")
+    return name if isinstance(name, str) else None
 
 
 def _index(r: Rejected) -> int:

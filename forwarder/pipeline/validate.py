@@ -11,6 +11,7 @@ import msgspec
 from forwarder.config import ServerSettings
 from forwarder.errors import MalformedRequestError, PayloadTooLargeError
 from forwarder.events.messages import MESSAGE_TYPES, Message, Rejected
+from forwarder.tallies import event_type
 
 _MISSING = re.compile(r"Object missing required field `([^`]+)`")
 _TOO_DEEP = "body is not valid JSON: nested too deeply"
@@ -42,6 +43,8 @@ class Decoded(msgspec.Struct):
     """A ``writeKey`` found in the body (browsers), if any."""
     count: int
     """How many events the request carried."""
+    rejected_types: dict[int, str] = {}
+    """Event type (``event_type``) of refused events whose type could be read, by index."""
 
 
 class _Shared:
@@ -144,7 +147,19 @@ class Validator:
                 valid.append(outcome)
             else:
                 rejected.append(outcome)
-        return Decoded(valid, rejected, raw.write_key, len(raw.batch))
+        types = {r.index: t for r in rejected if (t := self._type_of(raw.batch[r.index]))}
+        return Decoded(valid, rejected, raw.write_key, len(raw.batch), types)
+
+    def _type_of(self, raw: msgspec.Raw | dict[str, Any]) -> str | None:
+        """A refused event's type for the quality counts (decoded again: refusals are rare)."""
+        try:
+            data = self._any.decode(raw) if isinstance(raw, msgspec.Raw) else raw
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            return None
+        name = data.get("event") or data.get("name")
+        return event_type(data["type"], name if isinstance(name, str) else None)
 
     def _decode_single(self, body: bytes, call_type: str) -> Decoded:
         data = self._decode_object(body)
@@ -161,11 +176,12 @@ class Validator:
             else:  # the path decides the type, as Segment does
                 message = msgspec.convert({**data, "type": call_type}, Message)
         except msgspec.ValidationError as exc:
-            return Decoded([], [Rejected(0, *_path_and_reason(exc))], key, 1)
+            types = {0: t} if (t := self._type_of({**data, "type": call_type})) else {}
+            return Decoded([], [Rejected(0, *_path_and_reason(exc))], key, 1, types)
         data["type"] = call_type
         outcome = _identified(Valid(0, message, data))
         if isinstance(outcome, Rejected):
-            return Decoded([], [outcome], key, 1)
+            return Decoded([], [outcome], key, 1, {0: str(self._type_of(data))})
         return Decoded([outcome], [], key, 1)
 
     def _decode_object(self, body: bytes) -> dict[str, Any]:

@@ -98,6 +98,21 @@ class ItemRecord(msgspec.Struct, frozen=True):
     detail: str | None
 
 
+class QualityCount(msgspec.Struct, frozen=True):
+    """One counter of attribution quality: ``n`` times ``metric`` in one hour for one event
+    type of one source (``hour`` is Unix time // 3600; see ``forwarder.storage.quality``)."""
+
+    hour: int
+    source: str
+    event_type: str
+    metric: str
+    n: int
+
+
+QUALITY_RETENTION_H = 8 * 24
+"""Hours of quality counters kept: a week plus a day, so "the last week" is always whole."""
+
+
 Key = tuple[str, str]
 """An identifier: ``(kind, value)`` with kind ``anonymousId``, ``userId``, ``email``, ``utk`` or
 ``contactId`` (values normalised by the caller: emails trimmed and lower-cased)."""
@@ -333,6 +348,17 @@ class Storage(ABC):
     @abstractmethod
     async def recent_events(self, *, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
         """Events with ``seq > after_seq``, newest last."""
+
+    # -- attribution quality --------------------------------------------------------------
+    @abstractmethod
+    async def add_quality(self, counts: Sequence[QualityCount]) -> None:
+        """Add to the hourly quality counters (shared by replicas); hours older than
+        ``QUALITY_RETENTION_H`` before the newest given are forgotten."""
+
+    @abstractmethod
+    async def quality_hours(self, first: int, last: int) -> list[QualityCount]:
+        """Every quality counter of the hours ``first`` to ``last`` (inclusive), summed over
+        replicas."""
 
     # -- metadata -------------------------------------------------------------------------
     @abstractmethod

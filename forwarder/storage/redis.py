@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from forwarder.errors import StorageUnavailableError, StoreVersionError
 from forwarder.storage import SchemaPlan
 from forwarder.storage import redis_migrations as migrations
+from forwarder.storage import redis_quality as quality
 from forwarder.storage import redis_scripts as lua
 from forwarder.storage.base import (
     Accepted,
@@ -46,6 +47,7 @@ from forwarder.storage.base import (
     ItemState,
     Key,
     NewEvent,
+    QualityCount,
     Storage,
     StoredEvent,
 )
@@ -400,6 +402,14 @@ class RedisStorage(Storage):
         return await self._call(self._read.recent_events(after_seq, limit))
 
     # -- metadata -------------------------------------------------------------------------
+    # -- attribution quality --------------------------------------------------------------
+    async def add_quality(self, counts: Sequence[QualityCount]) -> None:
+        if counts:
+            await self._call(quality.add(self.client, self.keys, counts))
+
+    async def quality_hours(self, first: int, last: int) -> list[QualityCount]:
+        return await self._call(quality.between(self.client, self.keys, first, last))
+
     async def get_meta(self, key: str) -> bytes | None:
         value = await self._call(self.client.hget(self.keys.name("meta"), key))
         return None if value is None else cast(bytes, value)

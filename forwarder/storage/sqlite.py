@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from forwarder.errors import StorageUnavailableError, StoreVersionError
 from forwarder.storage import sqlite_identity as identity
 from forwarder.storage import sqlite_migrations as migrations
+from forwarder.storage import sqlite_quality as quality
 from forwarder.storage import sqlite_sql as sql
 from forwarder.storage.base import (
     FINAL_STATES,
@@ -35,6 +36,7 @@ from forwarder.storage.base import (
     ItemState,
     Key,
     NewEvent,
+    QualityCount,
     Storage,
     StoredEvent,
 )
@@ -380,6 +382,14 @@ class SqliteStorage(Storage):
 
     async def recent_events(self, *, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
         return await self._submit(lambda c: sql.recent_events(c, after_seq, limit))
+
+    # -- attribution quality --------------------------------------------------------------
+    async def add_quality(self, counts: Sequence[QualityCount]) -> None:
+        if counts:
+            await self._submit(lambda c: quality.add(c, counts))
+
+    async def quality_hours(self, first: int, last: int) -> list[QualityCount]:
+        return await self._submit(lambda c: quality.between(c, first, last))
 
     # -- metadata -------------------------------------------------------------------------
     async def get_meta(self, key: str) -> bytes | None:

@@ -79,8 +79,16 @@ CREATE TABLE IF NOT EXISTS erasures (
 );
 """
 
+_V2 = """
+CREATE TABLE IF NOT EXISTS quality (
+    hour INTEGER NOT NULL, source TEXT NOT NULL, event_type TEXT NOT NULL, metric TEXT NOT NULL,
+    n INTEGER NOT NULL, PRIMARY KEY (hour, source, event_type, metric)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 schema (on a 0.1.0 database: no change, version stamped)", _V1),
+    Migration(2, "hourly attribution-quality counters", _V2),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -110,3 +110,17 @@ def test_tail_prints_events_as_they_arrive(served: ServerProcess, tmp_path: Path
 
     assert "Tail Seen" in out.read_text()
     assert "backend->main tail-1" in out.read_text()
+
+
+def test_quality_prints_the_score_and_figures_per_event_type(served: ServerProcess) -> None:
+    _send(served, userId="q-1", event="Quality Seen", context={"traits": {"email": "q@x.io"}})
+    _wait_delivered(served, "q-1")
+
+    shown = cli(served, "quality", "--window", "hour")
+
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert lines[0] == "attribution quality, last hour (worst first)"
+    at = lines.index(next(line for line in lines if line.startswith("Quality Seen: ")))
+    assert lines[at].endswith("/10")
+    assert "sent 1 (objectId 0% email 100% utk 0%)  resolved 100%" in lines[at + 2]

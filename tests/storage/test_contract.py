@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.storage.base import Accepted, Duplicate, NewEvent, Storage
+from forwarder.storage.base import (
+    QUALITY_RETENTION_H,
+    Accepted,
+    Duplicate,
+    NewEvent,
+    QualityCount,
+    Storage,
+)
 from forwarder.storage.sqlite import SqliteStorage
 from tests.storage.redis_server import REDIS_URL, redis_prefix
 
@@ -347,3 +354,45 @@ async def test_expedite_makes_backed_off_items_due_now(storage: Storage) -> None
     [due] = await storage.lease("main", "conversions", limit=5, now=NOW + 1, lease_s=30)
     assert due.id == items[0].id
     assert await storage.expedite("main", "conversions", now=NOW + 2) == 0
+
+
+HOUR = int(NOW // 3600)
+
+
+def count(metric: str, n: int, *, hour: int = HOUR, event_type: str = "Purchase") -> QualityCount:
+    return QualityCount(hour, "backend", event_type, metric, n)
+
+
+async def test_quality_counters_add_up_per_hour_source_type_and_metric(storage: Storage) -> None:
+    await storage.add_quality([count("received", 3), count("sent:email", 2)])
+    await storage.add_quality([count("received", 4), count("received", 1, hour=HOUR + 1)])
+    found = await storage.quality_hours(HOUR, HOUR + 1)
+    assert sorted(found, key=lambda c: (c.hour, c.metric)) == [
+        count("received", 7),
+        count("sent:email", 2),
+        count("received", 1, hour=HOUR + 1),
+    ]
+
+
+async def test_quality_counters_are_read_only_for_the_hours_asked(storage: Storage) -> None:
+    await storage.add_quality([count("received", 1, hour=HOUR - 5), count("received", 2)])
+    assert await storage.quality_hours(HOUR, HOUR) == [count("received", 2)]
+
+
+async def test_quality_counters_past_retention_are_not_returned(storage: Storage) -> None:
+    old = HOUR - QUALITY_RETENTION_H - 1
+    await storage.add_quality([count("received", 1, hour=old), count("received", 2)])
+    assert await storage.quality_hours(old, HOUR) == [count("received", 2)]
+
+
+async def test_quality_counters_are_shared_by_two_handles_on_one_store(factory: Factory) -> None:
+    one, two = factory(), factory()
+    await one.open()
+    await two.open()
+    try:
+        await one.add_quality([count("received", 1)])
+        await two.add_quality([count("received", 1)])
+        assert await one.quality_hours(HOUR, HOUR) == [count("received", 2)]
+    finally:
+        await one.close()
+        await two.close()

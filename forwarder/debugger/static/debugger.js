@@ -6,6 +6,8 @@
   var live = null;
   var rows = {};
   var oldest = null;
+  var current = "live";
+  var Charts = window.ForwarderCharts;
 
   function esc(v) {
     return String(v === null || v === undefined ? "" : v).replace(/[&<>"']/g, function (c) {
@@ -34,8 +36,20 @@
     document.querySelectorAll("#tabs button").forEach(function (b) {
       b.classList.toggle("active", b.dataset.view === view);
     });
+    current = view;
     if (view === "overview") loadOverview();
     if (view === "rates") loadRates();
+    if (view === "quality") loadQuality();
+  }
+  function loadQuality() {
+    return window.ForwarderQuality.load(api, $("#quality"), $("#quality-form").window.value);
+  }
+  /* Views with figures redraw themselves while shown (the live list has its own stream). */
+  function refreshView() {
+    if (document.hidden) return;
+    if (current === "overview") loadOverview();
+    if (current === "rates") loadRates();
+    if (current === "quality") loadQuality();
   }
 
   /* -- live events ------------------------------------------------------------------- */
@@ -127,6 +141,11 @@
           (it.state === "dead" ? '<button data-replay="' + it.id + '">Replay</button>' : "") +
           "</div>";
       });
+      (d.sent || []).forEach(function (s) {
+        html += '<div class="card sent"><h3>Sent to HubSpot: ' + esc(s.destination) +
+          ' <span class="muted">' + esc(s.route) + "</span></h3><p class=\"muted\">" +
+          esc(s.note) + "</p><pre>" + esc(JSON.stringify(s.input, null, 2)) + "</pre></div>";
+      });
       html += '<div class="card"><h3>Payload as received</h3><pre>' +
         esc(JSON.stringify(d.payload, null, 2)) + "</pre></div>";
       var person = d.payload.userId ? ["userId", d.payload.userId]
@@ -177,21 +196,27 @@
   function loadOverview() {
     api("/overview").then(function (o) {
       var c = o.conservation;
-      var html = '<div class="card"><h2>Ingest</h2><div class="funnel"><span>received ' +
-        o.ingest.received + "</span><span>rejected " + o.ingest.rejected +
-        "</span><span>duplicates " + o.ingest.duplicates + "</span><span>accepted " +
-        o.ingest.accepted + '</span></div><p class="' + (c.ok ? "" : "drift-bad") +
+      var html = '<div class="card"><h2>Ingest</h2>' + Charts.funnel([
+        { label: "received", value: o.ingest.received },
+        { label: "rejected", value: o.ingest.rejected, kind: "bad" },
+        { label: "duplicates", value: o.ingest.duplicates, kind: "muted" },
+        { label: "accepted", value: o.ingest.accepted, kind: "good" }
+      ], "Ingest since start") + '<p class="' + (c.ok ? "" : "drift-bad") +
         '">Conservation: accepted ' + c.accepted + " = final " + c.final + " + open " + c.open +
         (c.ok ? " ✓" : " — drift " + c.drift) + "</p></div>";
       o.portals.forEach(function (p) {
         html += '<div class="card"><h2>' + esc(p.portal) + '</h2><p class="muted">received ' +
           p.received + "</p>" + p.queues.map(function (q) {
             return "<h3>" + esc(q.destination) + (q.paused ? ' <span class="badge no">paused: ' +
-              esc(q.paused) + "</span>" : "") + '</h3><div class="funnel"><span>accepted ' +
-              q.accepted + "</span><span>pending " + q.pending + "</span><span>delivered " +
-              q.delivered + "</span><span>dead " + q.dead + "</span><span>dropped " + q.dropped +
-              "</span><span>expired " + q.expired + "</span>" +
-              (q.drift ? '<span class="drift-bad">drift ' + q.drift + "</span>" : "") + "</div>";
+              esc(q.paused) + "</span>" : "") + "</h3>" + Charts.funnel([
+                { label: "accepted", value: q.accepted },
+                { label: "pending", value: q.pending, kind: "warn" },
+                { label: "delivered", value: q.delivered, kind: "good" },
+                { label: "dead", value: q.dead, kind: "bad" },
+                { label: "dropped", value: q.dropped, kind: "muted" },
+                { label: "expired", value: q.expired, kind: "muted" }
+              ], p.portal + " / " + q.destination) +
+              (q.drift ? '<p class="drift-bad">drift ' + q.drift + "</p>" : "");
           }).join("") + "</div>";
       });
       html += '<div class="card"><h2>Dead letters</h2>' + (o.deadLetters.length ?
@@ -207,18 +232,14 @@
   }
 
   /* -- rate envelopes ---------------------------------------------------------------- */
-  function chart(samples, key) {
-    var w = 300, h = 60;
-    if (!samples.length) return "";
-    var t0 = samples[0].at, span = Math.max(1, samples[samples.length - 1].at - t0);
-    var pts = samples.map(function (s) {
-      var x = ((s.at - t0) / span) * w;
-      var y = h - Math.min(1, s.shares[key] || 0) * h;
-      return x.toFixed(1) + "," + y.toFixed(1);
-    }).join(" ");
-    return '<svg viewBox="0 0 ' + w + " " + h + '" preserveAspectRatio="none" role="img" ' +
-      'aria-label="' + esc(key) + ' usage over the last hour"><polyline fill="none" ' +
-      'stroke="#ff7a59" stroke-width="2" points="' + pts + '"/></svg>';
+  /* One series per share the samples carry (whatever the rate view adds later). */
+  function rateSeries(samples) {
+    var names = {};
+    samples.forEach(function (s) { Object.keys(s.shares).forEach(function (k) { names[k] = 1; }); });
+    return Object.keys(names).map(function (name) {
+      return { name: name, points: samples.filter(function (s) { return name in s.shares; })
+        .map(function (s) { return [s.at, s.shares[name]]; }) };
+    });
   }
   function loadRates() {
     api("/envelopes").then(function (r) {
@@ -226,11 +247,14 @@
         return esc(k) + ": " + r.tooManyRequests[k]; }).join(", ") || "none";
       var html = '<div class="card"><p>429s from HubSpot since start: ' + throttled + "</p></div>";
       r.portals.forEach(function (p) {
-        html += '<div class="card"><h2>' + esc(p.portal) + "</h2>" + p.now.map(function (u) {
-          return "<h3>" + esc(u.envelope) + ' <span class="muted">' + u.used + " / " + u.limit +
-            (u.hubspotLimit ? " (HubSpot " + u.hubspotLimit + ")" : "") + "</span></h3>" +
-            chart(p.samples, u.envelope);
-        }).join("") + "</div>";
+        html += '<div class="card rates-card"><h2>' + esc(p.portal) + "</h2>" +
+          Charts.timeChart(rateSeries(p.samples), { label: p.portal +
+            ": share of each envelope in use, last hour" }) +
+          '<table class="usage"><tr><th>envelope</th><th>used</th><th>our limit</th>' +
+          "<th>HubSpot's</th></tr>" + p.now.map(function (u) {
+            return "<tr><td>" + esc(u.envelope) + "</td><td>" + u.used + "</td><td>" + u.limit +
+              "</td><td>" + (u.hubspotLimit || "–") + "</td></tr>";
+          }).join("") + "</table></div>";
       });
       $("#rates").innerHTML = html;
     }).catch(function (e) { $("#rates").textContent = e.message; });
@@ -265,6 +289,8 @@
     loadJourney(this.kind.value, this.value.value.trim());
   });
   $("#older").addEventListener("click", function () { if (oldest) loadEvents(oldest); });
+  $("#quality-form").addEventListener("change", loadQuality);
   setInterval(refreshStatuses, 4000);
+  setInterval(refreshView, 5000);
   restart();
 })();

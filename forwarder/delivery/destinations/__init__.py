@@ -33,6 +33,11 @@ class Ready(msgspec.Struct):
     key: str
     """What HubSpot echoes in per-input errors (email, id) to map them back."""
     note: str = ""
+    identifier: str | None = None
+    """For attribution quality: the identifier kind a conversion went with (objectId, email,
+    utk); None for inputs that are not conversions."""
+    campaign: bool = False
+    """For attribution quality: the event carries a campaign or a click id."""
 
 
 class Hold(msgspec.Struct):

@@ -56,6 +56,10 @@ class Contacts:
             )
         return out + list(merged.values())
 
+    async def preview(self, items: Sequence[Item]) -> list[Prepared]:
+        """What ``prepare`` makes of these items now (it has no side effect): for the debugger."""
+        return await self.prepare(items)
+
     async def send(
         self, client: HubSpotClient, ready: Sequence[Ready]
     ) -> HubSpotResponse | HubSpotError:

@@ -8,6 +8,8 @@ from forwarder.config import PortalSettings
 from forwarder.delivery.definitions import DefinitionCatalog
 from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
 from forwarder.delivery.destinations.mapped import (
+    Mapped,
+    carries_campaign,
     identity_fields,
     map_and_identify,
     note,
@@ -47,28 +49,47 @@ class Conversions:
         self._resolver = resolver
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
-        out, mapped = await map_and_identify(
+        out, mapped = await self._map(items)
+        for m in mapped:
+            await self._catalog.ensure(m.conversion)
+            out.append(self._ready(m))
+        return out
+
+    async def preview(self, items: Sequence[Item]) -> list[Prepared]:
+        """What ``prepare`` would make of these items now, without touching HubSpot (no
+        definition is created): for the debugger."""
+        out, mapped = await self._map(items)
+        return out + [self._ready(m) for m in mapped]
+
+    async def _map(self, items: Sequence[Item]) -> tuple[list[Prepared], list[Mapped]]:
+        return await map_and_identify(
             items,
             self._mapper,
             self._resolver,
             usable=lambda _: True,
             drop_reason="no mapping for this event any more",
         )
-        for m in mapped:
-            await self._catalog.ensure(m.conversion)
-            uuid = stable_uuid(self._portal.portal_id, m.item.event.message_id)
-            who = identity_fields(m.identity)
-            event = EventCompletion(
-                event_name=m.conversion.event_name,
-                properties=m.conversion.properties,
-                uuid=uuid,
-                occurred_at=occurred_at(m.data),
-                email=who.email,
-                utk=who.utk,
-                object_id=who.object_id,
-            )
-            out.append(Ready(m.item, event, uuid, note=note(m.identity)))
-        return out
+
+    def _ready(self, m: Mapped) -> Ready:
+        uuid = stable_uuid(self._portal.portal_id, m.item.event.message_id)
+        who = identity_fields(m.identity)
+        event = EventCompletion(
+            event_name=m.conversion.event_name,
+            properties=m.conversion.properties,
+            uuid=uuid,
+            occurred_at=occurred_at(m.data),
+            email=who.email,
+            utk=who.utk,
+            object_id=who.object_id,
+        )
+        return Ready(
+            m.item,
+            event,
+            uuid,
+            note=note(m.identity),
+            identifier=m.identity.kind,
+            campaign=carries_campaign(m.data),
+        )
 
     async def send(
         self, client: HubSpotClient, ready: Sequence[Ready]

@@ -69,6 +69,22 @@ def identity_fields(identity: Identity) -> IdentityFields:
     )
 
 
+_CLICK_PARAMS = ("gclid=", "gbraid=", "wbraid=", "fbclid=", "msclkid=", "li_fat_id=", "ttclid=")
+
+
+def carries_campaign(data: Mapping[str, Any]) -> bool:
+    """The event carries a campaign (``context.campaign``) or an ad click id (``clickIds``,
+    or a click parameter in the page URL)."""
+    context = data.get("context")
+    if not isinstance(context, Mapping):
+        return False
+    if context.get("campaign") or context.get("clickIds"):
+        return True
+    page = context.get("page")
+    url = page.get("url") or page.get("search") if isinstance(page, Mapping) else None
+    return isinstance(url, str) and any(p in url for p in _CLICK_PARAMS)
+
+
 def occurred_at(data: Mapping[str, Any]) -> str:
     """When the event happened (its stamped timestamp)."""
     return str(data.get("timestamp") or data.get("receivedAt"))

@@ -91,6 +91,10 @@ class Timeline:
             object_id=who.object_id,
         )
 
+    async def preview(self, items: Sequence[Item]) -> list[Prepared]:
+        """What ``prepare`` makes of these items now (it has no side effect): for the debugger."""
+        return await self.prepare(items)
+
     async def send(
         self, client: HubSpotClient, ready: Sequence[Ready]
     ) -> HubSpotResponse | HubSpotError:

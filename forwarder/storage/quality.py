@@ -1,0 +1,26 @@
+"""Moving the process's quality tally into the store, where replicas' counts add up."""
+
+from __future__ import annotations
+
+from forwarder.storage.base import QualityCount, Storage
+from forwarder.tallies import QualityTally
+
+FLUSH_EVERY_S = 5.0
+
+
+async def flush_quality(storage: Storage, tally: QualityTally) -> int:
+    """Add what was counted since the last flush; on failure the counts stay for the next.
+
+    Raises:
+        StorageUnavailableError: the store did not take them (nothing is lost).
+    """
+    counts = tally.drain()
+    if not counts:
+        return 0
+    rows = [QualityCount(h, s, t, m, n) for (h, s, t, m), n in counts.items()]
+    try:
+        await storage.add_quality(rows)
+    except BaseException:
+        tally.restore(counts)
+        raise
+    return len(rows)
