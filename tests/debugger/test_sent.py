@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from forwarder.delivery.destinations import stable_uuid
+from forwarder.hubspot.paths import DEFAULT_API_VERSION, paths_for
 from tests.debugger.conftest import Admin, track
 from tests.delivery.harness import until
 from tests.support import SERVER_KEY
@@ -29,7 +30,8 @@ async def test_event_detail_shows_the_input_hubspot_got_with_secrets_scrubbed(
     detail = await admin.get("/admin/api/events/1")
 
     [sent] = detail["sent"]
-    assert (sent["destination"], sent["route"]) == ("conversions", "/events/v3/send/batch")
+    route = paths_for(DEFAULT_API_VERSION).events_send_batch  # the portal's default version
+    assert (sent["destination"], sent["route"]) == ("conversions", route)
     assert sent["input"]["uuid"] == stable_uuid(123456, "m1")
     assert sent["input"]["email"] == "jane@example.com"
     assert sent["input"]["properties"]["plan"] == "pro"
