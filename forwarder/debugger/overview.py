@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from prometheus_client import Counter
 
@@ -24,6 +24,7 @@ from forwarder.debugger.models import (
 )
 from forwarder.delivery.engine import Engine
 from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Key, Storage
+from forwarder.storage.quality import flush_quality
 from forwarder.telemetry import Metrics
 
 Counts = dict[tuple[str, str, str], int]
@@ -110,25 +111,38 @@ async def dead_letters(
 async def overview(
     storage: Storage, settings: Settings, engine: Engine, metrics: Metrics, masker: Masker
 ) -> Overview:
-    """The funnel: received -> rejected -> duplicates -> per queue states, and dead letters."""
+    """The funnel: received -> rejected -> duplicates -> per queue states, and dead letters.
+
+    Every figure comes from the store, so every replica shows the same ones, across restarts:
+    the ingest counts are the all-time totals the replicas add to (this replica's latest
+    counts are added first), the queue states the store's own counts.
+    """
+    await flush_quality(storage, metrics.quality)
+    totals = await storage.ingest_totals()
     counts = await storage.counts()
     paused = engine.paused()
     queues = sorted({(p, d) for p, d, _ in counts} | set(engine.workers))
+
+    def total(metric: str, sources: Collection[str] | None = None) -> int:
+        return sum(
+            n for (s, m), n in totals.items() if m == metric and (sources is None or s in sources)
+        )
+
     portals = []
     for name in settings.portals:
-        sources = [s.name for s in settings.sources if s.portal == name]
+        sources = {s.name for s in settings.sources if s.portal == name}
         portals.append(
             PortalFunnel(
                 portal=name,
-                received=sum(counter_total(metrics.received, source=s) for s in sources),
+                received=total("received", sources),
                 queues=[_funnel(counts, p, d, paused.get((p, d))) for p, d in queues if p == name],
             )
         )
     ingest = IngestFunnel(
-        received=counter_total(metrics.received),
-        accepted=counter_total(metrics.accepted),
-        rejected=counter_total(metrics.discarded, reason="invalid"),
-        duplicates=counter_total(metrics.discarded, reason="duplicate"),
+        received=total("received"),
+        accepted=total("accepted"),
+        rejected=total("rejected"),
+        duplicates=total("duplicate"),
     )
     return Overview(
         ingest=ingest,

@@ -112,6 +112,10 @@ class QualityCount(msgspec.Struct, frozen=True):
 QUALITY_RETENTION_H = 8 * 24
 """Hours of quality counters kept: a week plus a day, so "the last week" is always whole."""
 
+TOTALLED_METRICS = frozenset({"received", "accepted", "duplicate", "rejected"})
+"""Quality metrics also kept as all-time totals per source: the ingest funnel every replica's
+debugger shows, which outlives restarts and the hourly counters' retention."""
+
 
 Key = tuple[str, str]
 """An identifier: ``(kind, value)`` with kind ``anonymousId``, ``userId``, ``email``, ``utk`` or
@@ -352,8 +356,14 @@ class Storage(ABC):
     # -- attribution quality --------------------------------------------------------------
     @abstractmethod
     async def add_quality(self, counts: Sequence[QualityCount]) -> None:
-        """Add to the hourly quality counters (shared by replicas); hours older than
+        """Add to the hourly quality counters (shared by replicas), and the counts of
+        ``TOTALLED_METRICS`` to the all-time totals, in one write; hours older than
         ``QUALITY_RETENTION_H`` before the newest given are forgotten."""
+
+    @abstractmethod
+    async def ingest_totals(self) -> dict[tuple[str, str], int]:
+        """All-time totals of ``TOTALLED_METRICS``: ``(source, metric) -> n``, summed over
+        replicas and restarts."""
 
     @abstractmethod
     async def quality_hours(self, first: int, last: int) -> list[QualityCount]:

@@ -410,6 +410,9 @@ class RedisStorage(Storage):
     async def quality_hours(self, first: int, last: int) -> list[QualityCount]:
         return await self._call(quality.between(self.client, self.keys, first, last))
 
+    async def ingest_totals(self) -> dict[tuple[str, str], int]:
+        return await self._call(quality.totals(self.client, self.keys))
+
     async def get_meta(self, key: str) -> bytes | None:
         value = await self._call(self.client.hget(self.keys.name("meta"), key))
         return None if value is None else cast(bytes, value)

@@ -47,6 +47,7 @@ TEMPLATES: dict[str, str] = {
     "window_seq": "winseq",  # string: unique ids for window log entries
     "lock": "lock:{}",  # string: a lock's owner token
     "oauth": "oauth:{}",  # hash per portal: access, refresh, due (the current OAuth tokens)
+    "ingest_totals": "itot",  # hash source SEP metric -> all-time count (the ingest funnel)
     "quality": "qh:{}",  # hash source SEP event_type SEP metric -> count, per Unix hour
 }
 

@@ -391,6 +391,9 @@ class SqliteStorage(Storage):
     async def quality_hours(self, first: int, last: int) -> list[QualityCount]:
         return await self._submit(lambda c: quality.between(c, first, last))
 
+    async def ingest_totals(self) -> dict[tuple[str, str], int]:
+        return await self._submit(quality.totals)
+
     # -- metadata -------------------------------------------------------------------------
     async def get_meta(self, key: str) -> bytes | None:
         return await self._submit(lambda c: sql.get_meta(c, key))

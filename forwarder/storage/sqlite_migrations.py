@@ -86,9 +86,17 @@ CREATE TABLE IF NOT EXISTS quality (
 ) WITHOUT ROWID;
 """
 
+_V3 = """
+CREATE TABLE IF NOT EXISTS ingest_totals (
+    source TEXT NOT NULL, metric TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (source, metric)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 schema (on a 0.1.0 database: no change, version stamped)", _V1),
     Migration(2, "hourly attribution-quality counters", _V2),
+    Migration(3, "all-time ingest totals per source (the debugger's shared funnel)", _V3),
 )
 LATEST = MIGRATIONS[-1].version
 
