@@ -79,8 +79,17 @@ CREATE TABLE IF NOT EXISTS erasures (
 );
 """
 
+_V2 = """
+CREATE TABLE IF NOT EXISTS touches (
+    portal TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    first_at REAL NOT NULL, first BLOB NOT NULL, last_at REAL NOT NULL, last BLOB NOT NULL,
+    PRIMARY KEY (portal, kind, value)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 schema (on a 0.1.0 database: no change, version stamped)", _V1),
+    Migration(2, "touch memory: first and last touch per identifier (table touches)", _V2),
 )
 LATEST = MIGRATIONS[-1].version
 

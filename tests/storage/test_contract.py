@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from forwarder.storage.base import Accepted, Duplicate, NewEvent, Storage
+from forwarder.storage.base import (
+    Accepted,
+    Duplicate,
+    NewEvent,
+    Storage,
+    Touch,
+    TouchKind,
+    TouchMemory,
+    TouchOrigin,
+)
 from forwarder.storage.sqlite import SqliteStorage
 from tests.storage.redis_server import REDIS_URL, redis_prefix
 
@@ -347,3 +356,61 @@ async def test_expedite_makes_backed_off_items_due_now(storage: Storage) -> None
     [due] = await storage.lease("main", "conversions", limit=5, now=NOW + 1, lease_s=30)
     assert due.id == items[0].id
     assert await storage.expedite("main", "conversions", now=NOW + 2) == 0
+
+
+# -- touch memory ------------------------------------------------------------------------------
+
+
+def touch(at: float, campaign: str, **fields: str) -> Touch:
+    return Touch(
+        at=at,
+        kind=TouchKind.UTM,
+        origin=TouchOrigin.CAMPAIGN,
+        message_id=f"m-{campaign}",
+        event_type="page",
+        name=campaign,
+        click_ids=fields,
+        device="A",
+    )
+
+
+async def test_touch_memory_keeps_the_earliest_and_the_latest_touch(storage: Storage) -> None:
+    aid = ("anonymousId", "A")
+    await storage.remember_touches("main", [(aid, touch(NOW, "middle"))])
+    await storage.remember_touches(
+        "main", [(aid, touch(NOW + 50, "newest")), (aid, touch(NOW - 50, "oldest", gclid="G"))]
+    )
+    await storage.remember_touches("main", [(aid, touch(NOW + 10, "between"))])
+    memory = await storage.touches_of("main", [aid, ("userId", "nobody")])
+    assert memory == {
+        aid: TouchMemory(touch(NOW - 50, "oldest", gclid="G"), touch(NOW + 50, "newest"))
+    }
+
+
+async def test_touch_of_the_same_time_leaves_the_memory_as_it_was(storage: Storage) -> None:
+    aid = ("anonymousId", "A")
+    await storage.remember_touches("main", [(aid, touch(NOW, "kept"))])
+    await storage.remember_touches("main", [(aid, touch(NOW, "replayed"))])
+    memory = await storage.touches_of("main", [aid])
+    assert memory[aid] == TouchMemory(touch(NOW, "kept"), touch(NOW, "kept"))
+
+
+async def test_touch_memory_is_per_portal_and_identifier(storage: Storage) -> None:
+    await storage.remember_touches("main", [(("anonymousId", "A"), touch(NOW, "a"))])
+    assert await storage.touches_of("other", [("anonymousId", "A")]) == {}
+    assert await storage.touches_of("main", [("userId", "A")]) == {}
+
+
+async def test_erasure_removes_the_touch_memory_of_every_identifier_of_the_person(
+    storage: Storage,
+) -> None:
+    keys = [("anonymousId", "A"), ("anonymousId", "B"), ("userId", "U")]
+    await storage.link("main", [("anonymousId", "A"), ("userId", "U")], now=NOW)
+    await storage.link("main", [("anonymousId", "B"), ("userId", "U")], now=NOW)
+    await storage.remember_touches("main", [(k, touch(NOW, k[1])) for k in keys])
+    await storage.remember_touches("main", [(("anonymousId", "other"), touch(NOW, "x"))])
+    await storage.erase("main", [("userId", "U")], now=NOW + 1)
+    assert await storage.touches_of("main", keys) == {}
+    assert set(await storage.touches_of("main", [("anonymousId", "other")])) == {
+        ("anonymousId", "other")
+    }
