@@ -10,6 +10,7 @@ import msgspec
 
 from forwarder.clock import Clock
 from forwarder.config import Settings, SourceSettings
+from forwarder.delivery.touches import TouchReader
 from forwarder.errors import AllEventsRejectedError, BacklogFullError, Rejection
 from forwarder.events.messages import IngestResponse, Rejected
 from forwarder.pipeline.enrich import Enricher
@@ -39,7 +40,12 @@ class Accepter:
     ) -> None:
         self._storage = storage
         self._on_accepted = on_accepted
-        self._enrich = Enricher(storage, clock.now, on_accepted)
+        readers = {
+            name: TouchReader(portal.attribution.touches)
+            for name, portal in settings.portals.items()
+            if portal.attribution.remember
+        }
+        self._enrich = Enricher(storage, clock.now, on_accepted, readers)
         self._metrics = metrics
         self._clock = clock
         self._router = Router(settings.portals, checks)
@@ -112,7 +118,7 @@ class Accepter:
         accepted = sum(isinstance(r, Accepted) for r in results)
         # Duplicates teach links too: links are idempotent, and a retry after a failure here
         # (the events already durable) must still teach them.
-        await self._enrich(source.portal, datas)
+        await self._enrich(source.portal, datas, source.name)
         if accepted and self._on_accepted is not None:
             queues = {d for e in events for d in e.destinations}
             self._on_accepted(source.portal, tuple(sorted(queues)))

@@ -1,10 +1,14 @@
-"""Enrich: learn identity links from accepted events, and release the conversions they unlock.
+"""Enrich: learn identity links and touches from accepted events, and release what links unlock.
 
 An ``identify`` (traits), an ``alias`` (previousId), and any event carrying
 ``context.traits.email`` or the ``hubspotutk`` cookie (``context.hubspotutk``) teach the graph
 that its identifiers are one person. Conversions held for lack of identity wait on their
 anonymousId/userId; once a link makes them resolvable they are released at once, keeping their
 original ``occurredAt`` and uuid.
+
+Every event's campaign touches (``delivery.touches``) are remembered under its anonymousId and
+userId, so a conversion sent later (another device, a backend, a browser that lost its storage)
+can be attributed from them at delivery (``delivery.attribution``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 
 from forwarder.delivery.identity import normalise_email, person_keys
 from forwarder.delivery.identity import text_id as _text
+from forwarder.delivery.touches import TouchReader
 from forwarder.storage.base import Item, Key, Storage
 
 _ASSERTING = ("traits", "hubspotutk", "hubspot")
@@ -50,20 +55,35 @@ def links(data: Mapping[str, Any]) -> list[Key]:
 
 
 class Enricher:
-    """Links identities of accepted events and releases held conversions."""
+    """Links identities of accepted events, remembers their touches, releases held conversions."""
 
     def __init__(
         self,
         storage: Storage,
         now: Callable[[], float],
         on_released: Callable[[str, tuple[str, ...]], None] | None = None,
+        touch_readers: Mapping[str, TouchReader] | None = None,
     ) -> None:
         self._storage = storage
         self._now = now
         self._on_released = on_released
+        self._readers = dict(touch_readers or {})
+        """Per portal that remembers touches."""
 
-    async def __call__(self, portal: str, events: Sequence[Mapping[str, Any]]) -> list[Item]:
-        """Learn from ``events`` (already durable); returns the items released."""
+    async def __call__(
+        self, portal: str, events: Sequence[Mapping[str, Any]], sender: str | None = None
+    ) -> list[Item]:
+        """Learn from ``events`` (already durable) sent by ``sender``; returns items released."""
+        reader = self._readers.get(portal)
+        if reader is not None:
+            seen = [
+                (key, touch)
+                for data in events
+                for touch in reader(data, sender)
+                for key in person_keys(data)
+            ]
+            if seen:
+                await self._storage.remember_touches(portal, seen)
         groups = [keys for data in events if (keys := links(data))]
         if not groups:
             return []
