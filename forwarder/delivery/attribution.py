@@ -74,7 +74,10 @@ def _earliest(used: Sequence[UsedTouch]) -> UsedTouch | None:
 
 
 def _latest(used: Sequence[UsedTouch]) -> UsedTouch | None:
-    return max(used, key=lambda u: (u.touch.at, -_ORDER[u.reason]), default=None)
+    # Of equal times the later in the list wins: a last touch is listed after its first.
+    ranked = enumerate(used)
+    best = max(ranked, key=lambda p: (p[1].touch.at, -_ORDER[p[1].reason], p[0]), default=None)
+    return None if best is None else best[1]
 
 
 class Attributor:

@@ -372,8 +372,9 @@ class Storage(ABC):
     async def remember_touches(self, portal: str, seen: Sequence[tuple[Key, Touch]]) -> None:
         """Per identifier, keep the earliest and the latest touch seen (bounded: two each).
 
-        A touch no earlier than the stored first (or no later than the stored last) leaves it
-        as it is, so replaying events changes nothing. Kept until the identifier is erased.
+        Of touches with equal times the first to arrive stays first and the last to arrive
+        becomes last (the snippet sends its first touch before its last); replaying the same
+        touches changes nothing. Kept until the identifier is erased.
         """
 
     @abstractmethod

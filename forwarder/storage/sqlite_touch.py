@@ -16,7 +16,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (portal, kind, value) DO UPDATE SET
     first = CASE WHEN excluded.first_at < first_at THEN excluded.first ELSE first END,
     first_at = MIN(first_at, excluded.first_at),
-    last = CASE WHEN excluded.last_at > last_at THEN excluded.last ELSE last END,
+    last = CASE WHEN excluded.last_at >= last_at THEN excluded.last ELSE last END,
     last_at = MAX(last_at, excluded.last_at)
 """
 

@@ -387,12 +387,14 @@ async def test_touch_memory_keeps_the_earliest_and_the_latest_touch(storage: Sto
     }
 
 
-async def test_touch_of_the_same_time_leaves_the_memory_as_it_was(storage: Storage) -> None:
+async def test_of_touches_at_the_same_time_the_first_arrived_is_first_and_the_last_last(
+    storage: Storage,
+) -> None:
     aid = ("anonymousId", "A")
-    await storage.remember_touches("main", [(aid, touch(NOW, "kept"))])
-    await storage.remember_touches("main", [(aid, touch(NOW, "replayed"))])
+    await storage.remember_touches("main", [(aid, touch(NOW, "one")), (aid, touch(NOW, "two"))])
+    await storage.remember_touches("main", [(aid, touch(NOW, "three"))])
     memory = await storage.touches_of("main", [aid])
-    assert memory[aid] == TouchMemory(touch(NOW, "kept"), touch(NOW, "kept"))
+    assert memory[aid] == TouchMemory(touch(NOW, "one"), touch(NOW, "three"))
 
 
 async def test_touch_memory_is_per_portal_and_identifier(storage: Storage) -> None:
