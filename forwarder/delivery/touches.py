@@ -51,6 +51,13 @@ def _other_site(referrer: str | None, page: str | None) -> bool:
     return bool(host) and host != (urlsplit(page).hostname if page else None)
 
 
+def touch_fingerprint(touch: Touch) -> tuple[object, ...]:
+    """What makes two touches the same visit (not which event carried it)."""
+    clicks = tuple(sorted(touch.click_ids.items()))
+    campaign = tuple(getattr(touch, f) for f in UTM_FIELDS)
+    return (touch.at, touch.kind, campaign, clicks, touch.landing_page, touch.referrer)
+
+
 class TouchReader:
     """Which kinds count, decided once; ``__call__`` reads the touches of one event."""
 

@@ -19,10 +19,11 @@ from typing import Any
 
 from forwarder.delivery.identity import normalise_email, person_keys
 from forwarder.delivery.identity import text_id as _text
-from forwarder.delivery.touches import TouchReader
-from forwarder.storage.base import Item, Key, Storage
+from forwarder.delivery.touches import TouchReader, touch_fingerprint
+from forwarder.storage.base import Item, Key, Storage, Touch
 
 _ASSERTING = ("traits", "hubspotutk", "hubspot")
+_MAX_SENT = 65_536
 
 
 def links(data: Mapping[str, Any]) -> list[Key]:
@@ -69,6 +70,9 @@ class Enricher:
         self._on_released = on_released
         self._readers = dict(touch_readers or {})
         """Per portal that remembers touches."""
+        self._sent: set[tuple[object, ...]] = set()
+        """Touches this process already gave the store: the browser script sends its two touches
+        with every event, and the store's first/last could not change from a repeat."""
 
     async def __call__(
         self, portal: str, events: Sequence[Mapping[str, Any]], sender: str | None = None
@@ -81,6 +85,7 @@ class Enricher:
                 for data in events
                 for touch in reader(data, sender)
                 for key in person_keys(data)
+                if self._new(portal, key, touch)
             ]
             if seen:
                 await self._storage.remember_touches(portal, seen)
@@ -95,3 +100,15 @@ class Enricher:
         if released and self._on_released is not None:
             self._on_released(portal, tuple(sorted({i.destination for i in released})))
         return released
+
+    def _new(self, portal: str, key: Key, touch: Touch) -> bool:
+        """True the first time this process sees this touch (content and time) for ``key``."""
+        seen = (portal, key, touch_fingerprint(touch))
+        if seen in self._sent:
+            return False
+        if len(self._sent) >= _MAX_SENT:
+            # Forgetting only costs a repeated, harmless write; it also lets an erased
+            # person's touches be learned again from their next events.
+            self._sent.clear()
+        self._sent.add(seen)
+        return True

@@ -179,3 +179,47 @@ async def test_touch_memory_can_be_turned_off(tmp_path: Path) -> None:
         )
         assert set((await delivered_touches(fw)).values()) == {None}
         assert await fw.storage.touches_of("main", [("anonymousId", "A")]) == {}
+
+
+async def test_touch_the_browser_sends_again_keeps_the_event_it_was_first_learned_from(
+    tmp_path: Path,
+) -> None:
+    """The script sends its kept touches with every event; the memory keeps the landing's."""
+    now = time.time()
+    kept = {"name": "spring", "clickIds": {"gclid": "G"}, "timestamp": iso(now - DAY)}
+    context = {"attribution": {"firstTouch": kept, "lastTouch": kept}}
+    views = [
+        {
+            "type": "page",
+            "messageId": f"view-{i}",
+            "anonymousId": "A",
+            "timestamp": iso(now - DAY + i),
+            "context": context,
+        }
+        for i in range(3)
+    ]
+    async with running(tmp_path, PORTAL) as fw:
+        await fw.send(views[:1])
+        await fw.send(views[1:])
+        memory = (await fw.storage.touches_of("main", [("anonymousId", "A")]))[("anonymousId", "A")]
+        assert (memory.first.message_id, memory.last.message_id) == ("view-0", "view-0")
+        assert (memory.first.name, memory.first.click_ids) == ("spring", {"gclid": "G"})
+
+
+async def test_erasing_a_person_removes_the_touches_of_all_their_devices(tmp_path: Path) -> None:
+    now = time.time()
+    async with running(tmp_path, PORTAL) as fw:
+        await fw.send(
+            [
+                landing("a", now - DAY, "spring", gclid=True, anonymousId="phone"),
+                landing("b", now - DAY, "autumn", anonymousId="laptop"),
+                identify("ia", "e@example.com", anonymousId="phone", userId="U"),
+                identify("ib", "e@example.com", anonymousId="laptop", userId="U"),
+            ]
+        )
+        keys = [("anonymousId", "phone"), ("anonymousId", "laptop"), ("userId", "U")]
+        assert set(await fw.storage.touches_of("main", keys)) == set(keys[:2])
+
+        await fw.storage.erase("main", [("email", "e@example.com")], now=now)
+
+        assert await fw.storage.touches_of("main", keys) == {}
