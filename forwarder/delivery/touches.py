@@ -100,6 +100,19 @@ class TouchReader:
                 found.append(touch)
         return sorted(found, key=lambda t: t.at)
 
+    def _kind(
+        self, clicks: bool, utm: bool, referrer: str | None, landing: str | None
+    ) -> TouchKind | None:
+        """The strongest counted kind of evidence (URLs are parsed only when it comes to that)."""
+        for kind in self._counted:
+            if kind is TouchKind.CLICK_ID and clicks:
+                return kind
+            if kind is TouchKind.UTM and utm:
+                return kind
+            if kind is TouchKind.REFERRER and _other_site(referrer, landing):
+                return kind
+        return None
+
     def _touch(
         self,
         data: Mapping[str, Any],
@@ -111,12 +124,7 @@ class TouchReader:
         utm = {f: v for f in UTM_FIELDS if (v := _text(raw.get(f))) is not None}
         clicks = {str(k): str(v) for k, v in _mapping(raw.get("clickIds")).items() if v}
         landing, referrer = _text(raw.get("landingPage")), _text(raw.get("referrer"))
-        evidence = {
-            TouchKind.CLICK_ID: bool(clicks),
-            TouchKind.UTM: bool(utm),
-            TouchKind.REFERRER: _other_site(referrer, landing),
-        }
-        kind = next((k for k in self._counted if evidence[k]), None)
+        kind = self._kind(bool(clicks), bool(utm), referrer, landing)
         if kind is None:
             return None
         at = epoch(raw.get("timestamp"))

@@ -17,6 +17,8 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import msgspec
+
 from forwarder.delivery.identity import normalise_email, person_keys
 from forwarder.delivery.identity import text_id as _text
 from forwarder.delivery.touches import TouchReader, touch_fingerprint
@@ -24,6 +26,7 @@ from forwarder.storage.base import Item, Key, Storage, Touch
 
 _ASSERTING = ("traits", "hubspotutk", "hubspot")
 _MAX_SENT = 65_536
+_encode = msgspec.json.Encoder().encode
 
 
 def links(data: Mapping[str, Any]) -> list[Key]:
@@ -80,15 +83,7 @@ class Enricher:
         """Learn from ``events`` (already durable) sent by ``sender``; returns items released."""
         reader = self._readers.get(portal)
         if reader is not None:
-            seen = [
-                (key, touch)
-                for data in events
-                for touch in reader(data, sender)
-                for key in person_keys(data)
-                if self._new(portal, key, touch)
-            ]
-            if seen:
-                await self._storage.remember_touches(portal, seen)
+            await self._learn_touches(portal, reader, events, sender)
         groups = [keys for data in events if (keys := links(data))]
         if not groups:
             return []
@@ -101,14 +96,39 @@ class Enricher:
             self._on_released(portal, tuple(sorted({i.destination for i in released})))
         return released
 
-    def _new(self, portal: str, key: Key, touch: Touch) -> bool:
-        """True the first time this process sees this touch (content and time) for ``key``."""
-        seen = (portal, key, touch_fingerprint(touch))
-        if seen in self._sent:
-            return False
-        if len(self._sent) >= _MAX_SENT:
+    async def _learn_touches(
+        self,
+        portal: str,
+        reader: TouchReader,
+        events: Sequence[Mapping[str, Any]],
+        sender: str | None,
+    ) -> None:
+        """Give the store the touches it has not had from this process yet.
+
+        Browser events repeat the script's two touches on every event: comparing their JSON is
+        a microsecond, reading them again ten, and the store's first/last could not change from
+        a repeat. What was given is marked only once the store took it.
+        """
+        marks: list[tuple[object, ...]] = []
+        seen: list[tuple[Key, Touch]] = []
+        for data in events:
+            context = data.get("context")
+            kept = context.get("attribution") if type(context) is dict else None
+            if kept:
+                mark = (portal, data.get("anonymousId"), data.get("userId"), _encode(kept))
+                if mark in self._sent:
+                    continue
+                marks.append(mark)
+            for touch in reader(data, sender):
+                for key in person_keys(data):
+                    given = (portal, key, touch_fingerprint(touch))
+                    if given not in self._sent:
+                        marks.append(given)
+                        seen.append((key, touch))
+        if seen:
+            await self._storage.remember_touches(portal, seen)
+        if len(self._sent) + len(marks) > _MAX_SENT:
             # Forgetting only costs a repeated, harmless write; it also lets an erased
             # person's touches be learned again from their next events.
             self._sent.clear()
-        self._sent.add(seen)
-        return True
+        self._sent.update(marks)
