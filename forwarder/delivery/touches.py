@@ -79,7 +79,9 @@ class TouchReader:
         found: list[Touch] = []
         kept = _mapping(context.get("attribution"))
         if kept:
-            for raw in (kept.get("firstTouch"), kept.get("lastTouch")):
+            first, last = kept.get("firstTouch"), kept.get("lastTouch")
+            # Until a second campaign visit the script sends one touch as both: read it once.
+            for raw in (first,) if first == last else (first, last):
                 touch = self._touch(data, _mapping(raw), TouchOrigin.SNIPPET, event_at, sender)
                 if touch is not None and touch not in found:
                     found.append(touch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -114,11 +115,21 @@ class Accepter:
             raise AllEventsRejectedError(
                 [Rejection(r.index, r.path, r.reason) for r in sorted(rejected, key=_index)]
             )
-        results = await self._storage.append(events, now=now, dedup_window_s=self._window_s)
+        # Submitted together, the touches usually share the append's commit (the SQLite writer
+        # commits what is queued as one group); they are learned from duplicates too.
+        results, learned = await asyncio.gather(
+            self._storage.append(events, now=now, dedup_window_s=self._window_s),
+            self._enrich.learn_touches(source.portal, datas, source.name),
+            return_exceptions=True,
+        )
+        if isinstance(results, BaseException):
+            raise results
+        if isinstance(learned, BaseException):
+            raise learned
         accepted = sum(isinstance(r, Accepted) for r in results)
         # Duplicates teach links too: links are idempotent, and a retry after a failure here
         # (the events already durable) must still teach them.
-        await self._enrich(source.portal, datas, source.name)
+        await self._enrich(source.portal, datas)
         if accepted and self._on_accepted is not None:
             queues = {d for e in events for d in e.destinations}
             self._on_accepted(source.portal, tuple(sorted(queues)))

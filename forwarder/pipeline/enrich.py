@@ -77,13 +77,8 @@ class Enricher:
         """Touches this process already gave the store: the browser script sends its two touches
         with every event, and the store's first/last could not change from a repeat."""
 
-    async def __call__(
-        self, portal: str, events: Sequence[Mapping[str, Any]], sender: str | None = None
-    ) -> list[Item]:
-        """Learn from ``events`` (already durable) sent by ``sender``; returns items released."""
-        reader = self._readers.get(portal)
-        if reader is not None:
-            await self._learn_touches(portal, reader, events, sender)
+    async def __call__(self, portal: str, events: Sequence[Mapping[str, Any]]) -> list[Item]:
+        """Learn links from ``events`` (already durable); returns the items released."""
         groups = [keys for data in events if (keys := links(data))]
         if not groups:
             return []
@@ -96,19 +91,19 @@ class Enricher:
             self._on_released(portal, tuple(sorted({i.destination for i in released})))
         return released
 
-    async def _learn_touches(
-        self,
-        portal: str,
-        reader: TouchReader,
-        events: Sequence[Mapping[str, Any]],
-        sender: str | None,
+    async def learn_touches(
+        self, portal: str, events: Sequence[Mapping[str, Any]], sender: str | None = None
     ) -> None:
-        """Give the store the touches it has not had from this process yet.
+        """Give the store the touches of ``events`` (sent by the configured source ``sender``)
+        that it has not had from this process yet.
 
         Browser events repeat the script's two touches on every event: comparing their JSON is
         a microsecond, reading them again ten, and the store's first/last could not change from
         a repeat. What was given is marked only once the store took it.
         """
+        reader = self._readers.get(portal)
+        if reader is None:
+            return
         marks: list[tuple[object, ...]] = []
         seen: list[tuple[Key, Touch]] = []
         for data in events:

@@ -30,10 +30,10 @@ async def test_touch_not_taken_by_a_failed_store_is_given_again_on_retry(tmp_pat
     storage = SqliteStorage(tmp_path / "f.db")
     enrich = Enricher(storage, lambda: 0.0, touch_readers={"main": TouchReader(["utm"])})
     with pytest.raises(StorageUnavailableError):
-        await enrich("main", [view("v1", "spring")])  # not open yet: the store refuses
+        await enrich.learn_touches("main", [view("v1", "spring")])  # not open: refused
     await storage.open()
     try:
-        await enrich("main", [view("v1", "spring")])  # the producer's retry
+        await enrich.learn_touches("main", [view("v1", "spring")])  # the retry
         memory = await storage.touches_of("main", [KEY])
     finally:
         await storage.close()
