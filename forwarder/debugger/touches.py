@@ -108,9 +108,10 @@ def _used(
 async def conversion_attribution(
     storage: Storage, settings: Settings, masker: Masker, event: StoredEvent, data: dict[str, Any]
 ) -> models.AttributionView | None:
-    """The attribution a conversion event gets now (None for other events)."""
+    """The attribution a conversion (a track, or a mapped named page) gets now; None when its
+    portal is gone or it was erased."""
     portal = settings.portals.get(event.portal)
-    if portal is None or event.type != "track" or "erased" in data:
+    if portal is None or "erased" in data:
         return None
     if not portal.attribution.remember:
         return models.AttributionView(
