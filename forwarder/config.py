@@ -177,6 +177,19 @@ class ContactSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Unique contact property holding the userId (resolution via batch read)."""
 
 
+class AttributionSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Where a conversion's first and last touch come from when the event does not carry them."""
+
+    last_touch_window_s: float = 30 * 86400.0
+    """A remembered touch older than this before the conversion is not its last touch (ad
+    platforms' click windows); the first touch has no window."""
+    touches: tuple[Literal["click_id", "utm", "referrer"], ...] = ("click_id", "utm")
+    """Which visits count as touches: ad click ids (``gclid`` ...), UTM campaign fields, and
+    optionally a plain referrer from another site."""
+    remember: bool = True
+    """Remember each person's touches in the store and fill conversions from them."""
+
+
 class PortalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One HubSpot account and how to reach it."""
 
@@ -223,6 +236,8 @@ class PortalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     history lands on the contact. Create a form with just an email field for it."""
     identity_order: tuple[str, ...] = ("objectId", "email", "utk")
     """Identity fallback chain for custom events."""
+    attribution: AttributionSettings = AttributionSettings()
+    """Touch memory: first and last touch per person, used for conversions."""
     hold_s: float = 30 * 86400.0
     """How long a conversion without identity waits for an identify before it expires."""
     max_delay_s: float = 1.0
@@ -414,6 +429,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}.limits.time_scale", "only a sandbox portal can be scaled")
         if portal.limits.time_scale <= 0:
             raise ConfigError(f"{where}.limits.time_scale", "must be > 0")
+        if portal.attribution.last_touch_window_s <= 0:
+            raise ConfigError(f"{where}.attribution.last_touch_window_s", "must be > 0")
     for i, alert in enumerate(settings.alerts):
         if not alert.webhook_url.reveal().startswith(("http://", "https://")):
             raise ConfigError(f"alerts[{i}].webhook_url", "must be an http(s) URL")

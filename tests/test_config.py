@@ -115,6 +115,18 @@ def test_config_path_comes_from_forwarder_config_env(tmp_path: Path) -> None:
             "portals.main.service_key",
             "not both",
         ),
+        (
+            BASE + "\n[portals.main.attribution]\nlast_touch_window_s = 0\n",
+            ENV,
+            "portals.main.attribution.last_touch_window_s",
+            "must be > 0",
+        ),
+        (
+            BASE + '\n[portals.main.attribution]\ntouches = ["utm", "email"]\n',
+            ENV,
+            "portals.main.attribution.touches[1]",
+            "Invalid enum value 'email'",
+        ),
     ],
 )
 def test_invalid_config_names_the_key_and_the_problem(

@@ -164,6 +164,23 @@ def _tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def touch_line(touch: dict[str, Any]) -> str:
+    """``google/cpc/spring gclid=G-1``: a touch's campaign and click ids."""
+    campaign = "/".join(touch.get(f) or "" for f in ("source", "medium", "name"))
+    clicks = ",".join(f"{k}={v}" for k, v in (touch.get("clickIds") or {}).items())
+    return f"{campaign} {clicks}".rstrip()
+
+
+def touch_origin(touch: dict[str, Any]) -> str:
+    """Where a remembered touch was learned: event, device, source, when."""
+    what = f"from {touch.get('eventType')} event {touch.get('messageId')}"
+    if touch.get("device"):
+        what += f" on device {touch['device']}"
+    if touch.get("sender"):
+        what += f" (source {touch['sender']})"
+    return f"{what} at {touch.get('timestamp')}"
+
+
 def _journey(args: argparse.Namespace) -> int:
     params = {**_identifier(args), **({"portal": args.portal} if args.portal else {})}
     body = client_for(args).call("GET", "/journey", params=params)
@@ -171,9 +188,9 @@ def _journey(args: argparse.Namespace) -> int:
     for label, key in (("first touch", "firstTouch"), ("last touch", "lastTouch")):
         touch = body.get(key)
         if touch:
-            campaign = "/".join(touch.get(f) or "" for f in ("source", "medium", "name"))
-            clicks = ",".join(f"{k}={v}" for k, v in (touch.get("clickIds") or {}).items())
-            lines.append(f"{label}: {campaign} {clicks}".rstrip())
+            lines.append(f"{label}: {touch_line(touch)}")
+            if touch.get("messageId"):
+                lines.append(f"    {touch_origin(touch)}")
     for step in body["steps"]:
         verdict = ""
         if step["conversion"]:
@@ -182,6 +199,11 @@ def _journey(args: argparse.Namespace) -> int:
         lines.append(f"{when} #{step['seq']} {step['type']} {step.get('name') or '-'}{verdict}")
         if step.get("reason"):
             lines.append(f"    {step['reason']}")
+        for which in ("first", "last"):
+            used = (step.get("attribution") or {}).get(which)
+            if used:
+                lines.append(f"    {which} touch: {touch_line(used['touch'])} ({used['why']})")
+        lines += [f"    {note}" for note in (step.get("attribution") or {}).get("notes", [])]
     if not body["steps"]:
         lines.append("no events of this person were found")
     _out(args, body, "\n".join(lines))

@@ -23,6 +23,7 @@ from forwarder.debugger.models import (
     ItemState,
     ItemView,
 )
+from forwarder.debugger.touches import conversion_attribution
 from forwarder.delivery.identity import Identity
 from forwarder.delivery.stitch import Resolver
 from forwarder.storage.base import Attempt, ItemRecord, Storage, StoredEvent
@@ -202,6 +203,9 @@ async def detail(
             )
         )
     target = "the sandbox only (test event)" if event.test else "HubSpot"
+    attribution = None
+    if any(i.destination == "conversions" for i in items):
+        attribution = await conversion_attribution(storage, settings, masker, event, data)
     return EventDetail(
         event=summary(event, data, items, masker),
         payload=masker.payload(data),
@@ -212,4 +216,5 @@ async def detail(
         identity=_identity_view(items, now, masker),
         items=views,
         final_state=status_of(items),
+        attribution=attribution,
     )

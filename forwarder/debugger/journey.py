@@ -1,6 +1,10 @@
 """A person's journey: their identifiers, every event in time order, campaign touches, and for
 each conversion whether it reached a contact in HubSpot, or why not.
 
+The first and last touch come from the store's touch memory of all the person's identifiers
+(each says which event and device it was learned from); for people whose events predate touch
+memory they are read from the events found.
+
 Events are found by scanning the newest stored events (bounded: ``max_scan``) for any of the
 person's identifiers; the identity graph (``people_of``) widens one identifier to all of them.
 """
@@ -14,6 +18,7 @@ from forwarder.debugger.events import decode, identity_now, newest_first, status
 from forwarder.debugger.explain import explain
 from forwarder.debugger.masking import Masker
 from forwarder.debugger.models import Identifier, Journey, JourneyStep, Touch
+from forwarder.debugger.touches import conversion_attribution, remembered
 from forwarder.delivery.identity import normalise_email, text_id
 from forwarder.storage.base import ItemRecord, Key, Storage, StoredEvent
 
@@ -97,17 +102,19 @@ def touches(datas: list[dict[str, Any]]) -> tuple[Touch | None, Touch | None]:
 
 
 async def _step(
-    storage: Storage, settings: Settings, event: StoredEvent, data: dict[str, Any]
+    storage: Storage, settings: Settings, masker: Masker, event: StoredEvent, data: dict[str, Any]
 ) -> JourneyStep:
     items = await storage.items_of(event.seq)
     conversion_item = next((i for i in items if i.destination == "conversions"), None)
     attributed: bool | None = None
     reason: str | None = None
+    attribution = None
     if conversion_item is not None:
         kind = None
         if conversion_item.state in ("pending", "leased"):
             kind = (await identity_now(storage, settings, event.portal, data)).kind
         attributed, reason = explain(conversion_item, data, kind)
+        attribution = await conversion_attribution(storage, settings, masker, event, data)
     elif event.type == "track" and "erased" not in data:
         attributed, reason = False, _unsent_track(items)
     return JourneyStep(
@@ -122,6 +129,7 @@ async def _step(
         conversion=attributed is not None,
         attributed=attributed,
         reason=reason,
+        attribution=attribution,
     )
 
 
@@ -160,8 +168,9 @@ async def journey(
         if keys_of(data) & wanted:
             found.append((event, data))
     found.sort(key=lambda pair: (str(pair[1].get("timestamp") or ""), pair[0].seq))
-    steps = [await _step(storage, settings, e, d) for e, d in found]
-    first, last = touches([d for _, d in found])
+    steps = [await _step(storage, settings, masker, e, d) for e, d in found]
+    memory = await remembered(storage, portals, sorted(wanted), masker)
+    first, last = memory or touches([d for _, d in found])
     return Journey(
         query=Identifier(kind=query[0], value=masker.identifier(*query) or ""),
         portal=portal,
@@ -173,4 +182,5 @@ async def journey(
         last_touch=last,
         scanned=scanned,
         complete=scanned < max_scan,
+        touches_from="memory" if memory else ("events" if first or last else None),
     )

@@ -112,6 +112,8 @@ class EventDetail(Model):
     final_state: str
     sent: list[SentInput] = []
     """Per destination, what is sent to HubSpot for this event."""
+    attribution: AttributionView | None = None
+    """For a conversion: its first and last touch, as the forwarder attributes it now."""
 
 
 class Identifier(Model):
@@ -122,7 +124,7 @@ class Identifier(Model):
 
 
 class Touch(Model):
-    """A campaign touch: UTM fields, ad click ids, landing page."""
+    """A campaign touch: UTM fields, ad click ids, landing page, and where it was learned."""
 
     source: str | None = None
     medium: str | None = None
@@ -132,6 +134,40 @@ class Touch(Model):
     click_ids: dict[str, str] = {}
     landing_page: str | None = None
     timestamp: str | None = None
+    referrer: str | None = None
+    kind: str | None = None
+    """``click_id``, ``utm`` or ``referrer``: the strongest evidence the visit carried."""
+    origin: str | None = None
+    """Where on the event it was read: ``snippet`` (context.attribution, kept by the browser
+    script), ``campaign`` (context.campaign/clickIds) or ``referrer`` (context.page.referrer)."""
+    message_id: str | None = None
+    """The event it was learned from."""
+    event_type: str | None = None
+    event_name: str | None = None
+    device: str | None = None
+    """The anonymousId of that event: the browser or device it was seen on."""
+    sender: str | None = None
+    """The configured source that sent that event."""
+
+
+class UsedTouch(Model):
+    """A touch chosen for a conversion, and why."""
+
+    touch: Touch
+    reason: str
+    """``on_event`` (the conversion carried it), ``remembered`` (touch memory of the
+    conversion's own anonymousId/userId) or ``linked`` (of another identifier of the person)."""
+    why: str
+    """The same in plain words."""
+
+
+class AttributionView(Model):
+    """The first and last touch a conversion is (or would be) sent with, and why."""
+
+    first: UsedTouch | None
+    last: UsedTouch | None
+    notes: list[str]
+    """What else decided it (a touch outside the window, touch memory turned off)."""
 
 
 class JourneyStep(Model):
@@ -150,6 +186,8 @@ class JourneyStep(Model):
     """None for events that are not conversions."""
     reason: str | None
     """Why (not) attributed, in plain words."""
+    attribution: AttributionView | None = None
+    """For a conversion: its first and last touch and why."""
 
 
 class Journey(Model):
@@ -164,6 +202,9 @@ class Journey(Model):
     scanned: int
     complete: bool
     """False when the bounded scan stopped before the oldest stored event."""
+    touches_from: str | None = None
+    """``memory`` (the forwarder's touch memory of the person) or ``events`` (read from the
+    events found, for people whose events came before touch memory existed)."""
 
 
 class QueueFunnel(Model):

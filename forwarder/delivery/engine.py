@@ -15,6 +15,7 @@ import httpx
 
 from forwarder.clock import Clock
 from forwarder.config import PortalSettings, Secret, Settings, portal_uses_sandbox
+from forwarder.delivery.attribution import Attributor
 from forwarder.delivery.definitions import DefinitionCatalog
 from forwarder.delivery.destinations import Destination
 from forwarder.delivery.destinations.contacts import Contacts
@@ -155,9 +156,12 @@ class Engine:
                 lookup = ContactLookup(client, envelopes, clock, portal.contacts.user_id_property)
             resolver = Resolver(name, portal.identity_order, storage, lookup)
             mapper = self.portals[name].mapper
+            attributor = None
+            if portal.attribution.remember:
+                attributor = Attributor(name, portal.attribution, storage)
             destinations: list[Destination] = [
-                Conversions(portal, mapper, catalog, resolver),
-                Timeline(portal, mapper, resolver),
+                Conversions(portal, mapper, catalog, resolver, attributor),
+                Timeline(portal, mapper, resolver, attributor),
                 Contacts(portal),
             ]
             if portal.forms_guid is not None:

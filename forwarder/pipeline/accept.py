@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ import msgspec
 
 from forwarder.clock import Clock
 from forwarder.config import Settings, SourceSettings
+from forwarder.delivery.touches import TouchReader
 from forwarder.errors import AllEventsRejectedError, BacklogFullError, Rejection
 from forwarder.events.messages import IngestResponse, Rejected
 from forwarder.pipeline.enrich import Enricher
@@ -40,7 +42,12 @@ class Accepter:
     ) -> None:
         self._storage = storage
         self._on_accepted = on_accepted
-        self._enrich = Enricher(storage, clock.now, on_accepted)
+        readers = {
+            name: TouchReader(portal.attribution.touches)
+            for name, portal in settings.portals.items()
+            if portal.attribution.remember
+        }
+        self._enrich = Enricher(storage, clock.now, on_accepted, readers)
         self._metrics = metrics
         self._clock = clock
         self._router = Router(settings.portals, checks)
@@ -111,7 +118,17 @@ class Accepter:
             raise AllEventsRejectedError(
                 [Rejection(r.index, r.path, r.reason) for r in sorted(rejected, key=_index)]
             )
-        results = await self._storage.append(events, now=now, dedup_window_s=self._window_s)
+        # Submitted together, the touches usually share the append's commit (the SQLite writer
+        # commits what is queued as one group); they are learned from duplicates too.
+        results, learned = await asyncio.gather(
+            self._storage.append(events, now=now, dedup_window_s=self._window_s),
+            self._enrich.learn_touches(source.portal, datas, source.name),
+            return_exceptions=True,
+        )
+        if isinstance(results, BaseException):
+            raise results
+        if isinstance(learned, BaseException):
+            raise learned
         accepted = sum(isinstance(r, Accepted) for r in results)
         # Duplicates teach links too: links are idempotent, and a retry after a failure here
         # (the events already durable) must still teach them.

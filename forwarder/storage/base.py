@@ -11,6 +11,7 @@ Vocabulary:
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -120,6 +121,60 @@ debugger shows, which outlives restarts and the hourly counters' retention."""
 Key = tuple[str, str]
 """An identifier: ``(kind, value)`` with kind ``anonymousId``, ``userId``, ``email``, ``utk`` or
 ``contactId`` (values normalised by the caller: emails trimmed and lower-cased)."""
+
+
+class TouchKind(enum.StrEnum):
+    """What makes a visit a campaign touch (the strongest evidence it carries)."""
+
+    CLICK_ID = "click_id"
+    """An ad click id (``gclid``, ``fbclid``, ``msclkid`` ...)."""
+    UTM = "utm"
+    """UTM campaign fields."""
+    REFERRER = "referrer"
+    """Only a referrer from another site."""
+
+
+class TouchOrigin(enum.StrEnum):
+    """Where on an event a touch was read."""
+
+    SNIPPET = "snippet"
+    """``context.attribution``: the touches the browser script kept and sent along."""
+    CAMPAIGN = "campaign"
+    """``context.campaign`` / ``context.clickIds`` of the event itself."""
+    REFERRER = "referrer"
+    """``context.page.referrer`` of the event (a plain referrer touch)."""
+
+
+class Touch(msgspec.Struct, frozen=True, omit_defaults=True):
+    """One campaign touch and the event (and device) it was learned from."""
+
+    at: float
+    """When the touch happened (seconds since the epoch)."""
+    kind: TouchKind
+    origin: TouchOrigin
+    message_id: str
+    """The event it was learned from."""
+    event_type: str
+    source: str | None = None
+    medium: str | None = None
+    name: str | None = None
+    term: str | None = None
+    content: str | None = None
+    click_ids: dict[str, str] = {}
+    referrer: str | None = None
+    landing_page: str | None = None
+    event_name: str | None = None
+    device: str | None = None
+    """The anonymousId of the event: the browser or device the touch was seen on."""
+    sender: str | None = None
+    """The configured source that sent the event (a browser source or a backend)."""
+
+
+class TouchMemory(msgspec.Struct, frozen=True):
+    """What the store remembers for one identifier: its earliest and its latest touch."""
+
+    first: Touch
+    last: Touch
 
 
 class Erasure(msgspec.Struct, frozen=True):
@@ -327,8 +382,23 @@ class Storage(ABC):
 
     @abstractmethod
     async def erase(self, portal: str, keys: Sequence[Key], *, now: float) -> Erasure:
-        """Remove a person: their identifiers, and their events' personal data; open items of
-        those events end as ``dropped`` ("erased"). A record without personal data remains."""
+        """Remove a person: their identifiers, their touch memory, and their events' personal
+        data; open items of those events end as ``dropped`` ("erased"). A record without
+        personal data remains."""
+
+    # -- touch memory ---------------------------------------------------------------------
+    @abstractmethod
+    async def remember_touches(self, portal: str, seen: Sequence[tuple[Key, Touch]]) -> None:
+        """Per identifier, keep the earliest and the latest touch seen (bounded: two each).
+
+        Of touches with equal times the first to arrive stays first and the last to arrive
+        becomes last (the snippet sends its first touch before its last); replaying the same
+        touches changes nothing. Kept until the identifier is erased.
+        """
+
+    @abstractmethod
+    async def touches_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, TouchMemory]:
+        """The touch memory of each key that has one (keys without touches are left out)."""
 
     # -- reading back ---------------------------------------------------------------------
     @abstractmethod

@@ -50,6 +50,8 @@ from forwarder.storage.base import (
     QualityCount,
     Storage,
     StoredEvent,
+    Touch,
+    TouchMemory,
 )
 from forwarder.storage.redis_keys import SEP, Keys
 from forwarder.storage.redis_read import RedisReader, item_from_reply
@@ -63,6 +65,7 @@ _POOL_WAIT_S = 5.0
 _CLOSE_WAIT_S = 5.0
 _ERASE_SCAN = 1000
 _encode = msgspec.json.Encoder().encode
+_decode_touch = msgspec.json.Decoder(Touch).decode
 _SCRIPTS = {
     name: lua.script(getattr(lua, name))
     for name in (
@@ -83,6 +86,7 @@ _SCRIPTS = {
         "REMAP_CONTACT",
         "FORGET_PEOPLE",
         "ERASE_EVENTS",
+        "REMEMBER_TOUCHES",
     )
 }
 
@@ -377,6 +381,25 @@ class RedisStorage(Storage):
         await self._call(self.client.rpush(self.keys.name("erasures"), entry))
         return record
 
+    # -- touch memory ---------------------------------------------------------------------
+    async def remember_touches(self, portal: str, seen: Sequence[tuple[Key, Touch]]) -> None:
+        if seen:
+            args = [a for key, t in seen for a in (_kv(key), _f(t.at), _encode(t))]
+            await self._run("REMEMBER_TOUCHES", portal, *args)
+
+    async def touches_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, TouchMemory]:
+        unique = list(dict.fromkeys(keys))
+        if not unique:
+            return {}
+        fields = [f"{_kv(k)}{SEP}{end}" for k in unique for end in ("f", "l")]
+        values = await self._call(self.client.hmget(self.keys.name("touches", portal), fields))
+        found: dict[Key, TouchMemory] = {}
+        for i, key in enumerate(unique):
+            first, last = values[2 * i], values[2 * i + 1]
+            if first is not None and last is not None:
+                found[key] = TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
+        return found
+
     # -- reading back ---------------------------------------------------------------------
     @property
     def _read(self) -> RedisReader:
@@ -430,6 +453,12 @@ def _translate(exc: RedisError) -> StorageUnavailableError:
 
 def _detail(detail: str | None) -> tuple[str, str]:
     return ("0", "") if detail is None else ("1", detail)
+
+
+def _unpack_touch(value: bytes | str) -> Touch:
+    """A stored ``"at json"`` value: the time is only there for the script to compare."""
+    raw = value.encode() if isinstance(value, str) else value
+    return _decode_touch(raw.partition(b" ")[2])
 
 
 def _key(kv: bytes) -> Key:

@@ -36,6 +36,7 @@ TEMPLATES: dict[str, str] = {
     "identities": "idn:{}",  # hash kind SEP value -> person, per portal
     "person": "person:{}:{}",  # zset kind SEP value -> updated_at per (portal, person)
     "people": "people",  # string: last person id
+    "touches": "tch:{}",  # hash kind SEP value SEP f|l -> "at json" (first/last touch), per portal
     "attempt": "att:{}",  # string: one attempt, JSON
     "attempts_of": "ao:{}",  # set of attempt ids per item
     "meta": "meta",  # hash

@@ -41,6 +41,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "the 0.1.0 key layout (on a 0.1.0 store: no change, version stamped)", _stamp_only
     ),
+    # A new hash per portal, written on use; stamped so that a release without touch memory,
+    # whose erasure would leave the hash behind, refuses the key space.
+    Migration(2, "touch memory: hashes tch:{portal}, created on use", _stamp_only),
 )
 LATEST = MIGRATIONS[-1].version
 _LOCK_S = 60

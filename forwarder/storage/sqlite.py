@@ -24,6 +24,7 @@ from forwarder.storage import sqlite_identity as identity
 from forwarder.storage import sqlite_migrations as migrations
 from forwarder.storage import sqlite_quality as quality
 from forwarder.storage import sqlite_sql as sql
+from forwarder.storage import sqlite_touch as touch_memory
 from forwarder.storage.base import (
     FINAL_STATES,
     OPEN_STATES,
@@ -39,6 +40,8 @@ from forwarder.storage.base import (
     QualityCount,
     Storage,
     StoredEvent,
+    Touch,
+    TouchMemory,
 )
 from forwarder.storage.sqlite_dedup import SeenKeys
 from forwarder.telemetry import get_logger
@@ -357,6 +360,16 @@ class SqliteStorage(Storage):
         record, closed = await self._submit(lambda c: identity.erase(c, portal, keys, now))
         self._pending -= closed
         return record
+
+    # -- touch memory ---------------------------------------------------------------------
+    async def remember_touches(self, portal: str, seen: Sequence[tuple[Key, Touch]]) -> None:
+        if seen:
+            await self._submit(lambda c: touch_memory.remember(c, portal, seen))
+
+    async def touches_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, TouchMemory]:
+        if not keys:
+            return {}
+        return await self._submit(lambda c: touch_memory.touches_of(c, portal, keys))
 
     # -- reading back ---------------------------------------------------------------------
     async def get_event(self, seq: int) -> StoredEvent | None:

@@ -9,6 +9,7 @@ import msgspec
 
 from forwarder.storage.base import Erasure, Item, Key
 from forwarder.storage.sqlite_sql import EVENT_COLS, event_from_row, finish
+from forwarder.storage.sqlite_touch import forget as forget_touches
 
 
 def _person(conn: sqlite3.Connection, portal: str, key: Key) -> int | None:
@@ -138,6 +139,7 @@ def erase(
         if person is not None:
             identifiers.update(_keys_of(conn, portal, person))
             conn.execute("DELETE FROM identities WHERE portal = ? AND person = ?", (portal, person))
+    forget_touches(conn, portal, identifiers)
     seqs: set[int] = set()
     for _, value in identifiers:
         needle = msgspec.json.encode(value)

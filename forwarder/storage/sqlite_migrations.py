@@ -93,10 +93,19 @@ CREATE TABLE IF NOT EXISTS ingest_totals (
 ) WITHOUT ROWID;
 """
 
+_V4 = """
+CREATE TABLE IF NOT EXISTS touches (
+    portal TEXT NOT NULL, kind TEXT NOT NULL, value TEXT NOT NULL,
+    first_at REAL NOT NULL, first BLOB NOT NULL, last_at REAL NOT NULL, last BLOB NOT NULL,
+    PRIMARY KEY (portal, kind, value)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 schema (on a 0.1.0 database: no change, version stamped)", _V1),
     Migration(2, "hourly attribution-quality counters", _V2),
     Migration(3, "all-time ingest totals per source (the debugger's shared funnel)", _V3),
+    Migration(4, "touch memory: first and last touch per identifier (table touches)", _V4),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -302,3 +302,41 @@ async def test_personal_data_is_masked_when_configured(tmp_path: object) -> None
         assert "user-42" not in text
         assert detail["payload"]["context"]["traits"]["email"] == "j***@example.com"
         assert detail["payload"]["event"] == "Order Completed"
+
+
+async def test_journey_and_event_detail_say_where_each_touch_came_from(admin: Admin) -> None:
+    """A backend conversion attributed from the touches a browser sent on another device."""
+    landing = {
+        "type": "page",
+        "anonymousId": "phone-1",
+        "messageId": "land-1",
+        "timestamp": "2026-11-20T09:00:00.000Z",
+        "context": {"campaign": {"name": "spring"}, "clickIds": {"gclid": "G-9"}},
+    }
+    link = {"type": "identify", "anonymousId": "phone-1", "userId": "u9", "messageId": "id-1"}
+    await admin.send(
+        landing, link, track("buy-1", userId="u9", context={"traits": {"email": EMAIL}})
+    )
+    await until(lambda: _delivered(admin, 3))
+
+    journey = await admin.get("/admin/api/journey", userId="u9")
+    detail = await admin.get("/admin/api/events/3")
+
+    first = journey["firstTouch"]
+    assert journey["touchesFrom"] == "memory"
+    assert (first["name"], first["clickIds"], first["kind"], first["origin"]) == (
+        "spring",
+        {"gclid": "G-9"},
+        "click_id",
+        "campaign",
+    )
+    assert (first["messageId"], first["device"], first["sender"]) == (
+        "land-1",
+        "phone-1",
+        "backend",
+    )
+    used = detail["attribution"]["first"]
+    assert (used["touch"]["messageId"], used["reason"]) == ("land-1", "linked")
+    assert "linked anonymousId" in used["why"]
+    assert "'phone-1'" in used["why"]
+    assert detail["attribution"]["last"]["reason"] == "linked"

@@ -124,3 +124,36 @@ def test_quality_prints_the_score_and_figures_per_event_type(served: ServerProce
     at = lines.index(next(line for line in lines if line.startswith("Quality Seen: ")))
     assert lines[at].endswith("/10")
     assert "sent 1 (objectId 0% email 100% utk 0%)  resolved 100%" in lines[at + 2]
+
+
+def test_journey_prints_where_each_touch_came_from(served: ServerProcess) -> None:
+    """A backend conversion of a userId whose campaign touch came from a linked browser."""
+    context = {"campaign": {"source": "google", "name": "spring"}, "clickIds": {"gclid": "G-7"}}
+    response = httpx.post(
+        f"{served.url}/v1/page", json={"anonymousId": "cli-phone", "context": context}, headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    response = httpx.post(
+        f"{served.url}/v1/identify",
+        json={"anonymousId": "cli-phone", "userId": "cli-2"},
+        headers=AUTH,
+    )
+    assert response.status_code == 200, response.text
+    _send(served, userId="cli-2", event="Order Completed", context={"traits": {"email": "d@x.io"}})
+    _wait_delivered(served, "cli-2")
+
+    journey = cli(served, "journey", "--user-id", "cli-2")
+
+    assert journey.returncode == 0, journey.stderr
+    lines = journey.stdout.splitlines()
+    assert "first touch: google//spring gclid=G-7" in lines
+    assert any(
+        line.strip().startswith("from page event") and "on device cli-phone" in line
+        for line in lines
+    )
+    assert any(
+        line.strip().startswith(
+            "first touch: google//spring gclid=G-7 (remembered for a linked anonymousId"
+        )
+        for line in lines
+    )

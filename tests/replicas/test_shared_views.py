@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.replicas.cluster import flush_prefix, new_prefix
 from tests.reliability.processes import wait_until
+from tests.replicas.cluster import flush_prefix, new_prefix
 from tests.support import SERVER_KEY, ServerProcess, free_port, sandbox_process, serve_config
 
 REDIS = "redis://127.0.0.1:6379/11"

@@ -14,6 +14,10 @@ from forwarder.storage.base import (
     NewEvent,
     QualityCount,
     Storage,
+    Touch,
+    TouchKind,
+    TouchMemory,
+    TouchOrigin,
 )
 from forwarder.storage.sqlite import SqliteStorage
 from tests.storage.redis_server import REDIS_URL, redis_prefix
@@ -396,3 +400,63 @@ async def test_quality_counters_are_shared_by_two_handles_on_one_store(factory: 
     finally:
         await one.close()
         await two.close()
+
+
+# -- touch memory ------------------------------------------------------------------------------
+
+
+def touch(at: float, campaign: str, **fields: str) -> Touch:
+    return Touch(
+        at=at,
+        kind=TouchKind.UTM,
+        origin=TouchOrigin.CAMPAIGN,
+        message_id=f"m-{campaign}",
+        event_type="page",
+        name=campaign,
+        click_ids=fields,
+        device="A",
+    )
+
+
+async def test_touch_memory_keeps_the_earliest_and_the_latest_touch(storage: Storage) -> None:
+    aid = ("anonymousId", "A")
+    await storage.remember_touches("main", [(aid, touch(NOW, "middle"))])
+    await storage.remember_touches(
+        "main", [(aid, touch(NOW + 50, "newest")), (aid, touch(NOW - 50, "oldest", gclid="G"))]
+    )
+    await storage.remember_touches("main", [(aid, touch(NOW + 10, "between"))])
+    memory = await storage.touches_of("main", [aid, ("userId", "nobody")])
+    assert memory == {
+        aid: TouchMemory(touch(NOW - 50, "oldest", gclid="G"), touch(NOW + 50, "newest"))
+    }
+
+
+async def test_of_touches_at_the_same_time_the_first_arrived_is_first_and_the_last_last(
+    storage: Storage,
+) -> None:
+    aid = ("anonymousId", "A")
+    await storage.remember_touches("main", [(aid, touch(NOW, "one")), (aid, touch(NOW, "two"))])
+    await storage.remember_touches("main", [(aid, touch(NOW, "three"))])
+    memory = await storage.touches_of("main", [aid])
+    assert memory[aid] == TouchMemory(touch(NOW, "one"), touch(NOW, "three"))
+
+
+async def test_touch_memory_is_per_portal_and_identifier(storage: Storage) -> None:
+    await storage.remember_touches("main", [(("anonymousId", "A"), touch(NOW, "a"))])
+    assert await storage.touches_of("other", [("anonymousId", "A")]) == {}
+    assert await storage.touches_of("main", [("userId", "A")]) == {}
+
+
+async def test_erasure_removes_the_touch_memory_of_every_identifier_of_the_person(
+    storage: Storage,
+) -> None:
+    keys = [("anonymousId", "A"), ("anonymousId", "B"), ("userId", "U")]
+    await storage.link("main", [("anonymousId", "A"), ("userId", "U")], now=NOW)
+    await storage.link("main", [("anonymousId", "B"), ("userId", "U")], now=NOW)
+    await storage.remember_touches("main", [(k, touch(NOW, k[1])) for k in keys])
+    await storage.remember_touches("main", [(("anonymousId", "other"), touch(NOW, "x"))])
+    await storage.erase("main", [("userId", "U")], now=NOW + 1)
+    assert await storage.touches_of("main", keys) == {}
+    assert set(await storage.touches_of("main", [("anonymousId", "other")])) == {
+        ("anonymousId", "other")
+    }

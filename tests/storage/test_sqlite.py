@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from forwarder.errors import StorageUnavailableError
-from forwarder.storage.base import Accepted, Duplicate, NewEvent
+from forwarder.storage.base import Accepted, Duplicate, NewEvent, Touch, TouchKind, TouchOrigin
 from forwarder.storage.sqlite import SqliteStorage
 from forwarder.storage.sqlite_dedup import SeenKeys, seen_value
 
@@ -157,3 +157,37 @@ async def test_purge_goes_chunk_by_chunk_and_keeps_open_and_recent_events(
     left = [e.message_id for e in await storage.recent_events(limit=100)]
     assert left == ["old-12", "recent"]  # still open; not old enough
     await storage.close()
+
+
+async def test_version_1_database_gains_touch_memory_and_still_delivers(
+    tmp_path: Path,
+) -> None:
+    """A file at schema version 1 (before touch memory: no ``touches`` table) is migrated at
+    open, its queued items still lease, and touches can be remembered afterwards."""
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await storage.append([event("old")], now=1.0, dedup_window_s=60)
+    await storage.close()
+    conn = sqlite3.connect(tmp_path / "f.db")
+    conn.execute("DROP TABLE touches")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+
+    reopened = SqliteStorage(tmp_path / "f.db")
+    await reopened.open()
+    try:
+        [item] = await reopened.lease("main", "conversions", limit=5, now=2.0, lease_s=30)
+        touch = Touch(
+            at=1.0,
+            kind=TouchKind.UTM,
+            origin=TouchOrigin.CAMPAIGN,
+            message_id="m",
+            event_type="page",
+        )
+        await reopened.remember_touches("main", [(("anonymousId", "A"), touch)])
+        memory = await reopened.touches_of("main", [("anonymousId", "A")])
+    finally:
+        await reopened.close()
+    assert item.event.message_id == "old"
+    assert memory[("anonymousId", "A")].first == touch

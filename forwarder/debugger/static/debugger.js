@@ -128,6 +128,7 @@
           "chosen now)</span>") + "</p><ul>" + d.identity.notes.map(function (n) {
           return "<li>" + esc(n) + "</li>"; }).join("") + "</ul></div>";
       }
+      html += attributionHtml(d.attribution);
       d.items.forEach(function (it) {
         html += '<div class="card item"><h3>' + esc(it.destination) + " " + badge(it.state) +
           "</h3><p>" + esc(it.explanation) + "</p>" +
@@ -160,13 +161,31 @@
   }
 
   /* -- journey ----------------------------------------------------------------------- */
+  function touchOrigin(t) {
+    if (!t.messageId) return "";
+    return '<br><span class="muted">from ' + esc(t.eventType) + " event " + esc(t.messageId) +
+      (t.device ? " on device " + esc(t.device) : "") + (t.sender ? " (source " +
+      esc(t.sender) + ")" : "") + (t.timestamp ? " at " + esc(t.timestamp) : "") + "</span>";
+  }
   function touchHtml(label, t) {
     if (!t) return "<p>" + label + ": none seen</p>";
     var clicks = Object.keys(t.clickIds || {}).map(function (k) {
       return k + "=" + t.clickIds[k]; }).join(", ");
     return "<p><b>" + label + ":</b> " + esc([t.source, t.medium, t.name].filter(Boolean)
       .join(" / ") || "(no campaign)") + (clicks ? " · " + esc(clicks) : "") +
-      (t.landingPage ? '<br><span class="muted">' + esc(t.landingPage) + "</span>" : "") + "</p>";
+      (t.landingPage ? '<br><span class="muted">' + esc(t.landingPage) + "</span>" : "") +
+      touchOrigin(t) + "</p>";
+  }
+  function attributionHtml(a) {
+    if (!a) return "";
+    return '<div class="card attribution"><h3>Attribution</h3>' +
+      ["first", "last"].map(function (w) {
+        var u = a[w];
+        var label = w === "first" ? "First touch" : "Last touch";
+        return u ? touchHtml(label, u.touch) + '<p class="muted">' + esc(u.why) + "</p>"
+          : "<p>" + label + ": none</p>";
+      }).join("") + "<ul>" + a.notes.map(function (n) {
+        return "<li>" + esc(n) + "</li>"; }).join("") + "</ul></div>";
   }
   function loadJourney(kind, value) {
     var q = new URLSearchParams();

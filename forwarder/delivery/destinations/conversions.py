@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from forwarder.config import PortalSettings
+from forwarder.delivery.attribution import Attributor
 from forwarder.delivery.definitions import DefinitionCatalog
 from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
 from forwarder.delivery.destinations.mapped import (
@@ -41,9 +42,11 @@ class Conversions:
         mapper: Mapper,
         catalog: DefinitionCatalog,
         resolver: Resolver,
+        attributor: Attributor | None = None,
     ) -> None:
         self._portal = portal
         self.route = paths_for(portal.api_version).events_send_batch
+        self._attributor = attributor
         self._mapper = mapper
         self._catalog = catalog
         self._resolver = resolver
@@ -68,6 +71,7 @@ class Conversions:
             self._resolver,
             usable=lambda _: True,
             drop_reason="no mapping for this event any more",
+            attributor=self._attributor,
         )
 
     def _ready(self, m: Mapped) -> Ready:

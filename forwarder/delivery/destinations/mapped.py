@@ -1,11 +1,13 @@
-"""What the conversions and timeline destinations share: map each event, choose its identity,
-and sort out what cannot go (no mapping: dropped; no identity yet: held)."""
+"""What the conversions and timeline destinations share: attribute each event from the person's
+touch memory, map it, choose its identity, and sort out what cannot go (no mapping: dropped;
+no identity yet: held)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from forwarder.delivery.attribution import Attributor, apply
 from forwarder.delivery.destinations import Drop, Hold, Prepared, decode
 from forwarder.delivery.identity import Identity, person_keys
 from forwarder.delivery.mapping import Conversion, Mapper
@@ -29,10 +31,15 @@ async def map_and_identify(
     *,
     usable: Callable[[Conversion], bool],
     drop_reason: str,
+    attributor: Attributor | None = None,
 ) -> tuple[list[Prepared], list[Mapped]]:
     """Drops and holds, and the items that are ready to be turned into inputs."""
     datas = [decode(item) for item in items]
     identities = await resolver.identities(datas)
+    if attributor is not None:
+        senders = [item.event.source for item in items]
+        found = await attributor.attribute(datas, senders)
+        datas = [apply(data, attribution) for data, attribution in zip(datas, found, strict=True)]
     settled: list[Prepared] = []
     mapped: list[Mapped] = []
     for item, data, identity in zip(items, datas, identities, strict=True):

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from forwarder.config import PortalSettings
+from forwarder.delivery.attribution import Attributor
 from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
 from forwarder.delivery.destinations.mapped import (
     Mapped,
@@ -40,8 +41,15 @@ class Timeline:
     batch_size = 100
     expects_results = True
 
-    def __init__(self, portal: PortalSettings, mapper: Mapper, resolver: Resolver) -> None:
+    def __init__(
+        self,
+        portal: PortalSettings,
+        mapper: Mapper,
+        resolver: Resolver,
+        attributor: Attributor | None = None,
+    ) -> None:
         self._portal = portal
+        self._attributor = attributor
         self._mapper = mapper
         self._resolver = resolver
         paths = paths_for(portal.api_version)
@@ -56,6 +64,7 @@ class Timeline:
             self._resolver,
             usable=lambda c: c.timeline_template is not None,
             drop_reason="no timeline template mapped for this event",
+            attributor=self._attributor,
         )
         for m in mapped:
             event_id = stable_uuid(self._portal.portal_id, m.item.event.message_id, self.name)

@@ -1,0 +1,178 @@
+"""Attribution at delivery: a conversion's first and last touch, from the person's touch memory
+merged with what the event carries.
+
+Rules, in order:
+
+* **First touch** is the earliest touch known for the person: on the event itself, or remembered
+  for any of their identifiers (every anonymousId and userId the identity graph links to the
+  event's own), so a second device or a backend conversion gets the first device's campaign.
+* **Last touch** is the event's own latest touch when it carries one (it is the newest evidence,
+  and the sender chose it); otherwise the latest remembered touch of the person that happened
+  before the conversion, if it is inside ``attribution.last_touch_window_s``.
+* Touches remembered after the conversion happened are never used for it (a held conversion
+  released days later keeps the attribution it had when it happened).
+
+``apply`` writes the result where the snippet puts it (``context.attribution.firstTouch`` /
+``.lastTouch``; ``context.campaign`` and ``context.clickIds`` when the event has none), so
+mappings of those paths fill the HubSpot properties.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from forwarder.config import AttributionSettings
+from forwarder.delivery.identity import person_keys
+from forwarder.delivery.touches import UTM_FIELDS, TouchReader, epoch
+from forwarder.storage.base import Key, Storage, Touch, TouchMemory
+
+_TOUCH_KINDS = ("anonymousId", "userId")
+"""The identifiers touches are remembered under."""
+
+
+class TouchReason(enum.StrEnum):
+    """Why a touch was used for a conversion."""
+
+    ON_EVENT = "on_event"
+    """The conversion carried it."""
+    REMEMBERED = "remembered"
+    """Remembered for one of the conversion's own identifiers (its anonymousId or userId)."""
+    LINKED = "linked"
+    """Remembered for another identifier the identity graph links to the same person."""
+
+
+class UsedTouch(msgspec.Struct, frozen=True):
+    """A touch chosen for a conversion, and why."""
+
+    touch: Touch
+    reason: TouchReason
+    via: str | None = None
+    """The kind of identifier whose memory held it (``anonymousId``, ``userId``)."""
+
+
+class Attribution(msgspec.Struct, frozen=True):
+    """The first and last touch of one conversion."""
+
+    first: UsedTouch | None
+    last: UsedTouch | None
+    window_s: float
+    outside_window: Touch | None = None
+    """The latest remembered touch when it was too old to be the last touch."""
+
+
+_ORDER = {TouchReason.ON_EVENT: 0, TouchReason.REMEMBERED: 1, TouchReason.LINKED: 2}
+
+
+def _earliest(used: Sequence[UsedTouch]) -> UsedTouch | None:
+    return min(used, key=lambda u: (u.touch.at, _ORDER[u.reason]), default=None)
+
+
+def _latest(used: Sequence[UsedTouch]) -> UsedTouch | None:
+    # Of equal times the later in the list wins: a last touch is listed after its first.
+    ranked = enumerate(used)
+    best = max(ranked, key=lambda p: (p[1].touch.at, -_ORDER[p[1].reason], p[0]), default=None)
+    return None if best is None else best[1]
+
+
+class Attributor:
+    """Per portal: the window and the kinds that count, decided once; ``attribute`` per batch."""
+
+    def __init__(self, portal: str, settings: AttributionSettings, storage: Storage) -> None:
+        self._portal = portal
+        self._window_s = settings.last_touch_window_s
+        self._reader = TouchReader(settings.touches)
+        self._storage = storage
+
+    async def attribute(
+        self, events: Sequence[Mapping[str, Any]], senders: Sequence[str | None] = ()
+    ) -> list[Attribution]:
+        """One attribution per event, from the touch memory of each event's whole person."""
+        own = [person_keys(data) for data in events]
+        people = await self._storage.people_of(
+            self._portal, list(dict.fromkeys(k for keys in own for k in keys))
+        )
+        everyone = [
+            list(dict.fromkeys(k for key in keys for k in [key, *people.get(key, [])]))
+            for keys in own
+        ]
+        wanted = [k for keys in everyone for k in keys if k[0] in _TOUCH_KINDS]
+        memory = await self._storage.touches_of(self._portal, list(dict.fromkeys(wanted)))
+        out = []
+        for i, data in enumerate(events):
+            sender = senders[i] if i < len(senders) else None
+            on_event = self._reader(data, sender)
+            out.append(self.decide(data, on_event, set(own[i]), everyone[i], memory))
+        return out
+
+    def decide(
+        self,
+        data: Mapping[str, Any],
+        on_event: Sequence[Touch],
+        own: set[Key],
+        everyone: Sequence[Key],
+        memory: Mapping[Key, TouchMemory],
+    ) -> Attribution:
+        """The rules of the module docstring for one event."""
+        happened = epoch(data.get("timestamp"))
+        at_most = math.inf if happened is None else happened
+        carried = [UsedTouch(t, TouchReason.ON_EVENT) for t in on_event]
+        remembered: list[UsedTouch] = []
+        for key in everyone:
+            found = memory.get(key)
+            if found is None:
+                continue
+            reason = TouchReason.REMEMBERED if key in own else TouchReason.LINKED
+            for touch in (found.first, found.last):
+                if touch.at <= at_most:
+                    remembered.append(UsedTouch(touch, reason, key[0]))
+        first = _earliest([*carried, *remembered])
+        if carried:
+            return Attribution(first, _latest(carried), self._window_s)
+        latest = _latest(remembered)
+        if latest is not None and at_most - latest.touch.at > self._window_s:
+            return Attribution(first, None, self._window_s, outside_window=latest.touch)
+        return Attribution(first, latest, self._window_s)
+
+
+def wire(touch: Touch) -> dict[str, Any]:
+    """A touch in the snippet's shape (``context.attribution.firstTouch``)."""
+    out: dict[str, Any] = {f: v for f in UTM_FIELDS if (v := getattr(touch, f)) is not None}
+    if touch.click_ids:
+        out["clickIds"] = dict(touch.click_ids)
+    if touch.landing_page is not None:
+        out["landingPage"] = touch.landing_page
+    if touch.referrer is not None:
+        out["referrer"] = touch.referrer
+    out["timestamp"] = datetime.fromtimestamp(touch.at, UTC).isoformat(timespec="milliseconds")
+    return out
+
+
+def apply(data: Mapping[str, Any], attribution: Attribution) -> dict[str, Any]:
+    """``data`` with the attribution written in (a new dict; touches the event carried stay
+    exactly as it sent them)."""
+    replaced = {
+        field: used.touch
+        for field, used in (("firstTouch", attribution.first), ("lastTouch", attribution.last))
+        if used is not None and used.reason is not TouchReason.ON_EVENT
+    }
+    if not replaced:
+        return dict(data)
+    context = dict(data.get("context") or {})
+    kept = context.get("attribution")
+    touches = dict(kept) if isinstance(kept, dict) else {}
+    touches.update({field: wire(touch) for field, touch in replaced.items()})
+    context["attribution"] = touches
+    last = replaced.get("lastTouch")
+    if last is not None and "campaign" not in context and "clickIds" not in context:
+        campaign = {f: v for f in UTM_FIELDS if (v := getattr(last, f)) is not None}
+        if campaign:
+            context["campaign"] = campaign
+        if last.click_ids:
+            context["clickIds"] = dict(last.click_ids)
+    return {**data, "context": context}
