@@ -213,9 +213,19 @@ class Storage(ABC):
 
     @abstractmethod
     async def retry(
-        self, ids: Sequence[int], *, available_at: float, now: float, detail: str | None = None
+        self,
+        ids: Sequence[int],
+        *,
+        available_at: float,
+        now: float,
+        detail: str | None = None,
+        count_attempt: bool = True,
     ) -> None:
-        """Put leased items back, due at ``available_at``; counts an attempt."""
+        """Put leased items back, due at ``available_at``.
+
+        ``count_attempt`` is False when the failure was the destination's (a 5xx, a timeout, a
+        429), not the items' own: their attempt count then stays as it was.
+        """
 
     @abstractmethod
     async def expedite(self, portal: str, destination: str, *, now: float) -> int:
