@@ -161,6 +161,10 @@ class LimitSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Time zone of the portal (the daily cap resets at its midnight)."""
     time_scale: float = 1.0
     """Shrink every window by this factor (sandbox only; like ``sandbox --time-scale``)."""
+    burst: int = 3
+    """Requests of one envelope that may go back to back; after them, requests are spaced
+    evenly across the window (window / allowance apart), so the allowance is never spent all
+    at once when the window rolls over."""
 
 
 class ContactSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -335,6 +339,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}.limits.time_scale", "only a sandbox portal can be scaled")
         if portal.limits.time_scale <= 0:
             raise ConfigError(f"{where}.limits.time_scale", "must be > 0")
+        if portal.limits.burst < 1:
+            raise ConfigError(f"{where}.limits.burst", "must be >= 1")
     if settings.server.max_event_bytes > settings.server.max_request_bytes:
         raise ConfigError("server.max_event_bytes", "must not exceed server.max_request_bytes")
 

@@ -126,8 +126,14 @@ class Attempt(msgspec.Struct, frozen=True):
 class SharedWindow(Protocol):
     """One rolling-window log shared by every replica (times are the store's own clock)."""
 
-    async def try_acquire(self, n: int, limit: int, window_s: float) -> float:
-        """Log ``n`` acquisitions and return 0 if they fit now; else the seconds to wait."""
+    async def try_acquire(
+        self, n: int, limit: int, window_s: float, *, interval_s: float = 0.0, burst: int = 1
+    ) -> float:
+        """Log ``n`` acquisitions and return 0 if they fit now; else the seconds to wait.
+
+        With ``interval_s`` the acquisitions are also paced (GCRA): after ``burst`` back to
+        back, one per ``interval_s``, whichever replica asks.
+        """
         ...
 
     async def observe(self, spent: int, limit: int, window_s: float) -> None:
