@@ -42,6 +42,8 @@ AsyncWindowState = SharedWindow
 """The async variant of ``WindowState``, shared by replicas (times on the store's clock):
 ``try_acquire`` checks and logs in one step, since another replica may log in between."""
 
+ADDITIVE_INCREASE = 0.5
+"""Requests per window the allowance regrows by per window's worth of successes."""
 EXPIRY_EPS_S = 1e-9
 """An entry expires this close to its window's end (float sums never land exactly on it)."""
 
@@ -168,6 +170,17 @@ class SlidingWindowLimiter:
         _, phantoms = self._state.counts(self._clock.monotonic(), self.window_s)
         return self.window_s / max(1, self.allowance - phantoms)
 
+    def burst_now(self) -> int:
+        """Requests that may go back to back now: ``burst`` while we have the window alone.
+
+        Once others are seen spending it (phantoms) or a 429 cut the allowance, one at a time:
+        a burst into a window someone else is filling is what collides.
+        """
+        if self.burst is None:
+            return 1
+        _, phantoms = self._state.counts(self._clock.monotonic(), self.window_s)
+        return self.burst if phantoms == 0 and self.allowance == self.limit else 1
+
     def rate_per_s(self) -> float:
         """Requests per second the pacing allows now."""
         interval = self.interval_s()
@@ -179,7 +192,7 @@ class SlidingWindowLimiter:
         now = self._clock.monotonic()
         wait = self._state.delay_s(now, n, max(n, self.allowance), self.window_s)
         if self.burst is not None:
-            early = self._tat - (self.burst - 1) * self.interval_s() - now
+            early = self._tat - (self.burst_now() - 1) * self.interval_s() - now
             wait = max(wait, early if early > EXPIRY_EPS_S else 0.0)
         return wait
 
@@ -204,7 +217,7 @@ class SlidingWindowLimiter:
     async def _try_shared(self, n: int) -> float:
         assert self._shared is not None
         return await self._shared.try_acquire(
-            n, self.allowance, self.window_s, interval_s=self.interval_s(), burst=self.burst or 1
+            n, self.allowance, self.window_s, interval_s=self.interval_s(), burst=self.burst_now()
         )
 
     def throttled(self) -> None:
@@ -218,9 +231,14 @@ class SlidingWindowLimiter:
             _log.info("rate_allowance_cut", allowance=self.allowance, window_s=self.window_s)
 
     def succeeded(self) -> None:
-        """A request went through: regrow the allowance by about one request per window."""
+        """A request went through: regrow the allowance by about one request per two windows.
+
+        Slower than TCP's one per round trip: each probe past the free share costs a 429 that
+        HubSpot counts against the whole account, so the allowance lingers below it longer.
+        """
         if self._allowance < self.limit:
-            self._allowance = min(float(self.limit), self._allowance + 1.0 / self._allowance)
+            grown = self._allowance + ADDITIVE_INCREASE / self._allowance
+            self._allowance = min(float(self.limit), grown)
 
     def observe(self, max_: int | None, remaining: int | None, interval_ms: int | None) -> None:
         """Correct the log from HubSpot's rate headers.

@@ -10,9 +10,10 @@
 
 A competing integration (``CompetingApp``) either *reserves* a share of every window (the
 budget simply is smaller) or really spends it, request by request, in the same rolling window:
-at a ``steady`` pace, at ``random`` moments (a Poisson process), or in ``bursts`` (its whole
-share at once, at a random moment of each window). Its requests are played out up to the
-moment of each of ours, so ours and theirs collide as they would in HubSpot.
+at a ``steady`` pace, at ``random`` moments of each window, or in ``bursts`` (its whole share
+at once, at a random moment of each window); either way it spends its share of every window.
+Its requests are played out up to the moment of each of ours, so ours and theirs collide as
+they would in HubSpot.
 
 A request refused by a limit is *not* counted against any limit (chosen: the reference says
 nothing; counting refusals would let a client that backs off by the headers lock itself out).
@@ -21,6 +22,7 @@ Every attempt, refused or not, is counted for ``peak`` (the highest rate a clien
 
 from __future__ import annotations
 
+import bisect
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -134,10 +136,12 @@ class CompetingApp:
     refused: int = 0
     """Requests it made that HubSpot refused (it does not retry them)."""
     _next_at: dict[str, float] = field(default_factory=dict)
+    _pending: dict[str, list[float]] = field(default_factory=dict)
 
     def restart(self, now: float) -> None:
         """Its spending starts (again) at ``now`` with a new pattern or share."""
         self._next_at.clear()
+        self._pending.clear()
         self._next_at[""] = now
 
     def reserved(self, limit: int) -> int:
@@ -149,24 +153,28 @@ class CompetingApp:
         per_window = round(window.limit * self.window_share)
         if self.pattern == "reserve" or per_window <= 0:
             return
-        at = self._next_at.get(key, self._next_at.get("", now))
-        while at <= now:
-            shots = per_window if self.pattern == "bursts" else 1
-            for _ in range(shots):
-                if window.admit_other(at):
-                    self.spent += 1
-                else:
-                    self.refused += 1
-            at += self._gap(window.window_s, per_window)
-        self._next_at[key] = at
+        start = self._next_at.get(key, self._next_at.get("", now))
+        moments = self._pending.pop(key, [])
+        while start <= now:  # one period (a window's length) at a time
+            moments += self._moments(start, window.window_s, per_window)
+            start += window.window_s
+        self._next_at[key] = start
+        moments.sort()
+        due = bisect.bisect_right(moments, now)
+        for at in moments[:due]:
+            if window.admit_other(at):
+                self.spent += 1
+            else:
+                self.refused += 1
+        self._pending[key] = moments[due:]
 
-    def _gap(self, window_s: float, per_window: int) -> float:
+    def _moments(self, start: float, window_s: float, per_window: int) -> list[float]:
+        """When its requests of the period starting at ``start`` go, in order."""
         if self.pattern == "steady":
-            return window_s / per_window
+            return [start + i * window_s / per_window for i in range(per_window)]
         if self.pattern == "random":
-            return self.rng.expovariate(per_window / window_s)
-        # bursts: the next one at a random moment of the next window
-        return window_s * (0.5 + self.rng.random())
+            return sorted(start + self.rng.random() * window_s for _ in range(per_window))
+        return [start + self.rng.random() * window_s] * per_window  # bursts: all at one moment
 
 
 POLICY_WINDOW = "TEN_SECONDLY_ROLLING"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from typing import Any
 
@@ -48,20 +49,20 @@ def test_steady_competitor_spends_its_share_evenly() -> None:
     times = spend("steady", 20.0)
     assert 99 <= len(times) <= 101
     assert busiest(times) == 5
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.19
 
 
 def test_random_competitor_spends_its_share_on_average_at_uneven_moments() -> None:
     times = spend("random", 200.0)
-    assert 850 <= len(times) <= 1150
-    assert busiest(times) > 5  # some windows get more than the average
+    assert 995 <= len(times) <= 1000  # five in every window
+    assert busiest(times) > 5  # some rolling windows get more than the average
 
 
 def test_bursty_competitor_spends_its_whole_share_at_once() -> None:
     times = spend("bursts", 50.0)
     assert busiest(times, 0.011) == 5
-    assert 35 * 5 <= len(times) <= 65 * 5
+    assert 49 * 5 <= len(times) <= 50 * 5
 
 
 def test_reserving_competitor_spends_nothing_but_holds_its_share() -> None:
@@ -93,11 +94,14 @@ def test_competitor_requests_take_room_from_ours_in_the_same_window() -> None:
     assert headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "1000"
 
 
-async def test_faults_endpoint_selects_a_spending_competitor(make_client: Any) -> None:
+async def test_faults_endpoint_selects_a_spending_competitor(
+    make_client: Any, clock: ManualClock
+) -> None:
     sandbox, client = make_client(limit_10s=10, window_ms=1000)
     async with client:
         script = {"competingApp": {"windowShare": 0.5, "pattern": "bursts"}}
         answer = await client.post("/_sandbox/faults", json=script)
+        clock.advance(1.0)  # its first window (and burst) is over; the next burst is later
         response = await client.post(READ, json=BODY)
     assert answer.json()["competingApp"]["pattern"] == "bursts"
     assert response.headers["X-HubSpot-RateLimit-Remaining"] == "4"  # 5 theirs, 1 ours
