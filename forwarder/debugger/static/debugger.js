@@ -224,13 +224,27 @@
     api("/envelopes").then(function (r) {
       var throttled = Object.keys(r.tooManyRequests).map(function (k) {
         return esc(k) + ": " + r.tooManyRequests[k]; }).join(", ") || "none";
-      var html = '<div class="card"><p>429s from HubSpot since start: ' + throttled + "</p></div>";
+      var policies = Object.keys(r.tooManyRequestsByPolicy || {}).map(function (k) {
+        return esc(k) + ": " + r.tooManyRequestsByPolicy[k]; }).join(", ") || "none";
+      var html = '<div class="card"><p>429s from HubSpot since start: ' + throttled +
+        "</p><p>by policy: " + policies + "</p></div>";
       r.portals.forEach(function (p) {
-        html += '<div class="card"><h2>' + esc(p.portal) + "</h2>" + p.now.map(function (u) {
-          return "<h3>" + esc(u.envelope) + ' <span class="muted">' + u.used + " / " + u.limit +
-            (u.hubspotLimit ? " (HubSpot " + u.hubspotLimit + ")" : "") + "</span></h3>" +
-            chart(p.samples, u.envelope);
-        }).join("") + "</div>";
+        var breakers = Object.keys(p.breakers || {}).map(function (d) {
+          return esc(d) + ": " + esc(p.breakers[d]); }).join(", ");
+        html += '<div class="card"><h2>' + esc(p.portal) + "</h2>" +
+          '<p class="breakers">breakers: ' + (breakers || "none") + "</p>" +
+          p.now.map(function (u) {
+            var pace = u.ratePerS != null ? ", pace " + u.ratePerS + "/s" : "";
+            var window = u.windowS != null ? " per " + u.windowS + " s" : "";
+            var declared = u.declaredMax != null ?
+              " (HubSpot declared " + u.declaredMax + " per " + u.declaredWindowS + " s, " +
+              u.declaredRemaining + " left)" :
+              (u.hubspotLimit ? " (HubSpot " + u.hubspotLimit + ")" : "");
+            var allowance = u.allowance != null && u.allowance < u.limit ?
+              ", cut to " + u.allowance + " after 429s" : "";
+            return "<h3>" + esc(u.envelope) + ' <span class="muted">' + u.used + " / " + u.limit +
+              window + allowance + pace + declared + "</span></h3>" + chart(p.samples, u.envelope);
+          }).join("") + "</div>";
       });
       $("#rates").innerHTML = html;
     }).catch(function (e) { $("#rates").textContent = e.message; });
