@@ -42,8 +42,8 @@ AsyncWindowState = SharedWindow
 """The async variant of ``WindowState``, shared by replicas (times on the store's clock):
 ``try_acquire`` checks and logs in one step, since another replica may log in between."""
 
-ADDITIVE_INCREASE = 0.5
-"""Requests per window the allowance regrows by per window's worth of successes."""
+ADDITIVE_INCREASE = 0.1
+"""Requests per window the allowance regrows by, per window of time with successes."""
 EXPIRY_EPS_S = 1e-9
 """An entry expires this close to its window's end (float sums never land exactly on it)."""
 
@@ -154,6 +154,7 @@ class SlidingWindowLimiter:
         self._tat = float("-inf")  # pacing's theoretical arrival time of the next request
         self._allowance = float(limit)  # AIMD: requests per window we allow ourselves
         self._last_cut = float("-inf")
+        self._last_success = float("-inf")
 
     def __repr__(self) -> str:
         return f"SlidingWindowLimiter(limit={self.limit}, window_s={self.window_s})"
@@ -221,23 +222,35 @@ class SlidingWindowLimiter:
         )
 
     def throttled(self) -> None:
-        """A 429 for this window: halve the allowance (once per window, whatever is in flight)."""
+        """A 429 for this window: halve our share of it (once per window, whatever is in flight).
+
+        Our share is the allowance above what others are seen spending (all of it when nobody
+        is): like TCP halving its own congestion window, not the link's capacity, so a portal
+        busy with others is not starved for the many windows it takes to regrow.
+        """
         if self.burst is None:
             return
         now = self._clock.monotonic()
         if now - self._last_cut >= self.window_s:
             self._last_cut = now
-            self._allowance = max(1.0, self._allowance / 2)
+            self._last_success = now
+            _, phantoms = self._state.counts(now, self.window_s)
+            others = min(phantoms, self._allowance - 1)
+            self._allowance = max(1.0, others + (self._allowance - others) / 2)
             _log.info("rate_allowance_cut", allowance=self.allowance, window_s=self.window_s)
 
     def succeeded(self) -> None:
-        """A request went through: regrow the allowance by about one request per two windows.
+        """A request went through: regrow the allowance by ``ADDITIVE_INCREASE`` per window.
 
-        Slower than TCP's one per round trip: each probe past the free share costs a 429 that
-        HubSpot counts against the whole account, so the allowance lingers below it longer.
+        Per window of time, not per success, so a small share regrows as fast as a large one;
+        slower than TCP's one per round trip, since each probe past the free share costs a 429
+        that HubSpot counts against the whole account.
         """
-        if self._allowance < self.limit:
-            grown = self._allowance + ADDITIVE_INCREASE / self._allowance
+        now = self._clock.monotonic()
+        elapsed = min(now - self._last_success, self.window_s)
+        self._last_success = now
+        if self._allowance < self.limit and elapsed > 0:
+            grown = self._allowance + ADDITIVE_INCREASE * elapsed / self.window_s
             self._allowance = min(float(self.limit), grown)
 
     def observe(self, max_: int | None, remaining: int | None, interval_ms: int | None) -> None:

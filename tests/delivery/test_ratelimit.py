@@ -183,21 +183,28 @@ def test_others_spending_slows_our_pace_to_the_share_left() -> None:
     assert limiter.burst_now() == 1
 
 
-def test_429_halves_the_allowance_once_per_window_and_successes_regrow_it() -> None:
+def test_429_halves_the_allowance_once_per_window_and_time_with_successes_regrows_it() -> None:
     clock = ManualClock()
     limiter = SlidingWindowLimiter(10, 1.0, clock, burst=3)
     limiter.throttled()
     limiter.throttled()  # a second 429 of the same window: requests already in flight
     assert limiter.allowance == 5
-    successes = 0
+    windows = 0
     while limiter.allowance < 10:
+        clock.advance(1.0)
         limiter.succeeded()
-        successes += 1
-    # about one more request per window every two windows' worth of successes
-    assert 60 <= successes <= 80
-    clock.advance(1.0)
+        windows += 1
+    assert windows == 50  # 0.1 requests per window, per window of successes
     limiter.throttled()
     assert limiter.allowance == 5
+
+
+def test_a_429_halves_only_our_share_above_what_others_spend() -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(10, 1.0, clock, burst=3)
+    limiter.observe(10, 4, 1000)  # six spent by others
+    limiter.throttled()
+    assert limiter.allowance == 8  # 6 + 4 / 2
 
 
 def test_unpaced_limiter_ignores_429_cuts() -> None:
