@@ -155,6 +155,7 @@ class SlidingWindowLimiter:
         self._allowance = float(limit)  # AIMD: requests per window we allow ourselves
         self._last_cut = float("-inf")
         self._last_success = float("-inf")
+        self._ceiling = float("inf")  # the allowance when the last 429 came
 
     def __repr__(self) -> str:
         return f"SlidingWindowLimiter(limit={self.limit}, window_s={self.window_s})"
@@ -236,6 +237,7 @@ class SlidingWindowLimiter:
             self._last_success = now
             _, phantoms = self._state.counts(now, self.window_s)
             others = min(phantoms, self._allowance - 1)
+            self._ceiling = self._allowance
             self._allowance = max(1.0, others + (self._allowance - others) / 2)
             _log.info("rate_allowance_cut", allowance=self.allowance, window_s=self.window_s)
 
@@ -250,7 +252,10 @@ class SlidingWindowLimiter:
         elapsed = min(now - self._last_success, self.window_s)
         self._last_success = now
         if self._allowance < self.limit and elapsed > 0:
-            grown = self._allowance + ADDITIVE_INCREASE * elapsed / self.window_s
+            step = ADDITIVE_INCREASE
+            if self._ceiling - 1 <= self._allowance <= self._ceiling + 0.5:
+                step /= 5  # near where the last 429 came: linger, as TCP CUBIC does
+            grown = self._allowance + step * elapsed / self.window_s
             self._allowance = min(float(self.limit), grown)
 
     def observe(self, max_: int | None, remaining: int | None, interval_ms: int | None) -> None:

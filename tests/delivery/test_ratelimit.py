@@ -194,7 +194,9 @@ def test_429_halves_the_allowance_once_per_window_and_time_with_successes_regrow
         clock.advance(1.0)
         limiter.succeeded()
         windows += 1
-    assert windows == 50  # 0.1 requests per window, per window of successes
+    # 0.1 requests per window, per window of successes; a fifth of that within one request of
+    # where the 429 came (10): 40 windows to 9, about 50 more to 10
+    assert 80 <= windows <= 90
     limiter.throttled()
     assert limiter.allowance == 5
 
