@@ -164,6 +164,10 @@ class LimitSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Time zone of the portal (the daily cap resets at its midnight)."""
     time_scale: float = 1.0
     """Shrink every window by this factor (sandbox only; like ``sandbox --time-scale``)."""
+    burst: int = 3
+    """Requests of one envelope that may go back to back; after them, requests are spaced
+    evenly across the window (window / allowance apart), so the allowance is never spent all
+    at once when the window rolls over."""
 
 
 class ContactSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -431,6 +435,8 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}.limits.time_scale", "must be > 0")
         if portal.attribution.last_touch_window_s <= 0:
             raise ConfigError(f"{where}.attribution.last_touch_window_s", "must be > 0")
+        if portal.limits.burst < 1:
+            raise ConfigError(f"{where}.limits.burst", "must be >= 1")
     for i, alert in enumerate(settings.alerts):
         if not alert.webhook_url.reveal().startswith(("http://", "https://")):
             raise ConfigError(f"alerts[{i}].webhook_url", "must be an http(s) URL")

@@ -300,6 +300,48 @@ class Metrics:
         self.requests_to_hubspot = Counter(
             "forwarder_hubspot_requests", "Requests to HubSpot.", ["route", "status"], registry=r
         )
+        self.hubspot_responses = Counter(
+            "forwarder_hubspot_responses",
+            "HubSpot's answers by portal, endpoint and status (0: no answer, a timeout).",
+            ["portal", "endpoint", "status"],
+            registry=r,
+        )
+        self.hubspot_rate_limited = Counter(
+            "forwarder_hubspot_rate_limited",
+            "429 answers by the policy HubSpot named (TEN_SECONDLY_ROLLING, SECONDLY, DAILY).",
+            ["portal", "endpoint", "policy"],
+            registry=r,
+        )
+        self.envelope_allowance = Gauge(
+            "forwarder_rate_envelope_requests_per_window",
+            "Requests per window the envelope allows itself now (HubSpot's Max, safety, AIMD).",
+            ["portal", "envelope"],
+            registry=r,
+        )
+        self.envelope_window = Gauge(
+            "forwarder_rate_envelope_window_seconds",
+            "The envelope's window, as HubSpot's Interval-Milliseconds declared it.",
+            ["portal", "envelope"],
+            registry=r,
+        )
+        self.envelope_rate = Gauge(
+            "forwarder_rate_envelope_pace_per_second",
+            "Requests per second pacing allows now (our share once other apps' spend is off).",
+            ["portal", "envelope"],
+            registry=r,
+        )
+        self.envelope_remaining = Gauge(
+            "forwarder_rate_envelope_hubspot_remaining",
+            "Requests left in the window by HubSpot's last X-HubSpot-RateLimit-Remaining.",
+            ["portal", "envelope"],
+            registry=r,
+        )
+        self.breaker_state = Gauge(
+            "forwarder_destination_breaker_state",
+            "The destination's circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ["portal", "destination"],
+            registry=r,
+        )
         self.queue_depth = Gauge(
             "forwarder_queue_depth", "Ready items.", ["portal", "destination"], registry=r
         )

@@ -244,6 +244,7 @@ async def envelopes(request: AnyRequest) -> Envelopes:
         portals=rates.view(),
         too_many_requests=rates.too_many_requests(),
         sample_every_s=rates.every_s,
+        too_many_requests_by_policy=rates.too_many_requests_by_policy(),
     )
 
 

@@ -305,7 +305,17 @@ class EnvelopeUsage(Model):
     """The forwarder's allowance (HubSpot's number times ``safety``)."""
     hubspot_limit: int | None
     window_s: float | None
-    """Rolling window length; None for calendar quotas (day, month)."""
+    """Rolling window length (as HubSpot declared it, once it did); None for calendar quotas."""
+    allowance: int | None = None
+    """Requests per window allowed now: ``limit`` until a 429 cut it (AIMD)."""
+    rate_per_s: float | None = None
+    """Requests per second pacing allows now (our share once other apps' spend is off)."""
+    declared_max: int | None = None
+    """HubSpot's last ``X-HubSpot-RateLimit-Max``."""
+    declared_remaining: int | None = None
+    """HubSpot's last ``X-HubSpot-RateLimit-Remaining``."""
+    declared_window_s: float | None = None
+    """HubSpot's last ``X-HubSpot-RateLimit-Interval-Milliseconds``, in seconds."""
 
 
 class EnvelopeSample(Model):
@@ -323,6 +333,8 @@ class PortalEnvelopes(Model):
     portal: str
     now: list[EnvelopeUsage]
     samples: list[EnvelopeSample]
+    breakers: dict[str, str] = {}
+    """Destination -> its circuit breaker: ``closed``, ``half_open`` or ``open``."""
 
 
 class Envelopes(Model):
@@ -331,6 +343,8 @@ class Envelopes(Model):
     portals: list[PortalEnvelopes]
     too_many_requests: dict[str, int]
     sample_every_s: float
+    too_many_requests_by_policy: dict[str, int] = {}
+    """429s since start by the policy HubSpot named (``TEN_SECONDLY_ROLLING``, ``DAILY``...)."""
 
 
 class EraseRequest(Model):

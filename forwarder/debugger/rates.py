@@ -29,6 +29,8 @@ def usage(budgets: Budgets) -> list[EnvelopeUsage]:
     for name, envelope, hubspot in windows:
         limiter = budgets.limiter(envelope)
         ours, phantoms = limiter.counts()
+        declared = budgets.declared.get(envelope)
+        interval_ms = declared.interval_ms if declared else None
         out.append(
             EnvelopeUsage(
                 envelope=name,
@@ -36,6 +38,11 @@ def usage(budgets: Budgets) -> list[EnvelopeUsage]:
                 limit=limiter.limit,
                 hubspot_limit=hubspot,
                 window_s=limiter.window_s,
+                allowance=limiter.allowance,
+                rate_per_s=round(limiter.rate_per_s(), 3),
+                declared_max=declared.max if declared else None,
+                declared_remaining=declared.remaining if declared else None,
+                declared_window_s=interval_ms / 1000 if interval_ms else None,
             )
         )
     quotas: tuple[tuple[str, Envelope, int | None], ...] = (
@@ -100,10 +107,27 @@ class RateHistory:
             await asyncio.sleep(self.every_s)
 
     def view(self) -> list[PortalEnvelopes]:
-        """Per portal: usage now and the last hour of samples."""
+        """Per portal: usage now, the last hour of samples, and each destination's breaker."""
         return [
             PortalEnvelopes(
-                portal=name, now=usage(portal.envelopes), samples=list(self._samples[name])
+                portal=name,
+                now=usage(portal.envelopes),
+                samples=list(self._samples[name]),
+                breakers={
+                    destination: worker.health.state.name.lower()
+                    for (owner, destination), worker in self._engine.workers.items()
+                    if owner == name
+                },
             )
             for name, portal in self._engine.portals.items()
         ]
+
+    def too_many_requests_by_policy(self) -> dict[str, int]:
+        """429s HubSpot answered since start, per policy."""
+        per_policy: dict[str, int] = {}
+        for metric in self._metrics.hubspot_rate_limited.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    policy = sample.labels.get("policy", "")
+                    per_policy[policy] = per_policy.get(policy, 0) + int(sample.value)
+        return per_policy

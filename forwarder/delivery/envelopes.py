@@ -23,7 +23,8 @@ import structlog
 
 from forwarder.clock import Clock
 from forwarder.config import LimitSettings, PortalSettings
-from forwarder.delivery.ratelimit import FixedPeriodQuota, PeriodQuota, SlidingWindowLimiter
+from forwarder.delivery.quotas import FixedPeriodQuota, PeriodQuota
+from forwarder.delivery.ratelimit import SlidingWindowLimiter
 from forwarder.hubspot.models import RateLimitHeaders
 from forwarder.storage.base import SharedWindow
 
@@ -108,6 +109,7 @@ class PortalEnvelopes:
         tz: str = "UTC",
         time_scale: float = 1.0,
         shared: Callable[[str], SharedWindow] | None = None,
+        burst: int = 3,
     ) -> None:
         """Build the limiters and quotas.
 
@@ -119,6 +121,7 @@ class PortalEnvelopes:
             time_scale: windows shrink by this factor (sandbox only).
             shared: the window log of an envelope (by name) shared by every replica; each
                 rolling window is then enforced across replicas. Quotas stay per process.
+            burst: requests of an envelope that may go back to back before pacing.
         """
         self.limits = limits
         self.safety = safety
@@ -133,10 +136,17 @@ class PortalEnvelopes:
         }
         self._limiters = {
             envelope: SlidingWindowLimiter(
-                limit, window_s, clock, shared=shared(envelope.value) if shared else None
+                limit,
+                window_s,
+                clock,
+                shared=shared(envelope.value) if shared else None,
+                burst=burst,
             )
             for envelope, (limit, window_s) in allowances.items()
         }
+        self.declared: dict[Envelope, RateLimitHeaders] = {}
+        """The last rate headers HubSpot sent per envelope (for metrics and the debugger)."""
+        self._differs_logged: set[Envelope] = set()
         self._quotas: dict[Envelope, PeriodQuota] = {}
         if limits.crm_daily is not None:
             cap = scaled(limits.crm_daily, safety)
@@ -176,6 +186,7 @@ class PortalEnvelopes:
             tz=portal.limits.daily_reset_tz,
             time_scale=portal.limits.time_scale,
             shared=shared,
+            burst=portal.limits.burst,
         )
 
     def envelope_for(self, destination: str) -> Envelope:
@@ -218,14 +229,35 @@ class PortalEnvelopes:
             quota.record(units)
 
     def observe(self, destination: str, headers: RateLimitHeaders | None) -> None:
-        """Feed one response's ``X-HubSpot-RateLimit-*`` headers to its envelope."""
+        """Feed one response's ``X-HubSpot-RateLimit-*`` headers to its envelope.
+
+        HubSpot's numbers are the truth about the budget: ``Interval-Milliseconds`` becomes the
+        window, ``Max`` lowers the allowance (the configuration is an upper bound, never raised),
+        ``Remaining`` shows what others spend (phantoms), and ``Daily``/``Daily-Remaining``
+        correct the daily quota.
+        """
         envelope = self.envelope_for(destination)
         if headers is None or envelope is not Envelope.CRM:
             return  # search has no headers; event sends are exempt from the counted limits
+        self.declared[envelope] = headers
         limiter = self._limiters[envelope]
+        configured = (limiter.limit, limiter.window_s)
         if headers.max is not None and scaled(headers.max, self.safety) < limiter.limit:
-            _log.warning("rate_envelope_lowered", envelope=envelope.value, hubspot_max=headers.max)
             limiter.limit = scaled(headers.max, self.safety)
+        if headers.interval_ms is not None and headers.interval_ms > 0:
+            limiter.window_s = headers.interval_ms / 1000.0
+        if (limiter.limit, limiter.window_s) != configured and envelope not in self._differs_logged:
+            self._differs_logged.add(envelope)  # once: every answer carries the same headers
+            _log.warning(
+                "rate_envelope_corrected",
+                envelope=envelope.value,
+                configured_limit=configured[0],
+                configured_window_s=configured[1],
+                hubspot_max=headers.max,
+                hubspot_interval_ms=headers.interval_ms,
+                limit=limiter.limit,
+                window_s=limiter.window_s,
+            )
         limiter.observe(headers.max, headers.remaining, headers.interval_ms)
         quota = self._quotas.get(envelope)
         if quota is not None and headers.daily is not None:
@@ -234,6 +266,14 @@ class PortalEnvelopes:
     def penalize(self, destination: str, seconds: float) -> None:
         """After a 429: let nothing of this envelope through for ``seconds``."""
         self._limiters[self.envelope_for(destination)].penalize_for(seconds)
+
+    def throttled(self, destination: str) -> None:
+        """A 429 for a rolling window: the envelope's allowance is cut (AIMD)."""
+        self._limiters[self.envelope_for(destination)].throttled()
+
+    def succeeded(self, destination: str) -> None:
+        """A request of this envelope went through: its allowance regrows."""
+        self._limiters[self.envelope_for(destination)].succeeded()
 
     def seconds_until_daily_reset(self) -> float:
         """Seconds until the portal's next midnight (for 429 ``DAILY``)."""

@@ -1,6 +1,7 @@
-"""Rate limiting: a rolling-window limiter and calendar quotas (daily cap, monthly quota).
+"""Rate limiting: a rolling-window limiter that paces its requests and adapts to what HubSpot says.
 
-``SlidingWindowLimiter`` never lets more than ``limit`` acquisitions into ANY rolling window.
+``SlidingWindowLimiter`` never lets more than ``limit`` acquisitions into ANY rolling window, and
+spends its share evenly across the window instead of all at once when the window rolls over.
 
 HubSpot counts requests in rolling windows (reference §4.1, §4.7). A token bucket whose burst
 equals the allowance lets a full burst through at the end of one window and nearly another full
@@ -14,6 +15,13 @@ must then fit the local log and the shared one, and header corrections and 429 p
 applied to both. Entries are either
 ours or *phantoms*: requests HubSpot says were spent in the same budget by other integrations
 (read from the ``X-HubSpot-RateLimit-*`` headers), which expire with the window like ours do.
+
+Pacing is a GCRA (generic cell rate algorithm): after ``burst`` requests back to back, one per
+``window_s / share``, where the share is what is left of the allowance once the phantoms are
+taken off, and the allowance itself is cut in half by a 429 and regrows by one request per
+window of successes (AIMD, as TCP congestion control does). A portal shared with integrations we
+cannot see thus settles just under the free share instead of probing it with 429s. The rolling
+log stays the hard guarantee; pacing only spreads what the log allows.
 """
 
 from __future__ import annotations
@@ -21,9 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Coroutine
-from datetime import date, datetime, time, timedelta
-from typing import Any, Literal, Protocol
-from zoneinfo import ZoneInfo
+from typing import Any, Protocol
 
 import structlog
 
@@ -36,6 +42,8 @@ AsyncWindowState = SharedWindow
 """The async variant of ``WindowState``, shared by replicas (times on the store's clock):
 ``try_acquire`` checks and logs in one step, since another replica may log in between."""
 
+ADDITIVE_INCREASE = 0.1
+"""Requests per window the allowance regrows by, per window of time with successes."""
 EXPIRY_EPS_S = 1e-9
 """An entry expires this close to its window's end (float sums never land exactly on it)."""
 
@@ -108,7 +116,7 @@ class InMemoryWindowState:
 
 
 class SlidingWindowLimiter:
-    """Decides when a request may go: at most ``limit`` per rolling ``window_s``."""
+    """Decides when a request may go: at most ``limit`` per rolling ``window_s``, paced."""
 
     def __init__(
         self,
@@ -118,6 +126,7 @@ class SlidingWindowLimiter:
         state: WindowState | None = None,
         *,
         shared: AsyncWindowState | None = None,
+        burst: int | None = None,
     ) -> None:
         """Create a limiter.
 
@@ -127,28 +136,74 @@ class SlidingWindowLimiter:
             clock: time source (monotonic clock and sleep).
             state: where the log lives; in memory by default.
             shared: the log every replica shares (Redis), checked after the local one.
+            burst: requests that may go back to back before pacing spaces them; None turns
+                pacing (and the AIMD allowance) off, leaving the bare rolling window.
         """
         if limit < 1 or window_s <= 0:
             raise ValueError("limit must be >= 1 and window_s > 0")
+        if burst is not None and burst < 1:
+            raise ValueError("burst must be >= 1")
         self.limit = limit
         self.window_s = window_s
+        self.burst = burst
         self._clock = clock
         self._state: WindowState = state or InMemoryWindowState()
         self._turn = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in arrival order
         self._shared = shared
         self._updates: set[asyncio.Task[None]] = set()
+        self._tat = float("-inf")  # pacing's theoretical arrival time of the next request
+        self._allowance = float(limit)  # AIMD: requests per window we allow ourselves
+        self._last_cut = float("-inf")
+        self._last_success = float("-inf")
+        self._ceiling = float("inf")  # the allowance when the last 429 came
 
     def __repr__(self) -> str:
         return f"SlidingWindowLimiter(limit={self.limit}, window_s={self.window_s})"
 
+    @property
+    def allowance(self) -> int:
+        """Requests per window after AIMD cuts (``limit`` until a 429 cuts it)."""
+        return max(1, min(self.limit, int(self._allowance + 1e-9)))
+
+    def interval_s(self) -> float:
+        """Seconds between paced requests now: the window over our share of it (0: unpaced)."""
+        if self.burst is None:
+            return 0.0
+        _, phantoms = self._state.counts(self._clock.monotonic(), self.window_s)
+        return self.window_s / max(1, self.allowance - phantoms)
+
+    def burst_now(self) -> int:
+        """Requests that may go back to back now: ``burst`` while we have the window alone.
+
+        Once others are seen spending it (phantoms) or a 429 cut the allowance, one at a time:
+        a burst into a window someone else is filling is what collides.
+        """
+        if self.burst is None:
+            return 1
+        _, phantoms = self._state.counts(self._clock.monotonic(), self.window_s)
+        return self.burst if phantoms == 0 and self.allowance == self.limit else 1
+
+    def rate_per_s(self) -> float:
+        """Requests per second the pacing allows now."""
+        interval = self.interval_s()
+        return self.allowance / self.window_s if interval == 0 else 1.0 / interval
+
     def delay_s(self, n: int = 1) -> float:
         """Seconds until ``n`` acquisitions fit; 0 when they fit now."""
         self._check(n)
-        return self._state.delay_s(self._clock.monotonic(), n, self.limit, self.window_s)
+        now = self._clock.monotonic()
+        wait = self._state.delay_s(now, n, max(n, self.allowance), self.window_s)
+        if self.burst is not None:
+            early = self._tat - (self.burst_now() - 1) * self.interval_s() - now
+            wait = max(wait, early if early > EXPIRY_EPS_S else 0.0)
+        return wait
 
     def record(self, n: int = 1) -> None:
         """Log ``n`` acquisitions now (whether or not ``delay_s`` allowed them)."""
-        self._state.add(self._clock.monotonic(), n, self.window_s)
+        now = self._clock.monotonic()
+        if self.burst is not None:
+            self._tat = max(self._tat, now) + n * self.interval_s()
+        self._state.add(now, n, self.window_s)
 
     async def acquire(self, n: int = 1) -> None:
         """Wait until ``n`` acquisitions fit, then log them; callers pass in arrival order."""
@@ -157,17 +212,59 @@ class SlidingWindowLimiter:
             while (wait := self.delay_s(n)) > 0:
                 await self._clock.sleep(wait)
             if self._shared is not None:
-                while (wait := await self._shared.try_acquire(n, self.limit, self.window_s)) > 0:
+                while (wait := await self._try_shared(n)) > 0:
                     await self._clock.sleep(wait)
             self.record(n)
+
+    async def _try_shared(self, n: int) -> float:
+        assert self._shared is not None
+        return await self._shared.try_acquire(
+            n, self.allowance, self.window_s, interval_s=self.interval_s(), burst=self.burst_now()
+        )
+
+    def throttled(self) -> None:
+        """A 429 for this window: halve our share of it (once per window, whatever is in flight).
+
+        Our share is the allowance above what others are seen spending (all of it when nobody
+        is): like TCP halving its own congestion window, not the link's capacity, so a portal
+        busy with others is not starved for the many windows it takes to regrow.
+        """
+        if self.burst is None:
+            return
+        now = self._clock.monotonic()
+        if now - self._last_cut >= self.window_s:
+            self._last_cut = now
+            self._last_success = now
+            _, phantoms = self._state.counts(now, self.window_s)
+            others = min(phantoms, self._allowance - 1)
+            self._ceiling = self._allowance
+            self._allowance = max(1.0, others + (self._allowance - others) / 2)
+            _log.info("rate_allowance_cut", allowance=self.allowance, window_s=self.window_s)
+
+    def succeeded(self) -> None:
+        """A request went through: regrow the allowance by ``ADDITIVE_INCREASE`` per window.
+
+        Per window of time, not per success, so a small share regrows as fast as a large one;
+        slower than TCP's one per round trip, since each probe past the free share costs a 429
+        that HubSpot counts against the whole account.
+        """
+        now = self._clock.monotonic()
+        elapsed = min(now - self._last_success, self.window_s)
+        self._last_success = now
+        if self._allowance < self.limit and elapsed > 0:
+            step = ADDITIVE_INCREASE
+            if self._ceiling - 1 <= self._allowance <= self._ceiling + 0.5:
+                step /= 5  # near where the last 429 came: linger, as TCP CUBIC does
+            grown = self._allowance + step * elapsed / self.window_s
+            self._allowance = min(float(self.limit), grown)
 
     def observe(self, max_: int | None, remaining: int | None, interval_ms: int | None) -> None:
         """Correct the log from HubSpot's rate headers.
 
         When HubSpot says more of the window is spent than our own log explains, other
         integrations spend the same budget: log the difference as phantoms, so the limiter slows
-        down before HubSpot answers 429. ``interval_ms`` is informational: the phantoms expire
-        with this limiter's window.
+        down before HubSpot answers 429. The phantoms expire with this limiter's window, which
+        the envelope sets from ``interval_ms`` before calling this.
         """
         if max_ is None or remaining is None:
             return
@@ -217,152 +314,3 @@ class SlidingWindowLimiter:
     def _check(self, n: int) -> None:
         if not 1 <= n <= self.limit:
             raise ValueError(f"cannot acquire {n} at once with a limit of {self.limit}")
-
-
-Period = Literal["day", "month"]
-
-
-class PeriodQuota:
-    """A count that resets when a calendar day or month begins in the portal's time zone.
-
-    ``crm_daily`` counts requests; ``events_monthly`` counts completions and is *paced*: by any
-    moment, at most the elapsed share of the month plus ``PACE_HEADROOM`` of the quota may be
-    spent, so a flood early in the month cannot use up what the rest of the month needs.
-    """
-
-    PACE_HEADROOM = 0.2
-
-    def __init__(
-        self,
-        name: str,
-        cap: int,
-        period: Period,
-        zone: ZoneInfo,
-        clock: Clock,
-        *,
-        warn_share: float | None = None,
-        pace: bool = False,
-    ) -> None:
-        self.name = name
-        self.cap = cap
-        self.used = 0
-        self.warned = False
-        """True once ``warn_share`` of this period's quota was used (reset with the period)."""
-        self._period: Period = period
-        self._zone = zone
-        self._clock = clock
-        self._warn_share = warn_share
-        self._pace = pace
-        self._key = self._period_key(clock.now())
-
-    def __repr__(self) -> str:
-        return f"PeriodQuota({self.name!r}, used={self.used}, cap={self.cap})"
-
-    def delay_s(self, n: int = 1) -> float:
-        """Seconds until ``n`` more units may be spent (0 now); at the cap, until the reset."""
-        now = self._roll()
-        if self.used + n > self.cap:
-            return self.seconds_until_reset()
-        if not self._pace:
-            return 0.0
-        start, end = self._bounds(now)
-        share_needed = (self.used + n) / self.cap - self.PACE_HEADROOM
-        allowed_at = start + max(0.0, share_needed) * (end - start)
-        return max(0.0, allowed_at - now)
-
-    def usage(self) -> tuple[int, int]:
-        """(used, cap) in the current period (a new period starts at 0 even if nothing was
-        spent since it began)."""
-        self._roll()
-        return self.used, self.cap
-
-    def record(self, n: int = 1) -> None:
-        """Spend ``n`` units; warn once when the warning share is crossed."""
-        self._roll()
-        self.used += n
-        self._maybe_warn()
-
-    def observe(self, cap_reported: int, remaining: int | None) -> None:
-        """HubSpot counts the whole account: take its usage when it exceeds ours."""
-        if remaining is not None:
-            self.used = max(self.used, cap_reported - remaining)
-            self._maybe_warn()
-
-    def seconds_until_reset(self) -> float:
-        """Seconds until this period ends."""
-        return self.seconds_until_next(self._period, self._zone, self._clock.now())
-
-    @staticmethod
-    def seconds_until_next(period: Period, zone: ZoneInfo, now: float) -> float:
-        """Seconds from ``now`` to the next local midnight (day) or first of a month."""
-        return PeriodQuota._edges(period, zone, now)[1] - now
-
-    def _roll(self) -> float:
-        now = self._clock.now()
-        key = self._period_key(now)
-        if key != self._key:
-            self._key, self.used, self.warned = key, 0, False
-        return now
-
-    def _maybe_warn(self) -> None:
-        share = self._warn_share
-        if share is not None and not self.warned and self.used >= share * self.cap:
-            self.warned = True
-            _log.warning("quota_warning_reached", quota=self.name, used=self.used, cap=self.cap)
-
-    def _period_key(self, now: float) -> tuple[int, int, int]:
-        local = datetime.fromtimestamp(now, self._zone)
-        return (local.year, local.month, local.day if self._period == "day" else 0)
-
-    def _bounds(self, now: float) -> tuple[float, float]:
-        return self._edges(self._period, self._zone, now)
-
-    @staticmethod
-    def _edges(period: Period, zone: ZoneInfo, now: float) -> tuple[float, float]:
-        local = datetime.fromtimestamp(now, zone)
-        if period == "day":
-            start = local.date()
-            end = start + timedelta(days=1)
-        else:
-            start = local.date().replace(day=1)
-            end = (start + timedelta(days=32)).replace(day=1)
-        return _midnight(start, zone), _midnight(end, zone)
-
-
-def _midnight(day: date, zone: ZoneInfo) -> float:
-    return datetime.combine(day, time(0), tzinfo=zone).timestamp()
-
-
-class FixedPeriodQuota(PeriodQuota):
-    """A quota over fixed periods of ``period_s`` from start: a time-scaled "day" (or 30-day
-    "month") for the sandbox.
-
-    With ``limits.time_scale`` the sandbox's day is 86400 / scale seconds from its start; the
-    forwarder's daily cap follows the same clock so the two agree on when the day resets.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        cap: int,
-        period_s: float,
-        clock: Clock,
-        *,
-        warn_share: float | None = None,
-        pace: bool = False,
-    ) -> None:
-        self._period_s = period_s
-        self._origin = clock.now()
-        super().__init__(name, cap, "day", ZoneInfo("UTC"), clock, warn_share=warn_share, pace=pace)
-
-    def _period_key(self, now: float) -> tuple[int, int, int]:
-        return (int((now - self._origin) // self._period_s), 0, 0)
-
-    def seconds_until_reset(self) -> float:
-        now = self._clock.now()
-        elapsed = (now - self._origin) % self._period_s
-        return self._period_s - elapsed
-
-    def _bounds(self, now: float) -> tuple[float, float]:
-        start = now - (now - self._origin) % self._period_s
-        return start, start + self._period_s

@@ -48,11 +48,16 @@ class AlreadyDone:
 
 @dataclass(frozen=True, slots=True)
 class Retry:
-    """Send the whole batch again after ``after_s``; ``policy`` names a 429 limit hit."""
+    """Send the whole batch again after ``after_s``; ``policy`` names a 429 limit hit.
+
+    ``own`` is True when the failure is the items' own (an empty success, a locked record);
+    otherwise the destination is unwell (5xx, timeout, 429) and its breaker decides the wait.
+    """
 
     after_s: float
     reason: str
     policy: str | None = None
+    own: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +219,7 @@ def _success(
     # A silent no-op (reference §3.2, §10.5) is a failure: retry a few times, then dead-letter.
     reason = f"{response.status} without results where results were expected"
     if attempt < EMPTY_SUCCESS_RETRIES:
-        return Retry(backoff_s(attempt, rand=rand), reason)
+        return Retry(backoff_s(attempt, rand=rand), reason, own=True)
     return GiveUp(reason, response.correlation_id, "EMPTY_SUCCESS")
 
 
@@ -239,7 +244,8 @@ def _throttled(
 def _transient(response: HubSpotResponse, attempt: int, rand: Callable[[], float]) -> Outcome:
     status = response.status
     if status == 423:
-        return Retry(max(LOCKED_WAIT_S, response.retry_after_s or 0.0), "423 locked")
+        # A lock is on the record these inputs touch, not on HubSpot as a whole.
+        return Retry(max(LOCKED_WAIT_S, response.retry_after_s or 0.0), "423 locked", own=True)
     if status == 477 and response.retry_after_s is not None:
         return Retry(response.retry_after_s, "477 migration in progress")
     return Retry(backoff_s(attempt, rand=rand), f"HubSpot answered {status}")

@@ -3,6 +3,10 @@
 A batch flushes when it is full, when its oldest event has waited ``max_delay_s``, or at
 shutdown. Each request first waits for its envelope, so no worker ever exceeds HubSpot's
 limits; the answer goes through the pure classifier, and every item ends in one recorded state.
+
+Transient failures (5xx, timeouts, 429) go to the destination's breaker (``health``): the items
+wait for it without their attempt count growing, and the first success makes every backed-off
+item of the queue due again.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from forwarder.clock import Clock
 from forwarder.config import PortalSettings
 from forwarder.delivery.destinations import Destination, Drop, Hold, Ready
 from forwarder.delivery.envelopes import PortalEnvelopes
+from forwarder.delivery.health import BREAKER_BASE_S, BREAKER_CAP_S, DestinationHealth, Ticket
 from forwarder.delivery.quality import DeliveryTally
 from forwarder.delivery.retry import (
     AlreadyDone,
@@ -51,6 +56,8 @@ class WorkerSettings(msgspec.Struct, frozen=True):
     concurrency: int = 4
     oauth: bool = False
     paused_retry_s: float = 60.0
+    time_scale: float = 1.0
+    request_timeout_s: float = 10.0
 
     @classmethod
     def of(cls, portal: PortalSettings) -> WorkerSettings:
@@ -61,6 +68,8 @@ class WorkerSettings(msgspec.Struct, frozen=True):
             concurrency=portal.concurrency,
             oauth=portal.refresh_token is not None,
             paused_retry_s=portal.paused_retry_s,
+            time_scale=portal.limits.time_scale,
+            request_timeout_s=portal.request_timeout_s,
         )
 
 
@@ -102,6 +111,13 @@ class QueueWorker:
         self.paused_reason: str | None = None
         self._backing_off = False
         """True after a retryable failure: the next success makes backed-off items due."""
+        scale = settings.time_scale
+        self.health = DestinationHealth(
+            clock,
+            base_s=BREAKER_BASE_S / scale,
+            cap_s=BREAKER_CAP_S / scale,
+            probe_timeout_s=2 * settings.request_timeout_s,
+        )
         self.test_route: TestRoute | None = None
         """Set for a portal that is not the sandbox: its test events go there instead."""
         self._log = get_logger("delivery").bind(portal=portal, destination=destination.name)
@@ -115,6 +131,9 @@ class QueueWorker:
         """Form batches and send them until ``stop``; a long-lived loop that never dies."""
         while not self._stopping:
             try:
+                if (wait := self.health.wait_s()) > 0:
+                    await self._wait(wait)  # the breaker is open: leave the items in storage
+                    continue
                 batch = await self._form_batch()
                 if batch:
                     await self._slots.acquire()
@@ -217,8 +236,12 @@ class QueueWorker:
         none of the portal's envelopes)."""
         sent = [r for r in ready if r.input is not None]
         attempt = 1 + max(r.item.attempts for r in ready)
+        ticket = None
         if sandbox is None:
             await self._envelopes.acquire(self.destination.name, len(sent))
+            if (ticket := self.health.ticket()) is None:  # opened while we waited our turn
+                await self._retry(ready, self._clock.now() + self.health.wait_s(), "", own=False)
+                return
         result = await self.destination.send(sandbox or self._client, sent)
         outcome = classify(
             result,
@@ -231,7 +254,7 @@ class QueueWorker:
             daily_reset_in_s=self._envelopes.seconds_until_daily_reset(),
         )
         await self._record(ready, result, outcome, observe=sandbox is None)
-        await self._apply(ready, sent, outcome, sandbox)
+        await self._apply(ready, sent, outcome, sandbox, ticket)
 
     async def _record(
         self,
@@ -244,6 +267,7 @@ class QueueWorker:
         if isinstance(result, HubSpotResponse):
             if observe:
                 self._envelopes.observe(self.destination.name, result.rate_limit)
+                self._export_envelope()
             status, duration = result.status, result.duration_ms
             correlation = result.correlation_id
             error = None if result.ok else (result.error.message if result.error else None)
@@ -255,6 +279,11 @@ class QueueWorker:
                 str(result),
             )
         self._metrics.requests_to_hubspot.labels(self.destination.route, str(status)).inc()
+        if observe:
+            route = self.destination.route
+            self._metrics.hubspot_responses.labels(self.portal, route, str(status)).inc()
+            if isinstance(outcome, Retry) and outcome.policy is not None:
+                self._metrics.hubspot_rate_limited.labels(self.portal, route, outcome.policy).inc()
         attempt = Attempt(
             item_ids=tuple(r.item.id for r in ready),
             at=self._clock.now(),
@@ -272,16 +301,20 @@ class QueueWorker:
         sent: list[Ready],
         outcome: Outcome,
         sandbox: HubSpotClient | None = None,
+        ticket: Ticket | None = None,
     ) -> None:
         now = self._clock.now()
+        if not (isinstance(outcome, Retry) and not outcome.own) and ticket is not None:
+            await self._answered()
         match outcome:
             case Done() | AlreadyDone():
                 await self._delivered(ready, now)
+            case Retry(own=True, after_s=after, reason=reason):
+                self._backing_off = True
+                await self._retry(ready, now + after, reason)
             case Retry(after_s=after, reason=reason, policy=policy):
                 self._backing_off = True
-                if policy is not None:
-                    self._envelopes.penalize(self.destination.name, after)
-                await self._retry(ready, now + after, reason)
+                await self._retry(ready, self._unwell(after, policy, ticket), reason, own=False)
             case RetryPartial(failed=failed, dead=dead, after_s=after, reason=reason):
                 failed_keys = {sent[i].key for i in failed}
                 dead_keys = {sent[i].key for i in dead}
@@ -306,6 +339,59 @@ class QueueWorker:
             case RefreshAuth():
                 await self._retry(ready, now, "access token refreshed")
 
+    def _unwell(self, after_s: float, policy: str | None, ticket: Ticket | None) -> float:
+        """A transient failure: slow the envelope (429) or the destination; when to try again."""
+        now = self._clock.now()
+        name = self.destination.name
+        if policy is not None:
+            self._envelopes.penalize(name, after_s)
+            if policy == "DAILY":  # the day's budget, not the destination's health
+                return now + after_s
+            self._envelopes.throttled(name)
+        if ticket is None:  # the test sandbox's failures say nothing of the portal
+            return now + after_s
+        failures = self.health.failures
+        until = self.health.failed(ticket, floor_s=after_s if policy is not None else 0.0)
+        self._export_breaker()
+        wait_s = max(0.0, until - self._clock.monotonic())
+        if self.health.failures != failures:  # not a request that left before it opened
+            self._log.warning(
+                "destination_breaker_opened", failures=self.health.failures, wait_s=round(wait_s, 2)
+            )
+        return now + wait_s
+
+    async def _answered(self) -> None:
+        """HubSpot answered (anything but a transient failure): the destination is well."""
+        self._envelopes.succeeded(self.destination.name)
+        if self.health.succeeded():
+            self._log.info("destination_breaker_closed")
+            self._export_breaker()
+            self._backing_off = True
+        if self._backing_off:
+            # HubSpot answers again: what waits out a backoff may go now (the envelope still
+            # paces it), so an outage's backlog drains at envelope speed.
+            self._backing_off = False
+            now = self._clock.now()
+            expedited = await self._storage.expedite(self.portal, self.destination.name, now=now)
+            if expedited:
+                self._log.info("backlog_expedited", items=expedited)
+                self.notify()
+
+    def _export_breaker(self) -> None:
+        gauge = self._metrics.breaker_state.labels(self.portal, self.destination.name)
+        gauge.set(int(self.health.state))
+
+    def _export_envelope(self) -> None:
+        envelope = self._envelopes.envelope_for(self.destination.name)
+        limiter = self._envelopes.limiter(envelope)
+        labels = (self.portal, envelope.value)
+        self._metrics.envelope_allowance.labels(*labels).set(limiter.allowance)
+        self._metrics.envelope_window.labels(*labels).set(limiter.window_s)
+        self._metrics.envelope_rate.labels(*labels).set(limiter.rate_per_s())
+        declared = self._envelopes.declared.get(envelope)
+        if declared is not None and declared.remaining is not None:
+            self._metrics.envelope_remaining.labels(*labels).set(declared.remaining)
+
     async def _delivered(self, ready: Sequence[Ready], now: float) -> None:
         if not ready:
             return
@@ -313,14 +399,8 @@ class QueueWorker:
             self._log.info("destination_resumed")
             self.paused_reason = None
             self._metrics.paused.labels(self.portal, self.destination.name).set(0)
-            self._backing_off = True
-        if self._backing_off:
-            # HubSpot answers again: what waits out a backoff may go now (the envelope still
-            # paces it), so an outage's backlog drains at envelope speed.
-            self._backing_off = False
-            expedited = await self._storage.expedite(self.portal, self.destination.name, now=now)
-            if expedited:
-                self._log.info("backlog_expedited", items=expedited)
+            # What waited out the pause may go now (the envelope still paces it).
+            if await self._storage.expedite(self.portal, self.destination.name, now=now):
                 self.notify()
         by_note: dict[str, list[int]] = {}
         for r in ready:
@@ -332,7 +412,10 @@ class QueueWorker:
         self._quality.delivered(ready, now)
         self._log.info("batch_delivered", items=len(ready))
 
-    async def _retry(self, ready: Sequence[Ready], at: float, reason: str) -> None:
+    async def _retry(
+        self, ready: Sequence[Ready], at: float, reason: str, *, own: bool = True
+    ) -> None:
+        """Put items back due at ``at``; ``own``: the failure was theirs (counts an attempt)."""
         if not ready:
             return
         now = self._clock.now()
@@ -348,7 +431,11 @@ class QueueWorker:
             self._quality.failed([r.item.event for r in expired], f"too old: {reason}", now)
         if live:
             await self._storage.retry(
-                [r.item.id for r in live], available_at=at, now=now, detail=reason
+                [r.item.id for r in live],
+                available_at=at,
+                now=now,
+                detail=reason or None,
+                count_attempt=own,
             )
             self._log.info(
                 "batch_retry_scheduled", items=len(live), after_s=round(at - now, 2), reason=reason

@@ -48,11 +48,12 @@ Inspection API (JSON, no auth, never rate limited):
   refused ones included).
 - ``POST /_sandbox/reset`` -> 204 (state back to the config's seeds).
 - ``GET /_sandbox/faults`` -> ``{"faults": [<fault>],
-  "competingApp": {"dailyShare", "windowShare"}}``;
+  "competingApp": {"dailyShare", "windowShare", "pattern", "spent", "refused"}}`` (``pattern``:
+  ``reserve`` | ``steady`` | ``random`` | ``bursts``);
   ``POST /_sandbox/faults`` ``{"faults": [<fault>], "competingApp": {...}, "replace": false}``;
   ``DELETE /_sandbox/faults``. ``<fault>`` = ``{"route": "*", "status": 503, "count": 2,
   "errorRate": 1.0, "latencyMs": 0, "hang": false, "hangS": 300, "partialFailures": 0,
-  "retryAfterS": null, "policyName": "TEN_SECONDLY_ROLLING"}``.
+  "retryAfterS": null, "policyName": "TEN_SECONDLY_ROLLING", "passFirst": 0}``.
 - ``POST /_sandbox/definitions`` ``{"name", "properties": [names] | {name: type}}``
   -> 201 definition.
 - ``POST /_sandbox/templates`` ``{"id", "tokens": [names]}``; ``POST /_sandbox/tokens``

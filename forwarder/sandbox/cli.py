@@ -24,6 +24,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events-rps", type=int, default=1250)
     parser.add_argument("--time-scale", type=float, default=1.0, help="divides every window")
     parser.add_argument(
+        "--window-ms",
+        type=int,
+        default=10_000,
+        help="the rolling window of --limit-10s, declared in Interval-Milliseconds",
+    )
+    parser.add_argument(
+        "--compete-share",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="another integration spends this share of every window",
+    )
+    parser.add_argument(
+        "--compete-pattern",
+        choices=["reserve", "steady", "random", "bursts"],
+        default="steady",
+        help="how it spends: held, evenly, at random moments, or in bursts",
+    )
+    parser.add_argument(
         "--token", action="append", default=[], help=f"extra bearer token (default {DEFAULT_TOKEN})"
     )
     parser.add_argument(
@@ -70,6 +89,7 @@ def config_from(args: argparse.Namespace) -> SandboxConfig:
         search_rps=args.search_rps,
         events_rps=args.events_rps,
         time_scale=args.time_scale,
+        window_ms=args.window_ms,
         tokens=tokens,
         seed_definitions=seeds or None,
         service_keys=dict.fromkeys(args.service_key, ALL_SCOPES),
@@ -83,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     app = create_sandbox_app(config_from(args))
+    if args.compete_share:
+        app.state.sandbox.compete(window_share=args.compete_share, pattern=args.compete_pattern)
     server = uvicorn.Server(
         uvicorn.Config(app, host=args.host, port=args.port, log_level="warning")
     )

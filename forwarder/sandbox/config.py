@@ -63,6 +63,9 @@ class SandboxConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
     """Account tier; picks the default limits. ``oauth`` = a publicly distributed OAuth app."""
     limit_10s: int | None = None
     """Requests per app per rolling 10 s window; None = from ``tier`` (250 = API limit increase)."""
+    window_ms: int = 10_000
+    """Length of that rolling window, declared in ``X-HubSpot-RateLimit-Interval-Milliseconds``
+    (HubSpot declares 10000; another value tests a client that must follow the header)."""
     daily: int | None = None
     """Requests per account per day; None = from ``tier``. Ignored for the ``oauth`` tier."""
     search_rps: int = 5

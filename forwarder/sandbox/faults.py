@@ -2,8 +2,12 @@
 
 A ``FaultSpec`` targets a route by name (``events.send``, ``contacts.batch_upsert``...), a
 group (``contacts`` matches every ``contacts.*``) or ``*``. It fires for the next ``count``
-matching requests (``None`` = until cleared), or at random with ``errorRate``. Faults apply after
-authentication and before rate limiting; an injected failure does not spend any budget.
+matching requests (``None`` = until cleared), or at random with ``errorRate``. With
+``passFirst`` it first lets that many matching requests through, and the faults after it wait
+their turn, so a list of them is a script that interleaves failures with successes
+(``[{passFirst: 3, status: 503, count: 4}, {passFirst: 5, hang: true, count: 1}]``).
+Faults apply after authentication and before rate limiting; an injected failure does not spend
+any budget.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from dataclasses import dataclass
 
 import msgspec
 
-from forwarder.sandbox.limits import CompetingApp
+from forwarder.sandbox.limits import CompetingApp, Pattern
 
 FAULT_STATUSES = frozenset({429, 423, 477, 500, 502, 503, 504, 521, 522, 523, 524})
 
@@ -41,12 +45,17 @@ class FaultSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fie
     """``Retry-After`` header (seconds) on the injected failure; 423 defaults to 2."""
     policy_name: str = "TEN_SECONDLY_ROLLING"
     """``policyName`` of an injected 429."""
+    pass_first: int = 0
+    """Let this many matching requests through (answered normally) before firing; faults
+    scripted after this one are not consulted meanwhile."""
 
     def __post_init__(self) -> None:
         if self.status is not None and self.status not in FAULT_STATUSES:
             raise msgspec.ValidationError(f"status must be one of {sorted(FAULT_STATUSES)}")
         if not 0.0 <= self.error_rate <= 1.0:
             raise msgspec.ValidationError("errorRate must be within [0, 1]")
+        if self.pass_first < 0:
+            raise msgspec.ValidationError("passFirst must be >= 0")
 
 
 class CompetingAppSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -54,6 +63,12 @@ class CompetingAppSpec(msgspec.Struct, kw_only=True, rename="camel", forbid_unkn
 
     daily_share: float = 0.0
     window_share: float = 0.0
+    pattern: Pattern = "reserve"
+    """``reserve`` (the share is held), ``steady``, ``random`` or ``bursts`` (really spent)."""
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.daily_share <= 1.0 and 0.0 <= self.window_share <= 1.0):
+            raise msgspec.ValidationError("dailyShare and windowShare must be within [0, 1]")
 
 
 class FaultScript(msgspec.Struct, kw_only=True, rename="camel", forbid_unknown_fields=True):
@@ -85,7 +100,7 @@ class FaultPlan:
         self._rng = rng
         self.fired = 0
 
-    def script(self, script: FaultScript, competing: CompetingApp) -> None:
+    def script(self, script: FaultScript, competing: CompetingApp, now: float) -> None:
         """Apply a script: add (or replace) faults, set the competing app's shares."""
         if script.replace:
             self._faults.clear()
@@ -93,6 +108,8 @@ class FaultPlan:
         if script.competing_app is not None:
             competing.daily_share = script.competing_app.daily_share
             competing.window_share = script.competing_app.window_share
+            competing.pattern = script.competing_app.pattern
+            competing.restart(now)
 
     def clear(self) -> None:
         """Remove every fault."""
@@ -109,6 +126,9 @@ class FaultPlan:
         for fault in self._faults:
             if not _matches(fault.route, route):
                 continue
+            if fault.pass_first > 0:
+                fault.pass_first -= 1
+                return None  # a success in the script: later faults wait their turn
             if fault.error_rate < 1.0 and self._rng.random() >= fault.error_rate:
                 continue
             if fault.count is not None:

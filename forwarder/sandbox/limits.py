@@ -8,6 +8,13 @@
   (reference: "not exempted in the spec, so assume yes"), answered without rate headers.
 - Custom event sends are exempt from both general limits and capped at ``events_rps``.
 
+A competing integration (``CompetingApp``) either *reserves* a share of every window (the
+budget simply is smaller) or really spends it, request by request, in the same rolling window:
+at a ``steady`` pace, at ``random`` moments of each window, or in ``bursts`` (its whole share
+at once, at a random moment of each window); either way it spends its share of every window.
+Its requests are played out up to the moment of each of ours, so ours and theirs collide as
+they would in HubSpot.
+
 A request refused by a limit is *not* counted against any limit (chosen: the reference says
 nothing; counting refusals would let a client that backs off by the headers lock itself out).
 Every attempt, refused or not, is counted for ``peak`` (the highest rate a client tried).
@@ -15,8 +22,11 @@ Every attempt, refused or not, is counted for ``peak`` (the highest rate a clien
 
 from __future__ import annotations
 
+import bisect
+import random
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Literal
 
 
 class RollingWindow:
@@ -44,6 +54,17 @@ class RollingWindow:
         while admitted and admitted[0] <= horizon:
             admitted.popleft()
         if len(admitted) + reserved >= self.limit:
+            return False
+        admitted.append(now)
+        return True
+
+    def admit_other(self, now: float) -> bool:
+        """Another integration's request at ``now``: admitted when the window has room."""
+        admitted = self._admitted
+        horizon = now - self.window_s
+        while admitted and admitted[0] <= horizon:
+            admitted.popleft()
+        if len(admitted) >= self.limit:
             return False
         admitted.append(now)
         return True
@@ -93,17 +114,67 @@ class DailyCounter:
         return True
 
 
+Pattern = Literal["reserve", "steady", "random", "bursts"]
+
+
 @dataclass(slots=True)
 class CompetingApp:
     """Another integration in the same account spending a share of its budget.
 
     ``daily_share`` of the daily limit is gone (the daily limit is shared by all apps).
-    ``window_share`` of every 10-second window is gone: this models other processes using the
-    *same* app's token, since each distinct app has its own burst window.
+    ``window_share`` of every 10-second window is spent by it: this models other processes
+    using the *same* app's token, since each distinct app has its own burst window. With
+    ``pattern`` ``reserve`` the share is simply unavailable; the others spend it for real.
     """
 
     daily_share: float = 0.0
     window_share: float = 0.0
+    pattern: Pattern = "reserve"
+    rng: random.Random = field(default_factory=random.Random)
+    spent: int = 0
+    """Requests it made that HubSpot admitted."""
+    refused: int = 0
+    """Requests it made that HubSpot refused (it does not retry them)."""
+    _next_at: dict[str, float] = field(default_factory=dict)
+    _pending: dict[str, list[float]] = field(default_factory=dict)
+
+    def restart(self, now: float) -> None:
+        """Its spending starts (again) at ``now`` with a new pattern or share."""
+        self._next_at.clear()
+        self._pending.clear()
+        self._next_at[""] = now
+
+    def reserved(self, limit: int) -> int:
+        """Slots of every window it holds without spending them (``reserve`` only)."""
+        return int(limit * self.window_share) if self.pattern == "reserve" else 0
+
+    def spend_until(self, key: str, window: RollingWindow, now: float) -> None:
+        """Play out its requests in ``window`` up to ``now``."""
+        per_window = round(window.limit * self.window_share)
+        if self.pattern == "reserve" or per_window <= 0:
+            return
+        start = self._next_at.get(key, self._next_at.get("", now))
+        moments = self._pending.pop(key, [])
+        while start <= now:  # one period (a window's length) at a time
+            moments += self._moments(start, window.window_s, per_window)
+            start += window.window_s
+        self._next_at[key] = start
+        moments.sort()
+        due = bisect.bisect_right(moments, now)
+        for at in moments[:due]:
+            if window.admit_other(at):
+                self.spent += 1
+            else:
+                self.refused += 1
+        self._pending[key] = moments[due:]
+
+    def _moments(self, start: float, window_s: float, per_window: int) -> list[float]:
+        """When its requests of the period starting at ``start`` go, in order."""
+        if self.pattern == "steady":
+            return [start + i * window_s / per_window for i in range(per_window)]
+        if self.pattern == "random":
+            return sorted(start + self.rng.random() * window_s for _ in range(per_window))
+        return [start + self.rng.random() * window_s] * per_window  # bursts: all at one moment
 
 
 POLICY_WINDOW = "TEN_SECONDLY_ROLLING"
@@ -140,17 +211,19 @@ class Limiter:
         time_scale: float,
         start: float,
         portal_id: int,
+        window_ms: int = 10_000,
+        rng: random.Random | None = None,
     ) -> None:
         self.limit_10s = limit_10s
-        self.window_s = 10.0 / time_scale
+        self.window_s = window_ms / 1000.0 / time_scale
         self.second_s = 1.0 / time_scale
-        self._interval_ms = str(round(10_000 / time_scale))
+        self._interval_ms = str(round(window_ms / time_scale))
         self._secondly = max(1, limit_10s // 10)
         self.daily = DailyCounter(daily, 86_400.0 / time_scale, start) if daily else None
         self.search = RollingWindow(search_rps, self.second_s)
         self.events = RollingWindow(events_rps, self.second_s)
         self.windows: dict[str, RollingWindow] = {}
-        self.competing = CompetingApp()
+        self.competing = CompetingApp(rng=rng or random.Random())
         self.refused: dict[str, int] = {POLICY_WINDOW: 0, POLICY_DAILY: 0, POLICY_SECONDLY: 0}
         self._portal_id = portal_id
 
@@ -159,7 +232,8 @@ class Limiter:
         window = self.windows.get(app_key)
         if window is None:
             window = self.windows[app_key] = RollingWindow(self.limit_10s, self.window_s)
-        reserved_window = int(self.limit_10s * self.competing.window_share)
+        self.competing.spend_until(app_key, window, now)
+        reserved_window = self.competing.reserved(self.limit_10s)
         daily = self.daily
         if daily is not None:
             reserved_daily = int(daily.limit * self.competing.daily_share)

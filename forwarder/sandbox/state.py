@@ -21,7 +21,7 @@ from forwarder.sandbox.definitions import Definition, DefinitionStore
 from forwarder.sandbox.events import EventLog, ReceivedEvent, Rules
 from forwarder.sandbox.faults import FaultPlan, FaultScript, FaultSpec
 from forwarder.sandbox.forms import Submitted
-from forwarder.sandbox.limits import Limiter
+from forwarder.sandbox.limits import Limiter, Pattern
 from forwarder.sandbox.responses import ApiError
 from forwarder.sandbox.timeline import TimelineStore
 
@@ -58,6 +58,8 @@ class Sandbox:
             time_scale=cfg.time_scale,
             start=self.clock.now(),
             portal_id=cfg.portal_id,
+            window_ms=cfg.window_ms,
+            rng=random.Random(self._seed),
         )
         self.faults = FaultPlan(random.Random(self._seed))
         self.definitions = DefinitionStore(cfg.portal_id)
@@ -115,12 +117,21 @@ class Sandbox:
 
     def apply_script(self, script: FaultScript) -> None:
         """Apply a ``POST /_sandbox/faults`` body: faults and/or a competing app."""
-        self.faults.script(script, self.limiter.competing)
+        self.faults.script(script, self.limiter.competing, self.clock.now())
 
-    def compete(self, daily_share: float = 0.0, window_share: float = 0.0) -> None:
-        """Start (or with zeros stop) a competing app spending a share of the budget."""
-        self.limiter.competing.daily_share = daily_share
-        self.limiter.competing.window_share = window_share
+    def compete(
+        self, daily_share: float = 0.0, window_share: float = 0.0, pattern: Pattern = "reserve"
+    ) -> None:
+        """Start (or with zeros stop) a competing app spending a share of the budget.
+
+        ``pattern``: ``reserve`` holds the share of every window; ``steady``, ``random`` and
+        ``bursts`` spend it with real requests (see ``limits``).
+        """
+        competing = self.limiter.competing
+        competing.daily_share = daily_share
+        competing.window_share = window_share
+        competing.pattern = pattern
+        competing.restart(self.clock.now())
 
     # -- inspection --------------------------------------------------------------------------
 

@@ -200,8 +200,14 @@ class Attempt(msgspec.Struct, frozen=True):
 class SharedWindow(Protocol):
     """One rolling-window log shared by every replica (times are the store's own clock)."""
 
-    async def try_acquire(self, n: int, limit: int, window_s: float) -> float:
-        """Log ``n`` acquisitions and return 0 if they fit now; else the seconds to wait."""
+    async def try_acquire(
+        self, n: int, limit: int, window_s: float, *, interval_s: float = 0.0, burst: int = 1
+    ) -> float:
+        """Log ``n`` acquisitions and return 0 if they fit now; else the seconds to wait.
+
+        With ``interval_s`` the acquisitions are also paced (GCRA): after ``burst`` back to
+        back, one per ``interval_s``, whichever replica asks.
+        """
         ...
 
     async def observe(self, spent: int, limit: int, window_s: float) -> None:
@@ -308,9 +314,19 @@ class Storage(ABC):
 
     @abstractmethod
     async def retry(
-        self, ids: Sequence[int], *, available_at: float, now: float, detail: str | None = None
+        self,
+        ids: Sequence[int],
+        *,
+        available_at: float,
+        now: float,
+        detail: str | None = None,
+        count_attempt: bool = True,
     ) -> None:
-        """Put leased items back, due at ``available_at``; counts an attempt."""
+        """Put leased items back, due at ``available_at``.
+
+        ``count_attempt`` is False when the failure was the destination's (a 5xx, a timeout, a
+        429), not the items' own: their attempt count then stays as it was.
+        """
 
     @abstractmethod
     async def expedite(self, portal: str, destination: str, *, now: float) -> int:

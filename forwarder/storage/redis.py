@@ -296,11 +296,18 @@ class RedisStorage(Storage):
             self._open_total -= await self._run("FINISH", _f(now), state, *_detail(detail), *ids)
 
     async def retry(
-        self, ids: Sequence[int], *, available_at: float, now: float, detail: str | None = None
+        self,
+        ids: Sequence[int],
+        *,
+        available_at: float,
+        now: float,
+        detail: str | None = None,
+        count_attempt: bool = True,
     ) -> None:
         self._forget_leases(ids)
         if ids:
-            await self._run("RETRY", _f(now), _f(available_at), *_detail(detail), *ids)
+            counted = int(count_attempt)
+            await self._run("RETRY", _f(now), _f(available_at), *_detail(detail), counted, *ids)
 
     async def expedite(self, portal: str, destination: str, *, now: float) -> int:
         moved: int = await self._run("EXPEDITE", portal, destination, _f(now))

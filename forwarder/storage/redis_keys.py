@@ -46,6 +46,7 @@ TEMPLATES: dict[str, str] = {
     "window": "win:{}:{}",  # zset: one rate window's log per (portal, envelope)
     "window_block": "winb:{}:{}",  # string: blocked until (Redis time) per (portal, envelope)
     "window_seq": "winseq",  # string: unique ids for window log entries
+    "window_pace": "winp:{}:{}",  # string: pacing's theoretical arrival time per (portal, envelope)
     "lock": "lock:{}",  # string: a lock's owner token
     "oauth": "oauth:{}",  # hash per portal: access, refresh, due (the current OAuth tokens)
     "ingest_totals": "itot",  # hash source SEP metric -> all-time count (the ingest funnel)

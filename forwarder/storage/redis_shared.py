@@ -38,8 +38,11 @@ class RedisWindow:
         except RedisError as exc:
             raise StorageUnavailableError(f"shared rate window failed: {exc}") from exc
 
-    async def try_acquire(self, n: int, limit: int, window_s: float) -> float:
-        return float(await self._run("WINDOW_ACQUIRE", n, limit, repr(window_s)))
+    async def try_acquire(
+        self, n: int, limit: int, window_s: float, *, interval_s: float = 0.0, burst: int = 1
+    ) -> float:
+        args = (n, limit, repr(window_s), repr(interval_s), max(1, burst))
+        return float(await self._run("WINDOW_ACQUIRE", *args))
 
     async def observe(self, spent: int, limit: int, window_s: float) -> None:
         await self._run("WINDOW_OBSERVE", spent, limit, repr(window_s))

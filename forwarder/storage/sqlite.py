@@ -292,9 +292,15 @@ class SqliteStorage(Storage):
         self._pending -= closed
 
     async def retry(
-        self, ids: Sequence[int], *, available_at: float, now: float, detail: str | None = None
+        self,
+        ids: Sequence[int],
+        *,
+        available_at: float,
+        now: float,
+        detail: str | None = None,
+        count_attempt: bool = True,
     ) -> None:
-        await self._submit(lambda c: sql.retry(c, ids, available_at, now, detail))
+        await self._submit(lambda c: sql.retry(c, ids, available_at, now, detail, count_attempt))
 
     async def expedite(self, portal: str, destination: str, *, now: float) -> int:
         return await self._submit(lambda c: sql.expedite(c, portal, destination, now))

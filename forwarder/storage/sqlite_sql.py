@@ -328,11 +328,12 @@ def retry(
     available_at: float,
     now: float,
     detail: str | None,
+    count_attempt: bool = True,
 ) -> None:
     conn.executemany(
-        "UPDATE items SET state = 'pending', attempts = attempts + 1, available_at = ?,"
+        "UPDATE items SET state = 'pending', attempts = attempts + ?, available_at = ?,"
         " updated_at = ?, detail = ? WHERE id = ? AND state = 'leased'",
-        [(available_at, now, detail, i) for i in ids],
+        [(int(count_attempt), available_at, now, detail, i) for i in ids],
     )
 
 

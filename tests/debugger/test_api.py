@@ -272,6 +272,11 @@ async def test_envelopes_report_usage_and_samples(admin: Admin) -> None:
     assert monthly["used"] == 1
     assert portal["samples"]
     assert envelopes["tooManyRequests"] == {}
+    assert envelopes["tooManyRequestsByPolicy"] == {}
+    assert portal["breakers"]["conversions"] == "closed"
+    crm = next(u for u in portal["now"] if u["envelope"] == "crm_10s")
+    assert crm["allowance"] == crm["limit"]
+    assert crm["ratePerS"] > 0
 
 
 async def test_erase_removes_the_person_from_the_journey(idle: Admin) -> None:

@@ -155,3 +155,22 @@ def test_penalize_blocks_only_that_envelope() -> None:
 def test_unknown_destination_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown destination"):
         envelopes(at("2027-01-15T08:00:00")).envelope_for("fax")
+
+
+def test_declared_interval_becomes_the_window_and_max_never_raises_the_allowance() -> None:
+    env = PortalEnvelopes(EnvelopeLimits(crm_per_10s=10, crm_daily=None), ManualClock())
+    env.observe("contacts", RateLimitHeaders(max=100, remaining=99, interval_ms=1000))
+    limiter = env.limiter(Envelope.CRM)
+    assert (limiter.limit, limiter.window_s) == (9, 1.0)
+
+
+def test_a_rolling_429_cuts_the_envelope_and_successes_regrow_it() -> None:
+    clock = ManualClock()
+    env = PortalEnvelopes(EnvelopeLimits(crm_per_10s=100, crm_daily=None), clock)
+    env.throttled("timeline")
+    assert env.limiter(Envelope.CRM).allowance == 45
+    for _ in range(500):  # a success every window: 0.1 requests more per window
+        clock.advance(10.0)
+        env.succeeded("contacts")
+    assert env.limiter(Envelope.CRM).allowance == 90
+    assert env.limiter(Envelope.EVENTS).allowance == env.limiter(Envelope.EVENTS).limit

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -127,3 +129,87 @@ async def test_concurrent_acquirers_all_pass_in_arrival_order() -> None:
             break
     await asyncio.gather(*tasks)
     assert order == list(range(7))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    limit=st.integers(1, 20),
+    burst=st.integers(1, 5),
+    steps=st.lists(
+        st.tuples(st.floats(0, 6, allow_nan=False), st.integers(1, 5)), min_size=1, max_size=80
+    ),
+)
+def test_paced_limiter_never_holds_more_than_limit_in_any_rolling_window(
+    limit: int, burst: int, steps: list[tuple[float, int]]
+) -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(limit, WINDOW_S, clock, burst=burst)
+    granted: list[tuple[float, int]] = []
+    for gap, wanted in steps:
+        n = min(wanted, limit)
+        clock.advance(gap)
+        while (wait := limiter.delay_s(n)) > 0:
+            clock.advance(wait)
+        limiter.record(n)
+        granted.append((clock.monotonic(), n))
+    assert busiest_window(granted, WINDOW_S) <= limit
+
+
+def grant_times(limiter: SlidingWindowLimiter, clock: ManualClock, count: int) -> list[float]:
+    """When ``count`` back-to-back requests are let through."""
+    times = []
+    for _ in range(count):
+        while (wait := limiter.delay_s()) > 0:
+            clock.advance(wait)
+        limiter.record()
+        times.append(clock.monotonic())
+    return times
+
+
+def test_paced_limiter_spreads_the_allowance_across_the_window_after_its_burst() -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(10, WINDOW_S, clock, burst=3)
+    times = grant_times(limiter, clock, 10)
+    assert times[:3] == [0.0, 0.0, 0.0]
+    gaps = [b - a for a, b in itertools.pairwise(times[2:])]
+    assert gaps == [pytest.approx(1.0)] * 7  # one per window / limit after the burst
+
+
+def test_others_spending_slows_our_pace_to_the_share_left() -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(10, 1.0, clock, burst=1)
+    limiter.observe(10, 5, 1000)  # five spent, none by us
+    assert limiter.interval_s() == pytest.approx(1.0 / 5)
+    assert limiter.burst_now() == 1
+
+
+def test_429_halves_the_allowance_once_per_window_and_time_with_successes_regrows_it() -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(10, 1.0, clock, burst=3)
+    limiter.throttled()
+    limiter.throttled()  # a second 429 of the same window: requests already in flight
+    assert limiter.allowance == 5
+    windows = 0
+    while limiter.allowance < 10:
+        clock.advance(1.0)
+        limiter.succeeded()
+        windows += 1
+    # 0.1 requests per window, per window of successes; a fifth of that within one request of
+    # where the 429 came (10): 40 windows to 9, about 50 more to 10
+    assert 80 <= windows <= 90
+    limiter.throttled()
+    assert limiter.allowance == 5
+
+
+def test_a_429_halves_only_our_share_above_what_others_spend() -> None:
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(10, 1.0, clock, burst=3)
+    limiter.observe(10, 4, 1000)  # six spent by others
+    limiter.throttled()
+    assert limiter.allowance == 8  # 6 + 4 / 2
+
+
+def test_unpaced_limiter_ignores_429_cuts() -> None:
+    limiter = SlidingWindowLimiter(10, 1.0, ManualClock())
+    limiter.throttled()
+    assert (limiter.allowance, limiter.interval_s()) == (10, 0.0)

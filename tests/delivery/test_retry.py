@@ -82,7 +82,7 @@ TABLE: list[tuple[str, HubSpotResponse | Exception, dict[str, object], Outcome]]
         "empty success where results were expected is retried",
         reply(200, {"status": "COMPLETE", "results": []}),
         {"expected_results": True},
-        Retry(0.5, "200 without results where results were expected"),
+        Retry(0.5, "200 without results where results were expected", own=True),
     ),
     (
         "empty success keeps failing: dead-letter",
@@ -134,7 +134,7 @@ TABLE: list[tuple[str, HubSpotResponse | Exception, dict[str, object], Outcome]]
         {"batch_size": 2},
         Split("409: c; bisecting 2 inputs"),
     ),
-    ("423 waits 2 s", reply(423), {}, Retry(2.0, "423 locked")),
+    ("423 waits 2 s", reply(423), {}, Retry(2.0, "423 locked", own=True)),
     (
         "429 ten-secondly waits for the window from the headers",
         reply(429, LIMIT_10S, rate_limit=RateLimitHeaders(interval_ms=4000)),

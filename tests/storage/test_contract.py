@@ -157,6 +157,15 @@ async def test_retry_makes_items_due_later_and_counts_the_attempt(storage: Stora
     assert await storage.ready_at("main", "conversions") == NOW + 90
 
 
+async def test_retry_for_a_destination_failure_keeps_the_attempt_count(storage: Storage) -> None:
+    await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
+    await storage.retry([item.id], available_at=NOW + 1, now=NOW, detail="503", count_attempt=False)
+    [again] = await storage.lease("main", "conversions", limit=1, now=NOW + 1, lease_s=30)
+    assert again.attempts == 0
+    assert again.id == item.id
+
+
 async def test_held_items_wait_for_release(storage: Storage) -> None:
     await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
     [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)

@@ -110,6 +110,21 @@ async def test_replicas_share_one_rolling_window(
     assert time.monotonic() - started >= 1.5 - 0.05
 
 
+async def test_replicas_share_one_pace(replicas: tuple[RedisStorage, RedisStorage]) -> None:
+    """10 per 1 s paced one at a time: 10 acquisitions from two replicas are 0.1 s apart."""
+    clock = SystemClock()
+    limiters = []
+    for storage in replicas:
+        shared = storage.coordination()
+        assert shared is not None
+        window = shared.window("main", "paced")
+        limiters.append(SlidingWindowLimiter(10, 1.0, clock, shared=window, burst=1))
+    started = time.monotonic()
+    await asyncio.gather(*(limiter.acquire() for limiter in limiters for _ in range(5)))
+    # Each replica alone would pass its five in 0.4 s; shared, the tenth waits 0.9 s.
+    assert time.monotonic() - started >= 0.9 - 0.05
+
+
 async def test_header_correction_reaches_the_other_replica(
     replicas: tuple[RedisStorage, RedisStorage],
 ) -> None:

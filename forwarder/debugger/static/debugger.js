@@ -264,15 +264,28 @@
     api("/envelopes").then(function (r) {
       var throttled = Object.keys(r.tooManyRequests).map(function (k) {
         return esc(k) + ": " + r.tooManyRequests[k]; }).join(", ") || "none";
-      var html = '<div class="card"><p>429s from HubSpot since start: ' + throttled + "</p></div>";
+      var policies = Object.keys(r.tooManyRequestsByPolicy || {}).map(function (k) {
+        return esc(k) + ": " + r.tooManyRequestsByPolicy[k]; }).join(", ") || "none";
+      var html = '<div class="card"><p>429s from HubSpot since start: ' + throttled +
+        "</p><p>by policy: " + policies + "</p></div>";
       r.portals.forEach(function (p) {
+        var breakers = Object.keys(p.breakers || {}).map(function (d) {
+          return esc(d) + ": " + esc(p.breakers[d]); }).join(", ");
         html += '<div class="card rates-card"><h2>' + esc(p.portal) + "</h2>" +
+          '<p class="breakers">breakers: ' + (breakers || "none") + "</p>" +
           Charts.timeChart(rateSeries(p.samples), { label: p.portal +
             ": share of each envelope in use, last hour" }) +
           '<table class="usage"><tr><th>envelope</th><th>used</th><th>our limit</th>' +
-          "<th>HubSpot's</th></tr>" + p.now.map(function (u) {
-            return "<tr><td>" + esc(u.envelope) + "</td><td>" + u.used + "</td><td>" + u.limit +
-              "</td><td>" + (u.hubspotLimit || "–") + "</td></tr>";
+          "<th>window</th><th>pace</th><th>HubSpot's</th></tr>" + p.now.map(function (u) {
+            var limit = u.allowance != null && u.allowance < u.limit ?
+              u.allowance + " (cut from " + u.limit + " after 429s)" : String(u.limit);
+            var declared = u.declaredMax != null ?
+              u.declaredMax + " per " + u.declaredWindowS + " s, " + u.declaredRemaining + " left" :
+              (u.hubspotLimit || "–");
+            return "<tr><td>" + esc(u.envelope) + "</td><td>" + u.used + "</td><td>" +
+              esc(limit) + "</td><td>" + (u.windowS != null ? u.windowS + " s" : "–") +
+              "</td><td>" + (u.ratePerS != null ? u.ratePerS + "/s" : "–") + "</td><td>" +
+              esc(String(declared)) + "</td></tr>";
           }).join("") + "</table></div>";
       });
       $("#rates").innerHTML = html;

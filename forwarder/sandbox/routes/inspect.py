@@ -145,6 +145,9 @@ async def _faults_response(request: Request[Any, Any, Any]) -> Response[bytes]:
             "competingApp": {
                 "dailyShare": competing.daily_share,
                 "windowShare": competing.window_share,
+                "pattern": competing.pattern,
+                "spent": competing.spent,
+                "refused": competing.refused,
             },
         }
     )
