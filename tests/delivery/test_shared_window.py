@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from forwarder.config import ContactSettings, LimitSettings, PortalSettings
+from forwarder.hubspot.paths import DEFAULT_API_VERSION, paths_for
 from forwarder.sandbox import SandboxConfig
 from tests.delivery.harness import running, until
 from tests.delivery.test_faults import PORTAL_ID, assert_counts_add_up, identify, metric
@@ -76,7 +77,7 @@ async def test_declared_window_replaces_the_configured_one_and_is_exported(tmp_p
             fw,
             "forwarder_hubspot_responses_total",
             portal="main",
-            endpoint="/crm/v3/objects/contacts/batch/upsert",
+            endpoint=paths_for(DEFAULT_API_VERSION).contacts_batch_upsert,
             status="200",
         )
         assert responses == 3

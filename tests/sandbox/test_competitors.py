@@ -12,7 +12,7 @@ from forwarder.sandbox import ManualClock
 from forwarder.sandbox.limits import CompetingApp, Limiter, RollingWindow
 
 READ = "/crm/v3/objects/contacts/batch/read"
-BODY = {"inputs": [], "properties": []}
+BODY = {"inputs": [], "properties": [], "propertiesWithHistory": []}  # as HubSpot's spec requires
 
 
 class RecordingWindow(RollingWindow):
