@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -163,7 +164,8 @@ class LimitSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     daily_reset_tz: str = "UTC"
     """Time zone of the portal (the daily cap resets at its midnight)."""
     time_scale: float = 1.0
-    """Shrink every window by this factor (sandbox only; like ``sandbox --time-scale``)."""
+    """Shrink every window and period by this factor (a sandbox only, built in or on loopback;
+    like ``sandbox --time-scale``)."""
     burst: int = 3
     """Requests of one envelope that may go back to back; after them, requests are spaced
     evenly across the window (window / allowance apart), so the allowance is never spent all
@@ -429,8 +431,11 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"{where}.client_id", "OAuth mode needs client_id and client_secret")
         if not 0 < portal.limits.safety <= 1:
             raise ConfigError(f"{where}.limits.safety", "must be in (0, 1]")
-        if portal.limits.time_scale != 1.0 and real:
-            raise ConfigError(f"{where}.limits.time_scale", "only a sandbox portal can be scaled")
+        if portal.limits.time_scale != 1.0 and real and not _on_loopback(portal.base_url):
+            raise ConfigError(
+                f"{where}.limits.time_scale",
+                "only a sandbox portal (built in, or on loopback) can be scaled",
+            )
         if portal.limits.time_scale <= 0:
             raise ConfigError(f"{where}.limits.time_scale", "must be > 0")
         if portal.attribution.last_touch_window_s <= 0:
@@ -495,6 +500,12 @@ def with_development_defaults(settings: Settings, write_key: str | None = None) 
     source = SourceSettings(name="development", write_key=Secret(key), portal="sandbox")
     portals = {"sandbox": portal, **settings.portals}
     return msgspec.structs.replace(settings, sources=(source,), portals=portals, sandbox_mode=True)
+
+
+def _on_loopback(url: str) -> bool:
+    """A URL on this machine: a standalone sandbox (``forwarder sandbox``), never HubSpot."""
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
 
 
 def portal_uses_sandbox(portal: PortalSettings) -> bool:

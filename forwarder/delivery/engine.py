@@ -26,6 +26,7 @@ from forwarder.delivery.envelopes import PortalEnvelopes
 from forwarder.delivery.lookup import ContactLookup
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.quality import ATTRIBUTED, DeliveryTally
+from forwarder.delivery.quotas import StoredQuota
 from forwarder.delivery.stitch import Resolver
 from forwarder.delivery.worker import QueueWorker, WorkerSettings
 from forwarder.hubspot.auth import (
@@ -142,7 +143,12 @@ class Engine:
                 paths=paths_for(portal.api_version),
             )
             create = portal.unmapped_events == "auto" or portal_uses_sandbox(portal)
-            envelopes = PortalEnvelopes.from_portal(portal, clock, _windows(shared, name))
+            envelopes = PortalEnvelopes.from_portal(
+                portal,
+                clock,
+                _windows(shared, name),
+                ledgers=functools.partial(StoredQuota, storage, name),
+            )
             catalog = DefinitionCatalog(
                 name,
                 client,

@@ -23,7 +23,7 @@ import structlog
 
 from forwarder.clock import Clock
 from forwarder.config import LimitSettings, PortalSettings
-from forwarder.delivery.quotas import FixedPeriodQuota, PeriodQuota
+from forwarder.delivery.quotas import FixedPeriodQuota, PeriodQuota, QuotaLedger
 from forwarder.delivery.ratelimit import SlidingWindowLimiter
 from forwarder.hubspot.models import RateLimitHeaders
 from forwarder.storage.base import SharedWindow
@@ -110,6 +110,7 @@ class PortalEnvelopes:
         time_scale: float = 1.0,
         shared: Callable[[str], SharedWindow] | None = None,
         burst: int = 3,
+        ledgers: Callable[[str], QuotaLedger] | None = None,
     ) -> None:
         """Build the limiters and quotas.
 
@@ -120,8 +121,10 @@ class PortalEnvelopes:
             tz: IANA zone where the portal's day (and month) begins.
             time_scale: windows shrink by this factor (sandbox only).
             shared: the window log of an envelope (by name) shared by every replica; each
-                rolling window is then enforced across replicas. Quotas stay per process.
+                rolling window is then enforced across replicas.
             burst: requests of an envelope that may go back to back before pacing.
+            ledgers: where each quota (by name) is counted for every replica and across
+                restarts (the store); None: in this process only.
         """
         self.limits = limits
         self.safety = safety
@@ -150,15 +153,26 @@ class PortalEnvelopes:
         self._quotas: dict[Envelope, PeriodQuota] = {}
         if limits.crm_daily is not None:
             cap = scaled(limits.crm_daily, safety)
+            ledger = ledgers("crm_daily") if ledgers else None
             self._quotas[Envelope.CRM] = (
-                PeriodQuota("crm_daily", cap, "day", zone, clock)
+                PeriodQuota("crm_daily", cap, "day", zone, clock, ledger=ledger)
                 if time_scale == 1.0
-                else FixedPeriodQuota("crm_daily", cap, 86400.0 / time_scale, clock)
+                else FixedPeriodQuota("crm_daily", cap, 86400.0 / time_scale, clock, ledger=ledger)
             )
         if limits.events_monthly is not None:
             cap = scaled(limits.events_monthly, safety)
+            ledger = ledgers("events_monthly") if ledgers else None
             self._quotas[Envelope.EVENTS] = (
-                PeriodQuota("events_monthly", cap, "month", zone, clock, warn_share=0.8, pace=True)
+                PeriodQuota(
+                    "events_monthly",
+                    cap,
+                    "month",
+                    zone,
+                    clock,
+                    warn_share=0.8,
+                    pace=True,
+                    ledger=ledger,
+                )
                 if time_scale == 1.0
                 else FixedPeriodQuota(
                     "events_monthly",
@@ -167,6 +181,7 @@ class PortalEnvelopes:
                     clock,
                     warn_share=0.8,
                     pace=True,
+                    ledger=ledger,
                 )
             )
 
@@ -176,8 +191,10 @@ class PortalEnvelopes:
         portal: PortalSettings,
         clock: Clock,
         shared: Callable[[str], SharedWindow] | None = None,
+        ledgers: Callable[[str], QuotaLedger] | None = None,
     ) -> PortalEnvelopes:
-        """Envelopes from a portal's tier and ``limits`` section (``shared``: see ``__init__``)."""
+        """Envelopes from a portal's tier and ``limits`` section (``shared``, ``ledgers``: see
+        ``__init__``)."""
         limits = resolve_limits(portal.tier, portal.limits)
         return cls(
             limits,
@@ -187,6 +204,7 @@ class PortalEnvelopes:
             time_scale=portal.limits.time_scale,
             shared=shared,
             burst=portal.limits.burst,
+            ledgers=ledgers,
         )
 
     def envelope_for(self, destination: str) -> Envelope:
@@ -221,12 +239,12 @@ class PortalEnvelopes:
         envelope = self.envelope_for(destination)
         quota = self._quotas.get(envelope)
         units = self._units(envelope, inputs)
-        if quota is not None:
+        while quota is not None:
             while (wait := quota.delay_s(units)) > 0:
                 await self._clock.sleep(wait)
+            if await quota.reserve(units):  # shared: another replica may have spent the rest
+                break
         await self._limiters[envelope].acquire(1)
-        if quota is not None:
-            quota.record(units)
 
     def observe(self, destination: str, headers: RateLimitHeaders | None) -> None:
         """Feed one response's ``X-HubSpot-RateLimit-*`` headers to its envelope.

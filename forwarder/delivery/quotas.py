@@ -1,19 +1,44 @@
-"""Calendar quotas of an envelope: the daily CRM cap and the paced monthly event quota."""
+"""Calendar quotas of an envelope: the daily CRM cap and the paced monthly event quota.
+
+With a ``QuotaLedger`` (the store) a quota is counted once per portal for every replica and
+across restarts: a request reserves its units in the ledger atomically before it goes, so
+replicas together never spend more than the cap, and HubSpot's daily headers raise the shared
+count when the account spent more than we know of.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Coroutine
 from datetime import date, datetime, time, timedelta
-from typing import Literal
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from forwarder.clock import Clock
+from forwarder.storage.base import Storage
 
 _log = structlog.get_logger(__name__)
 
 
 Period = Literal["day", "month"]
+
+
+class QuotaLedger(Protocol):
+    """Where one quota of one portal is counted for every replica, per period."""
+
+    async def spend(self, period: str, n: int, cap: int) -> tuple[bool, int]:
+        """Add ``n`` to the period's count if it stays within ``cap``, atomically.
+
+        Returns:
+            Whether it was added, and the count after the call.
+        """
+        ...
+
+    async def raise_to(self, period: str, used: int) -> int:
+        """Make the period's count at least ``used``; return the count."""
+        ...
 
 
 class PeriodQuota:
@@ -36,6 +61,7 @@ class PeriodQuota:
         *,
         warn_share: float | None = None,
         pace: bool = False,
+        ledger: QuotaLedger | None = None,
     ) -> None:
         self.name = name
         self.cap = cap
@@ -48,6 +74,8 @@ class PeriodQuota:
         self._warn_share = warn_share
         self._pace = pace
         self._key = self._period_key(clock.now())
+        self._ledger = ledger
+        self._updates: set[asyncio.Task[Any]] = set()
 
     def __repr__(self) -> str:
         return f"PeriodQuota({self.name!r}, used={self.used}, cap={self.cap})"
@@ -70,17 +98,65 @@ class PeriodQuota:
         self._roll()
         return self.used, self.cap
 
+    async def reserve(self, n: int = 1) -> bool:
+        """Spend ``n`` units if they fit the cap; with a ledger, atomically for every replica.
+
+        Returns:
+            False when the period's cap would be passed (someone else spent the rest):
+            ``delay_s`` then says how long to wait.
+        """
+        self._roll()
+        if self._ledger is None:
+            if self.used + n > self.cap:
+                return False
+            self.record(n)
+            return True
+        granted, used = await self._ledger.spend(self._period_name(), n, self.cap)
+        self._roll()
+        self.used = max(self.used, used) if granted else max(self.used, used, self.cap)
+        self._maybe_warn()
+        return granted
+
     def record(self, n: int = 1) -> None:
-        """Spend ``n`` units; warn once when the warning share is crossed."""
+        """Count ``n`` units spent (this process only; ``reserve`` is the shared way)."""
         self._roll()
         self.used += n
         self._maybe_warn()
 
     def observe(self, cap_reported: int, remaining: int | None) -> None:
-        """HubSpot counts the whole account: take its usage when it exceeds ours."""
-        if remaining is not None:
-            self.used = max(self.used, cap_reported - remaining)
-            self._maybe_warn()
+        """HubSpot counts the whole account: take its usage when it exceeds ours (and raise the
+        shared count too, in the background: the caller does not wait for the store)."""
+        if remaining is None:
+            return
+        self._roll()
+        self.used = max(self.used, cap_reported - remaining)
+        self._maybe_warn()
+        if self._ledger is not None:
+            self._background(self._ledger.raise_to(self._period_name(), self.used))
+
+    async def refresh(self) -> None:
+        """Read the shared count (what other replicas spent) into ``used``."""
+        if self._ledger is not None:
+            self._roll()
+            self.used = max(self.used, await self._ledger.raise_to(self._period_name(), 0))
+
+    def _background(self, update: Coroutine[Any, Any, int]) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(update)
+        except RuntimeError:  # no loop (synchronous use): the local count must do
+            update.close()
+            return
+        self._updates.add(task)
+        task.add_done_callback(self._updated)
+
+    def _updated(self, task: asyncio.Task[Any]) -> None:
+        self._updates.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            _log.warning("quota_update_failed", quota=self.name, error=str(task.exception()))
+
+    def _period_name(self) -> str:
+        """The current period as the ledger's key (the same in every replica)."""
+        return "-".join(str(part) for part in self._key)
 
     def seconds_until_reset(self) -> float:
         """Seconds until this period ends."""
@@ -144,10 +220,22 @@ class FixedPeriodQuota(PeriodQuota):
         *,
         warn_share: float | None = None,
         pace: bool = False,
+        ledger: QuotaLedger | None = None,
     ) -> None:
         self._period_s = period_s
-        self._origin = clock.now()
-        super().__init__(name, cap, "day", ZoneInfo("UTC"), clock, warn_share=warn_share, pace=pace)
+        # Periods counted from the epoch, not from this process's start: every replica agrees
+        # on when a scaled day begins, so they count the same day in the ledger.
+        self._origin = 0.0
+        super().__init__(
+            name,
+            cap,
+            "day",
+            ZoneInfo("UTC"),
+            clock,
+            warn_share=warn_share,
+            pace=pace,
+            ledger=ledger,
+        )
 
     def _period_key(self, now: float) -> tuple[int, int, int]:
         return (int((now - self._origin) // self._period_s), 0, 0)
@@ -160,3 +248,19 @@ class FixedPeriodQuota(PeriodQuota):
     def _bounds(self, now: float) -> tuple[float, float]:
         start = now - (now - self._origin) % self._period_s
         return start, start + self._period_s
+
+
+class StoredQuota:
+    """The ``QuotaLedger`` of one quota of one portal, kept in the store (every replica, every
+    restart)."""
+
+    def __init__(self, storage: Storage, portal: str, name: str) -> None:
+        self._storage = storage
+        self._portal = portal
+        self._name = name
+
+    async def spend(self, period: str, n: int, cap: int) -> tuple[bool, int]:
+        return await self._storage.spend_quota(self._portal, self._name, period, n, cap)
+
+    async def raise_to(self, period: str, used: int) -> int:
+        return await self._storage.raise_quota(self._portal, self._name, period, used)

@@ -456,6 +456,23 @@ class Storage(ABC):
         """Every quality counter of the hours ``first`` to ``last`` (inclusive), summed over
         replicas."""
 
+    # -- quotas ---------------------------------------------------------------------------
+    @abstractmethod
+    async def spend_quota(
+        self, portal: str, name: str, period: str, n: int, cap: int
+    ) -> tuple[bool, int]:
+        """Add ``n`` to one quota's count for ``period`` unless that passes ``cap``, atomically
+        for every process on this store; the count outlives restarts.
+
+        Returns:
+            Whether ``n`` was added, and the count after the call.
+        """
+
+    @abstractmethod
+    async def raise_quota(self, portal: str, name: str, period: str, used: int) -> int:
+        """Make one quota's count for ``period`` at least ``used`` (what HubSpot says the
+        account spent); return the count."""
+
     # -- metadata -------------------------------------------------------------------------
     @abstractmethod
     async def get_meta(self, key: str) -> bytes | None:

@@ -87,8 +87,12 @@ _SCRIPTS = {
         "FORGET_PEOPLE",
         "ERASE_EVENTS",
         "REMEMBER_TOUCHES",
+        "SPEND_QUOTA",
+        "RAISE_QUOTA",
     )
 }
+_QUOTA_TTL_S = 40 * 86400
+"""A period's count outlives the longest period (a month), then goes on its own."""
 
 
 def _f(x: float) -> str:
@@ -442,6 +446,16 @@ class RedisStorage(Storage):
 
     async def ingest_totals(self) -> dict[tuple[str, str], int]:
         return await self._call(quality.totals(self.client, self.keys))
+
+    # -- quotas ---------------------------------------------------------------------------
+    async def spend_quota(
+        self, portal: str, name: str, period: str, n: int, cap: int
+    ) -> tuple[bool, int]:
+        granted, used = await self._run("SPEND_QUOTA", portal, name, period, n, cap, _QUOTA_TTL_S)
+        return bool(granted), int(used)
+
+    async def raise_quota(self, portal: str, name: str, period: str, used: int) -> int:
+        return int(await self._run("RAISE_QUOTA", portal, name, period, used, _QUOTA_TTL_S))
 
     async def get_meta(self, key: str) -> bytes | None:
         value = await self._call(self.client.hget(self.keys.name("meta"), key))

@@ -574,6 +574,29 @@ end
 return 0
 """
 
+# ARGV: prefix, portal, quota name, period, n, cap, ttl seconds -> {granted 0/1, count}
+SPEND_QUOTA = r"""
+local key = K.quota(ARGV[2], ARGV[3], ARGV[4])
+local n, cap = tonumber(ARGV[5]), tonumber(ARGV[6])
+local used = tonumber(redis.call('GET', key) or '0')
+if used + n > cap then return {0, used} end
+used = redis.call('INCRBY', key, n)
+redis.call('EXPIRE', key, ARGV[7])
+return {1, used}
+"""
+
+# ARGV: prefix, portal, quota name, period, at least, ttl seconds -> count
+RAISE_QUOTA = r"""
+local key = K.quota(ARGV[2], ARGV[3], ARGV[4])
+local want = tonumber(ARGV[5])
+local used = tonumber(redis.call('GET', key) or '0')
+if want > used then
+  redis.call('SET', key, want, 'EX', ARGV[6])
+  used = want
+end
+return used
+"""
+
 
 def script(body: str) -> str:
     """A script's full source: the shared prelude, then its body."""

@@ -23,6 +23,7 @@ from forwarder.errors import StorageUnavailableError, StoreVersionError
 from forwarder.storage import sqlite_identity as identity
 from forwarder.storage import sqlite_migrations as migrations
 from forwarder.storage import sqlite_quality as quality
+from forwarder.storage import sqlite_quotas as quotas
 from forwarder.storage import sqlite_sql as sql
 from forwarder.storage import sqlite_touch as touch_memory
 from forwarder.storage.base import (
@@ -412,6 +413,15 @@ class SqliteStorage(Storage):
 
     async def ingest_totals(self) -> dict[tuple[str, str], int]:
         return await self._submit(quality.totals)
+
+    # -- quotas ---------------------------------------------------------------------------
+    async def spend_quota(
+        self, portal: str, name: str, period: str, n: int, cap: int
+    ) -> tuple[bool, int]:
+        return await self._submit(lambda c: quotas.spend(c, portal, name, period, n, cap))
+
+    async def raise_quota(self, portal: str, name: str, period: str, used: int) -> int:
+        return await self._submit(lambda c: quotas.raise_to(c, portal, name, period, used))
 
     # -- metadata -------------------------------------------------------------------------
     async def get_meta(self, key: str) -> bytes | None:

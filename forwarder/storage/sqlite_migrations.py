@@ -101,11 +101,19 @@ CREATE TABLE IF NOT EXISTS touches (
 ) WITHOUT ROWID;
 """
 
+_V5 = """
+CREATE TABLE IF NOT EXISTS quota_usage (
+    portal TEXT NOT NULL, name TEXT NOT NULL, period TEXT NOT NULL, used INTEGER NOT NULL,
+    PRIMARY KEY (portal, name, period)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 schema (on a 0.1.0 database: no change, version stamped)", _V1),
     Migration(2, "hourly attribution-quality counters", _V2),
     Migration(3, "all-time ingest totals per source (the debugger's shared funnel)", _V3),
     Migration(4, "touch memory: first and last touch per identifier (table touches)", _V4),
+    Migration(5, "daily and monthly quota counts that outlive restarts (table quota_usage)", _V5),
 )
 LATEST = MIGRATIONS[-1].version
 
