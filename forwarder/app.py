@@ -35,7 +35,7 @@ from forwarder.pipeline.route import DefinitionCheck
 from forwarder.sandbox import ALL_SCOPES, DEFAULT_TOKEN, SandboxConfig, create_sandbox_app
 from forwarder.storage import create_storage
 from forwarder.storage.base import Storage
-from forwarder.storage.quality import FLUSH_EVERY_S, flush_quality
+from forwarder.storage.quality import FLUSH_EVERY_S, flush_quality, flush_rates
 from forwarder.telemetry import Metrics, flush_logs, get_logger
 
 _encode = msgspec.json.Encoder().encode
@@ -126,6 +126,7 @@ class Runtime:
                 await task
         with contextlib.suppress(ServiceUnavailableError):  # counts only: never block shutdown
             await flush_quality(self.storage, self.metrics.quality)
+            await flush_rates(self.storage, self.metrics.rates)
         for receiver in self.alerts.receivers if self.alerts is not None else []:
             await receiver.sender.aclose()
         await self.storage.close()
@@ -135,6 +136,7 @@ class Runtime:
             await asyncio.sleep(FLUSH_EVERY_S)  # wall time: counts, not a test's scaled clock
             try:
                 await flush_quality(self.storage, self.metrics.quality)
+                await flush_rates(self.storage, self.metrics.rates)
             except Exception:  # a long-lived loop: log and carry on (the counts wait)
                 self.log.warning("quality_flush_failed", exc_info=True)
 

@@ -69,3 +69,38 @@ class QualityTally:
         """Put drained counts back (their flush failed; the next one carries them)."""
         for key, n in counts.items():
             self._counts[key] = self._counts.get(key, 0) + n
+
+
+RateKey = tuple[int, str, str, str]
+"""(minute, portal, route, outcome)."""
+
+
+def outcome_of(status: int) -> str:
+    """A HubSpot answer as the rate history counts it: ``ok``, ``throttled`` (429) or ``error``
+    (any other refusal, or no answer)."""
+    if status == 429:
+        return "throttled"
+    return "ok" if 200 <= status < 300 else "error"
+
+
+class RateTally:
+    """HubSpot requests per minute, portal, route and outcome since the last ``drain``; the
+    flusher adds them to the store, where every replica's requests make one history."""
+
+    def __init__(self) -> None:
+        self._counts: dict[RateKey, int] = {}
+
+    def add(self, at: float, portal: str, route: str, status: int) -> None:
+        """Count one request answered with ``status`` at Unix time ``at``."""
+        key = (int(at // 60), portal, route, outcome_of(status))
+        self._counts[key] = self._counts.get(key, 0) + 1
+
+    def drain(self) -> dict[RateKey, int]:
+        """Everything counted since the last drain (the tally starts again from zero)."""
+        counts, self._counts = self._counts, {}
+        return counts
+
+    def restore(self, counts: dict[RateKey, int]) -> None:
+        """Put drained counts back (their flush failed; the next one carries them)."""
+        for key, n in counts.items():
+            self._counts[key] = self._counts.get(key, 0) + n

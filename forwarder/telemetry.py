@@ -16,7 +16,7 @@ import msgspec
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from forwarder.tallies import QualityTally
+from forwarder.tallies import QualityTally, RateTally
 
 REDACTED = "***"
 _SENSITIVE_KEYS = frozenset(
@@ -268,6 +268,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.quality = QualityTally()
+        self.rates = RateTally()
+        """HubSpot requests per minute, for the shared rate history (flushed to the store)."""
         """Hourly attribution-quality counts, flushed to the store (not Prometheus)."""
         r = self.registry
         self.received = Counter(

@@ -239,9 +239,10 @@ async def purge_dead_letters(
 
 @get("/envelopes", summary="Rate envelope usage per portal over the last hour, and 429s")
 async def envelopes(request: AnyRequest) -> Envelopes:
-    rates = debugger_of(request.app).rates
+    debugger = debugger_of(request.app)
+    rates = debugger.rates
     return Envelopes(
-        portals=rates.view(),
+        portals=await rates.view(debugger.storage),
         too_many_requests=rates.too_many_requests(),
         sample_every_s=rates.every_s,
         too_many_requests_by_policy=rates.too_many_requests_by_policy(),

@@ -327,12 +327,26 @@ class EnvelopeSample(Model):
     """429s seen so far (process total), to chart when they happened."""
 
 
+class MinuteRequests(Model):
+    """HubSpot requests of one minute, summed over every replica (from the store)."""
+
+    at: float
+    """Start of the minute (Unix time)."""
+    ok: int
+    throttled: int
+    """Answered 429."""
+    errors: int
+    """Any other refusal, or no answer."""
+
+
 class PortalEnvelopes(Model):
-    """One portal's envelopes now and over the last hour."""
+    """One portal's envelopes now and over the last hour, and its requests over the last day."""
 
     portal: str
     now: list[EnvelopeUsage]
     samples: list[EnvelopeSample]
+    history: list[MinuteRequests] = []
+    """Requests per minute over the last 24 hours, every replica's, across restarts."""
     breakers: dict[str, str] = {}
     """Destination -> its circuit breaker: ``closed``, ``half_open`` or ``open``."""
 

@@ -6,15 +6,24 @@ import asyncio
 import time
 from collections import deque
 
-from forwarder.debugger.models import EnvelopeSample, EnvelopeUsage, PortalEnvelopes
+from forwarder.debugger.models import (
+    EnvelopeSample,
+    EnvelopeUsage,
+    MinuteRequests,
+    PortalEnvelopes,
+)
 from forwarder.debugger.overview import counter_total
 from forwarder.delivery.engine import Engine
 from forwarder.delivery.envelopes import Envelope
 from forwarder.delivery.envelopes import PortalEnvelopes as Budgets
+from forwarder.storage.base import Storage
+from forwarder.storage.quality import flush_rates
 from forwarder.telemetry import Metrics, get_logger
 
 SAMPLE_EVERY_S = 5.0
 HISTORY_S = 3600.0
+HISTORY_MIN = 24 * 60
+"""Minutes of shared request history the view returns."""
 
 
 def usage(budgets: Budgets) -> list[EnvelopeUsage]:
@@ -106,13 +115,30 @@ class RateHistory:
                 self._log.exception("rate_sample_failed")
             await asyncio.sleep(self.every_s)
 
-    def view(self) -> list[PortalEnvelopes]:
-        """Per portal: usage now, the last hour of samples, and each destination's breaker."""
+    async def view(self, storage: Storage) -> list[PortalEnvelopes]:
+        """Per portal: usage now, the last hour of samples, each destination's breaker, and the
+        last day's requests per minute from the store (every replica's; this one's latest
+        counts are added first)."""
+        await flush_rates(storage, self._metrics.rates)
+        last = int(time.time() // 60)
+        history: dict[str, dict[int, dict[str, int]]] = {}
+        for count in await storage.rate_minutes(last - HISTORY_MIN + 1, last):
+            minute = history.setdefault(count.portal, {}).setdefault(count.minute, {})
+            minute[count.outcome] = minute.get(count.outcome, 0) + count.n
         return [
             PortalEnvelopes(
                 portal=name,
                 now=usage(portal.envelopes),
                 samples=list(self._samples[name]),
+                history=[
+                    MinuteRequests(
+                        at=minute * 60.0,
+                        ok=c.get("ok", 0),
+                        throttled=c.get("throttled", 0),
+                        errors=c.get("error", 0),
+                    )
+                    for minute, c in sorted(history.get(name, {}).items())
+                ],
                 breakers={
                     destination: worker.health.state.name.lower()
                     for (owner, destination), worker in self._engine.workers.items()

@@ -282,6 +282,7 @@ class QueueWorker:
         if observe:
             route = self.destination.route
             self._metrics.hubspot_responses.labels(self.portal, route, str(status)).inc()
+            self._metrics.rates.add(self._clock.now(), self.portal, route, status)
             if isinstance(outcome, Retry) and outcome.policy is not None:
                 self._metrics.hubspot_rate_limited.labels(self.portal, route, outcome.policy).inc()
         attempt = Attempt(

@@ -113,6 +113,21 @@ class QualityCount(msgspec.Struct, frozen=True):
 QUALITY_RETENTION_H = 8 * 24
 """Hours of quality counters kept: a week plus a day, so "the last week" is always whole."""
 
+
+class RateCount(msgspec.Struct, frozen=True):
+    """HubSpot requests of one minute (Unix time // 60) to one route of one portal, by outcome
+    (``ok``, ``throttled``, ``error``), summed over replicas."""
+
+    minute: int
+    portal: str
+    route: str
+    outcome: str
+    n: int
+
+
+RATE_RETENTION_MIN = 25 * 60
+"""Minutes of rate history kept: a day and an hour, so "the last 24 hours" is always whole."""
+
 TOTALLED_METRICS = frozenset({"received", "accepted", "duplicate", "rejected"})
 """Quality metrics also kept as all-time totals per source: the ingest funnel every replica's
 debugger shows, which outlives restarts and the hourly counters' retention."""
@@ -455,6 +470,16 @@ class Storage(ABC):
     async def quality_hours(self, first: int, last: int) -> list[QualityCount]:
         """Every quality counter of the hours ``first`` to ``last`` (inclusive), summed over
         replicas."""
+
+    # -- rate history -------------------------------------------------------------------
+    @abstractmethod
+    async def add_rates(self, counts: Sequence[RateCount]) -> None:
+        """Add to the per-minute request counts (shared by replicas); minutes older than
+        ``RATE_RETENTION_MIN`` before the newest given are forgotten."""
+
+    @abstractmethod
+    async def rate_minutes(self, first: int, last: int) -> list[RateCount]:
+        """Every request count of the minutes ``first`` to ``last`` (inclusive)."""
 
     # -- quotas ---------------------------------------------------------------------------
     @abstractmethod

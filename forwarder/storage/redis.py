@@ -33,6 +33,7 @@ from forwarder.errors import StorageUnavailableError, StoreVersionError
 from forwarder.storage import SchemaPlan
 from forwarder.storage import redis_migrations as migrations
 from forwarder.storage import redis_quality as quality
+from forwarder.storage import redis_rates as rates
 from forwarder.storage import redis_scripts as lua
 from forwarder.storage.base import (
     Accepted,
@@ -48,6 +49,7 @@ from forwarder.storage.base import (
     Key,
     NewEvent,
     QualityCount,
+    RateCount,
     Storage,
     StoredEvent,
     Touch,
@@ -446,6 +448,14 @@ class RedisStorage(Storage):
 
     async def ingest_totals(self) -> dict[tuple[str, str], int]:
         return await self._call(quality.totals(self.client, self.keys))
+
+    # -- rate history -------------------------------------------------------------------
+    async def add_rates(self, counts: Sequence[RateCount]) -> None:
+        if counts:
+            await self._call(rates.add(self.client, self.keys, counts))
+
+    async def rate_minutes(self, first: int, last: int) -> list[RateCount]:
+        return await self._call(rates.between(self.client, self.keys, first, last))
 
     # -- quotas ---------------------------------------------------------------------------
     async def spend_quota(

@@ -49,6 +49,7 @@ TEMPLATES: dict[str, str] = {
     "window_pace": "winp:{}:{}",  # string: pacing's theoretical arrival time per (portal, envelope)
     "lock": "lock:{}",  # string: a lock's owner token
     "oauth": "oauth:{}",  # hash per portal: access, refresh, due (the current OAuth tokens)
+    "rates": "rm:{}",  # hash per minute: portal SEP route SEP outcome -> HubSpot requests
     "quota": "quota:{}:{}:{}",  # string per (portal, quota name, period): units spent
     "ingest_totals": "itot",  # hash source SEP metric -> all-time count (the ingest funnel)
     "quality": "qh:{}",  # hash source SEP event_type SEP metric -> count, per Unix hour

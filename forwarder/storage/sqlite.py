@@ -24,6 +24,7 @@ from forwarder.storage import sqlite_identity as identity
 from forwarder.storage import sqlite_migrations as migrations
 from forwarder.storage import sqlite_quality as quality
 from forwarder.storage import sqlite_quotas as quotas
+from forwarder.storage import sqlite_rates as rates
 from forwarder.storage import sqlite_sql as sql
 from forwarder.storage import sqlite_touch as touch_memory
 from forwarder.storage.base import (
@@ -39,6 +40,7 @@ from forwarder.storage.base import (
     Key,
     NewEvent,
     QualityCount,
+    RateCount,
     Storage,
     StoredEvent,
     Touch,
@@ -413,6 +415,14 @@ class SqliteStorage(Storage):
 
     async def ingest_totals(self) -> dict[tuple[str, str], int]:
         return await self._submit(quality.totals)
+
+    # -- rate history -------------------------------------------------------------------
+    async def add_rates(self, counts: Sequence[RateCount]) -> None:
+        if counts:
+            await self._submit(lambda c: rates.add(c, counts))
+
+    async def rate_minutes(self, first: int, last: int) -> list[RateCount]:
+        return await self._submit(lambda c: rates.between(c, first, last))
 
     # -- quotas ---------------------------------------------------------------------------
     async def spend_quota(

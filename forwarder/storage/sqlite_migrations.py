@@ -108,12 +108,20 @@ CREATE TABLE IF NOT EXISTS quota_usage (
 ) WITHOUT ROWID;
 """
 
+_V6 = """
+CREATE TABLE IF NOT EXISTS rate_minutes (
+    minute INTEGER NOT NULL, portal TEXT NOT NULL, route TEXT NOT NULL, outcome TEXT NOT NULL,
+    n INTEGER NOT NULL, PRIMARY KEY (minute, portal, route, outcome)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 schema (on a 0.1.0 database: no change, version stamped)", _V1),
     Migration(2, "hourly attribution-quality counters", _V2),
     Migration(3, "all-time ingest totals per source (the debugger's shared funnel)", _V3),
     Migration(4, "touch memory: first and last touch per identifier (table touches)", _V4),
     Migration(5, "daily and monthly quota counts that outlive restarts (table quota_usage)", _V5),
+    Migration(6, "HubSpot requests per minute, the shared rate history (table rate_minutes)", _V6),
 )
 LATEST = MIGRATIONS[-1].version
 

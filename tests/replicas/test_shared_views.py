@@ -35,12 +35,26 @@ def start(tmp: Path, name: str, storage: str, sandbox_url: str) -> ServerProcess
     return ServerProcess(home, config).start(port)
 
 
-def funnel(replica: ServerProcess) -> dict[str, Any]:
+def admin(replica: ServerProcess, path: str) -> Any:
     headers = {"authorization": f"Bearer {ADMIN}"}
-    answer = httpx.get(f"{replica.url}/admin/api/overview", headers=headers, timeout=10)
+    answer = httpx.get(f"{replica.url}/admin/api{path}", headers=headers, timeout=10)
     answer.raise_for_status()
-    body = answer.json()
+    return answer.json()
+
+
+def funnel(replica: ServerProcess) -> dict[str, Any]:
+    body = admin(replica, "/overview")
     return {"ingest": body["ingest"], "received": [p["received"] for p in body["portals"]]}
+
+
+def history(replica: ServerProcess) -> list[dict[str, Any]]:
+    """The portal's HubSpot requests per minute over the last day."""
+    [portal] = admin(replica, "/envelopes")["portals"]
+    return list(portal["history"])
+
+
+def sent_ok(replica: ServerProcess) -> int:
+    return sum(m["ok"] for m in history(replica))
 
 
 def send(replica: ServerProcess, events: list[dict[str, Any]]) -> None:
@@ -76,10 +90,15 @@ def test_two_replicas_show_the_same_funnel_before_and_after_a_restart(
                 "received": [8],
             }
             wait_until(lambda: funnel(a) == expected and funnel(b) == expected, timeout_s=20)
+            # Both replicas delivered; each one's requests are in the one history both show.
+            wait_until(lambda: sandbox.requests().get(204, 0) >= 2, timeout_s=20)
+            wait_until(lambda: sent_ok(a) == sandbox.requests().get(204, 0), timeout_s=20)
+            assert history(a) == history(b)
             b.stop()
             b = start(tmp_path, "b2", storage, sandbox.url)
             assert funnel(b) == expected
             assert funnel(a) == expected
+            assert history(b) == history(a)
         finally:
             a.stop()
             b.stop()

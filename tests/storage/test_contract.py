@@ -9,10 +9,12 @@ import pytest
 
 from forwarder.storage.base import (
     QUALITY_RETENTION_H,
+    RATE_RETENTION_MIN,
     Accepted,
     Duplicate,
     NewEvent,
     QualityCount,
+    RateCount,
     Storage,
     Touch,
     TouchKind,
@@ -509,3 +511,38 @@ async def test_two_handles_on_one_store_share_a_quota_and_it_outlives_them(
         assert await again.spend_quota("main", "q", "p", 1, 5) == (False, 5)
     finally:
         await again.close()
+
+
+# -- rate history ----------------------------------------------------------------------------
+
+MINUTE = int(NOW // 60)
+
+
+async def test_request_counts_add_up_per_minute_and_are_shared(factory: Factory) -> None:
+    one, two = factory(), factory()
+    await one.open()
+    await two.open()
+    try:
+        await one.add_rates([RateCount(MINUTE, "main", "/r", "ok", 2)])
+        await two.add_rates(
+            [
+                RateCount(MINUTE, "main", "/r", "ok", 3),
+                RateCount(MINUTE + 1, "main", "/r", "throttled", 1),
+            ]
+        )
+        found = await one.rate_minutes(MINUTE, MINUTE + 1)
+        assert sorted(found, key=lambda c: c.minute) == [
+            RateCount(MINUTE, "main", "/r", "ok", 5),
+            RateCount(MINUTE + 1, "main", "/r", "throttled", 1),
+        ]
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def test_request_counts_past_retention_are_not_returned(storage: Storage) -> None:
+    old = MINUTE - RATE_RETENTION_MIN - 1
+    await storage.add_rates(
+        [RateCount(old, "main", "/r", "ok", 1), RateCount(MINUTE, "main", "/r", "ok", 1)]
+    )
+    assert await storage.rate_minutes(old, MINUTE) == [RateCount(MINUTE, "main", "/r", "ok", 1)]

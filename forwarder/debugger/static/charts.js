@@ -20,8 +20,10 @@
   function pct(v) { return Math.round(v * 100) + "%"; }
 
   /* series: [{name, points: [[t, value 0..1+], ...]}]; opts.label names the chart. */
+  /* opts: label; format (a value as text: shares as % by default, or e.g. counts). */
   function timeChart(series, opts) {
     opts = opts || {};
+    var format = opts.format || pct;
     var w = 640, h = 200, left = 42, right = 12, top = 10, bottom = 28;
     var all = [];
     series.forEach(function (s) { s.points.forEach(function (p) { all.push(p); }); });
@@ -41,7 +43,7 @@
       var v = f * ymax;
       out.push('<line class="grid" x1="' + left + '" x2="' + (w - right) + '" y1="' + y(v) +
         '" y2="' + y(v) + '"/><text class="axis" x="' + (left - 4) + '" y="' + (y(v) + 4) +
-        '" text-anchor="end">' + pct(v) + "</text>");
+        '" text-anchor="end">' + format(v) + "</text>");
     });
     for (var i = 0; i <= 4; i++) {
       var t = t0 + (span * i) / 4;
@@ -60,7 +62,7 @@
     out.push('<ul class="legend">' + series.map(function (s, n) {
       var last = s.points.length ? s.points[s.points.length - 1][1] : null;
       return '<li><svg class="swatch" viewBox="0 0 10 10" aria-hidden="true"><rect width="10" ' +
-        'height="10" rx="2" fill="' + COLOURS[n % COLOURS.length] + '"/></svg>' + esc(s.name) + (last === null ? "" : " <b>" + pct(last) + "</b>") + "</li>";
+        'height="10" rx="2" fill="' + COLOURS[n % COLOURS.length] + '"/></svg>' + esc(s.name) + (last === null ? "" : " <b>" + format(last) + "</b>") + "</li>";
     }).join("") + "</ul>");
     return '<figure class="chart-box">' + (opts.label ? "<figcaption>" + esc(opts.label) +
       "</figcaption>" : "") + out.join("") + "</figure>";

@@ -260,6 +260,12 @@
         .map(function (s) { return [s.at, s.shares[name]]; }) };
     });
   }
+  function historySeries(history) {
+    return ["ok", "throttled", "errors"].map(function (name) {
+      return { name: name === "throttled" ? "429" : name,
+        points: history.map(function (m) { return [m.at, m[name]]; }) };
+    });
+  }
   function loadRates() {
     api("/envelopes").then(function (r) {
       var throttled = Object.keys(r.tooManyRequests).map(function (k) {
@@ -275,6 +281,9 @@
           '<p class="breakers">breakers: ' + (breakers || "none") + "</p>" +
           Charts.timeChart(rateSeries(p.samples), { label: p.portal +
             ": share of each envelope in use, last hour" }) +
+          Charts.timeChart(historySeries(p.history || []), { label: p.portal +
+            ": HubSpot requests per minute, last 24 h (every replica)",
+            format: function (v) { return String(Math.round(v)); } }) +
           '<table class="usage"><tr><th>envelope</th><th>used</th><th>our limit</th>' +
           "<th>window</th><th>pace</th><th>HubSpot's</th></tr>" + p.now.map(function (u) {
             var limit = u.allowance != null && u.allowance < u.limit ?
