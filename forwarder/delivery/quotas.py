@@ -8,15 +8,14 @@ count when the account spent more than we know of.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from forwarder.clock import Clock
+from forwarder.delivery.background import BackgroundWrites
 from forwarder.storage.base import Storage
 
 _log = structlog.get_logger(__name__)
@@ -75,7 +74,7 @@ class PeriodQuota:
         self._pace = pace
         self._key = self._period_key(clock.now())
         self._ledger = ledger
-        self._updates: set[asyncio.Task[Any]] = set()
+        self._updates = BackgroundWrites("quota_update_failed")
 
     def __repr__(self) -> str:
         return f"PeriodQuota({self.name!r}, used={self.used}, cap={self.cap})"
@@ -132,27 +131,13 @@ class PeriodQuota:
         self.used = max(self.used, cap_reported - remaining)
         self._maybe_warn()
         if self._ledger is not None:
-            self._background(self._ledger.raise_to(self._period_name(), self.used))
+            self._updates.submit(self._ledger.raise_to(self._period_name(), self.used))
 
     async def refresh(self) -> None:
         """Read the shared count (what other replicas spent) into ``used``."""
         if self._ledger is not None:
             self._roll()
             self.used = max(self.used, await self._ledger.raise_to(self._period_name(), 0))
-
-    def _background(self, update: Coroutine[Any, Any, int]) -> None:
-        try:
-            task = asyncio.get_running_loop().create_task(update)
-        except RuntimeError:  # no loop (synchronous use): the local count must do
-            update.close()
-            return
-        self._updates.add(task)
-        task.add_done_callback(self._updated)
-
-    def _updated(self, task: asyncio.Task[Any]) -> None:
-        self._updates.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.warning("quota_update_failed", quota=self.name, error=str(task.exception()))
 
     def _period_name(self) -> str:
         """The current period as the ledger's key (the same in every replica)."""

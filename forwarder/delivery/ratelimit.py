@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import structlog
 
 from forwarder.clock import Clock
+from forwarder.delivery.background import BackgroundWrites
 from forwarder.storage.base import SharedWindow
 
 _log = structlog.get_logger(__name__)
@@ -150,7 +151,7 @@ class SlidingWindowLimiter:
         self._state: WindowState = state or InMemoryWindowState()
         self._turn = asyncio.Lock()  # FIFO: asyncio.Lock wakes waiters in arrival order
         self._shared = shared
-        self._updates: set[asyncio.Task[None]] = set()
+        self._updates = BackgroundWrites("shared_rate_window_update_failed")
         self._tat = float("-inf")  # pacing's theoretical arrival time of the next request
         self._allowance = float(limit)  # AIMD: requests per window we allow ourselves
         self._last_cut = float("-inf")
@@ -286,22 +287,9 @@ class SlidingWindowLimiter:
                 self._update_shared(self._shared.block_for(seconds))
 
     def _update_shared(self, update: Coroutine[Any, Any, None]) -> None:
-        """Send a correction to the shared log without making the (sync) caller wait.
-
-        This replica's own log is already corrected; the others see it a round trip later.
-        """
-        try:
-            task = asyncio.get_running_loop().create_task(update)
-        except RuntimeError:  # no loop (synchronous use): the local correction must do
-            update.close()
-            return
-        self._updates.add(task)
-        task.add_done_callback(self._shared_updated)
-
-    def _shared_updated(self, task: asyncio.Task[None]) -> None:
-        self._updates.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            _log.warning("shared_rate_window_update_failed", error=str(exc))
+        """Send a correction to the shared log without making the (sync) caller wait: this
+        replica's own log is already corrected; the others see it a round trip later."""
+        self._updates.submit(update)
 
     def penalize_for(self, seconds: float) -> None:
         """Let nothing through for ``seconds`` from now."""
