@@ -54,6 +54,7 @@ from forwarder.config import (
 )
 from forwarder.delivery.destinations import stable_uuid
 from forwarder.delivery.envelopes import scaled
+from forwarder.hubspot.paths import DEFAULT_API_VERSION, paths_for
 from forwarder.sandbox import Sandbox, SandboxConfig
 from forwarder.telemetry import Redactor, configure_logging
 
@@ -61,7 +62,8 @@ KEY = "srv_bench_key_0123456789"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
 PORTAL_ID = 123456
 CHUNK = 2_500
-CONTACTS_ROUTE = "/crm/v3/objects/contacts/batch/upsert"
+PATHS = paths_for(DEFAULT_API_VERSION)
+"""The paths the benchmark's portal (default API version) calls, as the attempt log names them."""
 
 
 @dataclass(frozen=True)
@@ -264,7 +266,9 @@ async def run_envelope(
 
 
 def sandbox_route(envelope: Envelope) -> str:
-    return "/events/v3/send/batch" if envelope.destination == "conversions" else CONTACTS_ROUTE
+    if envelope.destination == "conversions":
+        return PATHS.events_send_batch
+    return PATHS.contacts_batch_upsert
 
 
 def events_envelope(per_s: int, scale: float) -> Envelope:
