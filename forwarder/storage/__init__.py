@@ -74,7 +74,7 @@ async def plan_migrations(settings: StorageSettings, *, apply: bool = False) -> 
 
 
 def _plan_sqlite(path: Path, *, apply: bool) -> SchemaPlan:
-    from forwarder.storage import sqlite_migrations as migrations
+    from forwarder.storage.sqlite import migrations as migrations
 
     store = str(path)
     if not path.exists() and not apply:

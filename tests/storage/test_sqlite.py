@@ -10,7 +10,7 @@ import pytest
 from forwarder.errors import StorageUnavailableError
 from forwarder.storage.base import Accepted, Duplicate, NewEvent, Touch, TouchKind, TouchOrigin
 from forwarder.storage.sqlite import SqliteStorage
-from forwarder.storage.sqlite_dedup import SeenKeys, seen_value
+from forwarder.storage.sqlite.dedup import SeenKeys, seen_value
 
 
 def event(message_id: str, received_at: float = 1.0) -> NewEvent:
@@ -67,7 +67,7 @@ async def test_a_hash_collision_of_dedup_keys_never_drops_an_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Every messageId gets the same index key: only the stored event can tell them apart.
-    monkeypatch.setattr("forwarder.storage.sqlite_sql.key_of", lambda portal, message_id: 7)
+    monkeypatch.setattr("forwarder.storage.sqlite.sql.key_of", lambda portal, message_id: 7)
     storage = SqliteStorage(tmp_path / "f.db")
     await storage.open()
     first = await storage.append([event("a"), event("b")], now=1.0, dedup_window_s=10)
@@ -104,7 +104,7 @@ async def test_a_rolled_back_append_leaves_no_dedup_key(
         raise sqlite3.OperationalError("disk I/O error")
 
     with monkeypatch.context() as patched:  # fails after the rows went in, before the commit
-        patched.setattr("forwarder.storage.sqlite_sql._tally", fail)
+        patched.setattr("forwarder.storage.sqlite.sql._tally", fail)
         with pytest.raises(StorageUnavailableError):
             await storage.append([event("a")], now=1.0, dedup_window_s=10)
     assert len(storage._seen) == 0
@@ -143,7 +143,7 @@ def test_dedup_keys_expire_part_by_part_across_all_shards() -> None:
 async def test_purge_goes_chunk_by_chunk_and_keeps_open_and_recent_events(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("forwarder.storage.sqlite_sql._PURGE_CHUNK", 7)
+    monkeypatch.setattr("forwarder.storage.sqlite.sql._PURGE_CHUNK", 7)
     storage = SqliteStorage(tmp_path / "f.db")
     await storage.open()
     await storage.append(

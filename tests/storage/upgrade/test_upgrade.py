@@ -20,7 +20,8 @@ import httpx
 import pytest
 import redis
 
-from forwarder.storage import redis_migrations, sqlite_migrations
+from forwarder.storage.redis import migrations as redis_migrations
+from forwarder.storage.sqlite import migrations as sqlite_migrations
 from tests.reliability.processes import uuid_of, wait_until
 from tests.support import SERVER_KEY, ServerProcess, free_port, sandbox_process, serve_config
 

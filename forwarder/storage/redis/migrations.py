@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 from forwarder.errors import StoreVersionError
-from forwarder.storage.redis_keys import Keys
+from forwarder.storage.redis.keys import Keys
 
 Step = Callable[[Any, Keys], Awaitable[None]]
 

@@ -17,9 +17,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from forwarder.errors import StorageUnavailableError
-from forwarder.storage import redis_scripts as lua
 from forwarder.storage.base import SharedWindow
-from forwarder.storage.redis_keys import Keys
+from forwarder.storage.redis import scripts as lua
+from forwarder.storage.redis.keys import Keys
 
 _LOCK_POLL_S = 0.05
 
@@ -149,12 +149,12 @@ class RedisCoordination:
         self._scripts_of: aioredis.Redis | None = None
 
     def script(self, name: str) -> Any:
-        """A registered script of ``redis_scripts`` (re-registered for a new connection)."""
+        """A registered script of ``redis.scripts`` (re-registered for a new connection)."""
         client = self.client()
         if client is not self._scripts_of:
             self._scripts, self._scripts_of = {}, client
         if name not in self._scripts:
-            self._scripts[name] = client.register_script(lua.script(getattr(lua, name)))
+            self._scripts[name] = client.register_script(lua.source(name))
         return self._scripts[name]
 
     def window(self, portal: str, envelope: str) -> SharedWindow:

@@ -20,13 +20,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from forwarder.errors import StorageUnavailableError, StoreVersionError
-from forwarder.storage import sqlite_identity as identity
-from forwarder.storage import sqlite_migrations as migrations
-from forwarder.storage import sqlite_quality as quality
-from forwarder.storage import sqlite_quotas as quotas
-from forwarder.storage import sqlite_rates as rates
-from forwarder.storage import sqlite_sql as sql
-from forwarder.storage import sqlite_touch as touch_memory
 from forwarder.storage.base import (
     FINAL_STATES,
     OPEN_STATES,
@@ -46,7 +39,9 @@ from forwarder.storage.base import (
     Touch,
     TouchMemory,
 )
-from forwarder.storage.sqlite_dedup import SeenKeys
+from forwarder.storage.sqlite import identity, migrations, quality, quotas, rates, sql
+from forwarder.storage.sqlite import touch as touch_memory
+from forwarder.storage.sqlite.dedup import SeenKeys
 from forwarder.telemetry import get_logger
 
 T = TypeVar("T")

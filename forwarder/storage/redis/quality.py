@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from forwarder.storage.base import QUALITY_RETENTION_H, TOTALLED_METRICS, QualityCount
-from forwarder.storage.redis_keys import SEP, Keys
+from forwarder.storage.redis.keys import SEP, Keys
 
 
 async def add(client: Any, keys: Keys, counts: Sequence[QualityCount]) -> None:

@@ -6,7 +6,7 @@ Redis Stream per ``(portal, destination)`` read through one consumer group: a le
 entry in the pending entries list (PEL) with a deadline; a replica that dies leaves its entries
 there and others claim them (``XCLAIM``) once the deadline passes, while a live replica renews
 its leases in the background. An entry is acknowledged (``XACK``) only when its item reaches a
-final state. Every change is one Lua script (``redis_scripts``), so a dedup check and its append,
+final state. Every change is one Lua script (``redis.scripts``), so a dedup check and its append,
 or a state change and its tallies, are atomic across replicas. Redis errors become
 ``StorageUnavailableError`` here, where they enter.
 """
@@ -31,10 +31,6 @@ from redis.exceptions import RedisError
 
 from forwarder.errors import StorageUnavailableError, StoreVersionError
 from forwarder.storage import SchemaPlan
-from forwarder.storage import redis_migrations as migrations
-from forwarder.storage import redis_quality as quality
-from forwarder.storage import redis_rates as rates
-from forwarder.storage import redis_scripts as lua
 from forwarder.storage.base import (
     Accepted,
     AppendResult,
@@ -55,9 +51,11 @@ from forwarder.storage.base import (
     Touch,
     TouchMemory,
 )
-from forwarder.storage.redis_keys import SEP, Keys
-from forwarder.storage.redis_read import RedisReader, item_from_reply
-from forwarder.storage.redis_shared import RedisCoordination, check_persistence
+from forwarder.storage.redis import migrations, quality, rates
+from forwarder.storage.redis import scripts as lua
+from forwarder.storage.redis.keys import SEP, Keys
+from forwarder.storage.redis.read import RedisReader, item_from_reply
+from forwarder.storage.redis.shared import RedisCoordination, check_persistence
 from forwarder.telemetry import get_logger
 
 T = TypeVar("T")
@@ -69,7 +67,7 @@ _ERASE_SCAN = 1000
 _encode = msgspec.json.Encoder().encode
 _decode_touch = msgspec.json.Decoder(Touch).decode
 _SCRIPTS = {
-    name: lua.script(getattr(lua, name))
+    name: lua.source(name)
     for name in (
         "APPEND",
         "LEASE",
@@ -516,7 +514,7 @@ def _pack(e: NewEvent, payload_arg: int) -> list[Any]:
 
 
 async def plan_redis(url: str, *, apply: bool) -> SchemaPlan:
-    """``plan_migrations`` for a Redis key space (see ``redis_migrations``)."""
+    """``plan_migrations`` for a Redis key space (see ``redis.migrations``)."""
     storage = RedisStorage(url)
     client = aioredis.Redis.from_url(storage._url, socket_connect_timeout=2.0, socket_timeout=5.0)
     store = storage.describe()

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import msgspec
 
 from forwarder.storage.base import Erasure, Item, Key
-from forwarder.storage.sqlite_sql import EVENT_COLS, event_from_row, finish
-from forwarder.storage.sqlite_touch import forget as forget_touches
+from forwarder.storage.sqlite.sql import EVENT_COLS, event_from_row, finish
+from forwarder.storage.sqlite.touch import forget as forget_touches
 
 
 def _person(conn: sqlite3.Connection, portal: str, key: Key) -> int | None:

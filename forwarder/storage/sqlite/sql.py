@@ -17,7 +17,7 @@ from forwarder.storage.base import (
     NewEvent,
     StoredEvent,
 )
-from forwarder.storage.sqlite_dedup import SEQ_SHIFT, SeenKeys, key_of, same_event, seen_value
+from forwarder.storage.sqlite.dedup import SEQ_SHIFT, SeenKeys, key_of, same_event, seen_value
 
 _TALLY = (
     "INSERT INTO tallies (portal, destination, state, n) VALUES (?, ?, ?, ?)"

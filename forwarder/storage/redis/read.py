@@ -20,7 +20,7 @@ from forwarder.storage.base import (
     ItemState,
     StoredEvent,
 )
-from forwarder.storage.redis_keys import SEP, Keys
+from forwarder.storage.redis.keys import SEP, Keys
 
 _attempt_decoder = msgspec.json.Decoder(Attempt)
 _INDEXED = {"held", *FINAL_STATES}

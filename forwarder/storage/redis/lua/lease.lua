@@ -1,0 +1,40 @@
+local now, until_, limit, consumer = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+local portal, dest = ARGV[6], ARGV[7]
+if redis.call('SISMEMBER', K.queues(), f(portal, dest)) == 0 then return {} end
+local q, lz = K.queue(portal, dest), K.leases(portal, dest)
+local ids = {}
+-- expired leases (a dead replica's) and retries now due: still in the PEL, claimed over
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', lz, '-inf', now, 'LIMIT', 0, limit)) do
+  local sid = redis.call('HGET', K.item(id), 'sid')
+  if sid then redis.call('XCLAIM', q, GROUP, consumer, 0, sid, 'JUSTID') end
+  ids[#ids + 1] = id
+end
+if #ids < limit then
+  local read = redis.call('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', limit - #ids,
+                          'STREAMS', q, '>')
+  if read then
+    local last = nil
+    for _, entry in ipairs(read[1][2]) do
+      ids[#ids + 1] = entry[2][2]
+      last = entry[1]
+    end
+    if last then redis.call('HSET', K.last_read(), f(portal, dest), last) end
+  end
+end
+local out = {}
+for _, id in ipairs(ids) do
+  local it = K.item(id)
+  local state = redis.call('HGET', it, 'state')
+  if state == 'pending' or state == 'leased' then
+    if state == 'pending' then
+      count(portal, dest, 'pending', -1)
+      count(portal, dest, 'leased', 1)
+    end
+    redis.call('HSET', it, 'state', 'leased', 'av', until_, 'up', now)
+    redis.call('ZADD', lz, until_, id)
+    out[#out + 1] = item_reply(id)
+  else
+    redis.call('ZREM', lz, id)  -- no longer open: nothing to deliver
+  end
+end
+return out

@@ -1,0 +1,2 @@
+for i = 3, #ARGV do release(ARGV[i], ARGV[2]) end
+return 0
