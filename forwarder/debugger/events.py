@@ -24,8 +24,8 @@ from forwarder.debugger.models import (
     ItemView,
 )
 from forwarder.debugger.touches import conversion_attribution
-from forwarder.delivery.identity import Identity
-from forwarder.delivery.stitch import Resolver
+from forwarder.identity.choice import Identity
+from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import Attempt, ItemRecord, Storage, StoredEvent
 
 PAGE = 200

@@ -23,11 +23,9 @@ from forwarder.delivery.destinations.conversions import Conversions
 from forwarder.delivery.destinations.forms import Forms
 from forwarder.delivery.destinations.timeline import Timeline
 from forwarder.delivery.envelopes import PortalEnvelopes
-from forwarder.delivery.lookup import ContactLookup
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.quality import ATTRIBUTED, DeliveryTally
 from forwarder.delivery.quotas import StoredQuota
-from forwarder.delivery.stitch import Resolver
 from forwarder.delivery.worker import QueueWorker, WorkerSettings
 from forwarder.hubspot.auth import (
     LockFactory,
@@ -38,6 +36,8 @@ from forwarder.hubspot.auth import (
 )
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.paths import paths_for
+from forwarder.identity.lookup import ContactLookup
+from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Coordination, SharedWindow, Storage
 from forwarder.telemetry import Metrics, get_logger
 

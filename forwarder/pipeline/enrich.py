@@ -19,9 +19,9 @@ from typing import Any
 
 import msgspec
 
-from forwarder.delivery.identity import normalise_email, person_keys
-from forwarder.delivery.identity import text_id as _text
 from forwarder.delivery.touches import TouchReader, touch_fingerprint
+from forwarder.identity.choice import normalise_email, person_keys
+from forwarder.identity.choice import text_id as _text
 from forwarder.storage.base import Item, Key, Storage, Touch
 
 _ASSERTING = ("traits", "hubspotutk", "hubspot")

@@ -10,13 +10,13 @@ from collections.abc import Sequence
 
 from forwarder.config import PortalSettings
 from forwarder.delivery.destinations import Drop, Prepared, Ready, decode
-from forwarder.delivery.identity import normalise_email
 from forwarder.delivery.mapping import coerce, lookup
 from forwarder.errors import HubSpotError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import UpsertInput
 from forwarder.hubspot.paths import paths_for
 from forwarder.hubspot.responses import HubSpotResponse
+from forwarder.identity.choice import normalise_email
 from forwarder.storage.base import Item
 
 

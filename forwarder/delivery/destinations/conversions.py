@@ -17,12 +17,12 @@ from forwarder.delivery.destinations.mapped import (
     occurred_at,
 )
 from forwarder.delivery.mapping import Mapper
-from forwarder.delivery.stitch import Resolver
 from forwarder.errors import HubSpotError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import EventCompletion
 from forwarder.hubspot.paths import paths_for
 from forwarder.hubspot.responses import HubSpotResponse
+from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import Item
 
 BATCH_SIZE = 500

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 
 from forwarder.config import PortalSettings, portal_uses_sandbox
 from forwarder.delivery.destinations import Drop, Prepared, Ready, decode
-from forwarder.delivery.identity import normalise_email
 from forwarder.delivery.mapping import lookup
 from forwarder.errors import HubSpotError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import FormContext, FormField, FormSubmission
 from forwarder.hubspot.paths import FORMS_SUBMIT
 from forwarder.hubspot.responses import HubSpotResponse
+from forwarder.identity.choice import normalise_email
 from forwarder.storage.base import Item
 
 FORMS_HOST = "https://api.hsforms.com"

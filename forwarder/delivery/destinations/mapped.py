@@ -9,9 +9,9 @@ from typing import Any, NamedTuple
 
 from forwarder.delivery.attribution import Attributor, apply
 from forwarder.delivery.destinations import Drop, Hold, Prepared, decode
-from forwarder.delivery.identity import Identity, person_keys
 from forwarder.delivery.mapping import Conversion, Mapper
-from forwarder.delivery.stitch import Resolver
+from forwarder.identity.choice import Identity, person_keys
+from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import Item
 
 

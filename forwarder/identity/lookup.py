@@ -10,17 +10,32 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Protocol
 
 from forwarder.clock import Clock
-from forwarder.delivery.envelopes import PortalEnvelopes
 from forwarder.errors import HubSpotError
 from forwarder.hubspot.client import HubSpotClient
-from forwarder.hubspot.models import Filter, FilterGroup
+from forwarder.hubspot.models import Filter, FilterGroup, RateLimitHeaders
 from forwarder.telemetry import get_logger
 
 BATCH = 100
 POSITIVE_TTL_S = 3600.0
 NEGATIVE_TTL_S = 300.0
+
+
+class Envelopes(Protocol):
+    """The portal's rate envelopes, by destination name (delivery's ``PortalEnvelopes``).
+
+    Identity sits below delivery, so the envelopes are handed in rather than imported.
+    """
+
+    async def acquire(self, destination: str, inputs: int = 1) -> None:
+        """Wait until one request fits every budget of ``destination``, then spend it."""
+        ...
+
+    def observe(self, destination: str, headers: RateLimitHeaders | None) -> None:
+        """Feed one response's rate-limit headers to the envelope of ``destination``."""
+        ...
 
 
 class ContactLookup:
@@ -29,7 +44,7 @@ class ContactLookup:
     def __init__(
         self,
         client: HubSpotClient,
-        envelopes: PortalEnvelopes,
+        envelopes: Envelopes,
         clock: Clock,
         id_property: str,
     ) -> None:

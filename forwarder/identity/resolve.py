@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from forwarder.delivery.identity import Candidates, Identity, choose, from_event, person_keys
-from forwarder.delivery.lookup import ContactLookup
+from forwarder.identity.choice import Candidates, Identity, choose, from_event, person_keys
+from forwarder.identity.lookup import ContactLookup
 from forwarder.storage.base import Key, Storage
 
 _GRAPH_KINDS = {"email": "email", "utk": "utk", "contactId": "objectId"}
