@@ -19,7 +19,7 @@ from forwarder.debugger.explain import explain
 from forwarder.debugger.masking import Masker
 from forwarder.debugger.models import Identifier, Journey, JourneyStep, Touch
 from forwarder.debugger.touches import conversion_attribution, remembered
-from forwarder.identity.choice import normalise_email, text_id
+from forwarder.identity.keys import normalise_email, text_id
 from forwarder.storage.base import ItemRecord, Key, Storage, StoredEvent
 
 KINDS = ("email", "userId", "anonymousId", "utk")

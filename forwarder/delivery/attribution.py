@@ -29,7 +29,7 @@ import msgspec
 
 from forwarder.config import AttributionSettings
 from forwarder.delivery.touches import UTM_FIELDS, TouchReader, epoch
-from forwarder.identity.choice import person_keys
+from forwarder.identity.keys import person_keys
 from forwarder.storage.base import Key, Storage, Touch, TouchMemory
 
 _TOUCH_KINDS = ("anonymousId", "userId")

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from forwarder.identity.choice import text_id
+from forwarder.identity.keys import text_id
 from forwarder.storage.base import Touch, TouchKind, TouchOrigin
 
 UTM_FIELDS = ("source", "medium", "name", "term", "content")

@@ -14,17 +14,10 @@ from typing import Any
 
 import msgspec
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+from forwarder.identity.keys import normalise_email
+
 _UTK = re.compile(r"^[A-Za-z0-9]{16,64}$")
 _OBJECT_ID = re.compile(r"^\d{1,20}$")
-
-
-def normalise_email(value: object) -> str | None:
-    """Trimmed, lower-cased email, or None when it is not an email."""
-    if not isinstance(value, str):
-        return None
-    email = value.strip().lower()
-    return email if _EMAIL.match(email) and len(email) <= 254 else None
 
 
 class Identity(msgspec.Struct, frozen=True):
@@ -43,25 +36,6 @@ class Candidates(msgspec.Struct):
     objectId: list[tuple[str, str]] = []
     email: list[tuple[str, str]] = []
     utk: list[tuple[str, str]] = []
-
-
-def text_id(value: object) -> str | None:
-    """An id as text: Segment ids are strings, numbers are accepted."""
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
-def person_keys(data: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The keys an event of a person waits on: its anonymousId and userId."""
-    keys: list[tuple[str, str]] = []
-    for kind in ("anonymousId", "userId"):
-        value = text_id(data.get(kind))
-        if value is not None:
-            keys.append((kind, value))
-    return keys
 
 
 def _first(data: Mapping[str, Any], paths: Sequence[str]) -> tuple[str, Any] | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from forwarder.identity.choice import Candidates, Identity, choose, from_event, person_keys
+from forwarder.identity.choice import Candidates, Identity, choose, from_event
+from forwarder.identity.keys import person_keys
 from forwarder.identity.lookup import ContactLookup
 from forwarder.storage.base import Key, Storage
 

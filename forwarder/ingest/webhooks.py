@@ -6,8 +6,8 @@ is more than 5 minutes away), and v1/v2 (hex SHA-256 of secret + [method + URI +
 when the portal allows them. A bad or stale signature gets 401 and changes nothing.
 
 ``contact.merge`` remaps contact ids in the graph; ``contact.deletion`` and
-``contact.privacyDeletion`` erase that person. Deliveries may repeat or arrive out of order:
-applying one twice changes nothing.
+``contact.privacyDeletion`` erase that person (``forwarder.identity.graph.ContactChanges``).
+Deliveries may repeat or arrive out of order: applying one twice changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import msgspec
 from litestar import Request, Response, post
 
 from forwarder.config import PortalSettings, Secret, Settings
+from forwarder.identity.graph import ContactChanges
 from forwarder.storage.base import Storage
 from forwarder.telemetry import get_logger
 
@@ -92,7 +93,7 @@ class WebhookReceiver:
 
     def __init__(self, settings: Settings, storage: Storage) -> None:
         self._portals = {p.portal_id: (name, p) for name, p in settings.portals.items()}
-        self._storage = storage
+        self._contacts = ContactChanges(storage)
         self._log = get_logger("webhooks")
 
     async def handle(self, request: Request[Any, Any, Any]) -> Response[bytes]:
@@ -127,23 +128,11 @@ class WebhookReceiver:
 
     async def _apply(self, portal: str, n: Notification) -> None:
         if n.subscription_type == "contact.merge":
-            winner = n.new_object_id or n.primary_object_id
-            if winner is None:
-                return
-            losers = [str(i) for i in n.merged_object_ids]
-            if n.primary_object_id is not None and n.primary_object_id != winner:
-                losers.append(str(n.primary_object_id))
-            changed = await self._storage.remap_contact(portal, losers, str(winner))
-            self._log.info("contact_merge_applied", portal=portal, remapped=changed)
+            await self._contacts.merged(
+                portal, primary=n.primary_object_id, merged=n.merged_object_ids, new=n.new_object_id
+            )
         elif n.subscription_type in ("contact.deletion", "contact.privacyDeletion"):
-            if n.object_id is None:
-                return
-            erased = await self._storage.erase(
-                portal, [("contactId", str(n.object_id))], now=time.time()
-            )
-            self._log.info(
-                "contact_deletion_applied", portal=portal, events=erased.events, items=erased.items
-            )
+            await self._contacts.deleted(portal, n.object_id, now=time.time())
 
 
 def _answer(status: int, reason: str) -> Response[bytes]:

@@ -1,10 +1,8 @@
 """Enrich: learn identity links and touches from accepted events, and release what links unlock.
 
-An ``identify`` (traits), an ``alias`` (previousId), and any event carrying
-``context.traits.email`` or the ``hubspotutk`` cookie (``context.hubspotutk``) teach the graph
-that its identifiers are one person. Conversions held for lack of identity wait on their
-anonymousId/userId; once a link makes them resolvable they are released at once, keeping their
-original ``occurredAt`` and uuid.
+The identity graph learns from each accepted event through ``forwarder.identity.graph``
+(``Linker``: an ``identify``, an ``alias``, the email in ``context.traits``, the ``hubspotutk``
+cookie), which releases the conversions held for lack of identity that the links unlock.
 
 Every event's campaign touches (``delivery.touches``) are remembered under its anonymousId and
 userId, so a conversion sent later (another device, a backend, a browser that lost its storage)
@@ -13,49 +11,18 @@ can be attributed from them at delivery (``delivery.attribution``).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
 from forwarder.delivery.touches import TouchReader, touch_fingerprint
-from forwarder.identity.choice import normalise_email, person_keys
-from forwarder.identity.choice import text_id as _text
+from forwarder.identity.graph import Linker
+from forwarder.identity.keys import person_keys
 from forwarder.storage.base import Item, Key, Storage, Touch
 
-_ASSERTING = ("traits", "hubspotutk", "hubspot")
 _MAX_SENT = 65_536
 _encode = msgspec.json.Encoder().encode
-
-
-def links(data: Mapping[str, Any]) -> list[Key]:
-    """Every identifier an event asserts belongs to its sender (empty when fewer than two)."""
-    context = data.get("context")
-    if not isinstance(context, dict | Mapping):  # dict first: the ABC check is slow
-        context = {}
-    kind = data.get("type")
-    if kind not in ("identify", "alias") and not any(k in context for k in _ASSERTING):
-        return []  # the common case: a plain track or page teaches nothing
-    keys = person_keys(data)
-    traits = data.get("traits") if data.get("type") == "identify" else context.get("traits")
-    if isinstance(traits, Mapping):
-        email = normalise_email(traits.get("email"))
-        if email is not None:
-            keys.append(("email", email))
-    utk = _text(context.get("hubspotutk"))
-    if utk is not None:
-        keys.append(("utk", utk))
-    hubspot = context.get("hubspot")
-    if isinstance(hubspot, Mapping) and _text(hubspot.get("contactId")) is not None:
-        keys.append(("contactId", str(_text(hubspot.get("contactId")))))
-    if data.get("type") == "alias":
-        previous = _text(data.get("previousId"))
-        if previous is not None:
-            # Segment's alias: previousId is usually the anonymousId the user had before.
-            keys += [("anonymousId", previous), ("userId", previous)]
-    unique = list(dict.fromkeys(keys))
-    return unique if len(unique) >= 2 else []
 
 
 class Enricher:
@@ -69,8 +36,7 @@ class Enricher:
         touch_readers: Mapping[str, TouchReader] | None = None,
     ) -> None:
         self._storage = storage
-        self._now = now
-        self._on_released = on_released
+        self._link = Linker(storage, now, on_released)
         self._readers = dict(touch_readers or {})
         """Per portal that remembers touches."""
         self._sent: set[tuple[object, ...]] = set()
@@ -79,17 +45,7 @@ class Enricher:
 
     async def __call__(self, portal: str, events: Sequence[Mapping[str, Any]]) -> list[Item]:
         """Learn links from ``events`` (already durable); returns the items released."""
-        groups = [keys for data in events if (keys := links(data))]
-        if not groups:
-            return []
-        now = self._now()
-        await asyncio.gather(*(self._storage.link(portal, keys, now=now) for keys in groups))
-        people = await self._storage.people_of(portal, [keys[0] for keys in groups])
-        everyone = list(dict.fromkeys(k for person in people.values() for k in person))
-        released = await self._storage.release_for(portal, everyone, now=now)
-        if released and self._on_released is not None:
-            self._on_released(portal, tuple(sorted({i.destination for i in released})))
-        return released
+        return await self._link(portal, events)
 
     async def learn_touches(
         self, portal: str, events: Sequence[Mapping[str, Any]], sender: str | None = None

@@ -16,7 +16,7 @@ from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import UpsertInput
 from forwarder.hubspot.paths import paths_for
 from forwarder.hubspot.responses import HubSpotResponse
-from forwarder.identity.choice import normalise_email
+from forwarder.identity.keys import normalise_email
 from forwarder.storage.base import Item
 
 

@@ -18,7 +18,7 @@ from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import FormContext, FormField, FormSubmission
 from forwarder.hubspot.paths import FORMS_SUBMIT
 from forwarder.hubspot.responses import HubSpotResponse
-from forwarder.identity.choice import normalise_email
+from forwarder.identity.keys import normalise_email
 from forwarder.storage.base import Item
 
 FORMS_HOST = "https://api.hsforms.com"

@@ -10,7 +10,8 @@ from typing import Any, NamedTuple
 from forwarder.delivery.attribution import Attributor, apply
 from forwarder.delivery.destinations import Drop, Hold, Prepared, decode
 from forwarder.delivery.mapping import Conversion, Mapper
-from forwarder.identity.choice import Identity, person_keys
+from forwarder.identity.choice import Identity
+from forwarder.identity.keys import person_keys
 from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import Item
 

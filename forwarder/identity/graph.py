@@ -1,0 +1,78 @@
+"""Teaching the identity graph: links from accepted events, merges and deletions from HubSpot.
+
+Links (``keys.links``) of accepted events join their identifiers into one person. Conversions
+held for lack of identity wait on their anonymousId/userId; once a link makes them resolvable
+they are released at once, keeping their original ``occurredAt`` and uuid.
+
+HubSpot's ``contact.merge`` remaps the losing contact ids to the winner; ``contact.deletion``
+and ``contact.privacyDeletion`` erase that person. Deliveries may repeat or arrive out of
+order: applying one twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from forwarder.identity.keys import links
+from forwarder.storage.base import Item, Storage
+from forwarder.telemetry import get_logger
+
+
+class Linker:
+    """Links the identities of accepted events and releases the conversions the links unlock."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        now: Callable[[], float],
+        on_released: Callable[[str, tuple[str, ...]], None] | None = None,
+    ) -> None:
+        self._storage = storage
+        self._now = now
+        self._on_released = on_released
+
+    async def __call__(self, portal: str, events: Sequence[Mapping[str, Any]]) -> list[Item]:
+        """Learn links from ``events`` (already durable); returns the items released."""
+        groups = [keys for data in events if (keys := links(data))]
+        if not groups:
+            return []
+        now = self._now()
+        await asyncio.gather(*(self._storage.link(portal, keys, now=now) for keys in groups))
+        people = await self._storage.people_of(portal, [keys[0] for keys in groups])
+        everyone = list(dict.fromkeys(k for person in people.values() for k in person))
+        released = await self._storage.release_for(portal, everyone, now=now)
+        if released and self._on_released is not None:
+            self._on_released(portal, tuple(sorted({i.destination for i in released})))
+        return released
+
+
+class ContactChanges:
+    """HubSpot's word on contacts (merges, deletions), applied to the graph."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._log = get_logger("webhooks")
+
+    async def merged(
+        self, portal: str, *, primary: int | None, merged: Sequence[int], new: int | None
+    ) -> None:
+        """Remap the merged contact ids (and a replaced primary) to the winning one."""
+        winner = new or primary
+        if winner is None:
+            return
+        losers = [str(i) for i in merged]
+        if primary is not None and primary != winner:
+            losers.append(str(primary))
+        changed = await self._storage.remap_contact(portal, losers, str(winner))
+        self._log.info("contact_merge_applied", portal=portal, remapped=changed)
+
+    async def deleted(self, portal: str, contact_id: int | None, *, now: float) -> None:
+        """Erase the person holding ``contact_id`` (nothing when HubSpot gave no id)."""
+        if contact_id is None:
+            return
+        erased = await self._storage.erase(portal, [("contactId", str(contact_id))], now=now)
+        self._log.info(
+            "contact_deletion_applied", portal=portal, events=erased.events, items=erased.items
+        )
