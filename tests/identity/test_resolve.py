@@ -1,0 +1,49 @@
+"""Resolve: each event's identity from the event itself first, then what the graph learned."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from forwarder.identity.graph import Linker
+from forwarder.identity.resolve import Resolver
+from forwarder.storage.sqlite import SqliteStorage
+
+
+@pytest.fixture
+async def storage(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+    store = SqliteStorage(tmp_path / "f.db")
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_anonymous_event_is_sent_with_the_email_an_earlier_identify_taught(
+    storage: SqliteStorage,
+) -> None:
+    identify = {"type": "identify", "anonymousId": "A", "traits": {"email": "a@x.io"}}
+    await Linker(storage, lambda: 1.0)("main", [identify])
+    [identity] = await Resolver("main", ("objectId", "email"), storage).identities(
+        [{"type": "track", "anonymousId": "A"}]
+    )
+    assert (identity.kind, identity.value) == ("email", "a@x.io")
+
+
+async def test_the_event_s_own_email_wins_over_the_graph_s(storage: SqliteStorage) -> None:
+    await storage.link("main", [("anonymousId", "A"), ("email", "a@x.io")], now=1.0)
+    event = {"type": "track", "anonymousId": "A", "context": {"traits": {"email": "b@x.io"}}}
+    [identity] = await Resolver("main", ("email",), storage).identities([event])
+    assert identity.value == "b@x.io"
+
+
+async def test_graph_contact_id_comes_before_the_event_s_email_in_the_default_order(
+    storage: SqliteStorage,
+) -> None:
+    await storage.link("main", [("userId", "u1"), ("contactId", "901")], now=1.0)
+    event = {"type": "track", "userId": "u1", "properties": {"email": "u1@x.io"}}
+    [identity] = await Resolver("main", ("objectId", "email", "utk"), storage).identities([event])
+    assert (identity.kind, identity.value) == ("objectId", "901")
