@@ -119,12 +119,6 @@ CREATE TABLE IF NOT EXISTS rate_minutes (
 ) WITHOUT ROWID;
 """
 
-_V7 = """
-ALTER TABLE items ADD COLUMN outcome TEXT;
-ALTER TABLE attempts ADD COLUMN reason TEXT;
-ALTER TABLE attempts ADD COLUMN category TEXT;
-"""
-
 _ATTEMPT_REASONS = {
     "Retry": "retrying",
     "RetryPartial": "partial",
@@ -139,24 +133,43 @@ message, and the reasons they stand for."""
 
 def _typed_outcomes(conn: sqlite3.Connection) -> None:
     """Read each item's free-text ``detail`` once into its typed outcome, then drop the column;
-    attempts get the reason their error named, and successes ``delivered``."""
-    rows = conn.execute(
-        "SELECT id, state, detail FROM items WHERE detail IS NOT NULL OR state NOT IN"
-        " ('pending', 'leased')"
-    ).fetchall()
-    conn.executemany(
-        "UPDATE items SET outcome = ? WHERE id = ?",
-        [(encode(from_detail(state, detail)), item_id) for item_id, state, detail in rows],
-    )
-    conn.execute("ALTER TABLE items DROP COLUMN detail")
-    conn.executemany(
-        "UPDATE attempts SET reason = ?, error = NULL WHERE error = ?",
-        [(reason, name) for name, reason in _ATTEMPT_REASONS.items()],
-    )
-    conn.execute(
-        "UPDATE attempts SET reason = 'delivered'"
-        " WHERE reason IS NULL AND error IS NULL AND status BETWEEN 200 AND 299"
-    )
+    attempts get the reason their error named, and successes ``delivered``.
+
+    Columns are added only where missing (ALTER TABLE has no IF NOT EXISTS), so a file whose
+    version was stamped back by hand migrates too.
+    """
+    _add_columns(conn, "items", ("outcome",))
+    if "detail" in _columns(conn, "items"):
+        rows = conn.execute(
+            "SELECT id, state, detail FROM items WHERE detail IS NOT NULL OR state NOT IN"
+            " ('pending', 'leased')"
+        ).fetchall()
+        conn.executemany(
+            "UPDATE items SET outcome = ? WHERE id = ?",
+            [(encode(from_detail(state, detail)), item_id) for item_id, state, detail in rows],
+        )
+        conn.execute("ALTER TABLE items DROP COLUMN detail")
+    if _add_columns(conn, "attempts", ("reason", "category")):
+        conn.executemany(
+            "UPDATE attempts SET reason = ?, error = NULL WHERE error = ?",
+            [(reason, name) for name, reason in _ATTEMPT_REASONS.items()],
+        )
+        conn.execute(
+            "UPDATE attempts SET reason = 'delivered'"
+            " WHERE reason IS NULL AND error IS NULL AND status BETWEEN 200 AND 299"
+        )
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _add_columns(conn: sqlite3.Connection, table: str, names: tuple[str, ...]) -> bool:
+    """Add the missing TEXT columns; whether any was missing."""
+    missing = [n for n in names if n not in _columns(conn, table)]
+    for name in missing:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} TEXT")
+    return bool(missing)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -169,7 +182,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         7,
         "typed outcomes: items.outcome from the old detail text, attempts.reason and category",
-        _V7,
+        "",
         _typed_outcomes,
     ),
 )
