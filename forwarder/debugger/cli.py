@@ -242,16 +242,23 @@ def _quality(args: argparse.Namespace) -> int:
     return 0
 
 
+def dead_letter_line(d: dict[str, Any]) -> str:
+    """``12 main/conversions Signed Up: 400: bad [VALIDATION_ERROR] (correlationId c-1)``."""
+    line = f"{d['id']} {d['portal']}/{d['destination']} {d.get('name') or '-'}: {d['reason']}"
+    if d.get("category"):
+        line += f" [{d['category']}]"
+    if d.get("correlationId"):
+        line += f" (correlationId {d['correlationId']})"
+    return line
+
+
 def _dlq(args: argparse.Namespace) -> int:
     client = client_for(args)
     portal = {"portal": args.portal} if args.portal else {}
     match args.action:
         case "list":
             body = client.call("GET", "/dead-letters", params={**portal, "limit": 10_000})
-            text = "\n".join(
-                f"{d['id']} {d['portal']}/{d['destination']} {d.get('name') or '-'}: {d['reason']}"
-                for d in body
-            )
+            text = "\n".join(dead_letter_line(d) for d in body)
             _out(args, body, text or "no dead letters")
         case "show":
             if len(args.ids) != 1:

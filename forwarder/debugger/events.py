@@ -27,6 +27,7 @@ from forwarder.debugger.touches import conversion_attribution
 from forwarder.identity.choice import Identity
 from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import Attempt, ItemRecord, Storage, StoredEvent
+from forwarder.storage.outcomes import Reason, describe
 
 PAGE = 200
 _OPEN_ORDER = (("held", "held"), ("pending", "pending"), ("leased", "pending"))
@@ -150,6 +151,8 @@ def _attempt(a: Attempt, masker: Masker) -> AttemptView:
         duration_ms=a.duration_ms,
         correlation_id=a.correlation_id,
         error=masker.text(a.error),
+        reason=a.reason,
+        category=a.category,
     )
 
 
@@ -159,12 +162,17 @@ def _identity_view(
     conversion = next((i for i in items if i.destination == "conversions"), None)
     if conversion is None:
         return None
-    recorded = conversion.detail or ""
-    if conversion.state == "held" and recorded:
-        return IdentityView(kind=None, value=None, notes=recorded.split("; "), recorded=True)
-    if conversion.state == "delivered" and recorded.startswith(("used ", "skipped ")):
-        notes = recorded.split("; ")
-        used = next((n.split()[1] for n in notes if n.startswith("used ")), None)
+    recorded = conversion.outcome
+    notes = list(recorded.notes) if recorded else []
+    if conversion.state == "held" and notes:
+        return IdentityView(kind=None, value=None, notes=notes, recorded=True)
+    if (
+        conversion.state == "delivered"
+        and recorded
+        and recorded.reason is Reason.DELIVERED
+        and notes
+    ):
+        used = recorded.identifier
         value = now.value if now.kind == used else None
         return IdentityView(
             kind=used, value=masker.identifier(used, value), notes=notes, recorded=True
@@ -188,6 +196,7 @@ async def detail(
     views = []
     for item in items:
         _, why = explain(item, data, now.kind)
+        outcome = item.outcome
         history = [_attempt(a, masker) for a in attempts if item.id in a.item_ids]
         views.append(
             ItemView(
@@ -197,9 +206,14 @@ async def detail(
                 attempts=item.attempts,
                 available_at=item.available_at,
                 updated_at=item.updated_at,
-                detail=masker.text(item.detail),
+                detail=masker.text(describe(outcome)),
                 explanation=masker.text(why) or why,
                 history=history,
+                reason=outcome.reason if outcome else None,
+                message=masker.text(outcome.message) if outcome else None,
+                category=outcome.category if outcome else None,
+                correlation_id=outcome.correlation_id if outcome else None,
+                identifier=outcome.identifier if outcome else None,
             )
         )
     target = "the sandbox only (test event)" if event.test else "HubSpot"

@@ -5,28 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from forwarder.storage.base import ItemRecord
+from forwarder.storage.outcomes import Outcome, Reason, describe
 
 _CONSENT_CATEGORIES = ("analytics", "marketing", "advertising")
 
 
-def hubspot_reason(detail: str | None) -> tuple[str, str | None, str | None]:
-    """(message, correlationId, category) from a dead letter's detail (JSON or plain text)."""
-    if not detail:
-        return "no reason recorded", None, None
-    if detail.startswith("{"):
-        try:
-            parsed: dict[str, Any] = msgspec.json.decode(detail)
-        except msgspec.DecodeError:
-            return detail, None, None
-        return (
-            str(parsed.get("reason") or detail),
-            parsed.get("correlationId"),
-            parsed.get("category"),
-        )
-    return detail, None, None
+def hubspot_reason(outcome: Outcome | None) -> tuple[str, str | None, str | None]:
+    """(message, correlationId, category) of a dead letter's outcome."""
+    if outcome is None or not outcome.message:
+        category = outcome.category if outcome else None
+        return "no reason recorded", outcome.correlation_id if outcome else None, category
+    return outcome.message, outcome.correlation_id, outcome.category
 
 
 def consent_declined(data: dict[str, Any]) -> bool:
@@ -45,12 +35,14 @@ def _day(at: float) -> str:
 
 def explain(item: ItemRecord, data: dict[str, Any], identity_kind: str | None) -> tuple[bool, str]:
     """(attributed, reason) for one item; ``identity_kind`` is the identifier it would use now."""
-    state, detail = item.state, item.detail
+    state, outcome = item.state, item.outcome
+    reason = outcome.reason if outcome else None
+    said = describe(outcome)
     if state != "delivered" and consent_declined(data):
         return False, "consent absent: the visitor declined analytics consent (context.consent)"
     match state:
         case "delivered":
-            how = f" ({detail})" if detail and detail != "replayed" else ""
+            how = f" ({said})" if said and reason is not Reason.REPLAYED else ""
             return True, f"delivered to HubSpot{how}"
         case "held":
             return False, (
@@ -59,26 +51,35 @@ def explain(item: ItemRecord, data: dict[str, Any], identity_kind: str | None) -
                 f"{_day(item.available_at)})"
             )
         case "pending" | "leased":
-            if detail and detail != "replayed":
-                return False, f"still queued: HubSpot will be tried again ({detail})"
-            if identity_kind is None and item.destination == "conversions":
-                return False, (
-                    "no identity yet: nothing links this visitor to a contact; it will wait "
-                    "for an identify"
-                )
-            return False, "still queued: waiting for the next batch"
+            return False, _queued(
+                item, said if reason is not Reason.REPLAYED else None, identity_kind
+            )
         case "dead":
-            message, correlation, category = hubspot_reason(detail)
-            cid = f" (correlationId {correlation})" if correlation else ""
-            if category == "EVENT_DEFINITION_NOT_FOUND" or "definition" in message.lower():
-                return False, f"definition missing: HubSpot has no such event — {message}{cid}"
-            return False, f"rejected by HubSpot: {message}{cid}"
+            return False, _rejected(outcome)
         case "dropped":
-            if detail in ("erased on request", "purged by operator"):
-                return False, detail
-            return False, f"dropped by policy: {detail or 'no reason recorded'}"
+            if reason in (Reason.ERASED, Reason.PURGED):
+                return False, said or ""
+            return False, f"dropped by policy: {said or 'no reason recorded'}"
         case "expired":
-            if detail == "expired-unidentified":
+            if reason is Reason.UNIDENTIFIED:
                 return False, "expired: no identify linked this visitor before the hold ran out"
-            return False, f"expired: HubSpot did not take it before its maximum age ({detail})"
+            return False, f"expired: HubSpot did not take it before its maximum age ({said})"
     return False, state
+
+
+def _queued(item: ItemRecord, said: str | None, identity_kind: str | None) -> str:
+    if said:
+        return f"still queued: HubSpot will be tried again ({said})"
+    if identity_kind is None and item.destination == "conversions":
+        return (
+            "no identity yet: nothing links this visitor to a contact; it will wait for an identify"
+        )
+    return "still queued: waiting for the next batch"
+
+
+def _rejected(outcome: Outcome | None) -> str:
+    message, correlation, category = hubspot_reason(outcome)
+    cid = f" (correlationId {correlation})" if correlation else ""
+    if category == "EVENT_DEFINITION_NOT_FOUND" or "definition" in message.lower():
+        return f"definition missing: HubSpot has no such event — {message}{cid}"
+    return f"rejected by HubSpot: {message}{cid}"

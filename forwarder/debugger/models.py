@@ -60,6 +60,12 @@ class AttemptView(Model):
     duration_ms: float
     correlation_id: str | None
     error: str | None
+    """HubSpot's message (or what went wrong on the way), when it did not simply succeed."""
+    reason: str | None = None
+    """What came of it: a ``forwarder.storage.outcomes.Reason`` (None: recorded before
+    reasons were kept)."""
+    category: str | None = None
+    """HubSpot's error category, when it gave one."""
 
 
 class ItemView(Model):
@@ -72,8 +78,19 @@ class ItemView(Model):
     available_at: float
     updated_at: float
     detail: str | None
+    """The outcome in a line, for display (built from the fields below)."""
     explanation: str
     history: list[AttemptView] = []
+    reason: str | None = None
+    """What came of it so far: a ``forwarder.storage.outcomes.Reason`` (None: nothing yet)."""
+    message: str | None = None
+    """HubSpot's message for a rejection; otherwise the few words of why."""
+    category: str | None = None
+    """HubSpot's error category."""
+    correlation_id: str | None = None
+    """HubSpot's correlationId of the answer."""
+    identifier: str | None = None
+    """The identifier kind it went with (``objectId``, ``email``, ``utk``)."""
 
 
 class IdentityView(Model):
@@ -249,8 +266,11 @@ class DeadLetter(Model):
     message_id: str | None
     name: str | None
     reason: str
+    """HubSpot's message."""
     correlation_id: str | None
     updated_at: float
+    category: str | None = None
+    """HubSpot's error category."""
 
 
 class DeadLetterDetail(Model):

@@ -24,6 +24,7 @@ from forwarder.debugger.models import (
 )
 from forwarder.delivery.engine import Engine
 from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Key, Storage
+from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.storage.quality import flush_quality
 from forwarder.telemetry import Metrics
 
@@ -91,7 +92,7 @@ async def dead_letters(
     out = []
     for item in await storage.items_in_state("dead", portal=portal, limit=limit):
         event = await storage.get_event(item.event_seq)
-        message, correlation, _ = hubspot_reason(item.detail)
+        message, correlation, category = hubspot_reason(item.outcome)
         out.append(
             DeadLetter(
                 id=item.id,
@@ -102,6 +103,7 @@ async def dead_letters(
                 name=event.name if event else None,
                 reason=masker.text(message) or "",
                 correlation_id=correlation,
+                category=category,
                 updated_at=item.updated_at,
             )
         )
@@ -186,7 +188,7 @@ async def purge(
     everything: bool = False,
     portal: str | None = None,
 ) -> int:
-    """Dead letters end as dropped ("purged by operator").
+    """Dead letters end as dropped (``Reason.PURGED``).
 
     The contract moves final items only back to pending, so a purge is a requeue immediately
     followed by a finish; the workers are not woken in between, and they poll a queue at most
@@ -197,7 +199,7 @@ async def purge(
         return 0
     now = time.time()
     moved = await storage.requeue(chosen, state="dead", now=now)
-    await storage.finish(chosen, "dropped", now=now, detail="purged by operator")
+    await storage.finish(chosen, "dropped", now=now, outcome=Outcome(Reason.PURGED))
     return moved
 
 

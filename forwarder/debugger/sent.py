@@ -13,6 +13,7 @@ from forwarder.debugger.models import SentInput
 from forwarder.delivery.destinations import Drop, Hold, Prepared, Ready
 from forwarder.delivery.engine import Engine
 from forwarder.storage.base import Item, ItemRecord, StoredEvent
+from forwarder.storage.outcomes import describe
 
 
 class _Previews(Protocol):
@@ -23,10 +24,10 @@ class _Previews(Protocol):
 
 def _why(prepared: Prepared) -> str:
     match prepared:
-        case Ready(note=note):
-            return note or "sent as mapped"
-        case Hold(reason=reason):
-            return f"nothing sent yet: held ({reason})"
+        case Ready(outcome=outcome):
+            return describe(outcome) or "sent as mapped"
+        case Hold(notes=notes):
+            return f"nothing sent yet: held ({'; '.join(notes)})"
         case Drop(reason=reason):
             return f"nothing sent: dropped ({reason})"
     return ""

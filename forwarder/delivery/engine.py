@@ -39,6 +39,7 @@ from forwarder.hubspot.paths import paths_for
 from forwarder.identity.lookup import ContactLookup
 from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Coordination, SharedWindow, Storage
+from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.telemetry import Metrics, get_logger
 
 HOUSEKEEPING_S = 10.0
@@ -232,7 +233,8 @@ class Engine:
         held = await self._storage.items_in_state("held", limit=1000)
         due = [h.id for h in held if h.available_at <= now]
         if due:
-            await self._storage.finish(due, "expired", now=now, detail="expired-unidentified")
+            unidentified = Outcome(Reason.UNIDENTIFIED)
+            await self._storage.finish(due, "expired", now=now, outcome=unidentified)
             self._metrics.discarded.labels("expired_unidentified", "false").inc(len(due))
             seqs = {
                 h.event_seq for h in held if h.available_at <= now and h.destination == ATTRIBUTED

@@ -1,17 +1,16 @@
 """What delivery teaches about attribution quality: identifiers sent, holds, failures, latency.
 
-Counts go to the process's ``QualityTally`` (no I/O here); reasons are HubSpot's message, not
-the item's whole detail, so they group.
+Counts go to the process's ``QualityTally`` (no I/O here); a dead item's reason is HubSpot's
+message (the outcome's ``message``), so they group.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import msgspec
-
 from forwarder.delivery.destinations import Drop, Hold, Ready
 from forwarder.storage.base import StoredEvent
+from forwarder.storage.outcomes import Outcome, Reason, describe
 from forwarder.tallies import QualityTally, event_type, latency_bucket, reason_label
 
 ATTRIBUTED = "conversions"
@@ -21,15 +20,10 @@ RESOLVED_KINDS = frozenset({"objectId", "email"})
 """Identifiers HubSpot ties to a contact for sure (a utk only when it knows the visitor)."""
 
 
-def _why(detail: str) -> str:
-    if detail.startswith("{"):
-        try:
-            parsed = msgspec.json.decode(detail)
-        except msgspec.DecodeError:
-            return detail
-        if isinstance(parsed, dict) and parsed.get("reason"):
-            return str(parsed["reason"])
-    return detail
+def _why(outcome: Outcome) -> str:
+    if outcome.reason is Reason.REJECTED and outcome.message:
+        return outcome.message
+    return describe(outcome) or outcome.reason.value
 
 
 def _of(event: StoredEvent) -> tuple[str, str]:
@@ -52,9 +46,9 @@ class DeliveryTally:
             why = f"dropped:{reason_label(drop.reason)}"
             self._tally.add_many(at, *_of(drop.item.event), ("dropped", why))
 
-    def failed(self, events: Sequence[StoredEvent], detail: str, at: float) -> None:
+    def failed(self, events: Sequence[StoredEvent], outcome: Outcome, at: float) -> None:
         """Items that ended dead (or expired while retrying: as good as dead for attribution)."""
-        why = f"dead:{reason_label(_why(detail))}"
+        why = f"dead:{reason_label(_why(outcome))}"
         for event in events:
             self._tally.add_many(at, *_of(event), ("dead", why))
 

@@ -28,7 +28,6 @@ from forwarder.delivery.retry import (
     AlreadyDone,
     Done,
     GiveUp,
-    Outcome,
     Pause,
     RefreshAuth,
     Retry,
@@ -36,15 +35,29 @@ from forwarder.delivery.retry import (
     Split,
     classify,
 )
+from forwarder.delivery.retry import Outcome as Action
 from forwarder.errors import HubSpotError, StorageUnavailableError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.storage.base import Attempt, Item, Storage
+from forwarder.storage.outcomes import Outcome, Reason, describe
 from forwarder.telemetry import Metrics, get_logger
 
 LEASE_S = 120.0
 IDLE_POLL_S = 5.0
-_encode = msgspec.json.Encoder().encode
+
+
+_ATTEMPT_REASONS: dict[type[Action], Reason] = {
+    Done: Reason.DELIVERED,
+    AlreadyDone: Reason.DELIVERED,
+    Retry: Reason.RETRYING,
+    RetryPartial: Reason.PARTIAL,
+    Split: Reason.SPLIT,
+    GiveUp: Reason.REJECTED,
+    Pause: Reason.PAUSED,
+    RefreshAuth: Reason.REAUTHORIZED,
+}
+"""What each answer of the classifier makes of the attempt, as recorded."""
 
 
 class WorkerSettings(msgspec.Struct, frozen=True):
@@ -215,11 +228,16 @@ class QueueWorker:
         for hold in holds:
             until = hold.item.event.received_at + self._settings.hold_s
             await self._storage.hold(
-                [hold.item.id], until=until, now=now, detail=hold.reason, keys=hold.keys
+                [hold.item.id],
+                until=until,
+                now=now,
+                outcome=Outcome(Reason.AWAITING_IDENTITY, notes=hold.notes),
+                keys=hold.keys,
             )
         drops = [p for p in prepared if isinstance(p, Drop)]
         for drop in drops:
-            await self._storage.finish([drop.item.id], "dropped", now=now, detail=drop.reason)
+            policy = Outcome(Reason.POLICY, drop.reason)
+            await self._storage.finish([drop.item.id], "dropped", now=now, outcome=policy)
         if drops:
             self._metrics.discarded.labels("policy", "true").inc(len(drops))
             self._quality.dropped(drops, now)
@@ -240,7 +258,8 @@ class QueueWorker:
         if sandbox is None:
             await self._envelopes.acquire(self.destination.name, len(sent))
             if (ticket := self.health.ticket()) is None:  # opened while we waited our turn
-                await self._retry(ready, self._clock.now() + self.health.wait_s(), "", own=False)
+                at = self._clock.now() + self.health.wait_s()
+                await self._retry(ready, at, Outcome(Reason.RETRYING), own=False)
                 return
         result = await self.destination.send(sandbox or self._client, sent)
         outcome = classify(
@@ -260,7 +279,7 @@ class QueueWorker:
         self,
         ready: list[Ready],
         result: HubSpotResponse | HubSpotError,
-        outcome: Outcome,
+        outcome: Action,
         *,
         observe: bool = True,
     ) -> None:
@@ -271,6 +290,7 @@ class QueueWorker:
             status, duration = result.status, result.duration_ms
             correlation = result.correlation_id
             error = None if result.ok else (result.error.message if result.error else None)
+            category = None if result.ok or not result.error else result.error.category
         else:
             status, duration, correlation, error = (
                 result.status,
@@ -278,6 +298,7 @@ class QueueWorker:
                 result.correlation_id,
                 str(result),
             )
+            category = result.category
         self._metrics.requests_to_hubspot.labels(self.destination.route, str(status)).inc()
         if observe:
             route = self.destination.route
@@ -292,7 +313,9 @@ class QueueWorker:
             status=status,
             duration_ms=duration,
             correlation_id=correlation,
-            error=error or (None if isinstance(outcome, Done) else type(outcome).__name__),
+            error=error or None,
+            reason=_ATTEMPT_REASONS[type(outcome)],
+            category=category or None,
         )
         await self._storage.record_attempts([attempt])
 
@@ -300,7 +323,7 @@ class QueueWorker:
         self,
         ready: list[Ready],
         sent: list[Ready],
-        outcome: Outcome,
+        outcome: Action,
         sandbox: HubSpotClient | None = None,
         ticket: Ticket | None = None,
     ) -> None:
@@ -312,15 +335,19 @@ class QueueWorker:
                 await self._delivered(ready, now)
             case Retry(own=True, after_s=after, reason=reason):
                 self._backing_off = True
-                await self._retry(ready, now + after, reason)
+                await self._retry(ready, now + after, Outcome(Reason.RETRYING, reason))
             case Retry(after_s=after, reason=reason, policy=policy):
                 self._backing_off = True
-                await self._retry(ready, self._unwell(after, policy, ticket), reason, own=False)
+                at = self._unwell(after, policy, ticket)
+                await self._retry(ready, at, Outcome(Reason.RETRYING, reason), own=False)
             case RetryPartial(failed=failed, dead=dead, after_s=after, reason=reason):
                 failed_keys = {sent[i].key for i in failed}
                 dead_keys = {sent[i].key for i in dead}
-                await self._retry([r for r in ready if r.key in failed_keys], now + after, reason)
-                await self._dead([r for r in ready if r.key in dead_keys], reason, now)
+                correlation = outcome.correlation_id
+                again = Outcome(Reason.RETRYING, reason, correlation_id=correlation)
+                refused = Outcome(Reason.REJECTED, reason, correlation_id=correlation)
+                await self._retry([r for r in ready if r.key in failed_keys], now + after, again)
+                await self._dead([r for r in ready if r.key in dead_keys], refused, now)
                 done = [r for r in ready if r.key not in failed_keys | dead_keys]
                 await self._delivered(done, now)
             case Split():
@@ -329,16 +356,16 @@ class QueueWorker:
                     keys = {r.key for r in part}
                     await self._send([r for r in ready if r.key in keys], sandbox)
             case GiveUp(reason=reason, correlation_id=correlation, category=category):
-                detail = _encode(
-                    {"reason": reason, "correlationId": correlation, "category": category}
-                ).decode()
-                await self._dead(ready, detail, now)
+                await self._dead(
+                    ready, Outcome(Reason.REJECTED, reason, category, correlation), now
+                )
             case Pause(reason=reason, category=category):
                 if sandbox is None:  # the test sandbox's answer says nothing of the portal
                     self._pause(f"{category}: {reason}")
-                await self._retry(ready, now + self._settings.paused_retry_s, f"paused: {reason}")
+                paused = Outcome(Reason.PAUSED, reason, category)
+                await self._retry(ready, now + self._settings.paused_retry_s, paused)
             case RefreshAuth():
-                await self._retry(ready, now, "access token refreshed")
+                await self._retry(ready, now, Outcome(Reason.REAUTHORIZED))
 
     def _unwell(self, after_s: float, policy: str | None, ticket: Ticket | None) -> float:
         """A transient failure: slow the envelope (429) or the destination; when to try again."""
@@ -403,18 +430,18 @@ class QueueWorker:
             # What waited out the pause may go now (the envelope still paces it).
             if await self._storage.expedite(self.portal, self.destination.name, now=now):
                 self.notify()
-        by_note: dict[str, list[int]] = {}
+        by_outcome: dict[Outcome, list[int]] = {}
         for r in ready:
-            by_note.setdefault(r.note, []).append(r.item.id)
-        for note, ids in by_note.items():
+            by_outcome.setdefault(r.outcome, []).append(r.item.id)
+        for outcome, ids in by_outcome.items():
             # The identity used and why, for the debugger (notes name sources, never values).
-            await self._storage.finish(ids, "delivered", now=now, detail=note or None)
+            await self._storage.finish(ids, "delivered", now=now, outcome=outcome)
         self._metrics.sent.labels(self.destination.name).inc(len(ready))
         self._quality.delivered(ready, now)
         self._log.info("batch_delivered", items=len(ready))
 
     async def _retry(
-        self, ready: Sequence[Ready], at: float, reason: str, *, own: bool = True
+        self, ready: Sequence[Ready], at: float, outcome: Outcome, *, own: bool = True
     ) -> None:
         """Put items back due at ``at``; ``own``: the failure was theirs (counts an attempt)."""
         if not ready:
@@ -425,31 +452,42 @@ class QueueWorker:
         ]
         live = [r for r in ready if r not in expired]
         if expired:
-            await self._storage.finish(
-                [r.item.id for r in expired], "expired", now=now, detail=f"too old: {reason}"
+            too_old = msgspec.structs.replace(
+                outcome, reason=Reason.TOO_OLD, message=describe(outcome) or ""
             )
+            ids = [r.item.id for r in expired]
+            await self._storage.finish(ids, "expired", now=now, outcome=too_old)
             self._metrics.discarded.labels("expired", "false").inc(len(expired))
-            self._quality.failed([r.item.event for r in expired], f"too old: {reason}", now)
+            self._quality.failed([r.item.event for r in expired], too_old, now)
         if live:
             await self._storage.retry(
                 [r.item.id for r in live],
                 available_at=at,
                 now=now,
-                detail=reason or None,
+                outcome=outcome,
                 count_attempt=own,
             )
             self._log.info(
-                "batch_retry_scheduled", items=len(live), after_s=round(at - now, 2), reason=reason
+                "batch_retry_scheduled",
+                items=len(live),
+                after_s=round(at - now, 2),
+                reason=describe(outcome) or "",
             )
             self._wake.set()  # an idle loop sleeps until the next due item: this may be sooner
 
-    async def _dead(self, ready: Sequence[Ready], detail: str, now: float) -> None:
+    async def _dead(self, ready: Sequence[Ready], outcome: Outcome, now: float) -> None:
         if not ready:
             return
-        await self._storage.finish([r.item.id for r in ready], "dead", now=now, detail=detail)
+        await self._storage.finish([r.item.id for r in ready], "dead", now=now, outcome=outcome)
         self._metrics.discarded.labels("dead_letter", "false").inc(len(ready))
-        self._quality.failed([r.item.event for r in ready], detail, now)
-        self._log.warning("batch_dead_lettered", items=len(ready), detail=detail)
+        self._quality.failed([r.item.event for r in ready], outcome, now)
+        self._log.warning(
+            "batch_dead_lettered",
+            items=len(ready),
+            reason=outcome.message,
+            category=outcome.category,
+            correlation_id=outcome.correlation_id,
+        )
 
     def _pause(self, reason: str) -> None:
         if self.paused_reason is None:

@@ -19,6 +19,8 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from forwarder.storage.outcomes import Outcome, Reason
+
 FinalState = Literal["delivered", "dead", "dropped", "expired"]
 OpenState = Literal["pending", "leased", "held"]
 ItemState = FinalState | OpenState
@@ -40,7 +42,8 @@ class NewEvent(msgspec.Struct, frozen=True):
     destinations: tuple[str, ...] = ()
     """Destination queues (``conversions``, ``timeline``, ``contacts``) for this portal."""
     dropped: tuple[tuple[str, str], ...] = ()
-    """(destination, reason) pairs recorded straight away as ``dropped`` by policy."""
+    """(destination, why) pairs recorded straight away as ``dropped`` by policy (their outcome:
+    ``Reason.POLICY`` with ``why`` as its message)."""
     test: bool = False
     dedup_window_s: float | None = None
     """Overrides the dedup window for this event (content fingerprints use a short one)."""
@@ -96,7 +99,8 @@ class ItemRecord(msgspec.Struct, frozen=True):
     attempts: int
     available_at: float
     updated_at: float
-    detail: str | None
+    outcome: Outcome | None
+    """What came of it so far (None: nothing yet, a fresh item)."""
 
 
 class QualityCount(msgspec.Struct, frozen=True):
@@ -210,6 +214,11 @@ class Attempt(msgspec.Struct, frozen=True):
     duration_ms: float
     correlation_id: str | None = None
     error: str | None = None
+    """HubSpot's message (or what went wrong on the way), when it did not simply succeed."""
+    reason: Reason | None = None
+    """What came of it (None in attempts recorded before reasons were kept)."""
+    category: str | None = None
+    """HubSpot's error category, when it gave one."""
 
 
 class SharedWindow(Protocol):
@@ -323,7 +332,7 @@ class Storage(ABC):
 
     @abstractmethod
     async def finish(
-        self, ids: Sequence[int], state: FinalState, *, now: float, detail: str | None = None
+        self, ids: Sequence[int], state: FinalState, *, now: float, outcome: Outcome | None = None
     ) -> None:
         """Record a final state for items (idempotent)."""
 
@@ -334,7 +343,7 @@ class Storage(ABC):
         *,
         available_at: float,
         now: float,
-        detail: str | None = None,
+        outcome: Outcome | None = None,
         count_attempt: bool = True,
     ) -> None:
         """Put leased items back, due at ``available_at``.
@@ -353,7 +362,8 @@ class Storage(ABC):
 
     @abstractmethod
     async def requeue(self, ids: Sequence[int], *, state: FinalState, now: float) -> int:
-        """Items in final ``state`` (dead letters) back to pending, due now; how many moved.
+        """Items in final ``state`` (dead letters) back to pending, due now, with the outcome
+        ``Reason.REPLAYED``; how many moved.
 
         Safe because every request carries an id derived from the messageId.
         """
@@ -365,7 +375,7 @@ class Storage(ABC):
         *,
         until: float,
         now: float,
-        detail: str | None = None,
+        outcome: Outcome | None = None,
         keys: Sequence[Key] = (),
     ) -> None:
         """Park items that wait for identity until ``until`` (or a release by ``keys``)."""
@@ -414,7 +424,7 @@ class Storage(ABC):
     @abstractmethod
     async def erase(self, portal: str, keys: Sequence[Key], *, now: float) -> Erasure:
         """Remove a person: their identifiers, their touch memory, and their events' personal
-        data; open items of those events end as ``dropped`` ("erased"). A record without
+        data; open items of those events end as ``dropped`` (``Reason.ERASED``). A record without
         personal data remains."""
 
     # -- touch memory ---------------------------------------------------------------------

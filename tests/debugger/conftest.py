@@ -17,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from forwarder.app import create_app
 from forwarder.config import PortalSettings, Secret, ServerSettings, Settings
 from forwarder.storage.base import FinalState, Storage
+from forwarder.storage.outcomes import Outcome
 from tests.conftest import make_settings
 from tests.delivery.harness import AUTH
 
@@ -58,7 +59,7 @@ class Admin:
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def finish_conversion(self, seq: int, state: FinalState, detail: str) -> None:
+    async def finish_conversion(self, seq: int, state: FinalState, outcome: Outcome) -> None:
         """Lease the event's conversion item and record a final state (delivery is off)."""
         items = await self.storage.lease(
             "main", "conversions", limit=100, now=time.time(), lease_s=60
@@ -67,7 +68,7 @@ class Admin:
         others = [i.id for i in items if i is not item]
         if others:  # back to pending, due now
             await self.storage.retry(others, available_at=time.time(), now=time.time())
-        await self.storage.finish([item.id], state, now=time.time(), detail=detail)
+        await self.storage.finish([item.id], state, now=time.time(), outcome=outcome)
 
 
 @asynccontextmanager

@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from forwarder.storage.base import FinalState
+from forwarder.storage.outcomes import Outcome, Reason
 from tests.debugger.conftest import Admin, track
 from tests.delivery.harness import until
 
@@ -68,7 +69,9 @@ async def test_event_detail_has_payload_identity_attempt_and_final_state(admin: 
         "recorded": True,
     }
     [item] = detail["items"]
+    assert (item["reason"], item["identifier"]) == ("delivered", "email")
     [attempt] = item["history"]
+    assert attempt["reason"] == "delivered"
     assert attempt["route"] == "/events/2026-03/send/batch"
     assert attempt["status"] in (200, 204)
     assert attempt["correlationId"]
@@ -183,29 +186,37 @@ async def test_declined_consent_is_consent_absent(idle: Admin) -> None:
 
 
 @pytest.mark.parametrize(
-    ("state", "detail", "expected"),
+    ("state", "outcome", "expected"),
     [
         (
             "dead",
-            '{"reason":"Event name \'pe1_x\' is not the fully qualified name of an existing event'
-            ' definition","correlationId":"c-1","category":"EVENT_DEFINITION_NOT_FOUND"}',
+            Outcome(
+                Reason.REJECTED,
+                "Event name 'pe1_x' is not the fully qualified name of an existing event"
+                " definition",
+                "EVENT_DEFINITION_NOT_FOUND",
+                "c-1",
+            ),
             "definition missing: HubSpot has no such event",
         ),
         (
             "dead",
-            '{"reason":"Property values were not valid","correlationId":"c-2",'
-            '"category":"VALIDATION_ERROR"}',
+            Outcome(Reason.REJECTED, "Property values were not valid", "VALIDATION_ERROR", "c-2"),
             "rejected by HubSpot: Property values were not valid (correlationId c-2)",
         ),
-        ("expired", "expired-unidentified", "expired: no identify linked this visitor"),
-        ("dropped", "no mapping for this event any more", "dropped by policy: no mapping"),
+        ("expired", Outcome(Reason.UNIDENTIFIED), "expired: no identify linked this visitor"),
+        (
+            "dropped",
+            Outcome(Reason.POLICY, "no mapping for this event any more"),
+            "dropped by policy: no mapping",
+        ),
     ],
 )
 async def test_final_states_explain_why_not_attributed(
-    idle: Admin, state: FinalState, detail: str, expected: str
+    idle: Admin, state: FinalState, outcome: Outcome, expected: str
 ) -> None:
     await idle.send(track("m1", userId="u1", context={"traits": {"email": EMAIL}}))
-    await idle.finish_conversion(1, state, detail)
+    await idle.finish_conversion(1, state, outcome)
 
     attributed, reason = await _reason(idle, "u1")
 
@@ -218,8 +229,8 @@ async def test_dead_letters_are_listed_replayed_and_purged(idle: Admin) -> None:
         track("m1", userId="u1", context={"traits": {"email": EMAIL}}),
         track("m2", userId="u2", context={"traits": {"email": "b@example.com"}}),
     )
-    await idle.finish_conversion(1, "dead", '{"reason":"bad","correlationId":"c-9"}')
-    await idle.finish_conversion(2, "dead", '{"reason":"worse","correlationId":"c-8"}')
+    await idle.finish_conversion(1, "dead", Outcome(Reason.REJECTED, "bad", "C1", "c-9"))
+    await idle.finish_conversion(2, "dead", Outcome(Reason.REJECTED, "worse", None, "c-8"))
 
     overview = await idle.get("/admin/api/overview")
     [queue] = [q for q in overview["portals"][0]["queues"] if q["destination"] == "conversions"]
@@ -228,9 +239,9 @@ async def test_dead_letters_are_listed_replayed_and_purged(idle: Admin) -> None:
     purged = await idle.post("/admin/api/dead-letters/purge", {"all": True})
     stats = await idle.get("/admin/api/stats")
 
-    assert [(d["reason"], d["correlationId"]) for d in letters] == [
-        ("bad", "c-9"),
-        ("worse", "c-8"),
+    assert [(d["reason"], d["correlationId"], d["category"]) for d in letters] == [
+        ("bad", "c-9", "C1"),
+        ("worse", "c-8", None),
     ]
     assert (queue["accepted"], queue["dead"], queue["drift"]) == (2, 2, 0)
     assert overview["ingest"]["received"] == 2
@@ -242,6 +253,7 @@ async def test_dead_letters_are_listed_replayed_and_purged(idle: Admin) -> None:
     assert stats["conservation"]["ok"] is True
     detail = await idle.get("/admin/api/events/2")
     assert detail["items"][0]["explanation"] == "purged by operator"
+    assert detail["items"][0]["reason"] == "purged"
 
 
 async def test_overview_counts_rejected_and_duplicates_at_ingest(idle: Admin) -> None:

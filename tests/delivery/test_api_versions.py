@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from forwarder.config import ContactSettings, EventMapping, PortalSettings
 from forwarder.delivery.retry import UNSUPPORTED_VERSION, VALIDATION_RULE
 from forwarder.sandbox import DEFAULT_TOKEN, SandboxConfig
 from tests.delivery.harness import AUTH, Forwarder, running, track, until
-from tests.delivery.test_faults import assert_counts_add_up, final_details, remote_received
+from tests.delivery.test_faults import assert_counts_add_up, final_outcomes, remote_received
 from tests.support import SERVER_KEY, ServerProcess, free_port, sandbox_process, serve_config
 
 PORTAL_ID = 123456
@@ -123,13 +122,12 @@ async def test_2026_09_write_refused_by_a_validation_rule_is_dead_lettered_with_
             return counts.get("delivered", 0) + counts.get("dead", 0) >= 2
 
         await until(finished, timeout_s=20)
-        dead = await final_details(fw.storage, "dead")
+        dead = await final_outcomes(fw.storage, "dead")
         assert list(dead) == ["id-2"]
-        detail = json.loads(dead["id-2"])
-        assert detail["category"] == VALIDATION_RULE
-        assert (
-            "MISSING_REQUIRED_PROPERTY: A value for plan_tier must be provided"
-            in (detail["reason"])
+        outcome = dead["id-2"]
+        assert outcome.category == VALIDATION_RULE
+        assert "MISSING_REQUIRED_PROPERTY: A value for plan_tier must be provided" in (
+            outcome.message or ""
         )
         assert fw.sandbox.contacts.find("user1@example.com", "email") is not None
 

@@ -34,6 +34,7 @@ from forwarder.delivery.destinations import stable_uuid
 from forwarder.sandbox import ALL_SCOPES, DEFAULT_TOKEN, FaultSpec, SandboxConfig
 from forwarder.sandbox.config import SCOPE_DEFINITIONS, SCOPE_EVENTS_SEND
 from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Storage
+from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.storage.sqlite import SqliteStorage
 from tests.conftest import make_settings
 from tests.delivery.harness import AUTH, Forwarder, running, track, until
@@ -71,14 +72,14 @@ async def assert_counts_add_up(storage: Storage) -> dict[str, int]:
     return dict(totals)
 
 
-async def final_details(storage: Storage, state: str) -> dict[str, str]:
-    """messageId -> detail of the items in one final state."""
-    found: dict[str, str] = {}
+async def final_outcomes(storage: Storage, state: str) -> dict[str, Outcome]:
+    """messageId -> outcome of the items in one final state."""
+    found: dict[str, Outcome] = {}
     for record in await storage.items_in_state(state, limit=100_000):  # type: ignore[arg-type]
         event = await storage.get_event(record.event_seq)
         assert event is not None
-        assert record.detail, f"{state} item {record.id} has no reason"
-        found[event.message_id] = record.detail
+        assert record.outcome is not None, f"{state} item {record.id} has no outcome"
+        found[event.message_id] = record.outcome
     return found
 
 
@@ -93,7 +94,7 @@ async def assert_each_once(
     missing = {m for u, m in expected.items() if u not in uuids}
     recorded: set[str] = set()
     for state in ("dead", "dropped", "expired"):
-        recorded |= set(await final_details(storage, state))
+        recorded |= set(await final_outcomes(storage, state))
     assert missing == recorded
 
 
@@ -178,8 +179,8 @@ async def test_207_on_contact_upsert_settles_only_the_failed_inputs(tmp_path: Pa
         await until(settled)
         totals = await assert_counts_add_up(fw.storage)
         assert totals == {"accepted": 300, "delivered": 297, "dead": 3}
-        dead = await final_details(fw.storage, "dead")
-        assert all("OBJECT_NOT_FOUND" in d for d in dead.values())
+        dead = await final_outcomes(fw.storage, "dead")
+        assert all("OBJECT_NOT_FOUND" in (d.message or "") for d in dead.values())
         emails = [c.properties["email"] for c in fw.sandbox.contact_list()]
         assert len(emails) == len(set(emails)) == 297
         assert {f"lead{m.split('-')[1]}@example.com" for m in dead}.isdisjoint(emails)
@@ -230,13 +231,14 @@ async def test_one_bad_input_in_500_is_bisected_out_and_dead_lettered_with_hubsp
             "dead": 1,
         }
         await assert_each_once(fw.storage, fw.received(), [e["messageId"] for e in events])
-        dead = await final_details(fw.storage, "dead")
+        dead = await final_outcomes(fw.storage, "dead")
         assert list(dead) == [events[137]["messageId"]]
-        detail = msgspec.json.decode(dead[events[137]["messageId"]])
-        assert detail["reason"] == "400: Property 'b' does not exist"
-        assert detail["category"] == "VALIDATION_ERROR"
+        outcome = dead[events[137]["messageId"]]
+        assert outcome.reason == Reason.REJECTED
+        assert outcome.message == "400: Property 'b' does not exist"
+        assert outcome.category == "VALIDATION_ERROR"
         refused = [r["requestId"] for r in msgspec.to_builtins(fw.sandbox.events.rejected)]
-        assert detail["correlationId"] in refused
+        assert outcome.correlation_id in refused
         statuses = fw.requests("events.send_batch")
         assert statuses[400] <= 10  # one per halving: log2(500) rounds
         assert dead_lettered(fw) == 1

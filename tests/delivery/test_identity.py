@@ -10,6 +10,7 @@ import msgspec
 
 from forwarder.config import ContactSettings, LimitSettings, PortalSettings, Secret
 from forwarder.sandbox import SandboxConfig
+from forwarder.storage.outcomes import Reason
 from tests.delivery.harness import running, until
 
 PORTAL = PortalSettings(portal_id=123456, max_delay_s=0.05, unmapped_events="auto")
@@ -68,7 +69,9 @@ async def test_unknown_visitor_is_held_then_released_by_identify_with_original_t
         await until(held)
         assert fw.received() == []
         [record] = await fw.storage.items_in_state("held")
-        assert "no objectId, email or utk" in (record.detail or "")
+        assert record.outcome is not None
+        assert record.outcome.reason == Reason.AWAITING_IDENTITY
+        assert any("no objectId, email or utk" in n for n in record.outcome.notes)
         await fw.send([{"type": "identify", "anonymousId": "V", "traits": {"email": "v@x.io"}}])
 
         async def delivered() -> bool:

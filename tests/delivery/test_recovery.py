@@ -22,7 +22,7 @@ from tests.delivery.test_faults import (
     PORTAL_ID,
     assert_counts_add_up,
     assert_each_once,
-    final_details,
+    final_outcomes,
     identify,
     metric,
 )
@@ -101,10 +101,8 @@ async def test_intermittent_503s_and_hangs_recover_quickly_and_dead_letter_the_i
             "dead": 1,
         }
         await assert_each_once(fw.storage, fw.received(), [e["messageId"] for e in events])
-        detail = msgspec.json.decode(
-            (await final_details(fw.storage, "dead"))["m-Order Completed-1234"]
-        )
-        assert detail["reason"] == "400: Property 'b' does not exist"
+        outcome = (await final_outcomes(fw.storage, "dead"))["m-Order Completed-1234"]
+        assert outcome.message == "400: Property 'b' does not exist"
         assert fw.requests("events.send_batch")[503] == 20
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from forwarder.storage.base import (
@@ -21,9 +22,11 @@ from forwarder.storage.base import (
     TouchMemory,
     TouchOrigin,
 )
+from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.storage.sqlite import SqliteStorage
 from tests.storage.redis_server import REDIS_URL, redis_prefix
 
+BUSY = Outcome(Reason.RETRYING, "503")
 NOW = 1_800_000_000.0
 WINDOW = 3600.0
 
@@ -152,7 +155,7 @@ async def test_finished_items_leave_the_backlog_once(storage: Storage) -> None:
 async def test_retry_makes_items_due_later_and_counts_the_attempt(storage: Storage) -> None:
     await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
     [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
-    await storage.retry([item.id], available_at=NOW + 60, now=NOW, detail="503")
+    await storage.retry([item.id], available_at=NOW + 60, now=NOW, outcome=BUSY)
     assert await storage.lease("main", "conversions", limit=1, now=NOW + 59, lease_s=30) == []
     [again] = await storage.lease("main", "conversions", limit=1, now=NOW + 60, lease_s=30)
     assert again.attempts == 1
@@ -162,7 +165,7 @@ async def test_retry_makes_items_due_later_and_counts_the_attempt(storage: Stora
 async def test_retry_for_a_destination_failure_keeps_the_attempt_count(storage: Storage) -> None:
     await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
     [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
-    await storage.retry([item.id], available_at=NOW + 1, now=NOW, detail="503", count_attempt=False)
+    await storage.retry([item.id], available_at=NOW + 1, now=NOW, outcome=BUSY, count_attempt=False)
     [again] = await storage.lease("main", "conversions", limit=1, now=NOW + 1, lease_s=30)
     assert again.attempts == 0
     assert again.id == item.id
@@ -171,10 +174,11 @@ async def test_retry_for_a_destination_failure_keeps_the_attempt_count(storage: 
 async def test_held_items_wait_for_release(storage: Storage) -> None:
     await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
     [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
-    await storage.hold([item.id], until=NOW + 1000, now=NOW, detail="no identity")
+    waiting = Outcome(Reason.AWAITING_IDENTITY, notes=("no identity",))
+    await storage.hold([item.id], until=NOW + 1000, now=NOW, outcome=waiting)
     assert await storage.lease("main", "conversions", limit=1, now=NOW + 2000, lease_s=30) == []
     [held] = await storage.items_in_state("held")
-    assert held.detail == "no identity"
+    assert held.outcome == waiting
     await storage.release_held([item.id], now=NOW + 5)
     [released] = await storage.lease("main", "conversions", limit=1, now=NOW + 5, lease_s=30)
     assert released.id == item.id
@@ -226,6 +230,8 @@ async def test_attempts_are_kept_per_item(storage: Storage) -> None:
         duration_ms=12.5,
         correlation_id="c-1",
         error="unavailable",
+        reason=Reason.RETRYING,
+        category="UNAVAILABLE",
     )
     await storage.record_attempts([attempt])
     assert await storage.attempts_of([items[1].id]) == [attempt]
@@ -276,7 +282,7 @@ async def test_counts_conserve_across_purges(storage: Storage) -> None:
 async def test_dead_letters_can_be_requeued(storage: Storage) -> None:
     await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
     [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
-    await storage.finish([item.id], "dead", now=NOW, detail="400")
+    await storage.finish([item.id], "dead", now=NOW, outcome=Outcome(Reason.REJECTED, "400"))
     assert await storage.requeue([item.id], state="dead", now=NOW + 1) == 1
     assert await storage.requeue([item.id], state="dead", now=NOW + 1) == 0
     assert await storage.pending_count() == 1
@@ -284,6 +290,44 @@ async def test_dead_letters_can_be_requeued(storage: Storage) -> None:
     assert again.id == item.id
     counts = await storage.counts()
     assert counts.get(("main", "conversions", "dead"), 0) == 0
+
+
+async def test_outcomes_are_kept_field_by_field(storage: Storage) -> None:
+    await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
+    refused = Outcome(Reason.REJECTED, "400: bad property", "VALIDATION_ERROR", "c-1")
+    await storage.finish([item.id], "dead", now=NOW, outcome=refused)
+    [record] = await storage.items_in_state("dead")
+    assert record.outcome == refused
+    assert (record.outcome.message, record.outcome.category) == (
+        "400: bad property",
+        "VALIDATION_ERROR",
+    )
+
+
+async def test_a_replayed_dead_letter_says_it_was_replayed(storage: Storage) -> None:
+    await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
+    await storage.finish([item.id], "dead", now=NOW, outcome=Outcome(Reason.REJECTED, "400"))
+    await storage.requeue([item.id], state="dead", now=NOW + 1)
+    [record] = await storage.items_of(item.event.seq)
+    assert (record.state, record.outcome) == ("pending", Outcome(Reason.REPLAYED))
+
+
+async def test_a_fresh_item_has_no_outcome_and_a_retried_one_keeps_why(storage: Storage) -> None:
+    await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    [fresh] = await storage.items_of(1)
+    [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
+    await storage.retry([item.id], available_at=NOW + 60, now=NOW, outcome=BUSY)
+    [retried] = await storage.items_of(item.event.seq)
+    assert (fresh.outcome, retried.outcome) == (None, BUSY)
+
+
+async def test_items_dropped_at_append_keep_the_policy_words(storage: Storage) -> None:
+    dropped = msgspec.structs.replace(event("a"), dropped=(("timeline", "no template"),))
+    await storage.append([dropped], now=NOW, dedup_window_s=WINDOW)
+    [record] = await storage.items_in_state("dropped")
+    assert record.outcome == Outcome(Reason.POLICY, "no template")
 
 
 # -- identity graph ----------------------------------------------------------------------------
@@ -359,12 +403,14 @@ async def test_erasure_removes_the_person_and_their_events_personal_data(storage
     assert await storage.pending_count() == 1
     counts = await storage.counts()
     assert counts[("main", "conversions", "dropped")] == 1
+    [record] = [r for r in await storage.items_in_state("dropped")]
+    assert record.outcome == Outcome(Reason.ERASED)
 
 
 async def test_expedite_makes_backed_off_items_due_now(storage: Storage) -> None:
     await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
     items = await storage.lease("main", "conversions", limit=2, now=NOW, lease_s=30)
-    await storage.retry([items[0].id], available_at=NOW + 300, now=NOW, detail="503")
+    await storage.retry([items[0].id], available_at=NOW + 300, now=NOW, outcome=BUSY)
     assert await storage.expedite("main", "conversions", now=NOW + 1) == 1
     [due] = await storage.lease("main", "conversions", limit=5, now=NOW + 1, lease_s=30)
     assert due.id == items[0].id

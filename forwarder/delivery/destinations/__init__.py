@@ -16,6 +16,7 @@ from forwarder.errors import HubSpotError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.storage.base import Item
+from forwarder.storage.outcomes import Outcome, Reason
 
 _NAMESPACE = uuid.UUID("5b0c3d1e-8f0a-4b8e-9d2c-2f7c0e3a9b11")
 
@@ -32,7 +33,8 @@ class Ready(msgspec.Struct):
     input: Any
     key: str
     """What HubSpot echoes in per-input errors (email, id) to map them back."""
-    note: str = ""
+    outcome: Outcome = Outcome(Reason.DELIVERED)
+    """What its item records once HubSpot takes it (for a conversion: the identity used)."""
     identifier: str | None = None
     """For attribution quality: the identifier kind a conversion went with (objectId, email,
     utk); None for inputs that are not conversions."""
@@ -44,7 +46,8 @@ class Hold(msgspec.Struct):
     """An item that cannot go yet (no identity): park it until an identify releases it."""
 
     item: Item
-    reason: str
+    notes: tuple[str, ...]
+    """Why no identity is usable yet, in plain words (candidates skipped, none known)."""
     keys: list[tuple[str, str]] = []
     """The identifiers whose linking releases it (anonymousId, userId)."""
 

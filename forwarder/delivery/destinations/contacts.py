@@ -18,6 +18,9 @@ from forwarder.hubspot.paths import paths_for
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.identity.keys import normalise_email
 from forwarder.storage.base import Item
+from forwarder.storage.outcomes import Outcome, Reason
+
+_MERGED = Outcome(Reason.MERGED)
 
 
 class Contacts:
@@ -50,7 +53,7 @@ class Contacts:
             if earlier is not None:
                 # Same contact twice in one batch: merge, later values win; one input goes.
                 properties = {**earlier.input.properties, **properties}
-                out.append(Ready(earlier.item, None, email, note="merged into a later identify"))
+                out.append(Ready(earlier.item, None, email, outcome=_MERGED))
             merged[email] = Ready(
                 item, UpsertInput(id=email, id_property="email", properties=properties), email
             )

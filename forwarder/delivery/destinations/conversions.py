@@ -11,9 +11,9 @@ from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
 from forwarder.delivery.destinations.mapped import (
     Mapped,
     carries_campaign,
+    delivered,
     identity_fields,
     map_and_identify,
-    note,
     occurred_at,
 )
 from forwarder.delivery.mapping import Mapper
@@ -90,7 +90,7 @@ class Conversions:
             m.item,
             event,
             uuid,
-            note=note(m.identity),
+            outcome=delivered(m.identity),
             identifier=m.identity.kind,
             campaign=carries_campaign(m.data),
         )

@@ -14,6 +14,7 @@ from forwarder.identity.choice import Identity
 from forwarder.identity.keys import person_keys
 from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import Item
+from forwarder.storage.outcomes import Outcome, Reason
 
 
 class Mapped(NamedTuple):
@@ -48,15 +49,16 @@ async def map_and_identify(
         if conversion is None or not usable(conversion):
             settled.append(Drop(item, drop_reason))
         elif identity.kind is None:
-            settled.append(Hold(item, note(identity), person_keys(data)))
+            settled.append(Hold(item, identity.notes, person_keys(data)))
         else:
             mapped.append(Mapped(item, data, identity, conversion))
     return settled, mapped
 
 
-def note(identity: Identity) -> str:
-    """Which identifier was used and why (sources, never values)."""
-    return "; ".join(identity.notes)
+def delivered(identity: Identity) -> Outcome:
+    """Delivered with this identity: which identifier was used and why (sources, never
+    values)."""
+    return Outcome(Reason.DELIVERED, identifier=identity.kind, notes=identity.notes)
 
 
 class IdentityFields(NamedTuple):

@@ -19,9 +19,9 @@ from forwarder.delivery.attribution import Attributor
 from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
 from forwarder.delivery.destinations.mapped import (
     Mapped,
+    delivered,
     identity_fields,
     map_and_identify,
-    note,
     occurred_at,
 )
 from forwarder.delivery.mapping import Mapper
@@ -69,7 +69,7 @@ class Timeline:
         for m in mapped:
             event_id = stable_uuid(self._portal.portal_id, m.item.event.message_id, self.name)
             event = self._occurrence(m, event_id) if self._dated else self._event(m, event_id)
-            out.append(Ready(m.item, event, event_id, note=note(m.identity)))
+            out.append(Ready(m.item, event, event_id, outcome=delivered(m.identity)))
         return out
 
     @staticmethod

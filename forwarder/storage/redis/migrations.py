@@ -19,7 +19,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
+import msgspec
+
 from forwarder.errors import StoreVersionError
+from forwarder.storage.outcomes import encode, from_detail
 from forwarder.storage.redis.keys import Keys
 
 Step = Callable[[Any, Keys], Awaitable[None]]
@@ -37,6 +40,59 @@ async def _stamp_only(client: Any, keys: Keys) -> None:
     """Nothing to change: the key space already has this layout."""
 
 
+_CHUNK = 500
+_ATTEMPT_REASONS = {
+    "Retry": "retrying",
+    "RetryPartial": "partial",
+    "Split": "split",
+    "GiveUp": "rejected",
+    "Pause": "paused",
+    "RefreshAuth": "reauthorized",
+}
+"""The classifier's outcome names that attempts recorded as their error when HubSpot gave no
+message, and the reasons they stand for."""
+
+
+async def _typed_outcomes(client: Any, keys: Keys) -> None:
+    """Each item hash's free-text ``det`` read once into its typed outcome ``out``; attempts
+    get the reason their error named, and successes ``delivered``."""
+    last = int(await client.get(keys.name("item_seq")) or 0)
+    for first in range(1, last + 1, _CHUNK):
+        ids = range(first, min(last, first + _CHUNK - 1) + 1)
+        pipe = client.pipeline(transaction=False)
+        for item_id in ids:
+            pipe.hmget(keys.item(item_id), "state", "det")
+        rows = await pipe.execute()
+        pipe = client.pipeline(transaction=False)
+        for item_id, (state, det) in zip(ids, rows, strict=True):
+            if state is None or (det is None and state in (b"pending", b"leased")):
+                continue
+            outcome = from_detail(state.decode(), None if det is None else det.decode())
+            if outcome is not None:
+                pipe.hset(keys.item(item_id), "out", encode(outcome))
+            pipe.hdel(keys.item(item_id), "det")
+        await pipe.execute()
+    async for name in client.scan_iter(match=keys.name("attempt", "*"), count=_CHUNK):
+        await _type_attempt(client, name)
+
+
+async def _type_attempt(client: Any, name: bytes) -> None:
+    raw = await client.get(name)
+    if raw is None:
+        return
+    attempt = msgspec.json.decode(raw)
+    if not isinstance(attempt, dict) or attempt.get("reason") is not None:
+        return
+    error, status = attempt.get("error"), attempt.get("status")
+    if error in _ATTEMPT_REASONS:
+        attempt["reason"], attempt["error"] = _ATTEMPT_REASONS[error], None
+    elif error is None and isinstance(status, int) and 200 <= status < 300:
+        attempt["reason"] = "delivered"
+    else:
+        return
+    await client.set(name, msgspec.json.encode(attempt), keepttl=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "the 0.1.0 key layout (on a 0.1.0 store: no change, version stamped)", _stamp_only
@@ -44,6 +100,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     # A new hash per portal, written on use; stamped so that a release without touch memory,
     # whose erasure would leave the hash behind, refuses the key space.
     Migration(2, "touch memory: hashes tch:{portal}, created on use", _stamp_only),
+    Migration(
+        3,
+        "typed outcomes: item hashes' det text read into out, attempts' reason",
+        _typed_outcomes,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 _LOCK_S = 60

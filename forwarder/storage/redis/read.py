@@ -20,6 +20,7 @@ from forwarder.storage.base import (
     ItemState,
     StoredEvent,
 )
+from forwarder.storage.outcomes import decode
 from forwarder.storage.redis.keys import SEP, Keys
 
 _attempt_decoder = msgspec.json.Decoder(Attempt)
@@ -73,7 +74,7 @@ def _record(item_id: int, h: dict[bytes, bytes]) -> ItemRecord:
         attempts=int(h[b"att"]),
         available_at=float(h[b"av"]),
         updated_at=float(h[b"up"]),
-        detail=_s(h.get(b"det")),
+        outcome=decode(h.get(b"out")),
     )
 
 

@@ -51,6 +51,7 @@ from forwarder.storage.base import (
     Touch,
     TouchMemory,
 )
+from forwarder.storage.outcomes import Outcome, Reason, encode
 from forwarder.storage.redis import migrations, quality, rates
 from forwarder.storage.redis import scripts as lua
 from forwarder.storage.redis.keys import SEP, Keys
@@ -293,11 +294,11 @@ class RedisStorage(Storage):
         return items
 
     async def finish(
-        self, ids: Sequence[int], state: FinalState, *, now: float, detail: str | None = None
+        self, ids: Sequence[int], state: FinalState, *, now: float, outcome: Outcome | None = None
     ) -> None:
         self._forget_leases(ids)
         if ids:
-            self._open_total -= await self._run("FINISH", _f(now), state, *_detail(detail), *ids)
+            self._open_total -= await self._run("FINISH", _f(now), state, *_outcome(outcome), *ids)
 
     async def retry(
         self,
@@ -305,13 +306,13 @@ class RedisStorage(Storage):
         *,
         available_at: float,
         now: float,
-        detail: str | None = None,
+        outcome: Outcome | None = None,
         count_attempt: bool = True,
     ) -> None:
         self._forget_leases(ids)
         if ids:
             counted = int(count_attempt)
-            await self._run("RETRY", _f(now), _f(available_at), *_detail(detail), counted, *ids)
+            await self._run("RETRY", _f(now), _f(available_at), *_outcome(outcome), counted, *ids)
 
     async def expedite(self, portal: str, destination: str, *, now: float) -> int:
         moved: int = await self._run("EXPEDITE", portal, destination, _f(now))
@@ -330,13 +331,13 @@ class RedisStorage(Storage):
         *,
         until: float,
         now: float,
-        detail: str | None = None,
+        outcome: Outcome | None = None,
         keys: Sequence[Key] = (),
     ) -> None:
         self._forget_leases(ids)
         if ids:
             kvs = [_kv(k) for k in keys]
-            args = (_f(now), _f(until), *_detail(detail), len(kvs), *kvs, *ids)
+            args = (_f(now), _f(until), *_outcome(outcome), len(kvs), *kvs, *ids)
             await self._run("HOLD", *args)
 
     async def release_held(self, ids: Sequence[int], *, now: float) -> None:
@@ -480,8 +481,9 @@ def _translate(exc: RedisError) -> StorageUnavailableError:
     return StorageUnavailableError(f"storage failed: {text}", retry_after_s=2.0)
 
 
-def _detail(detail: str | None) -> tuple[str, str]:
-    return ("0", "") if detail is None else ("1", detail)
+def _outcome(outcome: Outcome | None) -> tuple[str, str]:
+    stored = encode(outcome)
+    return ("0", "") if stored is None else ("1", stored)
 
 
 def _unpack_touch(value: bytes | str) -> Touch:
@@ -509,7 +511,7 @@ def _pack(e: NewEvent, payload_arg: int) -> list[Any]:
         "1" if e.test else "0",
         payload_arg,
         list(e.destinations),
-        [list(d) for d in e.dropped],
+        [[destination, encode(Outcome(Reason.POLICY, why))] for destination, why in e.dropped],
     ]
 
 

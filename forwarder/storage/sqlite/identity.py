@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import msgspec
 
 from forwarder.storage.base import Erasure, Item, Key
+from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.storage.sqlite.sql import EVENT_COLS, event_from_row, finish
 from forwarder.storage.sqlite.touch import forget as forget_touches
 
@@ -153,7 +154,7 @@ def erase(
         conn.execute(
             "UPDATE events SET payload = ?, name = NULL WHERE seq = ?", (b'{"erased":true}', seq)
         )
-    closed = finish(conn, item_ids, "dropped", now, "erased on request")
+    closed = finish(conn, item_ids, "dropped", now, Outcome(Reason.ERASED))
     conn.executemany("DELETE FROM held_keys WHERE item_id = ?", [(i,) for i in item_ids])
     record = Erasure(identifiers=len(identifiers), events=len(seqs), items=len(item_ids))
     conn.execute(

@@ -16,17 +16,21 @@ To change the schema, append a migration; never edit one that has shipped.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from typing import NamedTuple
 
 from forwarder.errors import StoreVersionError
+from forwarder.storage.outcomes import encode, from_detail
 
 
 class Migration(NamedTuple):
-    """One forward step: the version it reaches, what it does in a line, and its SQL."""
+    """One forward step: the version it reaches, what it does in a line, its SQL, and what
+    must be computed in Python after it (rows rewritten), in the same transaction."""
 
     version: int
     summary: str
     sql: str
+    then: Callable[[sqlite3.Connection], None] | None = None
 
 
 _V1 = """
@@ -115,6 +119,59 @@ CREATE TABLE IF NOT EXISTS rate_minutes (
 ) WITHOUT ROWID;
 """
 
+_ATTEMPT_REASONS = {
+    "Retry": "retrying",
+    "RetryPartial": "partial",
+    "Split": "split",
+    "GiveUp": "rejected",
+    "Pause": "paused",
+    "RefreshAuth": "reauthorized",
+}
+"""The classifier's outcome names that attempts recorded as their error when HubSpot gave no
+message, and the reasons they stand for."""
+
+
+def _typed_outcomes(conn: sqlite3.Connection) -> None:
+    """Read each item's free-text ``detail`` once into its typed outcome, then drop the column;
+    attempts get the reason their error named, and successes ``delivered``.
+
+    Columns are added only where missing (ALTER TABLE has no IF NOT EXISTS), so a file whose
+    version was stamped back by hand migrates too.
+    """
+    _add_columns(conn, "items", ("outcome",))
+    if "detail" in _columns(conn, "items"):
+        rows = conn.execute(
+            "SELECT id, state, detail FROM items WHERE detail IS NOT NULL OR state NOT IN"
+            " ('pending', 'leased')"
+        ).fetchall()
+        conn.executemany(
+            "UPDATE items SET outcome = ? WHERE id = ?",
+            [(encode(from_detail(state, detail)), item_id) for item_id, state, detail in rows],
+        )
+        conn.execute("ALTER TABLE items DROP COLUMN detail")
+    if _add_columns(conn, "attempts", ("reason", "category")):
+        conn.executemany(
+            "UPDATE attempts SET reason = ?, error = NULL WHERE error = ?",
+            [(reason, name) for name, reason in _ATTEMPT_REASONS.items()],
+        )
+        conn.execute(
+            "UPDATE attempts SET reason = 'delivered'"
+            " WHERE reason IS NULL AND error IS NULL AND status BETWEEN 200 AND 299"
+        )
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def _add_columns(conn: sqlite3.Connection, table: str, names: tuple[str, ...]) -> bool:
+    """Add the missing TEXT columns; whether any was missing."""
+    missing = [n for n in names if n not in _columns(conn, table)]
+    for name in missing:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {name} TEXT")
+    return bool(missing)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "the 0.1.0 schema (on a 0.1.0 database: no change, version stamped)", _V1),
     Migration(2, "hourly attribution-quality counters", _V2),
@@ -122,6 +179,12 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "touch memory: first and last touch per identifier (table touches)", _V4),
     Migration(5, "daily and monthly quota counts that outlive restarts (table quota_usage)", _V5),
     Migration(6, "HubSpot requests per minute, the shared rate history (table rate_minutes)", _V6),
+    Migration(
+        7,
+        "typed outcomes: items.outcome from the old detail text, attempts.reason and category",
+        "",
+        _typed_outcomes,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -159,6 +222,8 @@ def migrate(conn: sqlite3.Connection, store: str) -> list[Migration]:
                 continue
             for statement in _statements(migration.sql):
                 conn.execute(statement)
+            if migration.then is not None:
+                migration.then(conn)
             conn.execute(f"PRAGMA user_version = {int(migration.version)}")
             conn.execute("COMMIT")
         except BaseException:

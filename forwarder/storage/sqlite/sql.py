@@ -17,6 +17,7 @@ from forwarder.storage.base import (
     NewEvent,
     StoredEvent,
 )
+from forwarder.storage.outcomes import Outcome, Reason, decode, encode
 from forwarder.storage.sqlite.dedup import SEQ_SHIFT, SeenKeys, key_of, same_event, seen_value
 
 _TALLY = (
@@ -37,7 +38,16 @@ _OPEN = "('pending', 'leased', 'held')"
 EVENT_COLS = (
     "e.seq, e.portal, e.message_id, e.source, e.type, e.name, e.received_at, e.payload, e.test"
 )
-_ITEM_COLS = "id, event_seq, portal, destination, state, attempts, available_at, updated_at, detail"
+_ITEM_COLS = (
+    "id, event_seq, portal, destination, state, attempts, available_at, updated_at, outcome"
+)
+
+
+_REPLAYED = encode(Outcome(Reason.REPLAYED))
+
+
+def _policy(why: str) -> str | None:
+    return encode(Outcome(Reason.POLICY, why))
 
 
 def event_from_row(row: Sequence[Any]) -> StoredEvent:
@@ -142,7 +152,7 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
                 tally = (portal, destination, "accepted")
                 tallies[tally] = tallies.get(tally, 0) + 1
             for destination, why in ev.dropped:
-                items.append((seq, portal, destination, "dropped", now, now, why))
+                items.append((seq, portal, destination, "dropped", now, now, _policy(why)))
                 for tally in ((portal, destination, "accepted"), (portal, destination, "dropped")):
                     tallies[tally] = tallies.get(tally, 0) + 1
             opened += len(ev.destinations)
@@ -157,7 +167,7 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
     insert_rows(
         conn,
         "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
-        " detail) VALUES ",
+        " outcome) VALUES ",
         items,
     )
     _tally(conn, [(*k, n) for k, n in tallies.items()])
@@ -283,15 +293,16 @@ def lease(
 
 
 def finish(
-    conn: sqlite3.Connection, ids: Sequence[int], state: str, now: float, detail: str | None
+    conn: sqlite3.Connection, ids: Sequence[int], state: str, now: float, outcome: Outcome | None
 ) -> int:
     """Returns how many items left an open state."""
     tallies = []
+    stored = encode(outcome)
     for item_id in ids:
         row = conn.execute(
-            f"UPDATE items SET state = ?, updated_at = ?, detail = ? WHERE id = ?"
+            f"UPDATE items SET state = ?, updated_at = ?, outcome = ? WHERE id = ?"
             f" AND state IN {_OPEN} RETURNING portal, destination",
-            (state, now, detail, item_id),
+            (state, now, stored, item_id),
         ).fetchone()
         if row is not None:
             tallies.append((row[0], row[1], state, 1))
@@ -313,8 +324,8 @@ def requeue(conn: sqlite3.Connection, ids: Sequence[int], state: str, now: float
     for item_id in ids:
         row = conn.execute(
             "UPDATE items SET state = 'pending', attempts = 0, available_at = ?, updated_at = ?,"
-            " detail = 'replayed' WHERE id = ? AND state = ? RETURNING portal, destination",
-            (now, now, item_id, state),
+            " outcome = ? WHERE id = ? AND state = ? RETURNING portal, destination",
+            (now, now, _REPLAYED, item_id, state),
         ).fetchone()
         if row is not None:
             tallies.append((row[0], row[1], state, -1))
@@ -327,13 +338,14 @@ def retry(
     ids: Sequence[int],
     available_at: float,
     now: float,
-    detail: str | None,
+    outcome: Outcome | None,
     count_attempt: bool = True,
 ) -> None:
+    stored = encode(outcome)
     conn.executemany(
         "UPDATE items SET state = 'pending', attempts = attempts + ?, available_at = ?,"
-        " updated_at = ?, detail = ? WHERE id = ? AND state = 'leased'",
-        [(int(count_attempt), available_at, now, detail, i) for i in ids],
+        " updated_at = ?, outcome = ? WHERE id = ? AND state = 'leased'",
+        [(int(count_attempt), available_at, now, stored, i) for i in ids],
     )
 
 
@@ -343,13 +355,14 @@ def move(
     state: str,
     available_at: float,
     now: float,
-    detail: str | None,
+    outcome: Outcome | None,
     from_state: str,
 ) -> None:
+    stored = encode(outcome)
     conn.executemany(
         "UPDATE items SET state = ?, available_at = ?, updated_at = ?,"
-        " detail = coalesce(?, detail) WHERE id = ? AND state = ?",
-        [(state, available_at, now, detail, i, from_state) for i in ids],
+        " outcome = coalesce(?, outcome) WHERE id = ? AND state = ?",
+        [(state, available_at, now, stored, i, from_state) for i in ids],
     )
 
 
@@ -388,9 +401,18 @@ def counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str], int]:
 def record_attempts(conn: sqlite3.Connection, attempts: Sequence[Attempt]) -> None:
     for a in attempts:
         attempt_id = conn.execute(
-            "INSERT INTO attempts (at, route, status, duration_ms, correlation_id, error)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (a.at, a.route, a.status, a.duration_ms, a.correlation_id, a.error),
+            "INSERT INTO attempts (at, route, status, duration_ms, correlation_id, error, reason,"
+            " category) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                a.at,
+                a.route,
+                a.status,
+                a.duration_ms,
+                a.correlation_id,
+                a.error,
+                a.reason,
+                a.category,
+            ),
         ).lastrowid
         conn.executemany(
             "INSERT OR IGNORE INTO attempt_items (attempt_id, item_id) VALUES (?, ?)",
@@ -428,7 +450,7 @@ def items_where(
             attempts=r[5],
             available_at=r[6],
             updated_at=r[7],
-            detail=r[8],
+            outcome=decode(r[8]),
         )
         for r in rows
     ]
@@ -439,9 +461,9 @@ def attempts_of(conn: sqlite3.Connection, item_ids: Sequence[int]) -> list[Attem
         return []
     marks = ",".join("?" * len(item_ids))
     rows = conn.execute(
-        "SELECT a.id, a.at, a.route, a.status, a.duration_ms, a.correlation_id, a.error"
-        f" FROM attempts a WHERE a.id IN (SELECT attempt_id FROM attempt_items WHERE item_id"
-        f" IN ({marks})) ORDER BY a.at",
+        "SELECT a.id, a.at, a.route, a.status, a.duration_ms, a.correlation_id, a.error,"
+        " a.reason, a.category FROM attempts a WHERE a.id IN (SELECT attempt_id"
+        f" FROM attempt_items WHERE item_id IN ({marks})) ORDER BY a.at",
         tuple(item_ids),
     ).fetchall()
     out = []
@@ -461,6 +483,8 @@ def attempts_of(conn: sqlite3.Connection, item_ids: Sequence[int]) -> list[Attem
                 duration_ms=r[4],
                 correlation_id=r[5],
                 error=r[6],
+                reason=None if r[7] is None else Reason(r[7]),
+                category=r[8],
             )
         )
     return out

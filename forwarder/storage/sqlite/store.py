@@ -39,6 +39,7 @@ from forwarder.storage.base import (
     Touch,
     TouchMemory,
 )
+from forwarder.storage.outcomes import Outcome
 from forwarder.storage.sqlite import identity, migrations, quality, quotas, rates, sql
 from forwarder.storage.sqlite import touch as touch_memory
 from forwarder.storage.sqlite.dedup import SeenKeys
@@ -284,9 +285,9 @@ class SqliteStorage(Storage):
         )
 
     async def finish(
-        self, ids: Sequence[int], state: FinalState, *, now: float, detail: str | None = None
+        self, ids: Sequence[int], state: FinalState, *, now: float, outcome: Outcome | None = None
     ) -> None:
-        closed = await self._submit(lambda c: sql.finish(c, ids, state, now, detail))
+        closed = await self._submit(lambda c: sql.finish(c, ids, state, now, outcome))
         self._pending -= closed
 
     async def retry(
@@ -295,10 +296,10 @@ class SqliteStorage(Storage):
         *,
         available_at: float,
         now: float,
-        detail: str | None = None,
+        outcome: Outcome | None = None,
         count_attempt: bool = True,
     ) -> None:
-        await self._submit(lambda c: sql.retry(c, ids, available_at, now, detail, count_attempt))
+        await self._submit(lambda c: sql.retry(c, ids, available_at, now, outcome, count_attempt))
 
     async def expedite(self, portal: str, destination: str, *, now: float) -> int:
         return await self._submit(lambda c: sql.expedite(c, portal, destination, now))
@@ -314,11 +315,11 @@ class SqliteStorage(Storage):
         *,
         until: float,
         now: float,
-        detail: str | None = None,
+        outcome: Outcome | None = None,
         keys: Sequence[Key] = (),
     ) -> None:
         def job(conn: sqlite3.Connection) -> None:
-            sql.move(conn, ids, "held", until, now, detail, "leased")
+            sql.move(conn, ids, "held", until, now, outcome, "leased")
             if keys:
                 portal = conn.execute("SELECT portal FROM items WHERE id = ?", (ids[0],)).fetchone()
                 if portal is not None:

@@ -34,7 +34,7 @@ for _, e in ipairs(events) do
     for _, drop in ipairs(e[11]) do
       local id = redis.call('INCR', K.item_seq())
       redis.call('HSET', K.item(id), 'seq', seq, 'portal', portal, 'dest', drop[1],
-                 'state', 'dropped', 'att', 0, 'av', now, 'up', now, 'det', drop[2])
+                 'state', 'dropped', 'att', 0, 'av', now, 'up', now, 'out', drop[2])
       redis.call('ZADD', K.in_state(portal, 'dropped'), now, id)
       count(portal, drop[1], 'accepted', 1)
       count(portal, drop[1], 'dropped', 1)

@@ -5,7 +5,7 @@ for i = 3, #ARGV do
   redis.call('HDEL', ev, 'name')
   for id in string.gmatch(redis.call('HGET', ev, 'items') or '', '[^,]+') do
     items = items + 1
-    closed = closed + finish(id, 'dropped', now, 'erased on request')
+    closed = closed + finish(id, 'dropped', now, '{"reason":"erased"}')
     forget_held_keys(id)
   end
 end

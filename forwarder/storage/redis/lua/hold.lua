@@ -7,7 +7,7 @@ for i = first, #ARGV do
   if v[1] == 'leased' then
     unqueue(id, it, v[2], v[3], 'leased')
     redis.call('HSET', it, 'state', 'held', 'av', until_, 'up', now)
-    if ARGV[4] == '1' then redis.call('HSET', it, 'det', ARGV[5]) end
+    if ARGV[4] == '1' then redis.call('HSET', it, 'out', ARGV[5]) end
     redis.call('ZADD', K.in_state(v[2], 'held'), until_, id)
     count(v[2], v[3], 'leased', -1)
     count(v[2], v[3], 'held', 1)

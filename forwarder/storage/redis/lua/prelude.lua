@@ -31,14 +31,14 @@ local function forget_held_keys(id)
   for _, key in ipairs(redis.call('SMEMBERS', own)) do redis.call('SREM', key, id) end
   redis.call('DEL', own)
 end
-local function finish(id, state, now, detail)
+local function finish(id, state, now, outcome)
   local it = K.item(id)
   local v = redis.call('HMGET', it, 'state', 'portal', 'dest', 'av')
   if not OPEN[v[1]] then return 0 end
   unqueue(id, it, v[2], v[3], v[1])
   forget_held_keys(id)
   redis.call('HSET', it, 'state', state, 'up', now)
-  if detail then redis.call('HSET', it, 'det', detail) else redis.call('HDEL', it, 'det') end
+  if outcome then redis.call('HSET', it, 'out', outcome) else redis.call('HDEL', it, 'out') end
   redis.call('ZADD', K.in_state(v[2], state), v[4], id)
   count(v[2], v[3], v[1], -1)
   count(v[2], v[3], state, 1)

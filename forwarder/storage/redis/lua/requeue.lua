@@ -7,7 +7,7 @@ for i = 4, #ARGV do
     local at = redis.call('HGET', K.event(v[4]), 'at')
     local sid = enqueue(id, v[2], v[3], now, at)
     redis.call('HSET', it, 'state', 'pending', 'att', 0, 'av', now, 'up', now,
-               'det', 'replayed', 'sid', sid)
+               'out', '{"reason":"replayed"}', 'sid', sid)
     redis.call('ZREM', K.in_state(v[2], state), id)
     count(v[2], v[3], state, -1)
     count(v[2], v[3], 'pending', 1)

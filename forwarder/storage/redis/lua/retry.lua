@@ -6,8 +6,8 @@ for i = 7, #ARGV do
   if v[1] == 'leased' then
     redis.call('HSET', it, 'state', 'pending', 'av', available_at, 'up', now)
     if counted > 0 then redis.call('HINCRBY', it, 'att', counted) end
-    if ARGV[4] == '1' then redis.call('HSET', it, 'det', ARGV[5])
-    else redis.call('HDEL', it, 'det') end
+    if ARGV[4] == '1' then redis.call('HSET', it, 'out', ARGV[5])
+    else redis.call('HDEL', it, 'out') end
     redis.call('ZADD', K.leases(v[2], v[3]), available_at, id)
     count(v[2], v[3], 'leased', -1)
     count(v[2], v[3], 'pending', 1)
