@@ -1,0 +1,157 @@
+"""The CRM envelope against the sandbox's rate limiter, in simulated time (seconds per run).
+
+Run by hand, never in CI::
+
+    python benchmarks/shared_window_sim.py                  # 300 requests, 5 seeds per row
+    python benchmarks/shared_window_sim.py --requests 1000 --seeds 10
+
+A quick way to try a pacing or AIMD rule before the real-time ``shared_portal.py`` run: the
+same ``PortalEnvelopes`` the workers use and the same sandbox ``Limiter`` (with its competing
+app) meet on a virtual clock, with no HTTP, storage or event loop in between. HubSpot declares
+``Max: 10`` per ``Interval-Milliseconds: 1000``; the forwarder is configured with
+``crm_per_10s = 10``; a backlog is always ready. What the worker does is mimicked: up to
+``--concurrency`` requests in flight, each reaching HubSpot and coming back after a random
+latency; a 200's headers are observed and the envelope told of the success; a 429 penalizes the
+envelope for its interval, cuts its allowance, and holds the destination (its breaker) as long.
+
+Figures per row (one per seed): our use of the share the other app left (as ``shared_portal``
+counts it) and our 429s as a share of our requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import logging
+import random
+from dataclasses import dataclass
+
+import structlog
+
+from forwarder.delivery.envelopes import EnvelopeLimits, PortalEnvelopes
+from forwarder.hubspot.models import RateLimitHeaders
+from forwarder.sandbox.limits import Headers, Limiter, Pattern, Refusal
+
+DESTINATION = "contacts"
+
+
+class VirtualClock:
+    """Time that moves only when the simulation says so."""
+
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def now(self) -> float:
+        return 1_800_000_000.0 + self.t
+
+    async def sleep(self, seconds: float) -> None:
+        raise RuntimeError("the simulation never sleeps")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    ok: int
+    too_many: int
+    use: float
+
+
+def rate_headers(headers: Headers) -> RateLimitHeaders:
+    found = {name.lower(): int(value) for name, value in headers}
+    return RateLimitHeaders(
+        max=found.get("x-hubspot-ratelimit-max"),
+        remaining=found.get("x-hubspot-ratelimit-remaining"),
+        interval_ms=found.get("x-hubspot-ratelimit-interval-milliseconds"),
+    )
+
+
+def simulate(
+    pattern: Pattern | None, safety: float, requests: int, seed: int, concurrency: int
+) -> Run:
+    """One drain of ``requests`` successful upserts; ``pattern`` None: HubSpot to ourselves."""
+    rng = random.Random(seed)
+    clock = VirtualClock()
+    envelopes = PortalEnvelopes(EnvelopeLimits(10, None), clock, safety=safety, burst=3)
+    limiter = envelopes.limiter(envelopes.envelope_for(DESTINATION))
+    hubspot = Limiter(
+        limit_10s=10,
+        daily=None,
+        search_rps=5,
+        events_rps=100,
+        time_scale=1.0,
+        start=0.0,
+        portal_id=1,
+        window_ms=1000,
+        rng=random.Random(seed + 1),
+    )
+    if pattern is not None:
+        hubspot.competing.window_share, hubspot.competing.pattern = 0.5, pattern
+        hubspot.competing.restart(0.0)
+    events: list[tuple[float, int, str, Headers | Refusal | None]] = []
+    order = 0
+
+    def at(when: float, kind: str, data: Headers | Refusal | None = None) -> None:
+        nonlocal order
+        order += 1
+        heapq.heappush(events, (when, order, kind, data))
+
+    def latency() -> float:
+        return rng.uniform(0.005, 0.04)
+
+    ok = too_many = in_flight = 0
+    held_until = 0.0
+    at(0.0, "ready")
+    while events and ok < requests:
+        clock.t, _, kind, data = heapq.heappop(events)
+        if kind == "ready" and in_flight < concurrency:
+            wait = max(held_until - clock.t, envelopes.delay_s(DESTINATION))
+            if wait > 0:
+                at(clock.t + wait, "ready")
+                continue
+            limiter.record()
+            in_flight += 1
+            at(clock.t + latency(), "arrive")
+            at(clock.t, "ready")
+        elif kind == "arrive":
+            at(clock.t + latency(), "answer", hubspot.general("app", clock.t))
+        elif kind == "answer":
+            in_flight -= 1
+            if isinstance(data, Refusal):
+                too_many += 1
+                headers = rate_headers(data.headers)
+                envelopes.observe(DESTINATION, headers)
+                wait_s = (headers.interval_ms or 10_000) / 1000.0
+                envelopes.penalize(DESTINATION, wait_s)
+                envelopes.throttled(DESTINATION)
+                held_until = max(held_until, clock.t + wait_s)
+            elif data is not None:
+                ok += 1
+                envelopes.observe(DESTINATION, rate_headers(data))
+                envelopes.succeeded(DESTINATION)
+            at(clock.t, "ready")
+    free_per_s = 10 - hubspot.competing.spent / clock.t
+    return Run(ok, too_many, ok / clock.t / free_per_s)
+
+
+def main(args: argparse.Namespace) -> None:
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    patterns: tuple[Pattern | None, ...] = ("steady", "random", "bursts", None)
+    for pattern in patterns:
+        for safety in (0.9, 1.0):
+            runs = [
+                simulate(pattern, safety, args.requests, seed, args.concurrency)
+                for seed in range(args.seeds)
+            ]
+            uses = [round(r.use, 3) for r in runs]
+            shares = [round(100 * r.too_many / (r.ok + r.too_many), 1) for r in runs]
+            print(f"{pattern or 'alone':7} safety={safety} use={uses} 429_percent={shares}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=300, help="successful upserts per run")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight at most")
+    main(parser.parse_args())
