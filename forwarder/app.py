@@ -21,6 +21,7 @@ from forwarder.alerts.monitor import AlertMonitor, alert_monitor
 from forwarder.clock import Clock, SystemClock
 from forwarder.config import PortalSettings, Settings, portal_uses_sandbox
 from forwarder.debugger import debugger_lifespan, debugger_routers
+from forwarder.debugger.state import Debugger
 from forwarder.delivery.engine import Engine
 from forwarder.delivery.testmode import route_test_events
 from forwarder.errors import ServiceUnavailableError
@@ -182,6 +183,7 @@ def create_app(
         settings, storage, metric_set, clock, on_accepted=engine.notify, checks=checks
     )
     ingest = IngestService(settings, resolver, accepter, metric_set)
+    debugger = Debugger.of(settings, storage, engine, metric_set)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -215,6 +217,8 @@ def create_app(
             webhooks=WebhookReceiver(settings, storage),
             sandboxes=sandboxes,
             test_sandboxes=test_sandboxes,
+            debugger=debugger,
+            admin_auth=debugger.auth,
         ),
         exception_handlers={HTTPException: _http_error},
         request_max_body_size=settings.server.max_request_bytes * 2,
