@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.openapi import OpenAPIConfig
 
 from forwarder import __version__
 from forwarder.alerts.monitor import AlertMonitor, alert_monitor
 from forwarder.clock import Clock, SystemClock
+from forwarder.compose import DeliveryWiring
 from forwarder.config import Settings
 from forwarder.debugger import debugger_lifespan, debugger_routers
 from forwarder.debugger.state import Debugger
 from forwarder.delivery.engine import Engine
-from forwarder.delivery.testmode import route_test_events
 from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
@@ -165,14 +167,14 @@ def create_app(
     storage: Storage | None = None,
     configure_sandbox: Configure | None = None,
 ) -> Litestar:
-    """Build the whole forwarder as one ASGI app."""
+    """Build the whole forwarder as one ASGI app: every part is made here, once, ready."""
     clock = clock or SystemClock()
     storage = storage or create_storage(settings.storage, dedup_window_s=settings.dedup.window_s)
     metric_set = Metrics()
     sandboxes = sandboxes_for(settings, configure_sandbox)
-    engine = Engine(settings, storage, clock, metric_set, transports_of(sandboxes), DEFAULT_TOKEN)
     test_sandboxes = TestSandboxes(settings)  # test events of real portals go to these
-    route_test_events(engine, settings, storage, clock, test_sandboxes.transport, DEFAULT_TOKEN)
+    wiring = DeliveryWiring(settings, storage, clock, metric_set, sandbox_token=DEFAULT_TOKEN)
+    engine = wiring.engine(transports_of(sandboxes), test_sandboxes.transport)
     alerts = alert_monitor(settings, storage, engine, metric_set, clock)
     runtime = Runtime(settings, storage, clock, engine, metric_set, alerts)
     resolver = SourceResolver(settings.sources, settings.server, clock)
@@ -193,6 +195,29 @@ def create_app(
             await runtime.stop()
             flush_logs()
 
+    state = _state(
+        settings=settings,
+        storage=storage,
+        metrics=metric_set,
+        ingest=ingest,
+        engine=engine,
+        alerts=alerts,
+        webhooks=WebhookReceiver(settings, storage),
+        sandboxes=sandboxes,
+        test_sandboxes=test_sandboxes.made,
+        debugger=debugger,
+        admin_auth=debugger.auth,
+    )
+    return _forwarder_app(settings, ingest, state, [lifespan, debugger_lifespan], sandboxes)
+
+
+def _forwarder_app(
+    settings: Settings,
+    ingest: IngestService,
+    state: State,
+    lifespan: list[Callable[[Litestar], AbstractAsyncContextManager[None]]],
+    sandboxes: dict[str, Litestar],
+) -> ForwarderApp:
     app = ForwarderApp(
         route_handlers=[
             ingest_router(),
@@ -204,20 +229,8 @@ def create_app(
             *sandbox_mounts(sandboxes),
             *debugger_routers(),
         ],
-        lifespan=[lifespan, debugger_lifespan],
-        state=_state(
-            settings=settings,
-            storage=storage,
-            metrics=metric_set,
-            ingest=ingest,
-            engine=engine,
-            alerts=alerts,
-            webhooks=WebhookReceiver(settings, storage),
-            sandboxes=sandboxes,
-            test_sandboxes=test_sandboxes.made,
-            debugger=debugger,
-            admin_auth=debugger.auth,
-        ),
+        lifespan=lifespan,
+        state=state,
         exception_handlers={HTTPException: _http_error},
         request_max_body_size=settings.server.max_request_bytes * 2,
         openapi_config=OpenAPIConfig(title="hubspot-forwarder", version=__version__),
@@ -238,7 +251,5 @@ class ForwarderApp(Litestar):
         await super().__call__(scope, receive, send)
 
 
-def _state(**values: Any) -> Any:
-    from litestar.datastructures import State
-
+def _state(**values: Any) -> State:
     return State(values)
