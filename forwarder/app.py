@@ -218,7 +218,8 @@ def _forwarder_app(
     lifespan: list[Callable[[Litestar], AbstractAsyncContextManager[None]]],
     sandboxes: dict[str, Litestar],
 ) -> ForwarderApp:
-    app = ForwarderApp(
+    return ForwarderApp(
+        ingest,
         route_handlers=[
             ingest_router(),
             hubspot_webhook,
@@ -236,14 +237,17 @@ def _forwarder_app(
         openapi_config=OpenAPIConfig(title="hubspot-forwarder", version=__version__),
         debug=False,
     )
-    app.ingest = ingest
-    return app
 
 
 class ForwarderApp(Litestar):
     """The forwarder's ASGI app: Litestar, with ingest answered before the framework."""
 
-    ingest: IngestService
+    def __init__(self, ingest: IngestService, **options: Any) -> None:
+        """Args:
+        ingest: answers the ingest routes (``options``: Litestar's own).
+        """
+        self.ingest = ingest
+        super().__init__(**options)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and await answer_ingest(self.ingest, scope, receive, send):
