@@ -124,13 +124,11 @@ def _check(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    import httpx
-
-    from forwarder.app import sandbox_config
-    from forwarder.config import load_settings, portal_uses_sandbox, secrets_of
+    from forwarder.config import load_settings, secrets_of
     from forwarder.preflight.items import passed, render
     from forwarder.preflight.run import check_portals
-    from forwarder.sandbox import DEFAULT_TOKEN, create_sandbox_app
+    from forwarder.sandbox import DEFAULT_TOKEN
+    from forwarder.sandboxes import sandboxes_for, transports_of
     from forwarder.telemetry import Redactor, configure_logging
 
     settings = load_settings(args.config)
@@ -141,13 +139,7 @@ def _check(args: argparse.Namespace) -> int:
         raise ConfigError("--portal", f"no [portals.{args.portal}] is configured")
     # A sandbox portal is checked against a fresh simulator made from its config, as
     # ``serve`` would make it: it shows what the config asks of HubSpot.
-    transports: dict[str, httpx.AsyncBaseTransport] = {
-        name: httpx.ASGITransport(
-            app=create_sandbox_app(sandbox_config(portal))  # type: ignore[arg-type]  # Litestar's ASGI types
-        )
-        for name, portal in settings.portals.items()
-        if portal_uses_sandbox(portal)
-    }
+    transports = transports_of(sandboxes_for(settings))
     items = asyncio.run(
         check_portals(
             settings,

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import httpx
 import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
+from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from litestar.handlers import asgi
 from litestar.openapi import OpenAPIConfig
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from forwarder import __version__
 from forwarder.alerts.monitor import AlertMonitor, alert_monitor
 from forwarder.clock import Clock, SystemClock
-from forwarder.config import PortalSettings, Settings, portal_uses_sandbox
+from forwarder.compose import DeliveryWiring
+from forwarder.config import Settings
 from forwarder.debugger import debugger_lifespan, debugger_routers
+from forwarder.debugger.state import Debugger
 from forwarder.delivery.engine import Engine
-from forwarder.delivery.testmode import route_test_events
 from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
@@ -32,7 +31,14 @@ from forwarder.ingest.snippet import snippet_router
 from forwarder.ingest.webhooks import WebhookReceiver, hubspot_webhook
 from forwarder.pipeline.accept import Accepter
 from forwarder.pipeline.route import DefinitionCheck
-from forwarder.sandbox import ALL_SCOPES, DEFAULT_TOKEN, SandboxConfig, create_sandbox_app
+from forwarder.sandbox import DEFAULT_TOKEN
+from forwarder.sandboxes import (
+    Configure,
+    TestSandboxes,
+    sandbox_mounts,
+    sandboxes_for,
+    transports_of,
+)
 from forwarder.storage import create_storage
 from forwarder.storage.base import Storage
 from forwarder.storage.quality import FLUSH_EVERY_S, flush_quality, flush_rates
@@ -159,21 +165,16 @@ def create_app(
     *,
     clock: Clock | None = None,
     storage: Storage | None = None,
-    configure_sandbox: Callable[[str, SandboxConfig], SandboxConfig] | None = None,
+    configure_sandbox: Configure | None = None,
 ) -> Litestar:
-    """Build the whole forwarder as one ASGI app."""
+    """Build the whole forwarder as one ASGI app: every part is made here, once, ready."""
     clock = clock or SystemClock()
     storage = storage or create_storage(settings.storage, dedup_window_s=settings.dedup.window_s)
     metric_set = Metrics()
     sandboxes = sandboxes_for(settings, configure_sandbox)
-    transports: dict[str, httpx.AsyncBaseTransport] = {
-        name: httpx.ASGITransport(app=app)  # type: ignore[arg-type]  # Litestar's narrower ASGI types
-        for name, app in sandboxes.items()
-    }
-    engine = Engine(settings, storage, clock, metric_set, transports, DEFAULT_TOKEN)
-    test_sandboxes: dict[str, Litestar] = {}  # test events of real portals go to these
-    made = functools.partial(test_sandbox_transport, settings, test_sandboxes)
-    route_test_events(engine, settings, storage, clock, made, DEFAULT_TOKEN)
+    test_sandboxes = TestSandboxes(settings)  # test events of real portals go to these
+    wiring = DeliveryWiring(settings, storage, clock, metric_set, sandbox_token=DEFAULT_TOKEN)
+    engine = wiring.engine(transports_of(sandboxes), test_sandboxes.transport)
     alerts = alert_monitor(settings, storage, engine, metric_set, clock)
     runtime = Runtime(settings, storage, clock, engine, metric_set, alerts)
     resolver = SourceResolver(settings.sources, settings.server, clock)
@@ -182,6 +183,7 @@ def create_app(
         settings, storage, metric_set, clock, on_accepted=engine.notify, checks=checks
     )
     ingest = IngestService(settings, resolver, accepter, metric_set)
+    debugger = Debugger.of(settings, storage, engine, metric_set)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -193,7 +195,31 @@ def create_app(
             await runtime.stop()
             flush_logs()
 
-    app = ForwarderApp(
+    state = _state(
+        settings=settings,
+        storage=storage,
+        metrics=metric_set,
+        ingest=ingest,
+        engine=engine,
+        alerts=alerts,
+        webhooks=WebhookReceiver(settings, storage),
+        sandboxes=sandboxes,
+        test_sandboxes=test_sandboxes.made,
+        debugger=debugger,
+        admin_auth=debugger.auth,
+    )
+    return _forwarder_app(settings, ingest, state, [lifespan, debugger_lifespan], sandboxes)
+
+
+def _forwarder_app(
+    settings: Settings,
+    ingest: IngestService,
+    state: State,
+    lifespan: list[Callable[[Litestar], AbstractAsyncContextManager[None]]],
+    sandboxes: dict[str, Litestar],
+) -> ForwarderApp:
+    return ForwarderApp(
+        ingest,
         route_handlers=[
             ingest_router(),
             hubspot_webhook,
@@ -204,31 +230,24 @@ def create_app(
             *sandbox_mounts(sandboxes),
             *debugger_routers(),
         ],
-        lifespan=[lifespan, debugger_lifespan],
-        state=_state(
-            settings=settings,
-            storage=storage,
-            metrics=metric_set,
-            ingest=ingest,
-            engine=engine,
-            alerts=alerts,
-            webhooks=WebhookReceiver(settings, storage),
-            sandboxes=sandboxes,
-            test_sandboxes=test_sandboxes,
-        ),
+        lifespan=lifespan,
+        state=state,
         exception_handlers={HTTPException: _http_error},
         request_max_body_size=settings.server.max_request_bytes * 2,
         openapi_config=OpenAPIConfig(title="hubspot-forwarder", version=__version__),
         debug=False,
     )
-    app.ingest = ingest
-    return app
 
 
 class ForwarderApp(Litestar):
     """The forwarder's ASGI app: Litestar, with ingest answered before the framework."""
 
-    ingest: IngestService
+    def __init__(self, ingest: IngestService, **options: Any) -> None:
+        """Args:
+        ingest: answers the ingest routes (``options``: Litestar's own).
+        """
+        self.ingest = ingest
+        super().__init__(**options)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and await answer_ingest(self.ingest, scope, receive, send):
@@ -236,104 +255,5 @@ class ForwarderApp(Litestar):
         await super().__call__(scope, receive, send)
 
 
-def sandbox_config(portal: PortalSettings) -> SandboxConfig:
-    """The simulator for a sandbox portal: its tier, its limit overrides, its time scale."""
-    tokens = {DEFAULT_TOKEN: ALL_SCOPES}
-    if portal.access_token is not None:
-        tokens[portal.access_token.reveal()] = ALL_SCOPES
-    extra: dict[str, Any] = {}
-    if portal.service_key is not None:
-        extra["service_keys"] = {portal.service_key.reveal(): ALL_SCOPES}
-    signing = portal.client_secret or portal.webhook_secret
-    if signing is not None:  # the simulator signs its webhooks with the app's secret
-        extra["client_secret"] = signing.reveal()
-    if portal.refresh_token is not None and portal.client_secret is not None:
-        extra = {
-            "client_id": portal.client_id or "",
-            "client_secret": portal.client_secret.reveal(),
-            "refresh_token": portal.refresh_token.reveal(),
-        }
-    # The simulator knows the contact properties this portal maps traits to, as the real
-    # portal would after they were created there.
-    mapped = tuple(p for p in portal.contacts.properties.values() if p != "email")
-    if mapped:
-        extra["contact_properties"] = mapped
-    if portal.contacts.user_id_property is not None:
-        extra["unique_contact_properties"] = (portal.contacts.user_id_property,)
-    limits = portal.limits
-    if limits.events_per_s is not None:
-        extra["events_rps"] = limits.events_per_s
-    if limits.search_per_s is not None:
-        extra["search_rps"] = limits.search_per_s
-    return SandboxConfig(
-        portal_id=portal.portal_id,
-        tier=portal.tier,
-        tokens=tokens,
-        limit_10s=limits.crm_per_10s,
-        daily=limits.crm_daily,
-        time_scale=limits.time_scale,
-        **extra,
-    )
-
-
-def test_sandbox_transport(
-    settings: Settings, made: dict[str, Litestar], name: str
-) -> httpx.AsyncBaseTransport:
-    """The sandbox taking the test events of real portal ``name``, made on first use."""
-    if name not in made:
-        made[name] = create_sandbox_app(sandbox_config(settings.portals[name]))
-    return httpx.ASGITransport(app=made[name])  # type: ignore[arg-type]  # Litestar's ASGI types
-
-
-def sandboxes_for(
-    settings: Settings, configure: Callable[[str, SandboxConfig], SandboxConfig] | None = None
-) -> dict[str, Litestar]:
-    """One in-process HubSpot simulator per portal whose ``base_url`` is ``sandbox``."""
-    sandboxes: dict[str, Litestar] = {}
-    for name, portal in settings.portals.items():
-        if portal_uses_sandbox(portal):
-            config = sandbox_config(portal)
-            if configure is not None:
-                config = configure(name, config)
-            sandboxes[name] = create_sandbox_app(config)
-    return sandboxes
-
-
-def _mount(path: str, app: ASGIApp) -> Any:
-    @asgi(path, is_mount=True, copy_scope=True, name=f"mount:{path}")
-    async def mounted(scope: Scope, receive: Receive, send: Send) -> None:
-        await app(scope, receive, send)
-
-    return mounted
-
-
-def sandbox_mounts(sandboxes: dict[str, Litestar]) -> list[Any]:
-    """``/sandbox/{portal}/...`` for each simulator, and ``/sandbox/...`` for the first.
-
-    One mount dispatches on the first path segment: a mount at ``/sandbox`` would otherwise
-    swallow ``/sandbox/{portal}`` as a path of the first simulator.
-    """
-    if not sandboxes:
-        return []
-    first = next(iter(sandboxes.values()))
-
-    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope["path"]
-        name, _, rest = path.lstrip("/").partition("/")
-        target = sandboxes.get(name)
-        if target is None:
-            await first(scope, receive, send)
-            return
-        inner: dict[str, Any] = dict(scope)
-        inner["path"] = "/" + rest
-        inner["raw_path"] = ("/" + rest).encode()
-        inner["root_path"] = f"{scope.get('root_path', '')}/{name}"
-        await target(inner, receive, send)  # type: ignore[arg-type]
-
-    return [_mount("/sandbox", dispatch)]
-
-
-def _state(**values: Any) -> Any:
-    from litestar.datastructures import State
-
+def _state(**values: Any) -> State:
     return State(values)

@@ -20,6 +20,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+from litestar import Litestar
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
@@ -108,7 +109,12 @@ def _check_same_origin(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
 
 def admin_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Litestar guard: the ``AdminAuth`` kept in ``app.state.admin_auth``."""
-    auth: AdminAuth | None = connection.app.state.get("admin_auth")
-    if auth is None:
-        auth = connection.app.state.admin_auth = AdminAuth(connection.app.state.settings)
-    auth.check(connection)
+    admin_auth_of(connection.app).check(connection)
+
+
+def admin_auth_of(app: Litestar) -> AdminAuth:
+    """The ``AdminAuth`` the composition root put in ``app.state.admin_auth``."""
+    found = app.state.get("admin_auth")
+    if not isinstance(found, AdminAuth):  # a wiring mistake, not a request's fault
+        raise TypeError(f"app.state.admin_auth is {type(found).__name__}, not an AdminAuth")
+    return found

@@ -16,8 +16,7 @@ from litestar.params import Body
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
-from forwarder.debugger.auth import SESSION_COOKIE, SESSION_TTL_S, admin_guard
-from forwarder.debugger.state import debugger_of
+from forwarder.debugger.auth import SESSION_COOKIE, SESSION_TTL_S, admin_auth_of, admin_guard
 
 STATIC = Path(str(files("forwarder.debugger") / "static"))
 LOGIN_PATH = "/debugger/login"
@@ -90,8 +89,7 @@ async def login(
     data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Response[Any]:
     """Check the token; on success set the session cookie and go to the page."""
-    debugger_of(request.app)
-    auth = request.app.state.admin_auth
+    auth = admin_auth_of(request.app)
     if not auth.enabled or auth.loopback_open:
         return Redirect("/debugger", status_code=303)
     if not auth.token_matches(data.token):

@@ -1,11 +1,12 @@
-"""The debugger's parts, built once per app from what the composition root put in its state."""
+"""The debugger's dependencies: one typed value the composition root builds and keeps in the
+app's state; the routes read it with ``debugger_of``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
+from dataclasses import dataclass
 
 from litestar import Litestar
 
@@ -18,24 +19,38 @@ from forwarder.storage.base import Storage
 from forwarder.telemetry import Metrics
 
 
+@dataclass(frozen=True, slots=True)
 class Debugger:
-    """Settings, storage, engine and metrics of the app, plus the masker and rate history."""
+    """Exactly what the debugger reads: the app's settings, storage, engine and metrics, and
+    the parts it keeps of its own (masker, rate history, admin auth)."""
 
-    def __init__(self, state: Any) -> None:
-        self.settings: Settings = state.settings
-        self.storage: Storage = state.storage
-        self.engine: Engine = state.engine
-        self.metrics: Metrics = state.metrics
-        self.masker = Masker(self.settings)
-        self.rates = RateHistory(self.engine, self.metrics)
+    settings: Settings
+    storage: Storage
+    engine: Engine
+    metrics: Metrics
+    masker: Masker
+    rates: RateHistory
+    auth: AdminAuth
+
+    @classmethod
+    def of(cls, settings: Settings, storage: Storage, engine: Engine, metrics: Metrics) -> Debugger:
+        """The debugger of one app, its own parts configured from the settings."""
+        return cls(
+            settings=settings,
+            storage=storage,
+            engine=engine,
+            metrics=metrics,
+            masker=Masker(settings),
+            rates=RateHistory(engine, metrics),
+            auth=AdminAuth(settings),
+        )
 
 
 def debugger_of(app: Litestar) -> Debugger:
-    """The app's ``Debugger`` (made on first use when the lifespan did not run)."""
-    found: Debugger | None = app.state.get("debugger")
-    if found is None:
-        found = app.state.debugger = Debugger(app.state)
-        app.state.admin_auth = AdminAuth(found.settings)
+    """The ``Debugger`` the composition root put in ``app.state.debugger``."""
+    found = app.state.get("debugger")
+    if not isinstance(found, Debugger):  # a wiring mistake, not a request's fault
+        raise TypeError(f"app.state.debugger is {type(found).__name__}, not a Debugger")
     return found
 
 

@@ -1,4 +1,5 @@
-"""The delivery engine: per portal a client, envelopes, definitions and one worker per queue.
+"""The delivery engine: runs per portal a client, envelopes, definitions and one worker per
+queue (built by the composition root, ``forwarder/compose.py``).
 
 Also the housekeeping a queue needs: expiring held conversions, and the continuous
 conservation check (accepted = delivered + dead + dropped + expired + pending).
@@ -8,37 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-from collections.abc import Callable, Mapping
-
-import httpx
+from collections.abc import Mapping
 
 from forwarder.clock import Clock
-from forwarder.config import PortalSettings, Secret, Settings, portal_uses_sandbox
-from forwarder.delivery.attribution import Attributor
+from forwarder.config import PortalSettings
 from forwarder.delivery.definitions import DefinitionCatalog
-from forwarder.delivery.destinations import Destination
-from forwarder.delivery.destinations.contacts import Contacts
-from forwarder.delivery.destinations.conversions import Conversions
-from forwarder.delivery.destinations.forms import Forms
-from forwarder.delivery.destinations.timeline import Timeline
 from forwarder.delivery.envelopes import PortalEnvelopes
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.quality import ATTRIBUTED, DeliveryTally
-from forwarder.delivery.quotas import StoredQuota
-from forwarder.delivery.worker import QueueWorker, WorkerSettings
-from forwarder.hubspot.auth import (
-    LockFactory,
-    OAuthTokens,
-    StaticToken,
-    TokenProvider,
-    TokenStore,
-)
+from forwarder.delivery.worker import QueueWorker
 from forwarder.hubspot.client import HubSpotClient
-from forwarder.hubspot.paths import paths_for
-from forwarder.identity.lookup import ContactLookup
-from forwarder.identity.resolve import Resolver
-from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Coordination, SharedWindow, Storage
+from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Storage
 from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.telemetry import Metrics, get_logger
 
@@ -55,51 +36,14 @@ class Portal:
         client: HubSpotClient,
         catalog: DefinitionCatalog,
         envelopes: PortalEnvelopes,
+        mapper: Mapper,
     ) -> None:
         self.name = name
         self.settings = settings
         self.client = client
         self.catalog = catalog
         self.envelopes = envelopes
-        self.mapper = Mapper(settings)
-
-
-def token_provider(
-    portal: PortalSettings,
-    *,
-    transport: httpx.AsyncBaseTransport | None,
-    base_url: str,
-    clock: Clock,
-    sandbox_token: str,
-    lock_factory: LockFactory | None = None,
-    store: TokenStore | None = None,
-) -> TokenProvider:
-    """OAuth when a refresh token is configured, else the static token or service key (both
-    are sent as ``Authorization: Bearer``)."""
-    if portal.refresh_token is not None and portal.client_secret is not None:
-        return OAuthTokens(
-            portal.client_id or "",
-            portal.client_secret,
-            portal.refresh_token,
-            base_url=base_url,
-            transport=transport,
-            clock=clock,
-            lock_factory=lock_factory,
-            store=store,
-        )
-    return StaticToken(portal.access_token or portal.service_key or Secret(sandbox_token))
-
-
-def _refresh_lock(shared: Coordination | None, portal: str) -> LockFactory | None:
-    if shared is None:
-        return None
-    return lambda: shared.lock(f"oauth-refresh:{portal}", ttl_s=30.0)
-
-
-def _windows(shared: Coordination | None, portal: str) -> Callable[[str], SharedWindow] | None:
-    if shared is None:
-        return None
-    return lambda envelope: shared.window(portal, envelope)
+        self.mapper = mapper
 
 
 class Engine:
@@ -107,83 +51,25 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings,
         storage: Storage,
         clock: Clock,
         metrics: Metrics,
-        transports: Mapping[str, httpx.AsyncBaseTransport],
-        sandbox_token: str,
+        portals: Mapping[str, Portal],
+        workers: Mapping[tuple[str, str], QueueWorker],
     ) -> None:
-        self._settings = settings
+        """Take the portals and workers the composition root built (``forwarder/compose.py``).
+
+        Args:
+            portals: per portal name, what its deliveries share.
+            workers: per (portal, destination), the worker of that queue.
+        """
         self._storage = storage
         self._clock = clock
         self._metrics = metrics
         self._log = get_logger("delivery")
-        self.portals: dict[str, Portal] = {}
-        self.workers: dict[tuple[str, str], QueueWorker] = {}
+        self.portals: dict[str, Portal] = dict(portals)
+        self.workers: dict[tuple[str, str], QueueWorker] = dict(workers)
         self._tasks: list[asyncio.Task[None]] = []
-        shared = storage.coordination()  # replicas on Redis share windows and token refreshes
-        for name, portal in settings.portals.items():
-            transport = transports.get(name)
-            base_url = "http://sandbox" if portal_uses_sandbox(portal) else portal.base_url
-            provider = token_provider(
-                portal,
-                transport=transport,
-                base_url=base_url,
-                clock=clock,
-                sandbox_token=sandbox_token,
-                lock_factory=_refresh_lock(shared, name),
-                store=shared.tokens(name) if shared is not None else None,
-            )
-            client = HubSpotClient(
-                base_url,
-                provider,
-                transport=transport,
-                clock=clock,
-                timeout_s=portal.request_timeout_s,
-                paths=paths_for(portal.api_version),
-            )
-            create = portal.unmapped_events == "auto" or portal_uses_sandbox(portal)
-            envelopes = PortalEnvelopes.from_portal(
-                portal,
-                clock,
-                _windows(shared, name),
-                ledgers=functools.partial(StoredQuota, storage, name),
-            )
-            catalog = DefinitionCatalog(
-                name,
-                client,
-                storage,
-                create_missing=create,
-                spend=functools.partial(envelopes.acquire, "lookups"),
-            )
-            self.portals[name] = Portal(name, portal, client, catalog, envelopes)
-            lookup = None
-            if portal.contacts.user_id_property is not None:
-                lookup = ContactLookup(client, envelopes, clock, portal.contacts.user_id_property)
-            resolver = Resolver(name, portal.identity_order, storage, lookup)
-            mapper = self.portals[name].mapper
-            attributor = None
-            if portal.attribution.remember:
-                attributor = Attributor(name, portal.attribution, storage)
-            destinations: list[Destination] = [
-                Conversions(portal, mapper, catalog, resolver, attributor),
-                Timeline(portal, mapper, resolver, attributor),
-                Contacts(portal),
-            ]
-            if portal.forms_guid is not None:
-                destinations.append(Forms(portal))
-            for destination in destinations:
-                self.workers[(name, destination.name)] = QueueWorker(
-                    name,
-                    destination,
-                    storage=storage,
-                    client=client,
-                    envelopes=envelopes,
-                    settings=WorkerSettings.of(portal),
-                    clock=clock,
-                    metrics=metrics,
-                )
 
     def notify(self, portal: str, destinations: tuple[str, ...]) -> None:
         """Wake the workers of queues that just received items."""

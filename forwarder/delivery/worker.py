@@ -108,6 +108,7 @@ class QueueWorker:
         settings: WorkerSettings,
         clock: Clock,
         metrics: Metrics,
+        test_route: TestRoute | None = None,
     ) -> None:
         self.portal = portal
         self.destination = destination
@@ -131,7 +132,7 @@ class QueueWorker:
             cap_s=BREAKER_CAP_S / scale,
             probe_timeout_s=2 * settings.request_timeout_s,
         )
-        self.test_route: TestRoute | None = None
+        self.test_route = test_route
         """Set for a portal that is not the sandbox: its test events go there instead."""
         self._log = get_logger("delivery").bind(portal=portal, destination=destination.name)
         self._quality = DeliveryTally(metrics.quality)

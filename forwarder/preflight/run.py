@@ -7,10 +7,8 @@ from collections.abc import Mapping
 import httpx
 
 from forwarder.clock import SystemClock
-from forwarder.config import Settings, portal_uses_sandbox
-from forwarder.delivery.engine import token_provider
-from forwarder.hubspot.client import HubSpotClient
-from forwarder.hubspot.paths import paths_for
+from forwarder.config import Settings
+from forwarder.hubspot.connect import portal_client
 from forwarder.preflight.checks import PortalCheck
 from forwarder.preflight.items import Item
 
@@ -37,18 +35,11 @@ async def check_portals(
     for name, portal in settings.portals.items():
         if only is not None and name != only:
             continue
-        transport = (transports or {}).get(name)
-        base_url = "http://sandbox" if portal_uses_sandbox(portal) else portal.base_url
-        provider = token_provider(
-            portal, transport=transport, base_url=base_url, clock=clock, sandbox_token=sandbox_token
-        )
-        client = HubSpotClient(
-            base_url,
-            provider,
-            transport=transport,
+        client = portal_client(
+            portal,
+            transport=(transports or {}).get(name),
             clock=clock,
-            timeout_s=portal.request_timeout_s,
-            paths=paths_for(portal.api_version),
+            sandbox_token=sandbox_token,
         )
         try:
             check = PortalCheck(name, portal, client, create_missing=create_missing)
