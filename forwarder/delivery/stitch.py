@@ -12,7 +12,8 @@ from typing import Any
 
 from forwarder.delivery.identity import Candidates, Identity, choose, from_event, person_keys
 from forwarder.delivery.lookup import ContactLookup
-from forwarder.storage.base import Key, Storage
+from forwarder.storage.base import Key
+from forwarder.storage.roles import IdentityGraph
 
 _GRAPH_KINDS = {"email": "email", "utk": "utk", "contactId": "objectId"}
 
@@ -24,7 +25,7 @@ class Resolver:
         self,
         portal: str,
         order: Sequence[str],
-        storage: Storage,
+        storage: IdentityGraph,
         lookup: ContactLookup | None = None,
     ) -> None:
         self._portal = portal

@@ -22,7 +22,7 @@ from forwarder.hubspot.auth import StaticToken
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import EventCompletion
 from forwarder.hubspot.paths import ApiPaths, paths_for
-from forwarder.storage.base import Storage
+from forwarder.storage.roles import Metadata
 
 
 class SandboxRoute:
@@ -32,7 +32,7 @@ class SandboxRoute:
         self,
         portal: str,
         transport: Callable[[], httpx.AsyncBaseTransport],
-        storage: Storage,
+        storage: Metadata,
         clock: Clock,
         token: str,
         paths: ApiPaths,
@@ -68,7 +68,7 @@ class SandboxRoute:
 def route_test_events(
     engine: Engine,
     settings: Settings,
-    storage: Storage,
+    storage: Metadata,
     clock: Clock,
     transport_for: Callable[[str], httpx.AsyncBaseTransport],
     token: str,

@@ -39,7 +39,8 @@ from forwarder.delivery.retry import (
 from forwarder.errors import HubSpotError, StorageUnavailableError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.responses import HubSpotResponse
-from forwarder.storage.base import Attempt, Item, Storage
+from forwarder.storage.base import Attempt, Item
+from forwarder.storage.roles import DeliveryQueue
 from forwarder.telemetry import Metrics, get_logger
 
 LEASE_S = 120.0
@@ -89,7 +90,7 @@ class QueueWorker:
         portal: str,
         destination: Destination,
         *,
-        storage: Storage,
+        storage: DeliveryQueue,
         client: HubSpotClient,
         envelopes: PortalEnvelopes,
         settings: WorkerSettings,

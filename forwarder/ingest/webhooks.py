@@ -23,7 +23,7 @@ import msgspec
 from litestar import Request, Response, post
 
 from forwarder.config import PortalSettings, Secret, Settings
-from forwarder.storage.base import Storage
+from forwarder.storage.roles import IdentityGraph
 from forwarder.telemetry import get_logger
 
 MAX_SKEW_MS = 300_000
@@ -90,7 +90,7 @@ def verify(
 class WebhookReceiver:
     """Portals by HubSpot id, with their signing secrets, decided once."""
 
-    def __init__(self, settings: Settings, storage: Storage) -> None:
+    def __init__(self, settings: Settings, storage: IdentityGraph) -> None:
         self._portals = {p.portal_id: (name, p) for name, p in settings.portals.items()}
         self._storage = storage
         self._log = get_logger("webhooks")

@@ -22,7 +22,8 @@ import msgspec
 from forwarder.delivery.identity import normalise_email, person_keys
 from forwarder.delivery.identity import text_id as _text
 from forwarder.delivery.touches import TouchReader, touch_fingerprint
-from forwarder.storage.base import Item, Key, Storage, Touch
+from forwarder.storage.base import Item, Key, Touch
+from forwarder.storage.roles import IdentityGraph
 
 _ASSERTING = ("traits", "hubspotutk", "hubspot")
 _MAX_SENT = 65_536
@@ -63,7 +64,7 @@ class Enricher:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: IdentityGraph,
         now: Callable[[], float],
         on_released: Callable[[str, tuple[str, ...]], None] | None = None,
         touch_readers: Mapping[str, TouchReader] | None = None,
