@@ -3,6 +3,7 @@ while HubSpot (a sandbox process) is down, and again after delivery drained the 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,10 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from forwarder.clock import ManualClock
+from forwarder.delivery.backlog import QueueGauges
+from forwarder.storage.sqlite import SqliteStorage
+from forwarder.telemetry import Metrics
 from tests.support import (
     SERVER_KEY,
     ServerProcess,
@@ -77,3 +82,39 @@ def test_queue_gauges_show_a_backlog_while_hubspot_is_down_and_clear_once_it_dra
         finally:
             server.stop()
         assert len(sandbox.received_uuids()) == EVENTS
+
+
+class SlowToCount(SqliteStorage):
+    """A real store whose queue_depth takes one second of the manual clock, and says when."""
+
+    def __init__(self, path: Path, clock: ManualClock) -> None:
+        super().__init__(path)
+        self.clock = clock
+        self.asked_at: list[float] = []
+
+    async def queue_depth(self, portal: str, destination: str, *, now: float) -> tuple[int, float]:
+        self.asked_at.append(self.clock.monotonic())
+        self.clock.advance(1.0)
+        return await super().queue_depth(portal, destination, now=now)
+
+
+async def test_a_slow_sample_spaces_the_next_so_sampling_stays_a_small_share_of_the_time(
+    tmp_path: Path,
+) -> None:
+    clock = ManualClock()
+    store = SlowToCount(tmp_path / "f.db", clock)
+    await store.open()
+    task = asyncio.create_task(
+        QueueGauges(store, [("main", "conversions")], Metrics(), clock).run()
+    )
+    try:
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            clock.advance(1.0)
+            if len(store.asked_at) == 2:
+                break
+    finally:
+        task.cancel()
+        await store.close()
+    first, second = store.asked_at[:2]
+    assert second - first >= 50.0  # one second of sampling, then 49 idle (2 %)
