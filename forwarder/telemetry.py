@@ -345,11 +345,14 @@ class Metrics:
             registry=r,
         )
         self.queue_depth = Gauge(
-            "forwarder_queue_depth", "Ready items.", ["portal", "destination"], registry=r
+            "forwarder_queue_depth",
+            "Items waiting to be sent (pending or in flight; held ones not counted).",
+            ["portal", "destination"],
+            registry=r,
         )
         self.queue_age = Gauge(
             "forwarder_queue_oldest_age_seconds",
-            "Age of the oldest ready item.",
+            "Seconds since the oldest waiting item was received (0: none waits).",
             ["portal", "destination"],
             registry=r,
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import msgspec
 from prometheus_client import Counter
@@ -18,7 +18,8 @@ from forwarder.debugger.quality import WINDOW_HOURS, percentile_ms, report
 from forwarder.delivery.engine import Engine
 from forwarder.delivery.envelopes import Envelope
 from forwarder.errors import ServiceUnavailableError
-from forwarder.storage.base import FINAL_STATES, OPEN_STATES, QualityCount, Storage
+from forwarder.storage.base import FINAL_STATES, OPEN_STATES, QualityCount
+from forwarder.storage.roles import Counters, DebugView, Lifecycle
 from forwarder.telemetry import Metrics, get_logger
 
 _CHECK_TIMEOUT_S = 2.0
@@ -78,13 +79,17 @@ class Receiver:
         self.sender.submit(payload(status, condition, at=at, since=since))
 
 
+class WatchedStore(Lifecycle, DebugView, Counters, Protocol):
+    """What the alert snapshot reads: writability, item counts and quality counters."""
+
+
 class AlertMonitor:
     """The snapshot loop shared by every receiver."""
 
     def __init__(
         self,
         settings: Settings,
-        storage: Storage,
+        storage: WatchedStore,
         engine: Engine,
         metrics: Metrics,
         clock: Clock,
@@ -173,7 +178,7 @@ def _scores(rows: list[QualityCount], at: float) -> dict[str, TypeScore]:
 
 
 def alert_monitor(
-    settings: Settings, storage: Storage, engine: Engine, metrics: Metrics, clock: Clock
+    settings: Settings, storage: WatchedStore, engine: Engine, metrics: Metrics, clock: Clock
 ) -> AlertMonitor | None:
     """The monitor for ``[[alerts]]``; None when no receiver is configured."""
     if not settings.alerts:

@@ -8,7 +8,7 @@ page, bounded by ``max_scan`` so a filter matching nothing cannot read the whole
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -26,19 +26,24 @@ from forwarder.debugger.models import (
 from forwarder.debugger.touches import conversion_attribution
 from forwarder.identity.choice import Identity
 from forwarder.identity.resolve import Resolver
-from forwarder.storage.base import Attempt, ItemRecord, Storage, StoredEvent
+from forwarder.storage.base import Attempt, ItemRecord, StoredEvent
 from forwarder.storage.outcomes import Reason, describe
+from forwarder.storage.roles import DebugView, IdentityGraph
 
 PAGE = 200
 _OPEN_ORDER = (("held", "held"), ("pending", "pending"), ("leased", "pending"))
 _FINAL_ORDER = ("dead", "expired", "dropped")
 
 
-async def _has_after(storage: Storage, seq: int) -> bool:
+class HistoryStore(DebugView, IdentityGraph, Protocol):
+    """Events and items read back together with the people they belong to."""
+
+
+async def _has_after(storage: DebugView, seq: int) -> bool:
     return bool(await storage.recent_events(after_seq=seq, limit=1))
 
 
-async def latest_seq(storage: Storage) -> int:
+async def latest_seq(storage: DebugView) -> int:
     """The highest stored sequence number (0: none), by exponential then binary search."""
     if not await _has_after(storage, 0):
         return 0
@@ -55,7 +60,7 @@ async def latest_seq(storage: Storage) -> int:
 
 
 async def newest_first(
-    storage: Storage, *, before: int | None = None, max_scan: int = 5000
+    storage: DebugView, *, before: int | None = None, max_scan: int = 5000
 ) -> AsyncIterator[StoredEvent]:
     """Stored events with ``seq < before`` (default: all), newest first, at most ``max_scan``."""
     top = before - 1 if before is not None else await latest_seq(storage)
@@ -135,7 +140,7 @@ def summary(
 
 
 async def identity_now(
-    storage: Storage, settings: Settings, portal: str, data: dict[str, Any]
+    storage: IdentityGraph, settings: Settings, portal: str, data: dict[str, Any]
 ) -> Identity:
     """The identifier the forwarder would send this event with now (graph, no HubSpot look-up)."""
     order = settings.portals[portal].identity_order if portal in settings.portals else ()
@@ -186,7 +191,7 @@ def _identity_view(
 
 
 async def detail(
-    storage: Storage, settings: Settings, masker: Masker, event: StoredEvent
+    storage: HistoryStore, settings: Settings, masker: Masker, event: StoredEvent
 ) -> EventDetail:
     """Everything the debugger shows for one event."""
     data = decode(event)

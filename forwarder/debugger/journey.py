@@ -14,13 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 from forwarder.config import Settings
-from forwarder.debugger.events import decode, identity_now, newest_first, status_of
+from forwarder.debugger.events import (
+    HistoryStore,
+    decode,
+    identity_now,
+    newest_first,
+    status_of,
+)
 from forwarder.debugger.explain import explain
 from forwarder.debugger.masking import Masker
 from forwarder.debugger.models import Identifier, Journey, JourneyStep, Touch
 from forwarder.debugger.touches import conversion_attribution, remembered
 from forwarder.identity.keys import normalise_email, text_id
-from forwarder.storage.base import ItemRecord, Key, Storage, StoredEvent
+from forwarder.storage.base import ItemRecord, Key, StoredEvent
 
 KINDS = ("email", "userId", "anonymousId", "utk")
 
@@ -102,7 +108,11 @@ def touches(datas: list[dict[str, Any]]) -> tuple[Touch | None, Touch | None]:
 
 
 async def _step(
-    storage: Storage, settings: Settings, masker: Masker, event: StoredEvent, data: dict[str, Any]
+    storage: HistoryStore,
+    settings: Settings,
+    masker: Masker,
+    event: StoredEvent,
+    data: dict[str, Any],
 ) -> JourneyStep:
     items = await storage.items_of(event.seq)
     conversion_item = next((i for i in items if i.destination == "conversions"), None)
@@ -144,7 +154,7 @@ def _unsent_track(items: list[ItemRecord]) -> str:
 
 
 async def journey(
-    storage: Storage,
+    storage: HistoryStore,
     settings: Settings,
     masker: Masker,
     query: Key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Collection, Sequence
+from typing import Protocol
 
 from prometheus_client import Counter
 
@@ -23,13 +24,22 @@ from forwarder.debugger.models import (
     Stats,
 )
 from forwarder.delivery.engine import Engine
-from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Key, Storage
+from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Key
 from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.storage.quality import flush_quality
+from forwarder.storage.roles import Counters, DebugView, DeliveryQueue, IdentityGraph
 from forwarder.telemetry import Metrics
 
 Counts = dict[tuple[str, str, str], int]
 _MAX_BULK = 100_000
+
+
+class FunnelStore(DebugView, Counters, Protocol):
+    """The overview's reads: item counts and dead letters, and the shared ingest totals."""
+
+
+class DeadLetterStore(DebugView, DeliveryQueue, Protocol):
+    """Dead letters found, then replayed or purged."""
 
 
 def counter_total(counter: Counter, **labels: str) -> int:
@@ -53,7 +63,7 @@ def conservation(counts: Counts) -> Conservation:
     return Conservation(accepted=accepted, final=final, open=open_, drift=drift, ok=drift == 0)
 
 
-async def stats(storage: Storage) -> Stats:
+async def stats(storage: DebugView) -> Stats:
     """Counts per queue and the conservation check."""
     counts = await storage.counts()
     queues: dict[tuple[str, str], dict[str, int]] = {}
@@ -86,7 +96,7 @@ def _funnel(counts: Counts, portal: str, destination: str, paused: str | None) -
 
 
 async def dead_letters(
-    storage: Storage, masker: Masker, *, portal: str | None = None, limit: int = 100
+    storage: DebugView, masker: Masker, *, portal: str | None = None, limit: int = 100
 ) -> list[DeadLetter]:
     """Dead-lettered items, oldest first, with HubSpot's reason."""
     out = []
@@ -111,7 +121,7 @@ async def dead_letters(
 
 
 async def overview(
-    storage: Storage, settings: Settings, engine: Engine, metrics: Metrics, masker: Masker
+    storage: FunnelStore, settings: Settings, engine: Engine, metrics: Metrics, masker: Masker
 ) -> Overview:
     """The funnel: received -> rejected -> duplicates -> per queue states, and dead letters.
 
@@ -155,7 +165,7 @@ async def overview(
 
 
 async def _dead_ids(
-    storage: Storage, ids: Sequence[int], everything: bool, portal: str | None
+    storage: DebugView, ids: Sequence[int], everything: bool, portal: str | None
 ) -> list[int]:
     """The chosen ids that are dead letters now (a purge must never touch a live item)."""
     dead = [i.id for i in await storage.items_in_state("dead", portal=portal, limit=_MAX_BULK)]
@@ -166,7 +176,7 @@ async def _dead_ids(
 
 
 async def replay(
-    storage: Storage,
+    storage: DeadLetterStore,
     engine: Engine,
     ids: Sequence[int],
     *,
@@ -182,7 +192,7 @@ async def replay(
 
 
 async def purge(
-    storage: Storage,
+    storage: DeadLetterStore,
     ids: Sequence[int],
     *,
     everything: bool = False,
@@ -204,7 +214,7 @@ async def purge(
 
 
 async def erase(
-    storage: Storage, settings: Settings, keys: Sequence[Key], portal: str | None
+    storage: IdentityGraph, settings: Settings, keys: Sequence[Key], portal: str | None
 ) -> list[Erased]:
     """Remove a person from the graph and from held and queued events, per portal."""
     out = []

@@ -14,7 +14,8 @@ from forwarder.debugger.quality_models import (
     SourceFigures,
     Window,
 )
-from forwarder.storage.base import QualityCount, Storage
+from forwarder.storage.base import QualityCount
+from forwarder.storage.roles import Counters
 from forwarder.tallies import LATENCY_BOUNDS_MS
 
 WINDOW_HOURS: dict[str, int] = {"hour": 1, "day": 24, "week": 168}
@@ -203,7 +204,7 @@ def report(rows: Iterable[QualityCount], window: Window, now: float) -> QualityR
     return QualityReport(window=window, since=first * 3600.0, generated_at=now, event_types=out)
 
 
-async def quality(storage: Storage, window: Window, now: float) -> QualityReport:
+async def quality(storage: Counters, window: Window, now: float) -> QualityReport:
     """Read the window's counters from the store and report on them."""
     last = int(now // 3600)
     rows = await storage.quality_hours(last - WINDOW_HOURS[window], last)

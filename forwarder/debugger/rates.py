@@ -16,8 +16,8 @@ from forwarder.debugger.overview import counter_total
 from forwarder.delivery.engine import Engine
 from forwarder.delivery.envelopes import Envelope
 from forwarder.delivery.envelopes import PortalEnvelopes as Budgets
-from forwarder.storage.base import Storage
 from forwarder.storage.quality import flush_rates
+from forwarder.storage.roles import Counters
 from forwarder.telemetry import Metrics, get_logger
 
 SAMPLE_EVERY_S = 5.0
@@ -115,7 +115,7 @@ class RateHistory:
                 self._log.exception("rate_sample_failed")
             await asyncio.sleep(self.every_s)
 
-    async def view(self, storage: Storage) -> list[PortalEnvelopes]:
+    async def view(self, storage: Counters) -> list[PortalEnvelopes]:
         """Per portal: usage now, the last hour of samples, each destination's breaker, and the
         last day's requests per minute from the store (every replica's; this one's latest
         counts are added first)."""

@@ -15,7 +15,8 @@ from forwarder.config import Settings
 from forwarder.debugger import models
 from forwarder.debugger.masking import Masker
 from forwarder.delivery.attribution import Attribution, Attributor, TouchReason, UsedTouch
-from forwarder.storage.base import Key, Storage, StoredEvent, Touch
+from forwarder.storage.base import Key, StoredEvent, Touch
+from forwarder.storage.roles import IdentityGraph
 
 _DAY_S = 86400.0
 
@@ -106,7 +107,11 @@ def _used(
 
 
 async def conversion_attribution(
-    storage: Storage, settings: Settings, masker: Masker, event: StoredEvent, data: dict[str, Any]
+    storage: IdentityGraph,
+    settings: Settings,
+    masker: Masker,
+    event: StoredEvent,
+    data: dict[str, Any],
 ) -> models.AttributionView | None:
     """The attribution a conversion (a track, or a mapped named page) gets now; None when its
     portal is gone or it was erased."""
@@ -128,7 +133,7 @@ async def conversion_attribution(
 
 
 async def remembered(
-    storage: Storage, portals: Sequence[str], keys: Sequence[Key], masker: Masker
+    storage: IdentityGraph, portals: Sequence[str], keys: Sequence[Key], masker: Masker
 ) -> tuple[models.Touch | None, models.Touch | None] | None:
     """The earliest and latest touch remembered for any of ``keys`` (None: nothing remembered)."""
     touches = [

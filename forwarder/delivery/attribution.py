@@ -30,7 +30,8 @@ import msgspec
 from forwarder.config import AttributionSettings
 from forwarder.delivery.touches import UTM_FIELDS, TouchReader, epoch
 from forwarder.identity.keys import person_keys
-from forwarder.storage.base import Key, Storage, Touch, TouchMemory
+from forwarder.storage.base import Key, Touch, TouchMemory
+from forwarder.storage.roles import IdentityGraph
 
 _TOUCH_KINDS = ("anonymousId", "userId")
 """The identifiers touches are remembered under."""
@@ -83,7 +84,7 @@ def _latest(used: Sequence[UsedTouch]) -> UsedTouch | None:
 class Attributor:
     """Per portal: the window and the kinds that count, decided once; ``attribute`` per batch."""
 
-    def __init__(self, portal: str, settings: AttributionSettings, storage: Storage) -> None:
+    def __init__(self, portal: str, settings: AttributionSettings, storage: IdentityGraph) -> None:
         self._portal = portal
         self._window_s = settings.last_touch_window_s
         self._reader = TouchReader(settings.touches)

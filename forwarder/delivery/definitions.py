@@ -20,7 +20,7 @@ from forwarder.hubspot.definitions import (
     new_definition,
     new_property,
 )
-from forwarder.storage.base import Storage
+from forwarder.storage.roles import Metadata
 from forwarder.telemetry import get_logger
 
 Known = dict[str, dict[str, str]]
@@ -44,7 +44,7 @@ class DefinitionCatalog:
         self,
         portal: str,
         client: HubSpotClient,
-        storage: Storage,
+        storage: Metadata,
         *,
         create_missing: bool,
         spend: Callable[[], Awaitable[None]] | None = None,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from forwarder.clock import Clock
 from forwarder.config import PortalSettings
+from forwarder.delivery.backlog import QueueGauges
 from forwarder.delivery.definitions import DefinitionCatalog
 from forwarder.delivery.envelopes import PortalEnvelopes
 from forwarder.delivery.mapping import Mapper
@@ -91,6 +92,8 @@ class Engine:
                 asyncio.create_task(worker.run(), name=f"deliver:{portal}:{destination}")
             )
         self._tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        gauges = QueueGauges(self._storage, list(self.workers), self._metrics, self._clock)
+        self._tasks.append(asyncio.create_task(gauges.run(), name="queue-gauges"))
 
     async def stop(self, deadline_s: float) -> None:
         """Flush what the envelopes allow within the deadline; the rest stays durable."""

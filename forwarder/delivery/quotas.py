@@ -16,7 +16,7 @@ import structlog
 
 from forwarder.clock import Clock
 from forwarder.delivery.background import BackgroundWrites
-from forwarder.storage.base import Storage
+from forwarder.storage.roles import SharedLimits
 
 _log = structlog.get_logger(__name__)
 
@@ -239,7 +239,7 @@ class StoredQuota:
     """The ``QuotaLedger`` of one quota of one portal, kept in the store (every replica, every
     restart)."""
 
-    def __init__(self, storage: Storage, portal: str, name: str) -> None:
+    def __init__(self, storage: SharedLimits, portal: str, name: str) -> None:
         self._storage = storage
         self._portal = portal
         self._name = name

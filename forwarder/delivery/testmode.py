@@ -15,13 +15,15 @@ from forwarder.delivery.destinations import Ready
 from forwarder.delivery.mapping import Conversion
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import EventCompletion
-from forwarder.storage.base import Storage
+from forwarder.storage.roles import Metadata
 
 
 class SandboxRoute:
     """One real portal's test sandbox: its client made on first use."""
 
-    def __init__(self, portal: str, connect: Callable[[], HubSpotClient], storage: Storage) -> None:
+    def __init__(
+        self, portal: str, connect: Callable[[], HubSpotClient], storage: Metadata
+    ) -> None:
         """Set up the route; nothing is made until the first test event.
 
         Args:

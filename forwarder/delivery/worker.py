@@ -39,8 +39,9 @@ from forwarder.delivery.retry import Outcome as Action
 from forwarder.errors import HubSpotError, StorageUnavailableError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.responses import HubSpotResponse
-from forwarder.storage.base import Attempt, Item, Storage
+from forwarder.storage.base import Attempt, Item
 from forwarder.storage.outcomes import Outcome, Reason, describe
+from forwarder.storage.roles import DeliveryQueue
 from forwarder.telemetry import Metrics, get_logger
 
 LEASE_S = 120.0
@@ -102,7 +103,7 @@ class QueueWorker:
         portal: str,
         destination: Destination,
         *,
-        storage: Storage,
+        storage: DeliveryQueue,
         client: HubSpotClient,
         envelopes: PortalEnvelopes,
         settings: WorkerSettings,

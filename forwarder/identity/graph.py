@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from forwarder.identity.keys import links
-from forwarder.storage.base import Item, Storage
+from forwarder.storage.base import Item
+from forwarder.storage.roles import IdentityGraph
 from forwarder.telemetry import get_logger
 
 
@@ -25,7 +26,7 @@ class Linker:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: IdentityGraph,
         now: Callable[[], float],
         on_released: Callable[[str, tuple[str, ...]], None] | None = None,
     ) -> None:
@@ -51,7 +52,7 @@ class Linker:
 class ContactChanges:
     """HubSpot's word on contacts (merges, deletions), applied to the graph."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: IdentityGraph) -> None:
         self._storage = storage
         self._log = get_logger("webhooks")
 

@@ -13,7 +13,8 @@ from typing import Any
 from forwarder.identity.choice import Candidates, Identity, choose, from_event
 from forwarder.identity.keys import person_keys
 from forwarder.identity.lookup import ContactLookup
-from forwarder.storage.base import Key, Storage
+from forwarder.storage.base import Key
+from forwarder.storage.roles import IdentityGraph
 
 _GRAPH_KINDS = {"email": "email", "utk": "utk", "contactId": "objectId"}
 
@@ -25,7 +26,7 @@ class Resolver:
         self,
         portal: str,
         order: Sequence[str],
-        storage: Storage,
+        storage: IdentityGraph,
         lookup: ContactLookup | None = None,
     ) -> None:
         self._portal = portal

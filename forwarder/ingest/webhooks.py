@@ -24,7 +24,7 @@ from litestar import Request, Response, post
 
 from forwarder.config import PortalSettings, Secret, Settings
 from forwarder.identity.graph import ContactChanges
-from forwarder.storage.base import Storage
+from forwarder.storage.roles import IdentityGraph
 from forwarder.telemetry import get_logger
 
 MAX_SKEW_MS = 300_000
@@ -91,7 +91,7 @@ def verify(
 class WebhookReceiver:
     """Portals by HubSpot id, with their signing secrets, decided once."""
 
-    def __init__(self, settings: Settings, storage: Storage) -> None:
+    def __init__(self, settings: Settings, storage: IdentityGraph) -> None:
         self._portals = {p.portal_id: (name, p) for name, p in settings.portals.items()}
         self._contacts = ContactChanges(storage)
         self._log = get_logger("webhooks")

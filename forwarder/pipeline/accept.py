@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -18,7 +18,8 @@ from forwarder.pipeline.enrich import Enricher
 from forwarder.pipeline.route import DefinitionCheck, Router
 from forwarder.pipeline.stamp import Stamper, iso
 from forwarder.pipeline.validate import Decoded
-from forwarder.storage.base import Accepted, AppendResult, NewEvent, Storage
+from forwarder.storage.base import Accepted, AppendResult, NewEvent
+from forwarder.storage.roles import EventLog, IdentityGraph
 from forwarder.tallies import event_type, reason_label
 from forwarder.telemetry import Metrics
 
@@ -27,13 +28,17 @@ def _is_test(source: SourceSettings, context: object) -> bool:
     return source.test or (isinstance(context, dict) and context.get("test") is True)
 
 
+class AcceptStore(EventLog, IdentityGraph, Protocol):
+    """What accepting needs: the event log, and the identity graph that enrichment writes."""
+
+
 class Accepter:
     """The ingest pipeline after validation, configured once."""
 
     def __init__(
         self,
         settings: Settings,
-        storage: Storage,
+        storage: AcceptStore,
         metrics: Metrics,
         clock: Clock,
         *,

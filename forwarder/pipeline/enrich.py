@@ -19,7 +19,8 @@ import msgspec
 from forwarder.delivery.touches import TouchReader, touch_fingerprint
 from forwarder.identity.graph import Linker
 from forwarder.identity.keys import person_keys
-from forwarder.storage.base import Item, Key, Storage, Touch
+from forwarder.storage.base import Item, Key, Touch
+from forwarder.storage.roles import IdentityGraph
 
 _MAX_SENT = 65_536
 _encode = msgspec.json.Encoder().encode
@@ -30,7 +31,7 @@ class Enricher:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: IdentityGraph,
         now: Callable[[], float],
         on_released: Callable[[str, tuple[str, ...]], None] | None = None,
         touch_readers: Mapping[str, TouchReader] | None = None,

@@ -3,13 +3,14 @@ store, where replicas' counts add up."""
 
 from __future__ import annotations
 
-from forwarder.storage.base import QualityCount, RateCount, Storage
+from forwarder.storage.base import QualityCount, RateCount
+from forwarder.storage.roles import Counters
 from forwarder.tallies import QualityTally, RateTally
 
 FLUSH_EVERY_S = 5.0
 
 
-async def flush_quality(storage: Storage, tally: QualityTally) -> int:
+async def flush_quality(storage: Counters, tally: QualityTally) -> int:
     """Add what was counted since the last flush; on failure the counts stay for the next.
 
     Raises:
@@ -27,7 +28,7 @@ async def flush_quality(storage: Storage, tally: QualityTally) -> int:
     return len(rows)
 
 
-async def flush_rates(storage: Storage, tally: RateTally) -> int:
+async def flush_rates(storage: Counters, tally: RateTally) -> int:
     """Add the HubSpot requests counted since the last flush to the shared history; on failure
     the counts stay for the next.
 

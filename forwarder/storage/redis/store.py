@@ -78,7 +78,6 @@ _SCRIPTS = {
         "EXPEDITE",
         "REQUEUE",
         "HOLD",
-        "RELEASE_HELD",
         "RELEASE_FOR",
         "READY_AT",
         "PURGE",
@@ -339,10 +338,6 @@ class RedisStorage(Storage):
             kvs = [_kv(k) for k in keys]
             args = (_f(now), _f(until), *_outcome(outcome), len(kvs), *kvs, *ids)
             await self._run("HOLD", *args)
-
-    async def release_held(self, ids: Sequence[int], *, now: float) -> None:
-        if ids:
-            await self._run("RELEASE_HELD", _f(now), *ids)
 
     async def ready_at(self, portal: str, destination: str) -> float | None:
         at = await self._run("READY_AT", portal, destination)

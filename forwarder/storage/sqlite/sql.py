@@ -378,12 +378,20 @@ def ready_at(conn: sqlite3.Connection, portal: str, destination: str) -> float |
 def queue_depth(
     conn: sqlite3.Connection, portal: str, destination: str, now: float
 ) -> tuple[int, float]:
+    """Waiting items of one queue and the age of the oldest, read from the ``items_ready``
+    index alone (ids grow with the events, so the smallest id is the oldest item)."""
     count, oldest = conn.execute(
-        "SELECT count(*), min(e.received_at) FROM items i JOIN events e ON e.seq = i.event_seq"
-        " WHERE i.portal = ? AND i.destination = ? AND i.state IN ('pending', 'leased')",
+        "SELECT count(*), min(id) FROM items"
+        " WHERE portal = ? AND destination = ? AND state IN ('pending', 'leased')",
         (portal, destination),
     ).fetchone()
-    return int(count), (now - oldest) if oldest is not None else 0.0
+    if oldest is None:
+        return 0, 0.0
+    row = conn.execute(
+        "SELECT e.received_at FROM items i JOIN events e ON e.seq = i.event_seq WHERE i.id = ?",
+        (oldest,),
+    ).fetchone()
+    return int(count), max(0.0, now - row[0]) if row is not None else 0.0
 
 
 def counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str], int]:

@@ -101,6 +101,10 @@ class SqliteStorage(Storage):
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pending = 0
+        self._reader: sqlite3.Connection | None = None
+        """A connection of its own for reads polled under load (queue gauges): in WAL mode it
+        neither waits for the writer thread nor makes ingest's commits wait for it."""
+        self._reader_lock = threading.Lock()
         self._log = get_logger("storage")
 
     # -- the writer thread ----------------------------------------------------------------
@@ -208,6 +212,26 @@ class SqliteStorage(Storage):
         for loop, jobs in by_loop.items():
             loop.call_soon_threadsafe(_deliver, jobs)
 
+    def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the reader connection, in one read transaction (one snapshot)."""
+        with self._reader_lock:
+            if self._reader is None:
+                self._reader = sqlite3.connect(
+                    f"{self.path.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                self._reader.execute("PRAGMA busy_timeout=2000")
+            try:
+                self._reader.execute("BEGIN")
+                try:
+                    return work(self._reader)
+                finally:
+                    self._reader.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise _translate(exc) from exc
+
     async def _submit(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> T:
         if self._thread is None or not self._thread.is_alive():
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
@@ -236,6 +260,10 @@ class SqliteStorage(Storage):
             self._jobs.put(_STOP)
             await asyncio.to_thread(self._thread.join)
         self._thread = None
+        with self._reader_lock:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
 
     async def check_writable(self) -> None:
         await self._submit(sql.touch)
@@ -327,14 +355,15 @@ class SqliteStorage(Storage):
 
         await self._submit(job)
 
-    async def release_held(self, ids: Sequence[int], *, now: float) -> None:
-        await self._submit(lambda c: sql.move(c, ids, "pending", now, now, None, "held"))
-
     async def ready_at(self, portal: str, destination: str) -> float | None:
         return await self._submit(lambda c: sql.ready_at(c, portal, destination))
 
     async def queue_depth(self, portal: str, destination: str, *, now: float) -> tuple[int, float]:
-        return await self._submit(lambda c: sql.queue_depth(c, portal, destination, now))
+        if self._thread is None or not self._thread.is_alive():
+            raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
+        return await asyncio.to_thread(
+            self._read, lambda c: sql.queue_depth(c, portal, destination, now)
+        )
 
     async def counts(self) -> dict[tuple[str, str, str], int]:
         return await self._submit(sql.counts)

@@ -1,2 +1,0 @@
-for i = 3, #ARGV do release(ARGV[i], ARGV[2]) end
-return 0

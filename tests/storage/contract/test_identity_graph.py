@@ -1,0 +1,146 @@
+"""IdentityGraph: people, held items released by identity, contact merges, erasure,
+touch memory."""
+
+from __future__ import annotations
+
+from forwarder.storage.base import (
+    NewEvent,
+    Storage,
+    Touch,
+    TouchKind,
+    TouchMemory,
+    TouchOrigin,
+)
+from forwarder.storage.outcomes import Outcome, Reason
+from tests.storage.contract.builders import NOW, WINDOW, event
+
+
+async def test_linked_identifiers_are_one_person(storage: Storage) -> None:
+    await storage.link("main", [("anonymousId", "A"), ("email", "e@x.co")], now=NOW)
+    await storage.link("main", [("userId", "U"), ("email", "e@x.co")], now=NOW + 1)
+    people = await storage.people_of("main", [("anonymousId", "A"), ("userId", "nobody")])
+    assert set(people) == {("anonymousId", "A")}
+    assert sorted(people[("anonymousId", "A")]) == [
+        ("anonymousId", "A"),
+        ("email", "e@x.co"),
+        ("userId", "U"),
+    ]
+
+
+async def test_linking_two_people_merges_them(storage: Storage) -> None:
+    await storage.link("main", [("anonymousId", "A"), ("utk", "T")], now=NOW)
+    await storage.link("main", [("userId", "U"), ("email", "e@x.co")], now=NOW)
+    await storage.link("main", [("anonymousId", "A"), ("userId", "U")], now=NOW)
+    [everyone] = (await storage.people_of("main", [("utk", "T")])).values()
+    assert {k for k, _ in everyone} == {"anonymousId", "utk", "userId", "email"}
+
+
+async def test_identity_is_per_portal(storage: Storage) -> None:
+    await storage.link("main", [("anonymousId", "A"), ("email", "e@x.co")], now=NOW)
+    assert await storage.people_of("other", [("anonymousId", "A")]) == {}
+
+
+async def test_held_items_are_released_by_their_keys(storage: Storage) -> None:
+    await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
+    items = await storage.lease("main", "conversions", limit=2, now=NOW, lease_s=30)
+    await storage.hold([items[0].id], until=NOW + 99, now=NOW, keys=[("anonymousId", "A")])
+    await storage.hold([items[1].id], until=NOW + 99, now=NOW, keys=[("anonymousId", "B")])
+    released = await storage.release_for("main", [("anonymousId", "A")], now=NOW + 5)
+    assert [i.id for i in released] == [items[0].id]
+    assert released[0].event.message_id == "a"
+    assert await storage.release_for("main", [("anonymousId", "A")], now=NOW + 6) == []
+    [again] = await storage.lease("main", "conversions", limit=5, now=NOW + 5, lease_s=30)
+    assert again.id == items[0].id
+
+
+async def test_merged_contact_ids_point_to_the_winner(storage: Storage) -> None:
+    await storage.link("main", [("contactId", "1"), ("email", "old@x.co")], now=NOW)
+    await storage.link("main", [("contactId", "2"), ("email", "new@x.co")], now=NOW)
+    assert await storage.remap_contact("main", ["1"], "2") == 1
+    assert await storage.remap_contact("main", ["1"], "2") == 0  # applying twice changes nothing
+    [person] = (await storage.people_of("main", [("email", "old@x.co")])).values()
+    assert ("contactId", "2") in person
+    assert ("contactId", "1") not in person
+
+
+async def test_erasure_removes_the_person_and_their_events_personal_data(storage: Storage) -> None:
+    await storage.link("main", [("userId", "U"), ("email", "e@x.co")], now=NOW)
+    mine = NewEvent(
+        portal="main",
+        message_id="mine",
+        source="s",
+        type="track",
+        name="Bought",
+        received_at=NOW,
+        payload=b'{"userId":"U","event":"Bought"}',
+        destinations=("conversions",),
+    )
+    await storage.append([mine, event("other")], now=NOW, dedup_window_s=WINDOW)
+    erased = await storage.erase("main", [("email", "e@x.co")], now=NOW + 1)
+    assert (erased.identifiers, erased.events, erased.items) == (2, 1, 1)
+    assert await storage.people_of("main", [("userId", "U")]) == {}
+    events = {e.message_id: e for e in await storage.recent_events()}
+    assert b"U" not in events["mine"].payload
+    assert events["other"].payload == b'{"messageId":"other"}'
+    assert await storage.pending_count() == 1
+    counts = await storage.counts()
+    assert counts[("main", "conversions", "dropped")] == 1
+    [record] = [r for r in await storage.items_in_state("dropped")]
+    assert record.outcome == Outcome(Reason.ERASED)
+
+
+def touch(at: float, campaign: str, **fields: str) -> Touch:
+    return Touch(
+        at=at,
+        kind=TouchKind.UTM,
+        origin=TouchOrigin.CAMPAIGN,
+        message_id=f"m-{campaign}",
+        event_type="page",
+        name=campaign,
+        click_ids=fields,
+        device="A",
+    )
+
+
+async def test_touch_memory_keeps_the_earliest_and_the_latest_touch(storage: Storage) -> None:
+    aid = ("anonymousId", "A")
+    await storage.remember_touches("main", [(aid, touch(NOW, "middle"))])
+    await storage.remember_touches(
+        "main", [(aid, touch(NOW + 50, "newest")), (aid, touch(NOW - 50, "oldest", gclid="G"))]
+    )
+    await storage.remember_touches("main", [(aid, touch(NOW + 10, "between"))])
+    memory = await storage.touches_of("main", [aid, ("userId", "nobody")])
+    assert memory == {
+        aid: TouchMemory(touch(NOW - 50, "oldest", gclid="G"), touch(NOW + 50, "newest"))
+    }
+
+
+async def test_of_touches_at_the_same_time_the_first_arrived_is_first_and_the_last_last(
+    storage: Storage,
+) -> None:
+    aid = ("anonymousId", "A")
+    await storage.remember_touches("main", [(aid, touch(NOW, "one")), (aid, touch(NOW, "two"))])
+    await storage.remember_touches("main", [(aid, touch(NOW, "three"))])
+    memory = await storage.touches_of("main", [aid])
+    assert memory[aid] == TouchMemory(touch(NOW, "one"), touch(NOW, "three"))
+
+
+async def test_touch_memory_is_per_portal_and_identifier(storage: Storage) -> None:
+    await storage.remember_touches("main", [(("anonymousId", "A"), touch(NOW, "a"))])
+    assert await storage.touches_of("other", [("anonymousId", "A")]) == {}
+    assert await storage.touches_of("main", [("userId", "A")]) == {}
+
+
+async def test_erasure_removes_the_touch_memory_of_every_identifier_of_the_person(
+    storage: Storage,
+) -> None:
+    keys = [("anonymousId", "A"), ("anonymousId", "B"), ("userId", "U")]
+    await storage.link("main", [("anonymousId", "A"), ("userId", "U")], now=NOW)
+    await storage.link("main", [("anonymousId", "B"), ("userId", "U")], now=NOW)
+    await storage.remember_touches("main", [(k, touch(NOW, k[1])) for k in keys])
+    await storage.remember_touches("main", [(("anonymousId", "other"), touch(NOW, "x"))])
+    await storage.erase("main", [("userId", "U")], now=NOW + 1)
+    assert await storage.touches_of("main", keys) == {}
+    assert set(await storage.touches_of("main", [("anonymousId", "other")])) == {
+        ("anonymousId", "other")
+    }
