@@ -16,7 +16,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -27,8 +26,6 @@ from forwarder.delivery.quotas import FixedPeriodQuota, PeriodQuota, QuotaLedger
 from forwarder.delivery.ratelimit import SlidingWindowLimiter
 from forwarder.hubspot.models import RateLimitHeaders
 from forwarder.storage.base import SharedWindow
-
-Tier = Literal["free", "starter", "professional", "enterprise", "oauth"]
 
 _log = structlog.get_logger(__name__)
 
