@@ -12,7 +12,7 @@ import msgspec
 from forwarder.clock import Clock
 from forwarder.config import Settings, SourceSettings
 from forwarder.delivery.touches import TouchReader
-from forwarder.errors import AllEventsRejectedError, BacklogFullError, Rejection
+from forwarder.errors import AllEventsRejectedError, BacklogFullError
 from forwarder.events.messages import IngestResponse, Rejected
 from forwarder.pipeline.enrich import Enricher
 from forwarder.pipeline.route import DefinitionCheck, Router
@@ -115,9 +115,7 @@ class Accepter:
             self._metrics.discarded.labels("invalid", "false").inc(len(rejected))
             self._tally_rejected(source.name, now, decoded, rejected)
         if not events:
-            raise AllEventsRejectedError(
-                [Rejection(r.index, r.path, r.reason) for r in sorted(rejected, key=_index)]
-            )
+            raise AllEventsRejectedError(sorted(rejected, key=_index))
         # Submitted together, the touches usually share the append's commit (the SQLite writer
         # commits what is queued as one group); they are learned from duplicates too.
         results, learned = await asyncio.gather(
