@@ -74,7 +74,7 @@ async def handle(request: Request[Any, Any, Any], route: Route, work: Work) -> R
     """Run ``work`` behind auth, faults and limits; shape its outcome as HubSpot would."""
     sandbox: Sandbox = request.app.state.sandbox
     request_id = str(uuid.uuid4())
-    now = sandbox.clock.now()
+    now = sandbox.clock.monotonic()  # windows and token lifetimes: differences only
     version = version_of(request.url.path) if route.versioned else None
     if version is not None:
         sandbox.versions[version] += 1
