@@ -26,6 +26,7 @@ from forwarder.debugger.models import (
 from forwarder.debugger.touches import conversion_attribution
 from forwarder.delivery.identity import Identity
 from forwarder.delivery.stitch import Resolver
+from forwarder.events.destinations import DestinationName
 from forwarder.storage.base import Attempt, ItemRecord, Storage, StoredEvent
 
 PAGE = 200
@@ -156,7 +157,7 @@ def _attempt(a: Attempt, masker: Masker) -> AttemptView:
 def _identity_view(
     items: Sequence[ItemRecord], now: Identity, masker: Masker
 ) -> IdentityView | None:
-    conversion = next((i for i in items if i.destination == "conversions"), None)
+    conversion = next((i for i in items if i.destination == DestinationName.CONVERSIONS), None)
     if conversion is None:
         return None
     recorded = conversion.detail or ""
@@ -204,7 +205,7 @@ async def detail(
         )
     target = "the sandbox only (test event)" if event.test else "HubSpot"
     attribution = None
-    if any(i.destination == "conversions" for i in items):
+    if any(i.destination == DestinationName.CONVERSIONS for i in items):
         attribution = await conversion_attribution(storage, settings, masker, event, data)
     return EventDetail(
         event=summary(event, data, items, masker),

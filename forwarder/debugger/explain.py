@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 
+from forwarder.events.destinations import DestinationName
 from forwarder.storage.base import ItemRecord
 
 _CONSENT_CATEGORIES = ("analytics", "marketing", "advertising")
@@ -61,7 +62,7 @@ def explain(item: ItemRecord, data: dict[str, Any], identity_kind: str | None) -
         case "pending" | "leased":
             if detail and detail != "replayed":
                 return False, f"still queued: HubSpot will be tried again ({detail})"
-            if identity_kind is None and item.destination == "conversions":
+            if identity_kind is None and item.destination == DestinationName.CONVERSIONS:
                 return False, (
                     "no identity yet: nothing links this visitor to a contact; it will wait "
                     "for an identify"

@@ -20,6 +20,7 @@ from forwarder.debugger.masking import Masker
 from forwarder.debugger.models import Identifier, Journey, JourneyStep, Touch
 from forwarder.debugger.touches import conversion_attribution, remembered
 from forwarder.delivery.identity import normalise_email, text_id
+from forwarder.events.destinations import DestinationName
 from forwarder.storage.base import ItemRecord, Key, Storage, StoredEvent
 
 KINDS = ("email", "userId", "anonymousId", "utk")
@@ -105,7 +106,7 @@ async def _step(
     storage: Storage, settings: Settings, masker: Masker, event: StoredEvent, data: dict[str, Any]
 ) -> JourneyStep:
     items = await storage.items_of(event.seq)
-    conversion_item = next((i for i in items if i.destination == "conversions"), None)
+    conversion_item = next((i for i in items if i.destination == DestinationName.CONVERSIONS), None)
     attributed: bool | None = None
     reason: str | None = None
     attribution = None

@@ -24,6 +24,7 @@ from forwarder.clock import Clock
 from forwarder.config import LimitSettings, PortalSettings
 from forwarder.delivery.quotas import FixedPeriodQuota, PeriodQuota, QuotaLedger
 from forwarder.delivery.ratelimit import SlidingWindowLimiter
+from forwarder.events.destinations import DestinationName
 from forwarder.hubspot.models import RateLimitHeaders
 from forwarder.storage.base import SharedWindow
 
@@ -39,10 +40,11 @@ class Envelope(StrEnum):
 
 
 DESTINATION_ENVELOPES: dict[str, Envelope] = {
-    "conversions": Envelope.EVENTS,
-    "timeline": Envelope.CRM,
-    "contacts": Envelope.CRM,
-    "forms": Envelope.CRM,  # the authenticated submit endpoint follows the standard limits
+    DestinationName.CONVERSIONS: Envelope.EVENTS,
+    DestinationName.TIMELINE: Envelope.CRM,
+    DestinationName.CONTACTS: Envelope.CRM,
+    # the authenticated forms submit endpoint follows the standard limits
+    DestinationName.FORMS: Envelope.CRM,
     "lookups": Envelope.CRM,
     "search": Envelope.SEARCH,
 }

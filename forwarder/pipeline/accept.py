@@ -13,6 +13,7 @@ from forwarder.clock import Clock
 from forwarder.config import Settings, SourceSettings
 from forwarder.delivery.touches import TouchReader
 from forwarder.errors import AllEventsRejectedError, BacklogFullError
+from forwarder.events.destinations import DestinationName
 from forwarder.events.messages import IngestResponse, Rejected
 from forwarder.pipeline.enrich import Enricher
 from forwarder.pipeline.route import DefinitionCheck, Router
@@ -131,7 +132,7 @@ class Accepter:
         # Duplicates teach links too: links are idempotent, and a retry after a failure here
         # (the events already durable) must still teach them.
         for item in await self._enrich(source.portal, datas):
-            if item.destination != "conversions":
+            if item.destination != DestinationName.CONVERSIONS:
                 continue  # the timeline copy of a held conversion would count it twice
             held = item.event
             self._tally.add(now, held.source, event_type(held.type, held.name), "released")

@@ -13,6 +13,7 @@ from forwarder.delivery.destinations import Drop, Prepared, Ready, decode
 from forwarder.delivery.identity import normalise_email
 from forwarder.delivery.mapping import coerce, lookup
 from forwarder.errors import HubSpotError
+from forwarder.events.destinations import DestinationName
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import UpsertInput
 from forwarder.hubspot.paths import paths_for
@@ -23,7 +24,7 @@ from forwarder.storage.base import Item
 class Contacts:
     """Maps identify traits to contact properties (``[portals.NAME.contacts]``)."""
 
-    name = "contacts"
+    name = DestinationName.CONTACTS
     batch_size = 100
     expects_results = True
     conflict_is_duplicate = False

@@ -15,6 +15,7 @@ from forwarder.delivery.destinations import Drop, Prepared, Ready, decode
 from forwarder.delivery.identity import normalise_email
 from forwarder.delivery.mapping import lookup
 from forwarder.errors import HubSpotError
+from forwarder.events.destinations import DestinationName
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import FormContext, FormField, FormSubmission
 from forwarder.hubspot.paths import FORMS_SUBMIT
@@ -31,7 +32,7 @@ def _text(value: object) -> str | None:
 class Forms:
     """Submits identify email + hutk to the portal's configured form."""
 
-    name = "forms"
+    name = DestinationName.FORMS
     route = FORMS_SUBMIT
     batch_size = 1
     expects_results = False

@@ -27,6 +27,7 @@ from forwarder.delivery.destinations.mapped import (
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.stitch import Resolver
 from forwarder.errors import HubSpotError
+from forwarder.events.destinations import DestinationName
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import AppEventOccurrence, TimelineEvent
 from forwarder.hubspot.paths import paths_for
@@ -37,7 +38,7 @@ from forwarder.storage.base import Item
 class Timeline:
     """Maps events to timeline events whose ``id`` is derived from the messageId."""
 
-    name = "timeline"
+    name = DestinationName.TIMELINE
     batch_size = 100
     expects_results = True
 
