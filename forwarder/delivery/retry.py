@@ -19,7 +19,7 @@ from forwarder.errors import (
     HubSpotTransportError,
 )
 from forwarder.hubspot.models import BatchResponse, ErrorBody, StandardError
-from forwarder.hubspot.responses import HubSpotResponse, decode_body
+from forwarder.hubspot.responses import HubSpotResponse, decode_body, is_retryable
 
 LOCKED_WAIT_S = 2.0
 """423: "Locks will last for 2 seconds" (reference §5)."""
@@ -174,7 +174,7 @@ def classify(
         return _success(result, expected_results, attempt, rand)
     if status == 429:
         return _throttled(result, error, daily_reset_in_s)
-    if status in (423, 477) or status >= 500:
+    if is_retryable(status):  # 423, 477, 5xx (429 was handled above)
         return _transient(result, attempt, rand)
     if status in (401, 403):
         return _auth(result, error, oauth)
