@@ -1,11 +1,12 @@
 """Per-portal rate envelopes: one limiter per envelope, shared by every worker of the portal.
 
-Numbers come from the tier (reference §4.1, §1.4, §3.4), then ``[portals.NAME.limits]``
+Numbers come from the tier (docs/hubspot-contract.md, "Rate limits",
+"Custom events" and "Contacts"), then ``[portals.NAME.limits]``
 overrides, then ``safety``. Envelopes:
 
 * ``crm``: rolling 10-second window plus a daily cap that resets at midnight in the portal's
   time zone; timeline, contacts and look-ups share it.
-* ``search``: 5 requests per second (search is exempt from the 10-second window, §4.2).
+* ``search``: 5 requests per second (search is exempt from the 10-second window).
 * ``events``: custom event sends, per second, plus the monthly completions quota: paced, a
   warning at 80 %, never past it. Event sends are exempt from the daily and 10-second limits.
 """
@@ -69,7 +70,7 @@ TIERS: dict[str, EnvelopeLimits] = {
     "enterprise": EnvelopeLimits(190, 1_000_000),
     "oauth": EnvelopeLimits(110, None),  # public apps: 110 per 10 s per account, no daily cap
 }
-"""Reference §4.1 (private apps by tier; publicly distributed OAuth apps)."""
+"""docs/hubspot-contract.md, "Rate limits" (private apps by tier; public OAuth apps)."""
 
 
 def resolve_limits(tier: str, overrides: LimitSettings) -> EnvelopeLimits:

@@ -1,9 +1,9 @@
 """Mapping: a Segment event -> a HubSpot custom event name and its string properties.
 
-Follows HubSpot's rules (reference §1.4/§1.5): fully qualified names ``pe{portalId}_name``,
-property names of lowercase letters, digits and underscores starting with a letter (≤ 50),
-values up to 256 characters (1,024 when the name contains url, referrer or link), at most 50
-properties. ``problems`` reports, with a field path, what HubSpot would reject at flush so
+Follows HubSpot's rules (docs/hubspot-contract.md, "Custom events"): fully qualified names
+``pe{portalId}_name``, property names of lowercase letters, digits and underscores starting with a
+letter (≤ 50), values up to 256 characters (1,024 when the name contains url, referrer or link), at
+most 50 properties. ``problems`` reports, with a field path, what HubSpot would reject at flush so
 ingest can refuse it with a reason instead.
 """
 
@@ -27,7 +27,8 @@ _NOT_NAME = re.compile(r"[^a-z0-9]+")
 _TOP_LEVEL = ("properties.", "context.", "traits.")
 _NAMES_CACHED = 4096
 
-# HubSpot's default event properties filled from Segment's context (reference §1.5).
+# HubSpot's default event properties filled from Segment's context (docs/hubspot-contract.md,
+# "Custom events").
 CONTEXT_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("context.page.url", "hs_page_url"),
     ("context.page.title", "hs_page_title"),

@@ -1,4 +1,4 @@
-"""The response classifier: one row per rule of issue 4 "Responses"."""
+"""The response classifier: one row per rule (docs/hubspot-contract.md, "Errors and retries")."""
 
 from __future__ import annotations
 

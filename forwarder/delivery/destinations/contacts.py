@@ -1,6 +1,7 @@
 """Contact updates from ``identify``: ``contacts/batch/upsert`` by email, up to 100 inputs.
 
-Two inputs for the same email in one batch make HubSpot reject the batch (reference §3.2), so
+Two inputs for the same email in one batch make HubSpot reject the batch (docs/hubspot-contract.md,
+"Contacts"), so
 they are merged first: the last write of each property wins.
 """
 

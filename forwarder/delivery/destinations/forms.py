@@ -2,7 +2,8 @@
 
 A contact created or updated by the CRM API looks "offline"-sourced; HubSpot ties a browser's
 page views to a contact through a form submission that carries the ``hubspotutk`` cookie
-(reference §8). One submission per request (the endpoint takes one).
+(docs/hubspot-contract.md, "Forms submissions"). One submission per request (the endpoint
+takes one).
 """
 
 from __future__ import annotations
