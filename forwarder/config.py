@@ -405,6 +405,22 @@ def _failing_portal(data: dict[str, Any]) -> str | None:
 
 
 def _validate(settings: Settings) -> None:
+    _validate_sources(settings)
+    for name, portal in settings.portals.items():
+        _validate_portal_access(f"portals.{name}", portal)
+        _validate_portal_limits(f"portals.{name}", portal)
+    for i, alert in enumerate(settings.alerts):
+        if not alert.webhook_url.reveal().startswith(("http://", "https://")):
+            raise ConfigError(f"alerts[{i}].webhook_url", "must be an http(s) URL")
+        if alert.evaluate_every_s <= 0:
+            raise ConfigError(f"alerts[{i}].evaluate_every_s", "must be > 0")
+        if alert.retries < 0:
+            raise ConfigError(f"alerts[{i}].retries", "must be >= 0")
+    if settings.server.max_event_bytes > settings.server.max_request_bytes:
+        raise ConfigError("server.max_event_bytes", "must not exceed server.max_request_bytes")
+
+
+def _validate_sources(settings: Settings) -> None:
     names = {p for p in settings.portals}
     keys: set[str] = set()
     for i, source in enumerate(settings.sources):
@@ -418,45 +434,43 @@ def _validate(settings: Settings) -> None:
         keys.add(source.write_key.reveal())
         if source.kind == "browser" and not source.allowed_origins:
             raise ConfigError(f"{where}.allowed_origins", "a browser source needs allowed origins")
-    for name, portal in settings.portals.items():
-        where = f"portals.{name}"
-        real = portal.base_url != SANDBOX_BASE_URL
-        if real and not portal.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}.base_url", "must be an http(s) URL or 'sandbox'")
-        oauth = portal.refresh_token is not None
-        if portal.access_token is not None and portal.service_key is not None:
-            raise ConfigError(
-                f"{where}.service_key", "give either access_token or service_key, not both"
-            )
-        token = portal.access_token or portal.service_key
-        if real and token is None and not oauth:
-            raise ConfigError(
-                f"{where}.access_token", "a real portal needs a token, a service key or OAuth keys"
-            )
-        if oauth and (portal.client_id is None or portal.client_secret is None):
-            raise ConfigError(f"{where}.client_id", "OAuth mode needs client_id and client_secret")
-        if not 0 < portal.limits.safety <= 1:
-            raise ConfigError(f"{where}.limits.safety", "must be in (0, 1]")
-        if portal.limits.time_scale != 1.0 and real and not _on_loopback(portal.base_url):
-            raise ConfigError(
-                f"{where}.limits.time_scale",
-                "only a sandbox portal (built in, or on loopback) can be scaled",
-            )
-        if portal.limits.time_scale <= 0:
-            raise ConfigError(f"{where}.limits.time_scale", "must be > 0")
-        if portal.attribution.last_touch_window_s <= 0:
-            raise ConfigError(f"{where}.attribution.last_touch_window_s", "must be > 0")
-        if portal.limits.burst < 1:
-            raise ConfigError(f"{where}.limits.burst", "must be >= 1")
-    for i, alert in enumerate(settings.alerts):
-        if not alert.webhook_url.reveal().startswith(("http://", "https://")):
-            raise ConfigError(f"alerts[{i}].webhook_url", "must be an http(s) URL")
-        if alert.evaluate_every_s <= 0:
-            raise ConfigError(f"alerts[{i}].evaluate_every_s", "must be > 0")
-        if alert.retries < 0:
-            raise ConfigError(f"alerts[{i}].retries", "must be >= 0")
-    if settings.server.max_event_bytes > settings.server.max_request_bytes:
-        raise ConfigError("server.max_event_bytes", "must not exceed server.max_request_bytes")
+
+
+def _validate_portal_access(where: str, portal: PortalSettings) -> None:
+    """Where the portal is and how the forwarder signs in to it."""
+    real = portal.base_url != SANDBOX_BASE_URL
+    if real and not portal.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.base_url", "must be an http(s) URL or 'sandbox'")
+    oauth = portal.refresh_token is not None
+    if portal.access_token is not None and portal.service_key is not None:
+        raise ConfigError(
+            f"{where}.service_key", "give either access_token or service_key, not both"
+        )
+    token = portal.access_token or portal.service_key
+    if real and token is None and not oauth:
+        raise ConfigError(
+            f"{where}.access_token", "a real portal needs a token, a service key or OAuth keys"
+        )
+    if oauth and (portal.client_id is None or portal.client_secret is None):
+        raise ConfigError(f"{where}.client_id", "OAuth mode needs client_id and client_secret")
+
+
+def _validate_portal_limits(where: str, portal: PortalSettings) -> None:
+    """The portal's envelopes and windows."""
+    real = portal.base_url != SANDBOX_BASE_URL
+    if not 0 < portal.limits.safety <= 1:
+        raise ConfigError(f"{where}.limits.safety", "must be in (0, 1]")
+    if portal.limits.time_scale != 1.0 and real and not _on_loopback(portal.base_url):
+        raise ConfigError(
+            f"{where}.limits.time_scale",
+            "only a sandbox portal (built in, or on loopback) can be scaled",
+        )
+    if portal.limits.time_scale <= 0:
+        raise ConfigError(f"{where}.limits.time_scale", "must be > 0")
+    if portal.attribution.last_touch_window_s <= 0:
+        raise ConfigError(f"{where}.attribution.last_touch_window_s", "must be > 0")
+    if portal.limits.burst < 1:
+        raise ConfigError(f"{where}.limits.burst", "must be >= 1")
 
 
 def load_settings(

@@ -44,7 +44,9 @@ def _day(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def explain(item: ItemRecord, data: dict[str, Any], identity_kind: str | None) -> tuple[bool, str]:
+def explain(  # noqa: C901 - one case per item state, each a sentence: read as a table
+    item: ItemRecord, data: dict[str, Any], identity_kind: str | None
+) -> tuple[bool, str]:
     """(attributed, reason) for one item; ``identity_kind`` is the identifier it would use now."""
     state, detail = item.state, item.detail
     if state != "delivered" and consent_declined(data):

@@ -146,17 +146,7 @@ class Mapper:
         mapping = self._mappings.get(name)
         if mapping is None and not self._auto:
             return None
-        properties: dict[str, str] = {}
-        if mapping is not None:
-            for source, target in mapping.properties.items():
-                path = source if source.startswith(_TOP_LEVEL) else f"properties.{source}"
-                self._put(properties, target, lookup(data, path))
-        else:
-            own = data.get("properties")
-            if isinstance(own, Mapping):
-                for key, value in own.items():
-                    if not isinstance(value, dict | list | Mapping):
-                        self._put(properties, snake_name(str(key)), value)
+        properties = self._own_properties(mapping, data)
         context = data.get("context")
         if isinstance(context, dict | Mapping):
             for parts, target in _CONTEXT_PARTS:
@@ -166,6 +156,23 @@ class Mapper:
         assert event_name is not None
         template = mapping.timeline_template if mapping is not None else None
         return Conversion(event_name, properties, template)
+
+    def _own_properties(
+        self, mapping: EventMapping | None, data: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """The event's properties: as the mapping names them, or every scalar one (auto)."""
+        properties: dict[str, str] = {}
+        if mapping is not None:
+            for source, target in mapping.properties.items():
+                path = source if source.startswith(_TOP_LEVEL) else f"properties.{source}"
+                self._put(properties, target, lookup(data, path))
+            return properties
+        own = data.get("properties")
+        if isinstance(own, Mapping):
+            for key, value in own.items():
+                if not isinstance(value, dict | list | Mapping):
+                    self._put(properties, snake_name(str(key)), value)
+        return properties
 
     def surely_valid(self, data: Mapping[str, Any]) -> bool:
         """A quick, conservative test for the ingest-time check of an auto-created event.

@@ -71,7 +71,9 @@ class Accepter:
             self._per_source[source] = counters
         return counters
 
-    async def __call__(self, source: SourceSettings, decoded: Decoded) -> IngestResponse:
+    async def __call__(  # noqa: C901 - the ingest hot path, kept in one frame on purpose
+        self, source: SourceSettings, decoded: Decoded
+    ) -> IngestResponse:
         """Store what is valid; raise when nothing is.
 
         Raises:
