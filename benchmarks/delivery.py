@@ -1,4 +1,4 @@
-"""Delivery benchmark: drain a backlog into the sandbox at a time-scaled envelope (issue 4).
+"""Delivery benchmark: drain a backlog into the sandbox at a time-scaled envelope.
 
 Run by hand, never in CI::
 

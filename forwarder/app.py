@@ -157,6 +157,7 @@ class Runtime:
                 )
                 self.log.info("storage_purged", rows=gone)
             except Exception:  # a long-lived loop: log, count and carry on
+                self.metrics.errors.labels("housekeeping", "purge").inc()
                 self.log.exception("storage_purge_failed")
 
 

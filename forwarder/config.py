@@ -22,8 +22,10 @@ from forwarder.errors import ConfigError
 
 SANDBOX_BASE_URL = "sandbox"
 ApiVersion = Literal["2026-03", "2026-09", "v3"]
-"""HubSpot's date-based API versions, and ``v3`` for the legacy numbered paths (spelled out
-again on ``PortalSettings.api_version`` so the configuration reference lists the values)."""
+"""HubSpot's date-based API versions, and ``v3`` for the legacy numbered paths."""
+Tier = Literal["free", "starter", "professional", "enterprise", "oauth"]
+"""A portal's HubSpot subscription tier (``oauth`` for a publicly distributed app), which sets
+its default rate envelopes."""
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -114,6 +116,14 @@ class DedupSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A repeated ``messageId`` (per portal) within this window is a duplicate."""
     fingerprint_window_s: float = 0.0
     """When > 0, events without ``messageId`` and with equal content are duplicates within it."""
+
+
+ENV_SECTIONS: dict[str, type[msgspec.Struct]] = {
+    "server": ServerSettings,
+    "storage": StorageSettings,
+    "dedup": DedupSettings,
+}
+"""The tables ``FORWARDER_<SECTION>_<FIELD>`` environment variables override."""
 
 
 class SourceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -207,13 +217,13 @@ class PortalSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """HubSpot service key (beta): an account-level key sent as ``Authorization: Bearer``, with
     the limits of a privately distributed app. No webhooks: merges and deletions by webhook
     still need an app (``webhook_secret`` or OAuth ``client_secret``)."""
-    api_version: Literal["2026-03", "2026-09", "v3"] = "2026-03"
+    api_version: ApiVersion = "2026-03"
     """HubSpot API version every call uses: ``2026-03``, ``2026-09`` (CRM writes also checked
     against the account's validation rules) or ``v3`` (legacy numbered paths, unsupported by
     HubSpot from September 2027)."""
     base_url: str = SANDBOX_BASE_URL
     """``https://api.hubapi.com`` or ``sandbox`` for the built-in simulator."""
-    tier: Literal["free", "starter", "professional", "enterprise", "oauth"] = "professional"
+    tier: Tier = "professional"
     """Sets default envelopes."""
     unmapped_events: Literal["reject", "drop", "auto"] = "reject"
     """Track events with no mapping: refuse at ingest, drop, or map automatically."""
@@ -358,11 +368,7 @@ def _parse_env_value(raw: str) -> object:
 
 def _apply_env(data: dict[str, Any], env: Mapping[str, str]) -> None:
     """Apply ``FORWARDER_<SECTION>_<FIELD>`` (and ``FORWARDER_PORTALS_<NAME>_<FIELD>``)."""
-    sections = {
-        "SERVER": ServerSettings,
-        "STORAGE": StorageSettings,
-        "DEDUP": DedupSettings,
-    }
+    sections = {name.upper(): cls for name, cls in ENV_SECTIONS.items()}
     for key, raw in env.items():
         if not key.startswith("FORWARDER_") or key == "FORWARDER_CONFIG":
             continue
@@ -399,6 +405,22 @@ def _failing_portal(data: dict[str, Any]) -> str | None:
 
 
 def _validate(settings: Settings) -> None:
+    _validate_sources(settings)
+    for name, portal in settings.portals.items():
+        _validate_portal_access(f"portals.{name}", portal)
+        _validate_portal_limits(f"portals.{name}", portal)
+    for i, alert in enumerate(settings.alerts):
+        if not alert.webhook_url.reveal().startswith(("http://", "https://")):
+            raise ConfigError(f"alerts[{i}].webhook_url", "must be an http(s) URL")
+        if alert.evaluate_every_s <= 0:
+            raise ConfigError(f"alerts[{i}].evaluate_every_s", "must be > 0")
+        if alert.retries < 0:
+            raise ConfigError(f"alerts[{i}].retries", "must be >= 0")
+    if settings.server.max_event_bytes > settings.server.max_request_bytes:
+        raise ConfigError("server.max_event_bytes", "must not exceed server.max_request_bytes")
+
+
+def _validate_sources(settings: Settings) -> None:
     names = {p for p in settings.portals}
     keys: set[str] = set()
     for i, source in enumerate(settings.sources):
@@ -412,45 +434,43 @@ def _validate(settings: Settings) -> None:
         keys.add(source.write_key.reveal())
         if source.kind == "browser" and not source.allowed_origins:
             raise ConfigError(f"{where}.allowed_origins", "a browser source needs allowed origins")
-    for name, portal in settings.portals.items():
-        where = f"portals.{name}"
-        real = portal.base_url != SANDBOX_BASE_URL
-        if real and not portal.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}.base_url", "must be an http(s) URL or 'sandbox'")
-        oauth = portal.refresh_token is not None
-        if portal.access_token is not None and portal.service_key is not None:
-            raise ConfigError(
-                f"{where}.service_key", "give either access_token or service_key, not both"
-            )
-        token = portal.access_token or portal.service_key
-        if real and token is None and not oauth:
-            raise ConfigError(
-                f"{where}.access_token", "a real portal needs a token, a service key or OAuth keys"
-            )
-        if oauth and (portal.client_id is None or portal.client_secret is None):
-            raise ConfigError(f"{where}.client_id", "OAuth mode needs client_id and client_secret")
-        if not 0 < portal.limits.safety <= 1:
-            raise ConfigError(f"{where}.limits.safety", "must be in (0, 1]")
-        if portal.limits.time_scale != 1.0 and real and not _on_loopback(portal.base_url):
-            raise ConfigError(
-                f"{where}.limits.time_scale",
-                "only a sandbox portal (built in, or on loopback) can be scaled",
-            )
-        if portal.limits.time_scale <= 0:
-            raise ConfigError(f"{where}.limits.time_scale", "must be > 0")
-        if portal.attribution.last_touch_window_s <= 0:
-            raise ConfigError(f"{where}.attribution.last_touch_window_s", "must be > 0")
-        if portal.limits.burst < 1:
-            raise ConfigError(f"{where}.limits.burst", "must be >= 1")
-    for i, alert in enumerate(settings.alerts):
-        if not alert.webhook_url.reveal().startswith(("http://", "https://")):
-            raise ConfigError(f"alerts[{i}].webhook_url", "must be an http(s) URL")
-        if alert.evaluate_every_s <= 0:
-            raise ConfigError(f"alerts[{i}].evaluate_every_s", "must be > 0")
-        if alert.retries < 0:
-            raise ConfigError(f"alerts[{i}].retries", "must be >= 0")
-    if settings.server.max_event_bytes > settings.server.max_request_bytes:
-        raise ConfigError("server.max_event_bytes", "must not exceed server.max_request_bytes")
+
+
+def _validate_portal_access(where: str, portal: PortalSettings) -> None:
+    """Where the portal is and how the forwarder signs in to it."""
+    real = portal.base_url != SANDBOX_BASE_URL
+    if real and not portal.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{where}.base_url", "must be an http(s) URL or 'sandbox'")
+    oauth = portal.refresh_token is not None
+    if portal.access_token is not None and portal.service_key is not None:
+        raise ConfigError(
+            f"{where}.service_key", "give either access_token or service_key, not both"
+        )
+    token = portal.access_token or portal.service_key
+    if real and token is None and not oauth:
+        raise ConfigError(
+            f"{where}.access_token", "a real portal needs a token, a service key or OAuth keys"
+        )
+    if oauth and (portal.client_id is None or portal.client_secret is None):
+        raise ConfigError(f"{where}.client_id", "OAuth mode needs client_id and client_secret")
+
+
+def _validate_portal_limits(where: str, portal: PortalSettings) -> None:
+    """The portal's envelopes and windows."""
+    real = portal.base_url != SANDBOX_BASE_URL
+    if not 0 < portal.limits.safety <= 1:
+        raise ConfigError(f"{where}.limits.safety", "must be in (0, 1]")
+    if portal.limits.time_scale != 1.0 and real and not _on_loopback(portal.base_url):
+        raise ConfigError(
+            f"{where}.limits.time_scale",
+            "only a sandbox portal (built in, or on loopback) can be scaled",
+        )
+    if portal.limits.time_scale <= 0:
+        raise ConfigError(f"{where}.limits.time_scale", "must be > 0")
+    if portal.attribution.last_touch_window_s <= 0:
+        raise ConfigError(f"{where}.attribution.last_touch_window_s", "must be > 0")
+    if portal.limits.burst < 1:
+        raise ConfigError(f"{where}.limits.burst", "must be >= 1")
 
 
 def load_settings(
@@ -513,12 +533,16 @@ def portal_uses_sandbox(portal: PortalSettings) -> bool:
     return portal.base_url == SANDBOX_BASE_URL
 
 
+def sqlite_path(url: str) -> Path:
+    """The file of a ``sqlite:///`` URL (SQLAlchemy's convention: ``sqlite:///relative/path``,
+    ``sqlite:////absolute/path``); ``forwarder.db`` when the URL names none."""
+    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+    return Path(path or "forwarder.db")
+
+
 def development_key(storage_url: str) -> str:
     """The zero-config write key, kept beside the SQLite file so it survives restarts."""
-    db = (
-        storage_url[len("sqlite:///") :] if storage_url.startswith("sqlite:///") else "forwarder.db"
-    )
-    path = Path(db).with_suffix(".devkey")
+    path = sqlite_path(storage_url).with_suffix(".devkey")
     try:
         key = path.read_text(encoding="utf-8").strip()
         if key:

@@ -26,7 +26,6 @@ import msgspec
 from forwarder import config
 
 DEFAULT_OUT = Path("docs/configuration.md")
-_ENV_SECTIONS = ("server", "storage", "dedup")  # the sections config._apply_env overrides
 
 _INTRO = """\
 # Configuration reference
@@ -102,10 +101,19 @@ def field_docs(cls: type) -> dict[str, str]:
 
 def _annotations(cls: type) -> dict[str, str]:
     return {
-        node.target.id: ast.unparse(node.annotation)
+        node.target.id: _spelled(ast.unparse(node.annotation))
         for node in _class_node(cls).body
         if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
     }
+
+
+def _spelled(annotation: str) -> str:
+    """A config-level ``Literal`` alias (``Tier``, ``ApiVersion``) written out, so the reference
+    lists the values while the settings name the alias once."""
+    alias = getattr(config, annotation, None) if annotation.isidentifier() else None
+    if typing.get_origin(alias) is typing.Literal:
+        return f"Literal[{', '.join(repr(value) for value in typing.get_args(alias))}]"
+    return annotation
 
 
 def _toml(value: object) -> str:
@@ -198,7 +206,7 @@ def sections(
 
 
 def _child_env(path: str, kind: str) -> str | None:
-    if kind == "table" and path in _ENV_SECTIONS:
+    if kind == "table" and path in config.ENV_SECTIONS:
         return f"FORWARDER_{path.upper()}_"
     if kind == "map" and path == "portals":
         return "FORWARDER_PORTALS_<NAME>_"

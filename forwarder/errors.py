@@ -28,7 +28,7 @@ HTTP statuses for these live in one table, ``forwarder.ingest.statuses``, not he
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
 class ForwarderError(Exception):
@@ -99,19 +99,21 @@ class RateLimitedError(ProducerError):
         self.retry_after_s = retry_after_s
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """One event refused at ingest: its index in the request, JSON path and reason."""
+class Rejected(msgspec.Struct, frozen=True):
+    """One event refused at ingest."""
 
     index: int
+    """Position of the event in the request (0 for single calls)."""
     path: str
+    """JSON path of the offending field, e.g. ``$.event``."""
     reason: str
+    """Why it was refused."""
 
 
 class AllEventsRejectedError(ProducerError):
     """Every event in the request failed validation."""
 
-    def __init__(self, rejected: list[Rejection]) -> None:
+    def __init__(self, rejected: list[Rejected]) -> None:
         super().__init__("every event in the request was rejected")
         self.rejected = rejected
 

@@ -24,6 +24,7 @@ from forwarder.debugger.models import (
     ItemView,
 )
 from forwarder.debugger.touches import conversion_attribution
+from forwarder.events.destinations import DestinationName
 from forwarder.identity.choice import Identity
 from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import Attempt, ItemRecord, StoredEvent
@@ -164,7 +165,7 @@ def _attempt(a: Attempt, masker: Masker) -> AttemptView:
 def _identity_view(
     items: Sequence[ItemRecord], now: Identity, masker: Masker
 ) -> IdentityView | None:
-    conversion = next((i for i in items if i.destination == "conversions"), None)
+    conversion = next((i for i in items if i.destination == DestinationName.CONVERSIONS), None)
     if conversion is None:
         return None
     recorded = conversion.outcome
@@ -223,7 +224,7 @@ async def detail(
         )
     target = "the sandbox only (test event)" if event.test else "HubSpot"
     attribution = None
-    if any(i.destination == "conversions" for i in items):
+    if any(i.destination == DestinationName.CONVERSIONS for i in items):
         attribution = await conversion_attribution(storage, settings, masker, event, data)
     return EventDetail(
         event=summary(event, data, items, masker),

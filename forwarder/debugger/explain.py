@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from forwarder.events.destinations import DestinationName
 from forwarder.storage.base import ItemRecord
 from forwarder.storage.outcomes import Outcome, Reason, describe
 
@@ -70,7 +71,7 @@ def explain(item: ItemRecord, data: dict[str, Any], identity_kind: str | None) -
 def _queued(item: ItemRecord, said: str | None, identity_kind: str | None) -> str:
     if said:
         return f"still queued: HubSpot will be tried again ({said})"
-    if identity_kind is None and item.destination == "conversions":
+    if identity_kind is None and item.destination == DestinationName.CONVERSIONS:
         return (
             "no identity yet: nothing links this visitor to a contact; it will wait for an identify"
         )

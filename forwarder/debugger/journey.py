@@ -25,6 +25,7 @@ from forwarder.debugger.explain import explain
 from forwarder.debugger.masking import Masker
 from forwarder.debugger.models import Identifier, Journey, JourneyStep, Touch
 from forwarder.debugger.touches import conversion_attribution, remembered
+from forwarder.events.destinations import DestinationName
 from forwarder.identity.keys import normalise_email, text_id
 from forwarder.storage.base import ItemRecord, Key, StoredEvent
 
@@ -115,7 +116,7 @@ async def _step(
     data: dict[str, Any],
 ) -> JourneyStep:
     items = await storage.items_of(event.seq)
-    conversion_item = next((i for i in items if i.destination == "conversions"), None)
+    conversion_item = next((i for i in items if i.destination == DestinationName.CONVERSIONS), None)
     attributed: bool | None = None
     reason: str | None = None
     attribution = None

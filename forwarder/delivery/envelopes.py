@@ -1,11 +1,12 @@
 """Per-portal rate envelopes: one limiter per envelope, shared by every worker of the portal.
 
-Numbers come from the tier (reference §4.1, §1.4, §3.4), then ``[portals.NAME.limits]``
+Numbers come from the tier (docs/hubspot-contract.md, "Rate limits",
+"Custom events" and "Contacts"), then ``[portals.NAME.limits]``
 overrides, then ``safety``. Envelopes:
 
 * ``crm``: rolling 10-second window plus a daily cap that resets at midnight in the portal's
   time zone; timeline, contacts and look-ups share it.
-* ``search``: 5 requests per second (search is exempt from the 10-second window, §4.2).
+* ``search``: 5 requests per second (search is exempt from the 10-second window).
 * ``events``: custom event sends, per second, plus the monthly completions quota: paced, a
   warning at 80 %, never past it. Event sends are exempt from the daily and 10-second limits.
 """
@@ -16,7 +17,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -25,10 +25,9 @@ from forwarder.clock import Clock
 from forwarder.config import LimitSettings, PortalSettings
 from forwarder.delivery.quotas import FixedPeriodQuota, PeriodQuota, QuotaLedger
 from forwarder.delivery.ratelimit import SlidingWindowLimiter
+from forwarder.events.destinations import DestinationName
 from forwarder.hubspot.models import RateLimitHeaders
 from forwarder.storage.base import SharedWindow
-
-Tier = Literal["free", "starter", "professional", "enterprise", "oauth"]
 
 _log = structlog.get_logger(__name__)
 
@@ -42,10 +41,11 @@ class Envelope(StrEnum):
 
 
 DESTINATION_ENVELOPES: dict[str, Envelope] = {
-    "conversions": Envelope.EVENTS,
-    "timeline": Envelope.CRM,
-    "contacts": Envelope.CRM,
-    "forms": Envelope.CRM,  # the authenticated submit endpoint follows the standard limits
+    DestinationName.CONVERSIONS: Envelope.EVENTS,
+    DestinationName.TIMELINE: Envelope.CRM,
+    DestinationName.CONTACTS: Envelope.CRM,
+    # the authenticated forms submit endpoint follows the standard limits
+    DestinationName.FORMS: Envelope.CRM,
     "lookups": Envelope.CRM,
     "search": Envelope.SEARCH,
 }
@@ -70,7 +70,7 @@ TIERS: dict[str, EnvelopeLimits] = {
     "enterprise": EnvelopeLimits(190, 1_000_000),
     "oauth": EnvelopeLimits(110, None),  # public apps: 110 per 10 s per account, no daily cap
 }
-"""Reference §4.1 (private apps by tier; publicly distributed OAuth apps)."""
+"""docs/hubspot-contract.md, "Rate limits" (private apps by tier; public OAuth apps)."""
 
 
 def resolve_limits(tier: str, overrides: LimitSettings) -> EnvelopeLimits:

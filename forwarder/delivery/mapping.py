@@ -1,9 +1,9 @@
 """Mapping: a Segment event -> a HubSpot custom event name and its string properties.
 
-Follows HubSpot's rules (reference §1.4/§1.5): fully qualified names ``pe{portalId}_name``,
-property names of lowercase letters, digits and underscores starting with a letter (≤ 50),
-values up to 256 characters (1,024 when the name contains url, referrer or link), at most 50
-properties. ``problems`` reports, with a field path, what HubSpot would reject at flush so
+Follows HubSpot's rules (docs/hubspot-contract.md, "Custom events"): fully qualified names
+``pe{portalId}_name``, property names of lowercase letters, digits and underscores starting with a
+letter (≤ 50), values up to 256 characters (1,024 when the name contains url, referrer or link), at
+most 50 properties. ``problems`` reports, with a field path, what HubSpot would reject at flush so
 ingest can refuse it with a reason instead.
 """
 
@@ -27,7 +27,8 @@ _NOT_NAME = re.compile(r"[^a-z0-9]+")
 _TOP_LEVEL = ("properties.", "context.", "traits.")
 _NAMES_CACHED = 4096
 
-# HubSpot's default event properties filled from Segment's context (reference §1.5).
+# HubSpot's default event properties filled from Segment's context (docs/hubspot-contract.md,
+# "Custom events").
 CONTEXT_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("context.page.url", "hs_page_url"),
     ("context.page.title", "hs_page_title"),
@@ -145,17 +146,7 @@ class Mapper:
         mapping = self._mappings.get(name)
         if mapping is None and not self._auto:
             return None
-        properties: dict[str, str] = {}
-        if mapping is not None:
-            for source, target in mapping.properties.items():
-                path = source if source.startswith(_TOP_LEVEL) else f"properties.{source}"
-                self._put(properties, target, lookup(data, path))
-        else:
-            own = data.get("properties")
-            if isinstance(own, Mapping):
-                for key, value in own.items():
-                    if not isinstance(value, dict | list | Mapping):
-                        self._put(properties, snake_name(str(key)), value)
+        properties = self._own_properties(mapping, data)
         context = data.get("context")
         if isinstance(context, dict | Mapping):
             for parts, target in _CONTEXT_PARTS:
@@ -165,6 +156,23 @@ class Mapper:
         assert event_name is not None
         template = mapping.timeline_template if mapping is not None else None
         return Conversion(event_name, properties, template)
+
+    def _own_properties(
+        self, mapping: EventMapping | None, data: Mapping[str, Any]
+    ) -> dict[str, str]:
+        """The event's properties: as the mapping names them, or every scalar one (auto)."""
+        properties: dict[str, str] = {}
+        if mapping is not None:
+            for source, target in mapping.properties.items():
+                path = source if source.startswith(_TOP_LEVEL) else f"properties.{source}"
+                self._put(properties, target, lookup(data, path))
+            return properties
+        own = data.get("properties")
+        if isinstance(own, Mapping):
+            for key, value in own.items():
+                if not isinstance(value, dict | list | Mapping):
+                    self._put(properties, snake_name(str(key)), value)
+        return properties
 
     def surely_valid(self, data: Mapping[str, Any]) -> bool:
         """A quick, conservative test for the ingest-time check of an auto-created event.

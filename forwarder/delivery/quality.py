@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from forwarder.delivery.destinations import Drop, Hold, Ready
+from forwarder.events.destinations import DestinationName
 from forwarder.storage.base import StoredEvent
 from forwarder.storage.outcomes import Outcome, Reason, describe
 from forwarder.tallies import QualityTally, event_type, latency_bucket, reason_label
 
-ATTRIBUTED = "conversions"
+ATTRIBUTED = DestinationName.CONVERSIONS
 """The queue whose items stand for an event in holds and identifier shares (a timeline copy
 of the same event would count it twice)."""
 RESOLVED_KINDS = frozenset({"objectId", "email"})

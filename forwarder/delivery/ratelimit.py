@@ -3,11 +3,11 @@
 ``SlidingWindowLimiter`` never lets more than ``limit`` acquisitions into ANY rolling window, and
 spends its share evenly across the window instead of all at once when the window rolls over.
 
-HubSpot counts requests in rolling windows (reference §4.1, §4.7). A token bucket whose burst
-equals the allowance lets a full burst through at the end of one window and nearly another full
-allowance early in the next, so up to ~2x in some rolling window. A sliding-window log cannot:
-an acquisition is allowed only if the log holds fewer than ``limit - n`` entries younger than
-``window_s``.
+HubSpot counts requests in rolling windows (docs/hubspot-contract.md, "Rate limits"). A token bucket
+whose burst equals the allowance lets a full burst through at the end of one window and nearly
+another full allowance early in the next, so up to ~2x in some rolling window. A sliding-window log
+cannot: an acquisition is allowed only if the log holds fewer than ``limit - n`` entries younger
+than ``window_s``.
 
 The log lives behind ``WindowState`` (in this process). Replicas on Redis also share one log
 through ``AsyncWindowState`` (a Lua script doing ``try_acquire`` atomically): an acquisition

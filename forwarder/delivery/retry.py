@@ -1,7 +1,8 @@
 """What to do with HubSpot's answer: a pure classifier, response -> outcome (Vector's RetryAction).
 
-Rules follow issue 4 "Responses" and reference §4.4/§5. ``classify`` has no I/O, no clock and no
-randomness of its own (``rand`` is injected), so every rule is a line in a test table.
+Rules follow docs/hubspot-contract.md, "Rate limits" and "Errors and retries". ``classify`` has no
+I/O, no clock and no randomness of its own (``rand`` is injected), so every rule is a line in a test
+table.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from forwarder.errors import (
     HubSpotTransportError,
 )
 from forwarder.hubspot.models import BatchResponse, ErrorBody, StandardError
-from forwarder.hubspot.responses import HubSpotResponse, decode_body
+from forwarder.hubspot.responses import HubSpotResponse, decode_body, is_retryable
 
 LOCKED_WAIT_S = 2.0
-"""423: "Locks will last for 2 seconds" (reference §5)."""
+"""423: "Locks will last for 2 seconds" (docs/hubspot-contract.md, "Errors and retries")."""
 TEN_SECONDLY_WAIT_S = 10.0
 """429 ``TEN_SECONDLY_ROLLING`` without ``Interval-Milliseconds``: one whole window."""
 SECONDLY_WAIT_S = 1.0
@@ -112,7 +113,7 @@ UNSUPPORTED_VERSION = "UNSUPPORTED_API_VERSION"
 """Category the sandbox answers (with 410) on a version started as unsupported: HubSpot does
 not document what an unsupported version answers, so any 410 pauses rather than loses events."""
 
-# Per-input categories that a retry will not cure (reference §3 and §5).
+# Per-input categories that a retry will not cure (docs/hubspot-contract.md, "Errors and retries").
 PERMANENT_CATEGORIES = frozenset(
     {"VALIDATION_ERROR", "OBJECT_NOT_FOUND", "CONFLICT", "OBJECT_ALREADY_EXISTS", "INVALID_EMAIL"}
 )
@@ -137,7 +138,7 @@ def backoff_s(
     return rand() * min(cap_s, base_s * 2.0**exponent)
 
 
-def classify(
+def classify(  # noqa: C901 - one branch per HubSpot answer, in the order they are tried: read as a table
     result: HubSpotResponse | HubSpotError,
     *,
     batch_size: int,
@@ -174,7 +175,7 @@ def classify(
         return _success(result, expected_results, attempt, rand)
     if status == 429:
         return _throttled(result, error, daily_reset_in_s)
-    if status in (423, 477) or status >= 500:
+    if is_retryable(status):  # 423, 477, 5xx (429 was handled above)
         return _transient(result, attempt, rand)
     if status in (401, 403):
         return _auth(result, error, oauth)
@@ -216,7 +217,8 @@ def _success(
     body = decode_body(response, _BATCH)
     if body is not None and body.results:
         return Done()
-    # A silent no-op (reference §3.2, §10.5) is a failure: retry a few times, then dead-letter.
+    # A silent no-op (docs/hubspot-contract.md, "Contacts") is a failure: retry a few times,
+    # then dead-letter.
     reason = f"{response.status} without results where results were expected"
     if attempt < EMPTY_SUCCESS_RETRIES:
         return Retry(backoff_s(attempt, rand=rand), reason, own=True)
@@ -228,7 +230,8 @@ def _throttled(
 ) -> Outcome:
     policy = error.policy_name or ("SECONDLY" if "secondly limit" in error.message else None)
     if policy == "DAILY":
-        # Never before the portal's midnight, whatever Retry-After says (reference §4.4).
+        # Never before the portal's midnight, whatever Retry-After says
+        # (docs/hubspot-contract.md, "Rate limits").
         until_reset = DAILY_FALLBACK_WAIT_S if daily_reset_in_s is None else daily_reset_in_s
         wait = max(until_reset, response.retry_after_s or 0.0)
         return Retry(wait, "daily limit reached", policy)

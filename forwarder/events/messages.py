@@ -12,6 +12,9 @@ from typing import Annotated, Any
 
 import msgspec
 
+# One type for a refused event: the error that carries them (errors.py) sits below this layer.
+from forwarder.errors import Rejected as Rejected
+
 MAX_MESSAGE_ID = 128
 """Longest ``messageId`` accepted (UUIDs are 36; some SDKs prefix them)."""
 
@@ -125,17 +128,6 @@ class Batch(msgspec.Struct, rename="camel", kw_only=True):
     """Integrations merged under every call's own."""
     write_key: str | None = None
     """Write key in the body (browsers)."""
-
-
-class Rejected(msgspec.Struct, frozen=True):
-    """One event refused at ingest."""
-
-    index: int
-    """Position of the event in the request (0 for single calls)."""
-    path: str
-    """JSON path of the offending field, e.g. ``$.event``."""
-    reason: str
-    """Why it was refused."""
 
 
 class IngestResponse(msgspec.Struct, frozen=True):

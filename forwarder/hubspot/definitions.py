@@ -1,4 +1,7 @@
-"""Custom event definitions (reference §1.5): what HubSpot accepts for each event name."""
+"""Custom event definitions: what HubSpot accepts for each event name.
+
+The rules are in docs/hubspot-contract.md, "Custom events".
+"""
 
 from __future__ import annotations
 

@@ -16,6 +16,16 @@ T = TypeVar("T")
 RETRYABLE_STATUSES = frozenset({423, 429, 477})
 """Statuses (besides 5xx) that a retry can cure."""
 
+
+def is_retryable(status: int) -> bool:
+    """Whether a retry can cure a failure with this status (423, 429, 477 and 5xx).
+
+    The one place that says so: ``error_for`` raises by it and ``delivery.retry.classify``
+    schedules by it (how long to wait is the classifier's business).
+    """
+    return status in RETRYABLE_STATUSES or status >= 500
+
+
 _ERROR_DECODER = msgspec.json.Decoder(ErrorBody)
 
 
@@ -102,7 +112,7 @@ def error_for(response: HubSpotResponse) -> HubSpotError:
     error = response.error or ErrorBody()
     message = error.message or f"HubSpot answered {response.status}"
     kind: type[HubSpotError] = HubSpotPermanentError
-    if response.status in RETRYABLE_STATUSES or response.status >= 500 or response.ok:
+    if is_retryable(response.status) or response.ok:
         kind = HubSpotRetryableError
     category = error.category or error.error_type
     return kind(

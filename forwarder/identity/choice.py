@@ -1,7 +1,8 @@
 """Identity for delivery: which identifier a HubSpot request carries, and why.
 
-HubSpot links an occurrence to a contact by ``objectId``, ``email`` or ``utk`` (reference §1.3);
-an invalid email fails the whole event even when a valid utk is present (§10.6), so each
+HubSpot links an occurrence to a contact by ``objectId``, ``email`` or ``utk`` (see
+docs/hubspot-contract.md, "Custom events"); an invalid email fails the whole event even when a
+valid utk is present, so each
 candidate is checked and skipped with a recorded reason, down a configurable fallback chain.
 The identity graph (stitching anonymousId/userId to what HubSpot knows) feeds ``known``.
 """

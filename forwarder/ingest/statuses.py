@@ -49,7 +49,7 @@ def answer(exc: ForwarderError) -> tuple[int, bytes, dict[str, str]]:
     rejected: list[Rejected] = []
     field = None
     if isinstance(exc, AllEventsRejectedError):
-        rejected = [Rejected(r.index, r.path, r.reason) for r in exc.rejected]
+        rejected = exc.rejected
     if isinstance(exc, ProducerError):
         field = exc.field
     if isinstance(exc, RateLimitedError):

@@ -1,9 +1,9 @@
 """``POST /webhooks/hubspot``: signed HubSpot webhooks that keep the identity graph true.
 
-Signatures follow the reference §7.1: v3 (``X-HubSpot-Signature-v3``: base64 HMAC-SHA256 of
-method + URI + body + timestamp, keyed by the app's client secret, rejected when the timestamp
-is more than 5 minutes away), and v1/v2 (hex SHA-256 of secret + [method + URI +] body) only
-when the portal allows them. A bad or stale signature gets 401 and changes nothing.
+Signatures follow docs/hubspot-contract.md, "Webhooks": v3 (``X-HubSpot-Signature-v3``: base64
+HMAC-SHA256 of method + URI + body + timestamp, keyed by the app's client secret, rejected when the
+timestamp is more than 5 minutes away), and v1/v2 (hex SHA-256 of secret + [method + URI +] body)
+only when the portal allows them. A bad or stale signature gets 401 and changes nothing.
 
 ``contact.merge`` remaps contact ids in the graph; ``contact.deletion`` and
 ``contact.privacyDeletion`` erase that person (``forwarder.identity.graph.ContactChanges``).

@@ -12,7 +12,8 @@ import msgspec
 from forwarder.clock import Clock
 from forwarder.config import Settings, SourceSettings
 from forwarder.delivery.touches import TouchReader
-from forwarder.errors import AllEventsRejectedError, BacklogFullError, Rejection
+from forwarder.errors import AllEventsRejectedError, BacklogFullError
+from forwarder.events.destinations import DestinationName
 from forwarder.events.messages import IngestResponse, Rejected
 from forwarder.pipeline.enrich import Enricher
 from forwarder.pipeline.route import DefinitionCheck, Router
@@ -75,7 +76,9 @@ class Accepter:
             self._per_source[source] = counters
         return counters
 
-    async def __call__(self, source: SourceSettings, decoded: Decoded) -> IngestResponse:
+    async def __call__(  # noqa: C901 - the ingest hot path, kept in one frame on purpose
+        self, source: SourceSettings, decoded: Decoded
+    ) -> IngestResponse:
         """Store what is valid; raise when nothing is.
 
         Raises:
@@ -120,9 +123,7 @@ class Accepter:
             self._metrics.discarded.labels("invalid", "false").inc(len(rejected))
             self._tally_rejected(source.name, now, decoded, rejected)
         if not events:
-            raise AllEventsRejectedError(
-                [Rejection(r.index, r.path, r.reason) for r in sorted(rejected, key=_index)]
-            )
+            raise AllEventsRejectedError(sorted(rejected, key=_index))
         # Submitted together, the touches usually share the append's commit (the SQLite writer
         # commits what is queued as one group); they are learned from duplicates too.
         results, learned = await asyncio.gather(
@@ -138,7 +139,7 @@ class Accepter:
         # Duplicates teach links too: links are idempotent, and a retry after a failure here
         # (the events already durable) must still teach them.
         for item in await self._enrich(source.portal, datas):
-            if item.destination != "conversions":
+            if item.destination != DestinationName.CONVERSIONS:
                 continue  # the timeline copy of a held conversion would count it twice
             held = item.event
             self._tally.add(now, held.source, event_type(held.type, held.name), "released")

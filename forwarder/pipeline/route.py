@@ -14,20 +14,15 @@ import msgspec
 from forwarder.config import PortalSettings
 from forwarder.delivery.definitions import DefinitionCatalog
 from forwarder.delivery.mapping import Mapper, Problem, problems
+from forwarder.events.destinations import DestinationName
 from forwarder.events.messages import Identify, Message, Page, Rejected, Screen, Track
-
-CONVERSIONS = "conversions"
-TIMELINE = "timeline"
-CONTACTS = "contacts"
-FORMS = "forms"
-DESTINATIONS = (CONVERSIONS, TIMELINE, CONTACTS, FORMS)
 
 
 class Route(msgspec.Struct, frozen=True):
     """Where one event goes."""
 
-    destinations: tuple[str, ...] = ()
-    dropped: tuple[tuple[str, str], ...] = ()
+    destinations: tuple[DestinationName, ...] = ()
+    dropped: tuple[tuple[DestinationName, str], ...] = ()
 
 
 _NOWHERE = Route()
@@ -93,7 +88,11 @@ class Router:
     ) -> Route | Rejected:
         route = self._route(index, portal, message, data.get("integrations"))
         check = self._checks.get(portal)
-        if isinstance(route, Route) and CONVERSIONS in route.destinations and check is not None:
+        if (
+            isinstance(route, Route)
+            and DestinationName.CONVERSIONS in route.destinations
+            and check is not None
+        ):
             problem = check(data)
             if problem is not None:
                 return Rejected(index, problem.path, problem.reason)
@@ -115,9 +114,11 @@ class Router:
             case Page(name=name) | Screen(name=name) if name is not None:
                 return self._conversion(index, portal, settings, name, explicit=False)
             case Identify(traits=traits, context=context):
-                destinations: tuple[str, ...] = (CONTACTS,) if settings.contacts.upsert else ()
+                destinations: tuple[DestinationName, ...] = (
+                    (DestinationName.CONTACTS,) if settings.contacts.upsert else ()
+                )
                 if settings.forms_guid is not None and _attributable(traits, context):
-                    destinations += (FORMS,)
+                    destinations += (DestinationName.FORMS,)
                 return Route(destinations=destinations) if destinations else _NOWHERE
         return _NOWHERE
 
@@ -126,14 +127,20 @@ class Router:
     ) -> Route | Rejected:
         timeline = self._mapped[portal].get(name)
         if timeline is not None:
-            return Route(destinations=(CONVERSIONS, TIMELINE) if timeline else (CONVERSIONS,))
+            return Route(
+                destinations=(DestinationName.CONVERSIONS, DestinationName.TIMELINE)
+                if timeline
+                else (DestinationName.CONVERSIONS,)
+            )
         if not explicit:
             return _NOWHERE  # an unmapped page view is kept for attribution, not sent
         match settings.unmapped_events:
             case "auto":
-                return Route(destinations=(CONVERSIONS,))
+                return Route(destinations=(DestinationName.CONVERSIONS,))
             case "drop":
-                return Route(dropped=((CONVERSIONS, f"no mapping for event {name!r}"),))
+                return Route(
+                    dropped=((DestinationName.CONVERSIONS, f"no mapping for event {name!r}"),)
+                )
         return Rejected(
             index,
             "$.event",

@@ -1,8 +1,8 @@
 """The checks that need no request: the credential's kind, the API version, the envelopes.
 
-Tier numbers are the delivery envelopes' own (reference §4.1). The API limit increase raises
-the 10-second limit to 250 and adds up to two times 1,000,000 a day; anything above that is a
-429 HubSpot would answer, not a choice the forwarder can make.
+Tier numbers are the delivery envelopes' own (docs/hubspot-contract.md, "Rate limits"). The API
+limit increase raises the 10-second limit to 250 and adds up to two times 1,000,000 a day; anything
+above that is a 429 HubSpot would answer, not a choice the forwarder can make.
 """
 
 from __future__ import annotations

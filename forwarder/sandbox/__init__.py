@@ -63,8 +63,8 @@ Inspection API (JSON, no auth, never rate limited):
   ``{"url", "headers", "body", "status"}`` (signed v1 + v3; the contact store is updated too).
 """
 
+from forwarder.clock import Clock, ManualClock, SystemClock
 from forwarder.sandbox.app import create_sandbox_app
-from forwarder.sandbox.clock import Clock, ManualClock, MonotonicClock
 from forwarder.sandbox.config import ALL_SCOPES, DEFAULT_TOKEN, SandboxConfig
 from forwarder.sandbox.faults import FaultScript, FaultSpec
 from forwarder.sandbox.state import Sandbox
@@ -77,9 +77,9 @@ __all__ = [
     "FaultScript",
     "FaultSpec",
     "ManualClock",
-    "MonotonicClock",
     "Sandbox",
     "SandboxConfig",
+    "SystemClock",
     "WebhookRequest",
     "create_sandbox_app",
 ]

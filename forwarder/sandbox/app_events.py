@@ -1,4 +1,4 @@
-"""Dated timeline events ("app event occurrences", reference §2.5), and the 2026-09 CRM rules.
+"""Dated timeline events ("app event occurrences"), and the 2026-09 CRM rules.
 
 ``POST /integrators/timeline/2026-03/events/batch`` takes ``{"inputs": [AppEventOccurrence]}``
 (``eventTypeName``, ``id`` and ``properties`` required) and is all-or-nothing: 400 when any

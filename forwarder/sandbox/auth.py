@@ -1,8 +1,8 @@
-"""Bearer authentication and scopes (reference §5, §6).
+"""Bearer authentication and scopes (docs/hubspot-contract.md, "Authentication").
 
 Private-app tokens (``SandboxConfig.tokens``) and service keys (``SandboxConfig.service_keys``)
 never expire and are each their own app: service keys have "the same limits as privately
-distributed apps" (HubSpot's service keys page, reference §6.1).
+distributed apps" (HubSpot's service keys page).
 Access tokens minted by ``POST /oauth/v1/token`` belong to the OAuth client (one app) and expire
 after 1800 s / ``time_scale`` -> 401 ``EXPIRED_AUTHENTICATION``.
 """

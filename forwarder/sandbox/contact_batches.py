@@ -1,4 +1,4 @@
-"""The four contact batch operations: read, create, update, upsert (reference §3.1-§3.3).
+"""The four contact batch operations: read, create, update, upsert.
 
 Each returns ``(status, body)`` or an ``ApiError``; ``fail_first`` is the scripted
 partial-failure fault (the first N inputs answer ``OBJECT_NOT_FOUND`` in a 207).

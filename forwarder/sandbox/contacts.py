@@ -1,11 +1,11 @@
-"""Contacts (reference §3): batch read, create, update, upsert over an in-memory store.
+"""Contacts: batch read, create, update, upsert over an in-memory store.
 
 Choices: a body without ``inputs`` is a 400 (HubSpot was observed to answer a silent empty
-``COMPLETE``; the strict reading catches the bug). More than 100 inputs is a 400. Duplicate ids
-in one update/upsert batch reject the whole batch with 400 (reference §3.2). A write that would
-give an email already owned by another contact is a 409 ``CONFLICT`` for the whole batch,
-naming only the first conflict (reference §3.3). ``idProperty=email`` on batch *update* is the
-observed 400 "Unable to perform update/upsert by non-unique 0-1 property".
+``COMPLETE``; the strict reading catches the bug). More than 100 inputs is a 400. Duplicate ids in
+one update/upsert batch reject the whole batch with 400 (docs/hubspot-contract.md, "Contacts"). A
+write that would give an email already owned by another contact is a 409 ``CONFLICT`` for the whole
+batch, naming only the first conflict. ``idProperty=email`` on batch *update* is the observed 400
+"Unable to perform update/upsert by non-unique 0-1 property".
 """
 
 from __future__ import annotations
@@ -176,7 +176,7 @@ class ContactStore:
         return contact
 
     def check_properties(self, properties: dict[str, Any]) -> ApiError | None:
-        """400 for read-only or unknown properties (reference §5's documented example)."""
+        """400 for read-only or unknown properties (HubSpot's documented example)."""
         for name in properties:
             if name in READ_ONLY:
                 return validation_error(f'Property "{name}" is read-only')

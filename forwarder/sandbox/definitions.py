@@ -1,4 +1,4 @@
-"""Custom event definitions (reference §1.5): ``pe{portalId}_{name}`` and their properties."""
+"""Custom event definitions : ``pe{portalId}_{name}`` and their properties."""
 
 from __future__ import annotations
 

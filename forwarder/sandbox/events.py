@@ -1,4 +1,4 @@
-"""Custom event occurrences (reference §1.2-§1.4): validation and the received log.
+"""Custom event occurrences: validation and the received log.
 
 Choices where the reference is UNCONFIRMED (both switchable in ``SandboxConfig``):
 - A batch with one bad input: ``reject_all`` (default) answers 400 for the whole batch and stores

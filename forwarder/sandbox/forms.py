@@ -1,4 +1,4 @@
-"""Forms submissions (reference §8.2): tie a visitor's ``hutk`` cookie to a contact by email.
+"""Forms submissions: tie a visitor's ``hutk`` cookie to a contact by email.
 
 ``POST /submissions/v3/integration/secure/submit/{portalId}/{formGuid}`` (authenticated, scope
 ``forms``, standard limits) and the unauthenticated ``.../integration/submit/...``. Answers

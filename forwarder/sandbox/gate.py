@@ -74,35 +74,19 @@ async def handle(request: Request[Any, Any, Any], route: Route, work: Work) -> R
     """Run ``work`` behind auth, faults and limits; shape its outcome as HubSpot would."""
     sandbox: Sandbox = request.app.state.sandbox
     request_id = str(uuid.uuid4())
-    now = sandbox.clock.now()
+    now = sandbox.clock.monotonic()  # windows and token lifetimes: differences only
     version = version_of(request.url.path) if route.versioned else None
-    if version is not None:
-        sandbox.versions[version] += 1
-    if version is not None and version in sandbox.config.unsupported_versions:
-        return _error(sandbox, route, unsupported(version), request_id, [])
-    principal: Principal | ApiError | None = None
-    if route.authenticated:
-        principal = sandbox.tokens.authenticate(request.headers.get("authorization"), now)
-        if isinstance(principal, ApiError):
-            return _error(sandbox, route, principal, request_id, [])
-        if (denied := missing_scopes(principal, route.scopes)) is not None:
-            return _error(sandbox, route, denied, request_id, [])
+    principal = _admit(sandbox, route, request, version, now)
+    if isinstance(principal, ApiError):
+        return _error(sandbox, route, principal, request_id, [])
     fault = sandbox.faults.take(route.name)
     if fault is not None:
         injected = await _apply(sandbox, route, fault, request_id)
         if injected is not None:
             return injected
-    headers: Headers = []
-    if route.limit == "general" and isinstance(principal, Principal):
-        verdict = sandbox.limiter.general(principal.app_key, now)
-        if isinstance(verdict, Refusal):
-            return _refused(sandbox, route, verdict, request_id)
-        headers = verdict
-    elif route.limit == "search":
-        if (refusal := sandbox.limiter.search_request(now)) is not None:
-            return _refused(sandbox, route, refusal, request_id)
-    elif route.limit == "events" and (refusal := sandbox.limiter.event_send(now)) is not None:
-        return _refused(sandbox, route, refusal, request_id)
+    headers = _limit(sandbox, route, principal, now)
+    if isinstance(headers, Refusal):
+        return _refused(sandbox, route, headers, request_id)
     body = await request.body()
     # The scope's path is relative to this app, so the check works under a mount prefix too.
     refused = sandbox.specs.check(request.method, request.scope["path"], body)
@@ -121,6 +105,42 @@ async def handle(request: Request[Any, Any, Any], route: Route, work: Work) -> R
     headers.append((CORRELATION, request_id))
     content = b"" if payload is None else encode(payload)
     return Response(content, status_code=status, headers=dict(headers), media_type=JSON)
+
+
+def _admit(
+    sandbox: Sandbox,
+    route: Route,
+    request: Request[Any, Any, Any],
+    version: str | None,
+    now: float,
+) -> Principal | ApiError | None:
+    """The API version and the caller: who is calling, or why they may not."""
+    if version is not None:
+        sandbox.versions[version] += 1
+    if version is not None and version in sandbox.config.unsupported_versions:
+        return unsupported(version)
+    if not route.authenticated:
+        return None
+    principal = sandbox.tokens.authenticate(request.headers.get("authorization"), now)
+    if isinstance(principal, ApiError):
+        return principal
+    denied = missing_scopes(principal, route.scopes)
+    return principal if denied is None else denied
+
+
+def _limit(
+    sandbox: Sandbox, route: Route, principal: Principal | None, now: float
+) -> Headers | Refusal:
+    """The rate limit the route counts against: its headers, or the refusal."""
+    if route.limit == "general" and principal is not None:
+        return sandbox.limiter.general(principal.app_key, now)
+    if route.limit == "search":
+        refusal = sandbox.limiter.search_request(now)
+        return [] if refusal is None else refusal
+    if route.limit == "events":
+        refusal = sandbox.limiter.event_send(now)
+        return [] if refusal is None else refusal
+    return []
 
 
 def _error(

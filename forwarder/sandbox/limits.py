@@ -1,4 +1,4 @@
-"""Rate limits as reference §4 states them.
+"""Rate limits as HubSpot states them (docs/hubspot-contract.md, "Rate limits").
 
 - ``TEN_SECONDLY_ROLLING``: per app (one private-app token, or the OAuth client) per account,
   a *rolling* window: at any instant, requests admitted in the last 10 s <= the limit.

@@ -1,4 +1,4 @@
-"""``POST /oauth/v1/token`` (reference §6.2): the refresh_token grant.
+"""``POST /oauth/v1/token``: the refresh_token grant.
 
 Bodies the reference does not show (wrong client id/secret, other grant types) use the same
 ``{"status": CODE, "message": ...}`` shape as ``BAD_REFRESH_TOKEN``; their codes are our choice.

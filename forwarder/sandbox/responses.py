@@ -1,4 +1,6 @@
-"""HubSpot's error bodies (reference §5, §1.6, §4.4) and the JSON helpers that build them.
+"""HubSpot's error bodies and the JSON helpers that build them.
+
+The shapes are in docs/hubspot-contract.md, "Errors and retries".
 
 Expected failures are ``ApiError`` values returned by the domain modules; only the route layer
 turns them into HTTP responses, adding the correlation id.

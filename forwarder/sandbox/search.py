@@ -1,4 +1,7 @@
-"""Contact search (reference §3.4): filters, sorts, paging and the documented limits."""
+"""Contact search: filters, sorts, paging and the documented limits.
+
+The limits are in docs/hubspot-contract.md, "Contacts".
+"""
 
 from __future__ import annotations
 

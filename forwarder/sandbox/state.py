@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
+from forwarder.clock import Clock, SystemClock
 from forwarder.sandbox import openapi, webhooks
 from forwarder.sandbox.auth import TokenStore
-from forwarder.sandbox.clock import Clock, MonotonicClock
 from forwarder.sandbox.config import SandboxConfig
 from forwarder.sandbox.contacts import BUILT_IN, Contact, ContactStore, to_text
 from forwarder.sandbox.definitions import Definition, DefinitionStore
@@ -38,7 +38,7 @@ class Sandbox:
         webhook_transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = config or SandboxConfig()
-        self.clock = clock or MonotonicClock()
+        self.clock = clock or SystemClock()
         self.webhook_transport = webhook_transport
         self._seed = seed
         self.specs = openapi.load()
@@ -56,7 +56,7 @@ class Sandbox:
             search_rps=cfg.search_rps,
             events_rps=cfg.events_rps,
             time_scale=cfg.time_scale,
-            start=self.clock.now(),
+            start=self.clock.monotonic(),
             portal_id=cfg.portal_id,
             window_ms=cfg.window_ms,
             rng=random.Random(self._seed),
@@ -117,7 +117,7 @@ class Sandbox:
 
     def apply_script(self, script: FaultScript) -> None:
         """Apply a ``POST /_sandbox/faults`` body: faults and/or a competing app."""
-        self.faults.script(script, self.limiter.competing, self.clock.now())
+        self.faults.script(script, self.limiter.competing, self.clock.monotonic())
 
     def compete(
         self, daily_share: float = 0.0, window_share: float = 0.0, pattern: Pattern = "reserve"
@@ -131,7 +131,7 @@ class Sandbox:
         competing.daily_share = daily_share
         competing.window_share = window_share
         competing.pattern = pattern
-        competing.restart(self.clock.now())
+        competing.restart(self.clock.monotonic())
 
     # -- inspection --------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Timeline events v3 (reference §2.2-§2.4): templates, tokens, ``id`` idempotency, 201/207.
+"""Timeline events v3: templates, tokens, ``id`` idempotency, 201/207.
 
 Choices: the batch maximum is 100 (v1's documented cap; UNCONFIRMED for v3) -> 400 above it.
 Re-sending an ``id`` already used for the template replaces the stored event ("the last to be

@@ -1,4 +1,6 @@
-"""Signed webhook deliveries (reference §7): contact merge, deletion and privacy deletion.
+"""Signed webhook deliveries: contact merge, deletion and privacy deletion.
+
+The signatures are in docs/hubspot-contract.md, "Webhooks".
 
 Every delivery carries the v1 signature (``X-HubSpot-Signature``, ``X-HubSpot-Signature-Version:
 v1``: hex SHA-256 of secret + body) and the v3 one (``X-HubSpot-Signature-v3``: base64

@@ -8,16 +8,10 @@ from typing import NamedTuple
 from urllib.parse import urlparse
 
 from forwarder.config import StorageSettings
+from forwarder.config import sqlite_path as sqlite_path  # its home is config (the dev key needs it)
 from forwarder.errors import ConfigError, StorageUnavailableError
 from forwarder.extras import require
 from forwarder.storage.base import Storage
-
-
-def sqlite_path(url: str) -> Path:
-    """The file of a ``sqlite:///`` URL (SQLAlchemy's convention: ``sqlite:///relative/path``,
-    ``sqlite:////absolute/path``); ``forwarder.db`` when the URL names none."""
-    path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
-    return Path(path or "forwarder.db")
 
 
 def create_storage(settings: StorageSettings, *, dedup_window_s: float = 86400.0) -> Storage:

@@ -1,4 +1,4 @@
-"""Delivery under failure, against the sandbox over real HTTP (issue 4, "Tests that must exist").
+"""Delivery under failure, against the sandbox over real HTTP.
 
 Every test checks the same three things after its fault (Vector's ``assert_sink_compliance``):
 the final-state counts add up per queue (``accepted == delivered + dead + dropped + expired +

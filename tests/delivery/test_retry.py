@@ -1,4 +1,4 @@
-"""The response classifier: one row per rule of issue 4 "Responses"."""
+"""The response classifier: one row per rule (docs/hubspot-contract.md, "Errors and retries")."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from forwarder.errors import (
     HubSpotTransportError,
 )
 from forwarder.hubspot.models import ErrorBody, RateLimitHeaders
-from forwarder.hubspot.responses import HubSpotResponse
+from forwarder.hubspot.responses import HubSpotResponse, error_for
 
 
 def reply(
@@ -317,3 +317,11 @@ def test_conflict_on_an_all_or_nothing_batch_is_bisected_not_taken_as_done() -> 
         reply(409, {"message": "c"}), batch_size=3, attempt=1, conflict_is_duplicate=True
     )
     assert outcome == Split("409: c; bisecting 3 inputs")
+
+
+@pytest.mark.parametrize("status", range(400, 600))
+def test_the_raised_error_and_the_classifier_agree_on_what_a_retry_can_cure(status: int) -> None:
+    """A failure read through ``expect_body`` and one classified by a worker get one verdict."""
+    response = reply(status, {"message": "no"})
+    raised_retryable = isinstance(error_for(response), HubSpotRetryableError)
+    assert raised_retryable == isinstance(run(response), Retry)

@@ -13,10 +13,11 @@ import pytest
 from forwarder.config import EventMapping, PortalSettings, Secret
 from forwarder.delivery.definitions import DefinitionCatalog
 from forwarder.delivery.mapping import Mapper
+from forwarder.events.destinations import DestinationName
 from forwarder.events.messages import Message, Rejected
 from forwarder.hubspot.auth import StaticToken
 from forwarder.hubspot.client import HubSpotClient
-from forwarder.pipeline.route import CONVERSIONS, DefinitionCheck, Route, Router
+from forwarder.pipeline.route import DefinitionCheck, Route, Router
 from forwarder.sandbox import DEFAULT_TOKEN, Sandbox, SandboxConfig, create_sandbox_app
 from forwarder.storage.sqlite import SqliteStorage
 
@@ -60,7 +61,7 @@ def route(router: Router, **event: Any) -> Route | Rejected:
 
 async def test_defined_event_with_known_properties_is_routed(router: Router) -> None:
     result = route(router, event="Order Completed", properties={"revenue": 12.5})
-    assert result == Route(destinations=(CONVERSIONS,))
+    assert result == Route(destinations=(DestinationName.CONVERSIONS,))
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,7 @@
-"""Rate limits as reference §4: rolling 10 s window, daily cap, search secondly, event sends."""
+"""Rate limits: rolling 10 s window, daily cap, search secondly, event sends.
+
+As docs/hubspot-contract.md, "Rate limits", states them.
+"""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import msgspec
 
 from forwarder.errors import HubSpotError
+from forwarder.events.destinations import DestinationName
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.storage.base import Item
@@ -65,7 +66,7 @@ Prepared = Ready | Hold | Drop
 class Destination(Protocol):
     """One HubSpot API a queue delivers to."""
 
-    name: str
+    name: DestinationName
     route: str
     """The path it posts to (its portal's API version), for metrics and attempt records."""
     batch_size: int

@@ -1,6 +1,7 @@
 """Contact updates from ``identify``: ``contacts/batch/upsert`` by email, up to 100 inputs.
 
-Two inputs for the same email in one batch make HubSpot reject the batch (reference §3.2), so
+Two inputs for the same email in one batch make HubSpot reject the batch (docs/hubspot-contract.md,
+"Contacts"), so
 they are merged first: the last write of each property wins.
 """
 
@@ -12,6 +13,7 @@ from forwarder.config import PortalSettings
 from forwarder.delivery.destinations import Drop, Prepared, Ready, decode
 from forwarder.delivery.mapping import coerce, lookup
 from forwarder.errors import HubSpotError
+from forwarder.events.destinations import DestinationName
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import UpsertInput
 from forwarder.hubspot.paths import paths_for
@@ -26,7 +28,7 @@ _MERGED = Outcome(Reason.MERGED)
 class Contacts:
     """Maps identify traits to contact properties (``[portals.NAME.contacts]``)."""
 
-    name = "contacts"
+    name = DestinationName.CONTACTS
     batch_size = 100
     expects_results = True
     conflict_is_duplicate = False

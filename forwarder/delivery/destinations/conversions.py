@@ -18,6 +18,7 @@ from forwarder.delivery.destinations.mapped import (
 )
 from forwarder.delivery.mapping import Mapper
 from forwarder.errors import HubSpotError
+from forwarder.events.destinations import DestinationName
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import EventCompletion
 from forwarder.hubspot.paths import paths_for
@@ -31,7 +32,7 @@ BATCH_SIZE = 500
 class Conversions:
     """Maps events to custom event occurrences with a deterministic uuid each."""
 
-    name = "conversions"
+    name = DestinationName.CONVERSIONS
     batch_size = BATCH_SIZE
     expects_results = False
     conflict_is_duplicate = False

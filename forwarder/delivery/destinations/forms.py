@@ -2,7 +2,8 @@
 
 A contact created or updated by the CRM API looks "offline"-sourced; HubSpot ties a browser's
 page views to a contact through a form submission that carries the ``hubspotutk`` cookie
-(reference §8). One submission per request (the endpoint takes one).
+(docs/hubspot-contract.md, "Forms submissions"). One submission per request (the endpoint
+takes one).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from forwarder.config import PortalSettings, portal_uses_sandbox
 from forwarder.delivery.destinations import Drop, Prepared, Ready, decode
 from forwarder.delivery.mapping import lookup
 from forwarder.errors import HubSpotError
+from forwarder.events.destinations import DestinationName
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import FormContext, FormField, FormSubmission
 from forwarder.hubspot.paths import FORMS_SUBMIT
@@ -31,7 +33,7 @@ def _text(value: object) -> str | None:
 class Forms:
     """Submits identify email + hutk to the portal's configured form."""
 
-    name = "forms"
+    name = DestinationName.FORMS
     route = FORMS_SUBMIT
     batch_size = 1
     expects_results = False

@@ -6,7 +6,8 @@ names the app event type and the mapped values are its properties; HubSpot accep
 batch or none of it (400, or 409 when an occurrence id already exists: occurrences are
 immutable, so a 409 on one input is a replay of something HubSpot has).
 
-Optional per portal (HubSpot opens it only to app partners, reference §2.1): an event goes here
+Optional per portal (HubSpot opens it only to app partners: docs/hubspot-contract.md,
+"Timeline events"): an event goes here
 only when its mapping names a ``timeline_template``.
 """
 
@@ -26,6 +27,7 @@ from forwarder.delivery.destinations.mapped import (
 )
 from forwarder.delivery.mapping import Mapper
 from forwarder.errors import HubSpotError
+from forwarder.events.destinations import DestinationName
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import AppEventOccurrence, TimelineEvent
 from forwarder.hubspot.paths import paths_for
@@ -37,7 +39,7 @@ from forwarder.storage.base import Item
 class Timeline:
     """Maps events to timeline events whose ``id`` is derived from the messageId."""
 
-    name = "timeline"
+    name = DestinationName.TIMELINE
     batch_size = 100
     expects_results = True
 

@@ -1,4 +1,4 @@
-"""Forms submission routes (reference §8.2), served on the same host as the API."""
+"""Forms submission routes, served on the same host as the API."""
 
 from __future__ import annotations
 

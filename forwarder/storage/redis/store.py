@@ -214,7 +214,10 @@ class RedisStorage(Storage):
             self._renewer = None
         if self._client is not None:
             with contextlib.suppress(RedisError, TimeoutError):
-                await asyncio.wait_for(self._client.aclose(), _CLOSE_WAIT_S)
+                # the pool was handed in, so the client would leave its sockets open without this
+                await asyncio.wait_for(
+                    self._client.aclose(close_connection_pool=True), _CLOSE_WAIT_S
+                )
         self._client = None
         self._scripts = {}
 
