@@ -192,6 +192,12 @@ def oracle(pattern: Pattern, slack: int, requests: int, seed: int, concurrency: 
     return Run(ok, too_many, use, competing.spent, competing.refused, ok / t)
 
 
+def crowding(run: Run) -> float:
+    """The other app's requests HubSpot refused, as a share of those it made (percent)."""
+    made = run.others_spent + run.others_refused
+    return round(100 * run.others_refused / made, 1) if made else 0.0
+
+
 def frontier(args: argparse.Namespace) -> None:
     patterns: tuple[Pattern, ...] = ("steady", "random", "bursts")
     for pattern in patterns:
@@ -204,8 +210,7 @@ def frontier(args: argparse.Namespace) -> None:
                 f"oracle {pattern:7} slack={slack} use={[round(r.use, 3) for r in runs]}"
                 f" of_5_per_s={[round(r.ours_per_s / 5, 3) for r in runs]}"
                 f" 429_percent={[round(100 * r.too_many / (r.ok + r.too_many), 1) for r in runs]}"
-                f" others_refused={[r.others_refused for r in runs]}"
-                f" others_spent={[r.others_spent for r in runs]}",
+                f" others_refused_percent={[crowding(r) for r in runs]}",
                 flush=True,
             )
 
@@ -224,10 +229,10 @@ def main(args: argparse.Namespace) -> None:
             ]
             uses = [round(r.use, 3) for r in runs]
             shares = [round(100 * r.too_many / (r.ok + r.too_many), 1) for r in runs]
-            crowded = [r.others_refused for r in runs]
+            crowded = [crowding(r) for r in runs]
             print(
                 f"{pattern or 'alone':7} safety={safety} use={uses} 429_percent={shares}"
-                f" others_refused={crowded}"
+                f" others_refused_percent={crowded}"
             )
 
 
