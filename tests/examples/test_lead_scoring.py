@@ -63,6 +63,7 @@ def hubspot(tmp_path: Path) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        log.close()
 
 
 def contacts(hubspot: str) -> dict[str, dict[str, Any]]:
