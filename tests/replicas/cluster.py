@@ -58,8 +58,8 @@ class Process:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, ready: str) -> Process:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the file
+            self.proc = subprocess.Popen(self.args, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -72,7 +72,8 @@ class Process:
     def _ready(self, ready: str) -> bool:
         try:
             if ready == "redis":
-                return bool(redis.Redis.from_url(self.url, socket_timeout=1).ping())
+                with redis.Redis.from_url(self.url, socket_timeout=1) as client:
+                    return bool(client.ping())
             return httpx.get(f"{self.url}{ready}", timeout=1).status_code == 200
         except (httpx.HTTPError, redis.RedisError):
             return False
