@@ -184,7 +184,7 @@ def create_app(
         settings, storage, metric_set, clock, on_accepted=engine.notify, checks=checks
     )
     ingest = IngestService(settings, resolver, accepter, metric_set)
-    debugger = Debugger.of(settings, storage, engine, metric_set)
+    debugger = Debugger.of(settings, storage, engine, metric_set, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -203,7 +203,7 @@ def create_app(
         ingest=ingest,
         engine=engine,
         alerts=alerts,
-        webhooks=WebhookReceiver(settings, storage),
+        webhooks=WebhookReceiver(settings, storage, clock),
         sandboxes=sandboxes,
         test_sandboxes=test_sandboxes.made,
         debugger=debugger,

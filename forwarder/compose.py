@@ -123,7 +123,7 @@ class DeliveryWiring:
             Contacts(settings),
         ]
         if settings.forms_guid is not None:
-            destinations.append(Forms(settings))
+            destinations.append(Forms(settings, self._clock))
         return destinations
 
     def worker(

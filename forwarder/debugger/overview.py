@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
@@ -177,12 +176,13 @@ async def replay(
     engine: Engine,
     ids: Sequence[int],
     *,
+    now: float,
     everything: bool = False,
     portal: str | None = None,
 ) -> int:
     """Dead letters back to their queue (safe: each carries the same uuid as before)."""
     chosen = await _dead_ids(storage, ids, everything, portal)
-    moved = await storage.requeue(chosen, state="dead", now=time.time()) if chosen else 0
+    moved = await storage.requeue(chosen, state="dead", now=now) if chosen else 0
     for worker_portal, destination in engine.workers:
         engine.notify(worker_portal, (destination,))
     return moved
@@ -192,6 +192,7 @@ async def purge(
     storage: DeadLetterStore,
     ids: Sequence[int],
     *,
+    now: float,
     everything: bool = False,
     portal: str | None = None,
 ) -> int:
@@ -204,19 +205,22 @@ async def purge(
     chosen = await _dead_ids(storage, ids, everything, portal)
     if not chosen:
         return 0
-    now = time.time()
     moved = await storage.requeue(chosen, state="dead", now=now)
     await storage.finish(chosen, "dropped", now=now, outcome=Outcome(Reason.PURGED))
     return moved
 
 
 async def erase(
-    storage: IdentityGraph, settings: Settings, keys: Sequence[Key], portal: str | None
+    storage: IdentityGraph,
+    settings: Settings,
+    keys: Sequence[Key],
+    portal: str | None,
+    now: float,
 ) -> list[Erased]:
     """Remove a person from the graph and from held and queued events, per portal."""
     out = []
     for name in [portal] if portal is not None else list(settings.portals):
-        record = await storage.erase(name, keys, now=time.time())
+        record = await storage.erase(name, keys, now=now)
         out.append(
             Erased(
                 portal=name,
