@@ -30,7 +30,7 @@ from forwarder.ingest.routes import IngestService, ingest_router
 from forwarder.ingest.snippet import snippet_router
 from forwarder.ingest.webhooks import WebhookReceiver, hubspot_webhook
 from forwarder.pipeline.accept import Accepter
-from forwarder.pipeline.route import DefinitionCheck
+from forwarder.pipeline.destine import DefinitionCheck
 from forwarder.sandbox import DEFAULT_TOKEN
 from forwarder.sandboxes import (
     Configure,
