@@ -12,7 +12,6 @@ import msgspec
 from litestar import Litestar, MediaType, Request, Response, get
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from litestar.openapi import OpenAPIConfig
 
 from forwarder import __version__
 from forwarder.alerts.monitor import AlertMonitor, alert_monitor
@@ -26,11 +25,12 @@ from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
 from forwarder.ingest.fastpath import answer_ingest
+from forwarder.ingest.openapi import IngestOpenAPIConfig
 from forwarder.ingest.routes import IngestService, ingest_router
 from forwarder.ingest.snippet import snippet_router
 from forwarder.ingest.webhooks import WebhookReceiver, hubspot_webhook
 from forwarder.pipeline.accept import Accepter
-from forwarder.pipeline.route import DefinitionCheck
+from forwarder.pipeline.destine import DefinitionCheck
 from forwarder.sandbox import DEFAULT_TOKEN
 from forwarder.sandboxes import (
     Configure,
@@ -184,7 +184,7 @@ def create_app(
         settings, storage, metric_set, clock, on_accepted=engine.notify, checks=checks
     )
     ingest = IngestService(settings, resolver, accepter, metric_set)
-    debugger = Debugger.of(settings, storage, engine, metric_set)
+    debugger = Debugger.of(settings, storage, engine, metric_set, clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -203,7 +203,7 @@ def create_app(
         ingest=ingest,
         engine=engine,
         alerts=alerts,
-        webhooks=WebhookReceiver(settings, storage),
+        webhooks=WebhookReceiver(settings, storage, clock),
         sandboxes=sandboxes,
         test_sandboxes=test_sandboxes.made,
         debugger=debugger,
@@ -235,7 +235,7 @@ def _forwarder_app(
         state=state,
         exception_handlers={HTTPException: _http_error},
         request_max_body_size=settings.server.max_request_bytes * 2,
-        openapi_config=OpenAPIConfig(title="hubspot-forwarder", version=__version__),
+        openapi_config=IngestOpenAPIConfig(title="hubspot-forwarder", version=__version__),
         debug=False,
     )
 

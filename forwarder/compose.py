@@ -23,8 +23,8 @@ from forwarder.delivery.engine import Engine, Portal
 from forwarder.delivery.envelopes import PortalEnvelopes
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.quotas import StoredQuota
-from forwarder.delivery.testmode import SandboxRoute
-from forwarder.delivery.worker import QueueWorker, TestRoute, WorkerSettings
+from forwarder.delivery.testmode import LazyTestSandbox
+from forwarder.delivery.worker import QueueWorker, TestSandbox, WorkerSettings
 from forwarder.hubspot.auth import LockFactory
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.connect import portal_client, sandbox_client
@@ -73,9 +73,11 @@ class DeliveryWiring:
         workers: dict[tuple[str, str], QueueWorker] = {}
         for name, settings in self._settings.portals.items():
             link = portals[name] = self.portal(name, settings, transports.get(name))
-            route = None if portal_uses_sandbox(settings) else self.test_route(link, test_transport)
+            sandbox = (
+                None if portal_uses_sandbox(settings) else self.test_sandbox(link, test_transport)
+            )
             for destination in self.destinations(link):
-                workers[(name, destination.name)] = self.worker(link, destination, route)
+                workers[(name, destination.name)] = self.worker(link, destination, sandbox)
         return Engine(self._storage, self._clock, self._metrics, portals, workers)
 
     def portal(
@@ -123,11 +125,11 @@ class DeliveryWiring:
             Contacts(settings),
         ]
         if settings.forms_guid is not None:
-            destinations.append(Forms(settings))
+            destinations.append(Forms(settings, self._clock))
         return destinations
 
     def worker(
-        self, link: Portal, destination: Destination, test_route: TestRoute | None
+        self, link: Portal, destination: Destination, test_sandbox: TestSandbox | None
     ) -> QueueWorker:
         """The worker of one queue."""
         return QueueWorker(
@@ -139,10 +141,10 @@ class DeliveryWiring:
             settings=WorkerSettings.of(link.settings),
             clock=self._clock,
             metrics=self._metrics,
-            test_route=test_route,
+            test_sandbox=test_sandbox,
         )
 
-    def test_route(self, link: Portal, transport_for: TransportFor) -> SandboxRoute:
+    def test_sandbox(self, link: Portal, transport_for: TransportFor) -> LazyTestSandbox:
         """Where a real portal's test events go: its own simulator, made on first use."""
 
         def connect() -> HubSpotClient:
@@ -153,7 +155,7 @@ class DeliveryWiring:
                 token=self._token,
             )
 
-        return SandboxRoute(link.name, connect, self._storage)
+        return LazyTestSandbox(link.name, connect, self._storage)
 
 
 def _refresh_lock(shared: Coordination | None, portal: str) -> LockFactory | None:

@@ -254,6 +254,7 @@ class InfoLine:
         writer.info(_json.encode(_FAST["redactor"](None, "info", line)))
 
     def _timestamp(self) -> str:
+        # The system clock, as structlog's TimeStamper reads it for every other log line.
         now = time.time()
         second = int(now)
         if second != self._second:

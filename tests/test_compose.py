@@ -39,14 +39,14 @@ def _engine(settings: Settings, made: list[str]) -> Engine:
     return wiring.engine({}, test_transport)
 
 
-def test_workers_of_a_real_portal_share_one_test_route_from_construction(tmp_path: Path) -> None:
+def test_workers_of_a_real_portal_share_one_test_sandbox_from_construction(tmp_path: Path) -> None:
     engine = _engine(_with_real_portal(tmp_path), [])
 
-    real = [w.test_route for (p, _), w in engine.workers.items() if p == "real"]
-    sandbox = [w.test_route for (p, _), w in engine.workers.items() if p == "main"]
+    real = [w.test_sandbox for (p, _), w in engine.workers.items() if p == "real"]
+    sandbox = [w.test_sandbox for (p, _), w in engine.workers.items() if p == "main"]
 
     assert real[0] is not None
-    assert all(route is real[0] for route in real)
+    assert all(sandbox is real[0] for sandbox in real)
     assert sandbox == [None] * len(sandbox)  # a sandbox portal already delivers to one
 
 
@@ -55,12 +55,12 @@ async def test_a_real_portals_test_sandbox_is_made_on_its_first_test_batch_only(
 ) -> None:
     made: list[str] = []
     engine = _engine(_with_real_portal(tmp_path), made)
-    route = engine.workers[("real", "conversions")].test_route
-    assert route is not None
+    sandbox = engine.workers[("real", "conversions")].test_sandbox
+    assert sandbox is not None
     assert made == []
 
-    first = await route.client_for([])
-    second = await route.client_for([])
+    first = await sandbox.client_for([])
+    second = await sandbox.client_for([])
 
     assert made == ["real"]
     assert first is second

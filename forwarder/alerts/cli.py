@@ -39,6 +39,7 @@ async def send_samples(settings: Settings) -> list[tuple[str, bool]]:
     for alert in settings.alerts:
         sender = WebhookSender(alert, secrets)
         try:
+            # A one-off sample from the CLI, outside any app: the system clock is the clock.
             body = scrubbed(payload("test", SAMPLE, at=time.time()), secrets)
             out.append((alert.name, await sender.deliver(body)))
         finally:

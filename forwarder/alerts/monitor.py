@@ -18,7 +18,8 @@ from forwarder.debugger.quality import WINDOW_HOURS, percentile_ms, report
 from forwarder.delivery.engine import Engine
 from forwarder.delivery.envelopes import Envelope
 from forwarder.errors import ServiceUnavailableError
-from forwarder.storage.base import FINAL_STATES, OPEN_STATES, QualityCount
+from forwarder.storage.base import QualityCount
+from forwarder.storage.conservation import balance
 from forwarder.storage.roles import Counters, DebugView, Lifecycle
 from forwarder.telemetry import Metrics, get_logger
 
@@ -125,14 +126,12 @@ class AlertMonitor:
         except (ServiceUnavailableError, TimeoutError) as exc:
             return msgspec.structs.replace(base, storage_error=str(exc) or "no answer")
         dead = sum(n for (_, _, s), n in counts.items() if s == "dead")
-        accepted = sum(n for (_, _, s), n in counts.items() if s == "accepted")
-        settled = sum(n for (_, _, s), n in counts.items() if s in (*FINAL_STATES, *OPEN_STATES))
         return msgspec.structs.replace(
             base,
             dead_total=dead,
             latency_p95_ms=_p95(rows, last),
             scores=_scores(rows, at),
-            drift=accepted - settled,
+            drift=balance(counts).drift,
         )
 
     async def check(self) -> list[tuple[Status, Condition]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -127,10 +125,11 @@ async def stream_events(
 async def _stream(
     d: Debugger, filters: Filters, after: int, timeout_s: float | None
 ) -> AsyncIterator[ServerSentEventMessage]:
-    deadline = time.monotonic() + timeout_s if timeout_s is not None else None
-    quiet_since = time.monotonic()
+    clock = d.clock
+    deadline = clock.monotonic() + timeout_s if timeout_s is not None else None
+    quiet_since = clock.monotonic()
     yield ServerSentEventMessage(comment="connected", retry=2000)
-    while deadline is None or time.monotonic() < deadline:
+    while deadline is None or clock.monotonic() < deadline:
         chunk = await d.storage.recent_events(after_seq=after, limit=200)
         lookups = len(chunk) <= _STREAM_LOOKUP_MAX
         for event in chunk:
@@ -142,12 +141,12 @@ async def _stream(
                 continue
             data = msgspec.json.encode(row).decode()
             yield ServerSentEventMessage(data=data, event="event", id=event.seq)
-            quiet_since = time.monotonic()
-        if time.monotonic() - quiet_since > KEEPALIVE_S:
+            quiet_since = clock.monotonic()
+        if clock.monotonic() - quiet_since > KEEPALIVE_S:
             yield ServerSentEventMessage(comment="keep-alive")
-            quiet_since = time.monotonic()
+            quiet_since = clock.monotonic()
         if not chunk:
-            await asyncio.sleep(POLL_S)
+            await clock.sleep(POLL_S)
 
 
 @get("/events/{seq:int}", summary="One event: payload, identity, attempts, final state")
@@ -223,7 +222,7 @@ async def replay_dead_letters(
     """Safe: each replayed input carries the same uuid, so HubSpot never counts it twice."""
     d = debugger_of(request.app)
     moved = await funnel.replay(
-        d.storage, d.engine, data.ids, everything=data.all, portal=data.portal
+        d.storage, d.engine, data.ids, now=d.clock.now(), everything=data.all, portal=data.portal
     )
     return ItemsResult(moved=moved)
 
@@ -233,7 +232,9 @@ async def purge_dead_letters(
     request: AnyRequest, data: Annotated[ItemsRequest, Body()]
 ) -> ItemsResult:
     d = debugger_of(request.app)
-    moved = await funnel.purge(d.storage, data.ids, everything=data.all, portal=data.portal)
+    moved = await funnel.purge(
+        d.storage, data.ids, now=d.clock.now(), everything=data.all, portal=data.portal
+    )
     return ItemsResult(moved=moved)
 
 
@@ -259,7 +260,7 @@ async def quality(
     score first; ``loweredBy`` says in plain words what takes points off and what to do."""
     d = debugger_of(request.app)
     await flush_quality(d.storage, d.metrics.quality)  # this replica's latest counts too
-    return await attribution.quality(d.storage, window, time.time())
+    return await attribution.quality(d.storage, window, d.clock.now())
 
 
 @post("/erase", status_code=200, summary="Erase a person (GDPR)")
@@ -276,7 +277,9 @@ async def erase(request: AnyRequest, data: Annotated[EraseRequest, Body()]) -> E
     if not keys:
         raise ValidationException("give one of email, userId, anonymousId, utk")
     _check_portal(d, data.portal)
-    return EraseResult(erased=await funnel.erase(d.storage, d.settings, keys, data.portal))
+    return EraseResult(
+        erased=await funnel.erase(d.storage, d.settings, keys, data.portal, d.clock.now())
+    )
 
 
 def _check_portal(d: Debugger, portal: str | None) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,6 +24,7 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from forwarder.clock import Clock
 from forwarder.config import Settings
 
 SESSION_COOKIE = "fwd_admin"
@@ -36,7 +36,8 @@ _UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class AdminAuth:
     """Decides once, from the settings, how admin requests are checked."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock) -> None:
+        self._clock = clock
         token = settings.server.admin_token
         self._token = token.reveal().encode() if token is not None and token else None
         self.loopback_open = self._token is None and settings.sandbox_mode
@@ -54,7 +55,7 @@ class AdminAuth:
 
     def new_session(self, now: float | None = None) -> str:
         """A cookie value proving a login at ``now``."""
-        issued = f"{int(now if now is not None else time.time())}.{secrets.token_urlsafe(12)}"
+        issued = f"{int(now if now is not None else self._clock.now())}.{secrets.token_urlsafe(12)}"
         return f"{issued}.{self._sign(issued)}"
 
     def session_valid(self, value: str, now: float | None = None) -> bool:
@@ -65,7 +66,7 @@ class AdminAuth:
         at, _, _ = issued.partition(".")
         if not at.isdigit() or not hmac.compare_digest(mac.encode(), self._sign(issued).encode()):
             return False
-        now = now if now is not None else time.time()
+        now = now if now is not None else self._clock.now()
         return 0 <= now - int(at) <= SESSION_TTL_S
 
     def check(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
@@ -24,13 +23,13 @@ from forwarder.debugger.models import (
     Stats,
 )
 from forwarder.delivery.engine import Engine
-from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Key
+from forwarder.storage.base import Key
+from forwarder.storage.conservation import Counts, balance
 from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.storage.quality import flush_quality
 from forwarder.storage.roles import Counters, DebugView, DeliveryQueue, IdentityGraph
 from forwarder.telemetry import Metrics
 
-Counts = dict[tuple[str, str, str], int]
 _MAX_BULK = 100_000
 
 
@@ -56,11 +55,10 @@ def counter_total(counter: Counter, **labels: str) -> int:
 
 def conservation(counts: Counts) -> Conservation:
     """accepted vs final + open over every queue."""
-    accepted = sum(n for (_, _, s), n in counts.items() if s == "accepted")
-    final = sum(n for (_, _, s), n in counts.items() if s in FINAL_STATES)
-    open_ = sum(n for (_, _, s), n in counts.items() if s in OPEN_STATES)
-    drift = accepted - final - open_
-    return Conservation(accepted=accepted, final=final, open=open_, drift=drift, ok=drift == 0)
+    b = balance(counts)
+    return Conservation(
+        accepted=b.accepted, final=b.final, open=b.open, drift=b.drift, ok=b.drift == 0
+    )
 
 
 async def stats(storage: DebugView) -> Stats:
@@ -79,18 +77,16 @@ def _funnel(counts: Counts, portal: str, destination: str, paused: str | None) -
     def of(state: str) -> int:
         return counts.get((portal, destination, state), 0)
 
-    open_ = sum(of(s) for s in OPEN_STATES)
-    accepted = of("accepted")
-    final = sum(of(s) for s in FINAL_STATES)
+    queue = balance(counts, (portal, destination))
     return QueueFunnel(
         destination=destination,
-        accepted=accepted,
-        pending=open_,
+        accepted=queue.accepted,
+        pending=queue.open,
         delivered=of("delivered"),
         dead=of("dead"),
         dropped=of("dropped"),
         expired=of("expired"),
-        drift=accepted - final - open_,
+        drift=queue.drift,
         paused=paused,
     )
 
@@ -180,12 +176,13 @@ async def replay(
     engine: Engine,
     ids: Sequence[int],
     *,
+    now: float,
     everything: bool = False,
     portal: str | None = None,
 ) -> int:
     """Dead letters back to their queue (safe: each carries the same uuid as before)."""
     chosen = await _dead_ids(storage, ids, everything, portal)
-    moved = await storage.requeue(chosen, state="dead", now=time.time()) if chosen else 0
+    moved = await storage.requeue(chosen, state="dead", now=now) if chosen else 0
     for worker_portal, destination in engine.workers:
         engine.notify(worker_portal, (destination,))
     return moved
@@ -195,6 +192,7 @@ async def purge(
     storage: DeadLetterStore,
     ids: Sequence[int],
     *,
+    now: float,
     everything: bool = False,
     portal: str | None = None,
 ) -> int:
@@ -207,19 +205,22 @@ async def purge(
     chosen = await _dead_ids(storage, ids, everything, portal)
     if not chosen:
         return 0
-    now = time.time()
     moved = await storage.requeue(chosen, state="dead", now=now)
     await storage.finish(chosen, "dropped", now=now, outcome=Outcome(Reason.PURGED))
     return moved
 
 
 async def erase(
-    storage: IdentityGraph, settings: Settings, keys: Sequence[Key], portal: str | None
+    storage: IdentityGraph,
+    settings: Settings,
+    keys: Sequence[Key],
+    portal: str | None,
+    now: float,
 ) -> list[Erased]:
     """Remove a person from the graph and from held and queued events, per portal."""
     out = []
     for name in [portal] if portal is not None else list(settings.portals):
-        record = await storage.erase(name, keys, now=time.time())
+        record = await storage.erase(name, keys, now=now)
         out.append(
             Erased(
                 portal=name,

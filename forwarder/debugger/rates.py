@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import deque
 
+from forwarder.clock import Clock
 from forwarder.debugger.models import (
     EnvelopeSample,
     EnvelopeUsage,
@@ -76,8 +75,11 @@ def usage(budgets: Budgets) -> list[EnvelopeUsage]:
 class RateHistory:
     """Samples the engine's envelopes; ``run`` is the long-lived loop, ``view`` reads."""
 
-    def __init__(self, engine: Engine, metrics: Metrics, every_s: float = SAMPLE_EVERY_S) -> None:
+    def __init__(
+        self, engine: Engine, metrics: Metrics, clock: Clock, every_s: float = SAMPLE_EVERY_S
+    ) -> None:
         self.every_s = every_s
+        self._clock = clock
         self._engine = engine
         self._metrics = metrics
         size = int(HISTORY_S / every_s) + 1
@@ -98,7 +100,7 @@ class RateHistory:
 
     def sample(self) -> None:
         """Record one sample per portal now."""
-        now = time.time()
+        now = self._clock.now()
         throttled = counter_total(self._metrics.requests_to_hubspot, status="429")
         for name, portal in self._engine.portals.items():
             shares = {u.envelope: round(u.used / u.limit, 4) for u in usage(portal.envelopes)}
@@ -113,14 +115,14 @@ class RateHistory:
                 self.sample()
             except Exception:  # a long-lived loop: log and carry on
                 self._log.exception("rate_sample_failed")
-            await asyncio.sleep(self.every_s)
+            await self._clock.sleep(self.every_s)
 
     async def view(self, storage: Counters) -> list[PortalEnvelopes]:
         """Per portal: usage now, the last hour of samples, each destination's breaker, and the
         last day's requests per minute from the store (every replica's; this one's latest
         counts are added first)."""
         await flush_rates(storage, self._metrics.rates)
-        last = int(time.time() // 60)
+        last = int(self._clock.now() // 60)
         history: dict[str, dict[int, dict[str, int]]] = {}
         for count in await storage.rate_minutes(last - HISTORY_MIN + 1, last):
             minute = history.setdefault(count.portal, {}).setdefault(count.minute, {})

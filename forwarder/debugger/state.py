@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from litestar import Litestar
 
+from forwarder.clock import Clock
 from forwarder.config import Settings
 from forwarder.debugger.auth import AdminAuth
 from forwarder.debugger.masking import Masker
@@ -21,28 +22,32 @@ from forwarder.telemetry import Metrics
 
 @dataclass(frozen=True, slots=True)
 class Debugger:
-    """Exactly what the debugger reads: the app's settings, storage, engine and metrics, and
+    """Exactly what the debugger reads: the app's settings, storage, engine, metrics and clock, and
     the parts it keeps of its own (masker, rate history, admin auth)."""
 
     settings: Settings
     storage: Storage
     engine: Engine
     metrics: Metrics
+    clock: Clock
     masker: Masker
     rates: RateHistory
     auth: AdminAuth
 
     @classmethod
-    def of(cls, settings: Settings, storage: Storage, engine: Engine, metrics: Metrics) -> Debugger:
+    def of(
+        cls, settings: Settings, storage: Storage, engine: Engine, metrics: Metrics, clock: Clock
+    ) -> Debugger:
         """The debugger of one app, its own parts configured from the settings."""
         return cls(
             settings=settings,
             storage=storage,
             engine=engine,
             metrics=metrics,
+            clock=clock,
             masker=Masker(settings),
-            rates=RateHistory(engine, metrics),
-            auth=AdminAuth(settings),
+            rates=RateHistory(engine, metrics, clock),
+            auth=AdminAuth(settings, clock),
         )
 
 

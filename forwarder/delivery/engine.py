@@ -21,6 +21,7 @@ from forwarder.delivery.quality import ATTRIBUTED, DeliveryTally
 from forwarder.delivery.worker import QueueWorker
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.storage.base import FINAL_STATES, OPEN_STATES, Storage
+from forwarder.storage.conservation import balance
 from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.telemetry import Metrics, get_logger
 
@@ -133,20 +134,14 @@ class Engine:
         return len(due)
 
     async def check_conservation(self) -> int:
-        """accepted - (final + open) per queue, summed; exported and logged when not 0."""
+        """accepted - (final + open) over every queue; exported and logged when not 0."""
         counts = await self._storage.counts()
-        queues = {(p, d) for p, d, _ in counts}
-        drift = 0
-        for portal, destination in queues:
-            accepted = counts.get((portal, destination, "accepted"), 0)
-            accounted = sum(
-                counts.get((portal, destination, s), 0) for s in (*FINAL_STATES, *OPEN_STATES)
-            )
-            drift += accepted - accounted
+        for portal, destination in {(p, d) for p, d, _ in counts}:
             for state in (*FINAL_STATES, *OPEN_STATES):
                 self._metrics.items.labels(portal, destination, state).set(
                     counts.get((portal, destination, state), 0)
                 )
+        drift = balance(counts).drift
         self._metrics.conservation_drift.set(drift)
         if drift:
             self._log.error("conservation_drift_detected", drift=drift)

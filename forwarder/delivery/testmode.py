@@ -3,7 +3,7 @@ not the sandbox are delivered to an in-process sandbox made for that portal, nev
 
 The sandbox is made on the first test event (most portals never see one); custom event
 definitions it lacks are created there on first use, like for a sandbox portal. The
-composition root (``forwarder/compose.py``) gives each such portal's workers their route.
+composition root (``forwarder/compose.py``) gives each such portal's workers their test sandbox.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from forwarder.hubspot.models import EventCompletion
 from forwarder.storage.roles import Metadata
 
 
-class SandboxRoute:
+class LazyTestSandbox:
     """One real portal's test sandbox: its client made on first use."""
 
     def __init__(
         self, portal: str, connect: Callable[[], HubSpotClient], storage: Metadata
     ) -> None:
-        """Set up the route; nothing is made until the first test event.
+        """Set up the sandbox; nothing is made until the first test event.
 
         Args:
             portal: the real portal whose test events this sandbox takes.

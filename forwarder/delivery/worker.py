@@ -87,7 +87,7 @@ class WorkerSettings(msgspec.Struct, frozen=True):
         )
 
 
-class TestRoute(Protocol):
+class TestSandbox(Protocol):
     """Where a portal's test events go instead of HubSpot (its sandbox)."""
 
     async def client_for(self, ready: Sequence[Ready]) -> HubSpotClient:
@@ -109,7 +109,7 @@ class QueueWorker:
         settings: WorkerSettings,
         clock: Clock,
         metrics: Metrics,
-        test_route: TestRoute | None = None,
+        test_sandbox: TestSandbox | None = None,
     ) -> None:
         self.portal = portal
         self.destination = destination
@@ -133,7 +133,7 @@ class QueueWorker:
             cap_s=BREAKER_CAP_S / scale,
             probe_timeout_s=2 * settings.request_timeout_s,
         )
-        self.test_route = test_route
+        self.test_sandbox = test_sandbox
         """Set for a portal that is not the sandbox: its test events go there instead."""
         self._log = get_logger("delivery").bind(portal=portal, destination=destination.name)
         self._quality = DeliveryTally(metrics.quality)
@@ -244,10 +244,10 @@ class QueueWorker:
             self._metrics.discarded.labels("policy", "true").inc(len(drops))
             self._quality.dropped(drops, now)
         ready = [p for p in prepared if isinstance(p, Ready)]
-        if self.test_route is not None and any(r.item.event.test for r in ready):
+        if self.test_sandbox is not None and any(r.item.event.test for r in ready):
             tests = [r for r in ready if r.item.event.test]  # never to a real portal
             ready = [r for r in ready if not r.item.event.test]
-            await self._send(tests, await self.test_route.client_for(tests))
+            await self._send(tests, await self.test_sandbox.client_for(tests))
         if ready:
             await self._send(ready)
 

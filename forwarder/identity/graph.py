@@ -57,7 +57,13 @@ class ContactChanges:
         self._log = get_logger("webhooks")
 
     async def merged(
-        self, portal: str, *, primary: int | None, merged: Sequence[int], new: int | None
+        self,
+        portal: str,
+        *,
+        primary: int | None,
+        merged: Sequence[int],
+        new: int | None,
+        now: float,
     ) -> None:
         """Remap the merged contact ids (and a replaced primary) to the winning one."""
         winner = new or primary
@@ -66,7 +72,7 @@ class ContactChanges:
         losers = [str(i) for i in merged]
         if primary is not None and primary != winner:
             losers.append(str(primary))
-        changed = await self._storage.remap_contact(portal, losers, str(winner))
+        changed = await self._storage.remap_contact(portal, losers, str(winner), now=now)
         self._log.info("contact_merge_applied", portal=portal, remapped=changed)
 
     async def deleted(self, portal: str, contact_id: int | None, *, now: float) -> None:

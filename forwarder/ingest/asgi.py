@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping
 
 from litestar.types import HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
@@ -12,6 +13,13 @@ from forwarder.errors import MalformedRequestError, PayloadTooLargeError
 def request_headers(scope: Scope) -> dict[str, str]:
     """The request's headers by lower-case name (a repeated header keeps its last value)."""
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def query_value(scope: Scope, name: str) -> str | None:
+    """The first value of query parameter ``name``, if the request has one."""
+    query = scope.get("query_string", b"").decode("latin-1")
+    values = urllib.parse.parse_qs(query).get(name)
+    return values[0] if values else None
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

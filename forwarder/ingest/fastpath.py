@@ -8,16 +8,14 @@ remain for the OpenAPI document.
 
 from __future__ import annotations
 
-import urllib.parse
-
 import msgspec
 from litestar.types import HTTPScope, Receive, Scope, Send
 
-from forwarder.errors import ForwarderError, PayloadTooLargeError
+from forwarder.errors import ForwarderError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest import libraries
-from forwarder.ingest.asgi import read_body, request_headers, respond
-from forwarder.ingest.routes import CORS_PREFIXES, INGEST_PATHS, KEY_IN_QUERY_PATHS, IngestService
+from forwarder.ingest.asgi import query_value, read_body, request_headers, respond
+from forwarder.ingest.routes import CORS_PREFIXES, INGEST_PATHS, IngestService
 from forwarder.ingest.statuses import answer
 
 _ERROR = msgspec.json.Encoder()
@@ -38,7 +36,7 @@ async def answer_ingest(
     elif method == "POST" and path in libraries.METRICS_PATHS:
         await _discard(service, scope, receive, send)
     elif method == "GET" and path in libraries.SOURCE_CONFIG_PATHS:
-        query_key = _query_key(scope)
+        query_key = query_value(scope, "writeKey")
         await respond(send, *service.source_config(request_headers(scope), query_key))
     elif method == "GET" and (key := libraries.settings_key(path)) is not None:
         await respond(send, *service.segment_settings(request_headers(scope), key))
@@ -49,29 +47,10 @@ async def answer_ingest(
     return True
 
 
-def _query_key(scope: Scope) -> str | None:
-    query = scope.get("query_string", b"").decode("latin-1")
-    keys = urllib.parse.parse_qs(query).get("writeKey")
-    return keys[0] if keys else None
-
-
 async def _ingest(
     service: IngestService, scope: Scope, receive: Receive, send: Send, call_type: str | None
 ) -> None:
-    headers = request_headers(scope)
-    limit = service.max_raw_bytes
-
-    async def read() -> bytes:
-        if int(headers.get("content-length") or 0) > limit:
-            raise PayloadTooLargeError(
-                f"request body is over the {limit} byte limit", field="server.max_request_bytes"
-            )
-        return await read_body(receive, limit)
-
-    path = scope["path"]
-    query_key = _query_key(scope) if path in KEY_IN_QUERY_PATHS else None
-    status, content, extra = await service.process(path, headers, read, call_type, query_key)
-    await respond(send, status, content, extra)
+    await respond(send, *await service.serve(scope, receive, call_type))
 
 
 async def _discard(service: IngestService, scope: Scope, receive: Receive, send: Send) -> None:

@@ -14,12 +14,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
-from litestar.params import JSONBody, PathParameter
+from litestar.params import PathParameter
+from litestar.types import Receive, Scope
 
 from forwarder.config import Settings, SourceSettings
-from forwarder.errors import ForwarderError, ShuttingDownError
-from forwarder.events.messages import MESSAGE_TYPES, Batch, ErrorResponse
+from forwarder.errors import ForwarderError, PayloadTooLargeError, ShuttingDownError
+from forwarder.events.messages import ErrorResponse
 from forwarder.ingest import libraries
+from forwarder.ingest.asgi import query_value, read_body, request_headers
 from forwarder.ingest.auth import SourceResolver, key_from_header
 from forwarder.ingest.body import check_media_type, decode_body
 from forwarder.ingest.statuses import answer
@@ -81,15 +83,28 @@ class IngestService:
         self._by_status: dict[int, Any] = {}
         self.draining = False
 
-    async def handle(
-        self, request: Request[Any, Any, Any], call_type: str | None
-    ) -> Response[bytes]:
-        """The Litestar route's entry (the ASGI fast path below is the usual one)."""
-        query_key = request.query_params.get("writeKey")
-        status, content, extra = await self.process(
-            request.url.path, request.headers, request.body, call_type, query_key
-        )
-        return Response(content, status_code=status, media_type=_JSON, headers=extra)
+    async def serve(
+        self, scope: Scope, receive: Receive, call_type: str | None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """One ingest request off the wire: the entry of both the fast path and the routes.
+
+        The body is read here, refused past ``max_raw_bytes`` (by its ``Content-Length``
+        before reading, else as soon as it grows past it), so every path applies one cap.
+        """
+        headers = request_headers(scope)
+        limit = self.max_raw_bytes
+
+        async def read() -> bytes:
+            if int(headers.get("content-length") or 0) > limit:
+                raise PayloadTooLargeError(
+                    f"request body is over the {limit} byte limit",
+                    field="server.max_request_bytes",
+                )
+            return await read_body(receive, limit)
+
+        path = scope["path"]
+        query_key = query_value(scope, "writeKey") if path in KEY_IN_QUERY_PATHS else None
+        return await self.process(path, headers, read, call_type, query_key)
 
     async def process(
         self,
@@ -222,17 +237,14 @@ def _service(request: Request[Any, Any, Any]) -> IngestService:
 
 
 def _handler(call_type: str | None, paths: list[str]) -> Any:
-    # Requests are served by ``answer_ingest``; these routes document the API in OpenAPI
-    # (the ``data`` annotation gives each its request-body schema) and are the fallback.
-    async def ingest(request: Request[Any, Any, Any], data: Any) -> Response[bytes]:
-        return await _service(request).handle(request, call_type)
-
-    body_type = MESSAGE_TYPES[call_type] if call_type is not None else Batch
-    ingest.__annotations__ = {
-        "request": Request[Any, Any, Any],
-        "data": JSONBody[body_type],  # type: ignore[misc,valid-type]  # chosen per route at start
-        "return": Response[bytes],
-    }
+    # ``answer_ingest`` serves these paths before Litestar routes; these handlers put them in
+    # the OpenAPI document (``ingest/openapi.py`` adds their bodies) and answer identically
+    # when Litestar is called directly, through the same ``IngestService.serve``.
+    async def ingest(request: Request[Any, Any, Any]) -> Response[bytes]:
+        status, content, extra = await _service(request).serve(
+            request.scope, request.receive, call_type
+        )
+        return Response(content, status_code=status, media_type=_JSON, headers=extra)
 
     name = call_type or "batch"
     ingest.__name__ = f"ingest_{name}"

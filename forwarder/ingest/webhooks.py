@@ -15,13 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
 
+from forwarder.clock import Clock
 from forwarder.config import PortalSettings, Secret, Settings
 from forwarder.identity.graph import ContactChanges
 from forwarder.storage.roles import IdentityGraph
@@ -91,7 +91,8 @@ def verify(
 class WebhookReceiver:
     """Portals by HubSpot id, with their signing secrets, decided once."""
 
-    def __init__(self, settings: Settings, storage: IdentityGraph) -> None:
+    def __init__(self, settings: Settings, storage: IdentityGraph, clock: Clock) -> None:
+        self._clock = clock
         self._portals = {p.portal_id: (name, p) for name, p in settings.portals.items()}
         self._contacts = ContactChanges(storage)
         self._log = get_logger("webhooks")
@@ -117,7 +118,7 @@ class WebhookReceiver:
             body,
             secret.reveal(),
             versions=portal.webhook_versions,
-            now_ms=int(time.time() * 1000),
+            now_ms=int(self._clock.now() * 1000),
         )
         if problem is not None:
             self._log.warning("webhook_refused", portal=name, reason=problem)
@@ -129,10 +130,14 @@ class WebhookReceiver:
     async def _apply(self, portal: str, n: Notification) -> None:
         if n.subscription_type == "contact.merge":
             await self._contacts.merged(
-                portal, primary=n.primary_object_id, merged=n.merged_object_ids, new=n.new_object_id
+                portal,
+                primary=n.primary_object_id,
+                merged=n.merged_object_ids,
+                new=n.new_object_id,
+                now=self._clock.now(),
             )
         elif n.subscription_type in ("contact.deletion", "contact.privacyDeletion"):
-            await self._contacts.deleted(portal, n.object_id, now=time.time())
+            await self._contacts.deleted(portal, n.object_id, now=self._clock.now())
 
 
 def _answer(status: int, reason: str) -> Response[bytes]:

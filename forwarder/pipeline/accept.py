@@ -1,4 +1,4 @@
-"""Accept: stamp, route and store the valid events of one request; answer only once durable."""
+"""Accept: stamp, destine and store the valid events of one request; answer only once durable."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from forwarder.delivery.touches import TouchReader
 from forwarder.errors import AllEventsRejectedError, BacklogFullError
 from forwarder.events.destinations import DestinationName
 from forwarder.events.messages import IngestResponse, Rejected
+from forwarder.pipeline.destine import DefinitionCheck, Destiner
 from forwarder.pipeline.enrich import Enricher
-from forwarder.pipeline.route import DefinitionCheck, Router
 from forwarder.pipeline.stamp import Stamper, iso
 from forwarder.pipeline.validate import Decoded
 from forwarder.storage.base import Accepted, AppendResult, NewEvent
@@ -56,7 +56,7 @@ class Accepter:
         self._enrich = Enricher(storage, clock.now, on_accepted, readers)
         self._metrics = metrics
         self._clock = clock
-        self._router = Router(settings.portals, checks)
+        self._destine = Destiner(settings.portals, checks)
         self._stamp = Stamper(
             settings.server.clock_skew_threshold_s,
             fingerprints=settings.dedup.fingerprint_window_s > 0,
@@ -98,9 +98,9 @@ class Accepter:
         datas: list[dict[str, Any]] = []
         for event in decoded.valid:
             fingerprinted = self._stamp(event, received_at, received_iso)
-            route = self._router(event.index, source.portal, event.message, event.data)
-            if isinstance(route, Rejected):
-                rejected.append(route)
+            fanout = self._destine(event.index, source.portal, event.message, event.data)
+            if isinstance(fanout, Rejected):
+                rejected.append(fanout)
                 continue
             message = event.message
             datas.append(event.data)
@@ -113,8 +113,8 @@ class Accepter:
                     name=getattr(message, "event", None) or getattr(message, "name", None),
                     received_at=now,
                     payload=self._encode(event.data),
-                    destinations=route.destinations,
-                    dropped=route.dropped,
+                    destinations=fanout.destinations,
+                    dropped=fanout.dropped,
                     test=_is_test(source, event.data.get("context")),
                     dedup_window_s=self._fingerprint_window_s if fingerprinted else None,
                 )

@@ -214,7 +214,9 @@ class IdentityGraph(Protocol):
         """Held items waiting on any of ``keys``: made pending and due now; returned."""
 
     @abstractmethod
-    async def remap_contact(self, portal: str, old_ids: Sequence[str], new_id: str) -> int:
+    async def remap_contact(
+        self, portal: str, old_ids: Sequence[str], new_id: str, *, now: float
+    ) -> int:
         """A HubSpot merge: contact ids ``old_ids`` are now ``new_id``; returns rows changed."""
 
     @abstractmethod

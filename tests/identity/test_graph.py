@@ -35,7 +35,7 @@ async def test_identify_joins_the_anonymous_visitor_and_the_email(storage: Sqlit
 
 async def test_merge_remaps_a_replaced_primary_to_the_new_contact(storage: SqliteStorage) -> None:
     await storage.link("main", [("contactId", "11"), EMAIL], now=1.0)
-    await ContactChanges(storage).merged("main", primary=11, merged=[], new=22)
+    await ContactChanges(storage).merged("main", primary=11, merged=[], new=22, now=2.0)
     [person] = (await storage.people_of("main", [EMAIL])).values()
     assert ("contactId", "22") in person
     assert ("contactId", "11") not in person
@@ -43,7 +43,7 @@ async def test_merge_remaps_a_replaced_primary_to_the_new_contact(storage: Sqlit
 
 async def test_merge_without_a_winner_changes_nothing(storage: SqliteStorage) -> None:
     await storage.link("main", [("contactId", "11"), EMAIL], now=1.0)
-    await ContactChanges(storage).merged("main", primary=None, merged=[11], new=None)
+    await ContactChanges(storage).merged("main", primary=None, merged=[11], new=None, now=2.0)
     [person] = (await storage.people_of("main", [EMAIL])).values()
     assert ("contactId", "11") in person
 

@@ -8,9 +8,9 @@ takes one).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
+from forwarder.clock import Clock
 from forwarder.config import PortalSettings, portal_uses_sandbox
 from forwarder.delivery.destinations import Drop, Prepared, Ready, decode
 from forwarder.delivery.mapping import lookup
@@ -39,7 +39,8 @@ class Forms:
     expects_results = False
     conflict_is_duplicate = False
 
-    def __init__(self, portal: PortalSettings) -> None:
+    def __init__(self, portal: PortalSettings, clock: Clock) -> None:
+        self._clock = clock
         host = "" if portal_uses_sandbox(portal) else FORMS_HOST
         self._url = f"{host}{self.route}/{portal.portal_id}/{portal.forms_guid}"
 
@@ -60,7 +61,9 @@ class Forms:
             )
             submission = FormSubmission(
                 fields=[FormField("email", email)],
-                submitted_at=str(int(item.event.received_at * 1000) or int(time.time() * 1000)),
+                submitted_at=str(
+                    int(item.event.received_at * 1000) or int(self._clock.now() * 1000)
+                ),
                 context=context,
             )
             out.append(Ready(item, submission, email))

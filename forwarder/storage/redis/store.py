@@ -233,6 +233,7 @@ class RedisStorage(Storage):
             await asyncio.sleep(self._max_lease_s / 3)
             if not self._leased or self._closing:
                 continue
+            # The store is built without a Clock (create_storage); leases are wall times.
             now = time.time()
             until = now + self._max_lease_s
             # Renewed at most until the lease the caller asked for, as if never capped.
@@ -372,10 +373,12 @@ class RedisStorage(Storage):
         replies = await self._run("RELEASE_FOR", _f(now), portal, *(_kv(k) for k in keys))
         return [item_from_reply(portal, r) for r in replies]
 
-    async def remap_contact(self, portal: str, old_ids: Sequence[str], new_id: str) -> int:
+    async def remap_contact(
+        self, portal: str, old_ids: Sequence[str], new_id: str, *, now: float
+    ) -> int:
         if not old_ids:
             return 0
-        return int(await self._run("REMAP_CONTACT", portal, _f(time.time()), new_id, *old_ids))
+        return int(await self._run("REMAP_CONTACT", portal, _f(now), new_id, *old_ids))
 
     async def erase(self, portal: str, keys: Sequence[Key], *, now: float) -> Erasure:
         found = await self._run("FORGET_PEOPLE", portal, *(_kv(k) for k in keys))

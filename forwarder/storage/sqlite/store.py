@@ -386,8 +386,9 @@ class SqliteStorage(Storage):
             return []
         return await self._submit(lambda c: identity.release_for(c, portal, keys, now))
 
-    async def remap_contact(self, portal: str, old_ids: Sequence[str], new_id: str) -> int:
-        now = time.time()
+    async def remap_contact(
+        self, portal: str, old_ids: Sequence[str], new_id: str, *, now: float
+    ) -> int:
         return await self._submit(lambda c: identity.remap_contact(c, portal, old_ids, new_id, now))
 
     async def erase(self, portal: str, keys: Sequence[Key], *, now: float) -> Erasure:

@@ -56,8 +56,10 @@ async def test_held_items_are_released_by_their_keys(storage: Storage) -> None:
 async def test_merged_contact_ids_point_to_the_winner(storage: Storage) -> None:
     await storage.link("main", [("contactId", "1"), ("email", "old@x.co")], now=NOW)
     await storage.link("main", [("contactId", "2"), ("email", "new@x.co")], now=NOW)
-    assert await storage.remap_contact("main", ["1"], "2") == 1
-    assert await storage.remap_contact("main", ["1"], "2") == 0  # applying twice changes nothing
+    assert await storage.remap_contact("main", ["1"], "2", now=NOW) == 1
+    assert (
+        await storage.remap_contact("main", ["1"], "2", now=NOW) == 0
+    )  # applying twice changes nothing
     [person] = (await storage.people_of("main", [("email", "old@x.co")])).values()
     assert ("contactId", "2") in person
     assert ("contactId", "1") not in person

@@ -1,4 +1,4 @@
-"""Route: which destination queues of its portal an event goes to, decided at ingest.
+"""Fanout: which destination queues of its portal an event goes to, decided at ingest.
 
 Deciding here lets ingest refuse, with a reason, an event that could never be delivered
 (an unmapped track under ``unmapped_events = "reject"``), instead of dead-lettering it later.
@@ -18,14 +18,14 @@ from forwarder.events.destinations import DestinationName
 from forwarder.events.messages import Identify, Message, Page, Rejected, Screen, Track
 
 
-class Route(msgspec.Struct, frozen=True):
+class Fanout(msgspec.Struct, frozen=True):
     """Where one event goes."""
 
     destinations: tuple[DestinationName, ...] = ()
     dropped: tuple[tuple[DestinationName, str], ...] = ()
 
 
-_NOWHERE = Route()
+_NOWHERE = Fanout()
 
 
 class DefinitionCheck:
@@ -68,7 +68,7 @@ def _hubspot_disabled(integrations: Mapping[str, Any]) -> bool:
     return flag is False
 
 
-class Router:
+class Destiner:
     """Per portal: which events map to custom events, timeline and contact upserts."""
 
     def __init__(
@@ -85,22 +85,22 @@ class Router:
 
     def __call__(
         self, index: int, portal: str, message: Message, data: Mapping[str, Any]
-    ) -> Route | Rejected:
-        route = self._route(index, portal, message, data.get("integrations"))
+    ) -> Fanout | Rejected:
+        fanout = self._destine(index, portal, message, data.get("integrations"))
         check = self._checks.get(portal)
         if (
-            isinstance(route, Route)
-            and DestinationName.CONVERSIONS in route.destinations
+            isinstance(fanout, Fanout)
+            and DestinationName.CONVERSIONS in fanout.destinations
             and check is not None
         ):
             problem = check(data)
             if problem is not None:
                 return Rejected(index, problem.path, problem.reason)
-        return route
+        return fanout
 
-    def _route(
+    def _destine(
         self, index: int, portal: str, message: Message, integrations: object
-    ) -> Route | Rejected:
+    ) -> Fanout | Rejected:
         settings = self._portals[portal]
         if (
             integrations is not None  # the ABC check of Mapping is slow: skip it when absent
@@ -119,15 +119,15 @@ class Router:
                 )
                 if settings.forms_guid is not None and _attributable(traits, context):
                     destinations += (DestinationName.FORMS,)
-                return Route(destinations=destinations) if destinations else _NOWHERE
+                return Fanout(destinations=destinations) if destinations else _NOWHERE
         return _NOWHERE
 
     def _conversion(
         self, index: int, portal: str, settings: PortalSettings, name: str, *, explicit: bool
-    ) -> Route | Rejected:
+    ) -> Fanout | Rejected:
         timeline = self._mapped[portal].get(name)
         if timeline is not None:
-            return Route(
+            return Fanout(
                 destinations=(DestinationName.CONVERSIONS, DestinationName.TIMELINE)
                 if timeline
                 else (DestinationName.CONVERSIONS,)
@@ -136,9 +136,9 @@ class Router:
             return _NOWHERE  # an unmapped page view is kept for attribution, not sent
         match settings.unmapped_events:
             case "auto":
-                return Route(destinations=(DestinationName.CONVERSIONS,))
+                return Fanout(destinations=(DestinationName.CONVERSIONS,))
             case "drop":
-                return Route(
+                return Fanout(
                     dropped=((DestinationName.CONVERSIONS, f"no mapping for event {name!r}"),)
                 )
         return Rejected(

@@ -17,7 +17,7 @@ from forwarder.events.destinations import DestinationName
 from forwarder.events.messages import Message, Rejected
 from forwarder.hubspot.auth import StaticToken
 from forwarder.hubspot.client import HubSpotClient
-from forwarder.pipeline.route import DefinitionCheck, Route, Router
+from forwarder.pipeline.destine import DefinitionCheck, Destiner, Fanout
 from forwarder.sandbox import DEFAULT_TOKEN, Sandbox, SandboxConfig, create_sandbox_app
 from forwarder.storage.sqlite import SqliteStorage
 
@@ -37,7 +37,7 @@ PORTAL = PortalSettings(
 
 
 @pytest.fixture
-async def router(tmp_path: Path) -> AsyncIterator[Router]:
+async def router(tmp_path: Path) -> AsyncIterator[Destiner]:
     app = create_sandbox_app(SandboxConfig(portal_id=42))
     sandbox: Sandbox = app.state.sandbox
     sandbox.define_event("order_completed", {"amount": "number"})
@@ -49,19 +49,19 @@ async def router(tmp_path: Path) -> AsyncIterator[Router]:
     await storage.open()
     catalog = DefinitionCatalog("main", client, storage, create_missing=False)
     await catalog.load()
-    yield Router({"main": PORTAL}, {"main": DefinitionCheck(Mapper(PORTAL), catalog)})
+    yield Destiner({"main": PORTAL}, {"main": DefinitionCheck(Mapper(PORTAL), catalog)})
     await storage.close()
     await client.aclose()
 
 
-def route(router: Router, **event: Any) -> Route | Rejected:
+def route(router: Destiner, **event: Any) -> Fanout | Rejected:
     data = {"type": "track", "userId": "u", **event}
     return router(0, "main", msgspec.convert(data, Message), data)  # type: ignore[arg-type]
 
 
-async def test_defined_event_with_known_properties_is_routed(router: Router) -> None:
+async def test_defined_event_with_known_properties_is_routed(router: Destiner) -> None:
     result = route(router, event="Order Completed", properties={"revenue": 12.5})
-    assert result == Route(destinations=(DestinationName.CONVERSIONS,))
+    assert result == Fanout(destinations=(DestinationName.CONVERSIONS,))
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ async def test_defined_event_with_known_properties_is_routed(router: Router) -> 
     ],
 )
 async def test_what_hubspot_would_refuse_is_refused_at_ingest(
-    router: Router, event: str, properties: dict[str, Any], path: str, reason: str
+    router: Destiner, event: str, properties: dict[str, Any], path: str, reason: str
 ) -> None:
     result = route(router, event=event, properties=properties)
     assert isinstance(result, Rejected)
@@ -82,9 +82,9 @@ async def test_what_hubspot_would_refuse_is_refused_at_ingest(
     assert reason in result.reason
 
 
-async def test_overlong_value_is_refused_with_the_limit(router: Router) -> None:
+async def test_overlong_value_is_refused_with_the_limit(router: Destiner) -> None:
     portal = msgspec.structs.replace(PORTAL, unmapped_events="auto")
-    auto = Router({"main": portal}, {"main": DefinitionCheck(Mapper(portal), _Loaded())})
+    auto = Destiner({"main": portal}, {"main": DefinitionCheck(Mapper(portal), _Loaded())})
     result = route(auto, event="Anything", properties={"note": "x" * 300})
     assert isinstance(result, Rejected)
     assert result.reason == "value is 300 characters; HubSpot takes 256"
