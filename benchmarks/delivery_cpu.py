@@ -65,6 +65,8 @@ SEND_BATCH = 500
 SAMPLE_S = 0.25
 IDLE_S = 3.0
 STALL_S = 30.0
+SAFETY = 0.9
+"""The share of the envelope the forwarder allows itself (``limits.safety``, default)."""
 TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{SERVER_KEY}:".encode()).decode()}
 
@@ -372,6 +374,8 @@ class Bench:
             "events_per_s_wall": round(events / wall),
             "envelope_events_per_s": envelope,
             "drain_over_envelope": round(events / wall / envelope, 3),
+            "drain_over_own_share": round(events / wall / (envelope * SAFETY), 3),
+            "events_per_s_from_start": round(end["got"] / end["t"]),
             "measured_events": int(events),
             "cpu_s": round(cpu, 2),
             "wall_s": round(wall, 2),
