@@ -384,6 +384,7 @@ class Bench:
             "sandbox_cpu_share_of_one_core": round(
                 (end["sandbox_cpu"] - first["sandbox_cpu"]) / wall, 2
             ),
+            "rss_at_first_event_mb": round(first["VmRSS"] / 1024, 1),
             "peak_rss_mb": round(max(s["VmRSS"] for s in samples) / 1024, 1),
             "hwm_mb": round(hwm / 1024, 1),
             "sends": answered,
