@@ -10,7 +10,7 @@ import pytest
 from forwarder.errors import StorageUnavailableError
 from forwarder.storage.base import Accepted, Duplicate, NewEvent, Touch, TouchKind, TouchOrigin
 from forwarder.storage.sqlite import SqliteStorage
-from forwarder.storage.sqlite.dedup import SeenKeys, seen_value
+from forwarder.storage.sqlite.dedup import SeenKeys, key_of, seen_value
 
 
 def event(message_id: str, received_at: float = 1.0) -> NewEvent:
@@ -191,3 +191,30 @@ async def test_version_1_database_gains_touch_memory_and_still_delivers(
         await reopened.close()
     assert item.event.message_id == "old"
     assert memory[("anonymousId", "A")].first == touch
+
+
+def test_dedup_keys_folded_into_arrays_keep_the_newest_event_of_a_key() -> None:
+    seen = SeenKeys()
+    keys = [k * 256 for k in range(3_000)]  # one shard: folded into its arrays several times
+    seen.remember((key, seen_value(1, 10.0)) for key in keys)
+    seen.remember([(keys[7], seen_value(2, 20.0))])  # accepted again after its window
+    seen.remember((key + 256 * 10_000, seen_value(3, 30.0)) for key in keys)
+    assert len(seen) == 6_000
+    assert seen.get(keys[7]) == (2, 20.0)
+    assert seen.get(keys[8]) == (1, 10.0)
+    assert seen.get(1) is None
+    assert seen.forget_before(15.0) == 2_999
+    assert seen.get(keys[7]) == (2, 20.0)
+    assert keys[8] not in seen
+
+
+def test_dedup_keys_rebuilt_from_the_file_keep_the_newest_event_of_a_key(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "events.db")
+    conn.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, portal, message_id, received_at)")
+    rows = [(seq, "main", f"m-{seq % 500}", 1_000.0 + seq) for seq in range(1, 2_001)]
+    conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?)", rows)
+    seen = SeenKeys()
+    seen.load(conn, window_s=10_000.0)
+    assert len(seen) == 500
+    assert seen.get(key_of("main", "m-7")) == (1_507, 2_507.0)
+    conn.close()
