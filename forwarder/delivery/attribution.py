@@ -30,6 +30,7 @@ import msgspec
 from forwarder.config import AttributionSettings
 from forwarder.delivery.touches import UTM_FIELDS, TouchReader, epoch
 from forwarder.identity.keys import person_keys
+from forwarder.identity.resolve import People
 from forwarder.storage.base import Key, Touch, TouchMemory
 from forwarder.storage.roles import IdentityGraph
 
@@ -91,13 +92,21 @@ class Attributor:
         self._storage = storage
 
     async def attribute(
-        self, events: Sequence[Mapping[str, Any]], senders: Sequence[str | None] = ()
+        self,
+        events: Sequence[Mapping[str, Any]],
+        senders: Sequence[str | None] = (),
+        known: People | None = None,
     ) -> list[Attribution]:
-        """One attribution per event, from the touch memory of each event's whole person."""
-        own = [person_keys(data) for data in events]
-        people = await self._storage.people_of(
-            self._portal, list(dict.fromkeys(k for keys in own for k in keys))
-        )
+        """One attribution per event, from the touch memory of each event's whole person;
+        ``known``: what the identity graph knows of these events (read once per batch)."""
+        people: Mapping[Key, list[Key]]
+        if known is None:
+            own = [person_keys(data) for data in events]
+            people = await self._storage.people_of(
+                self._portal, list(dict.fromkeys(k for keys in own for k in keys))
+            )
+        else:
+            own, people = known
         everyone = [
             list(dict.fromkeys(k for key in keys for k in [key, *people.get(key, [])]))
             for keys in own
@@ -120,10 +129,12 @@ class Attributor:
         memory: Mapping[Key, TouchMemory],
     ) -> Attribution:
         """The rules of the module docstring for one event."""
-        happened = epoch(data.get("timestamp"))
-        at_most = math.inf if happened is None else happened
         carried = [UsedTouch(t, TouchReason.ON_EVENT) for t in on_event]
         remembered: list[UsedTouch] = []
+        at_most = math.inf
+        if memory and any(key in memory for key in everyone):  # else no time to parse
+            happened = epoch(data.get("timestamp"))
+            at_most = math.inf if happened is None else happened
         for key in everyone:
             found = memory.get(key)
             if found is None:

@@ -45,8 +45,19 @@ _CONTEXT_KEYS = frozenset(path.split(".")[1] for path, _ in CONTEXT_DEFAULTS)
 _SHORTEST_LIMIT = 256
 _SHORT_NUMBER = 10**200
 """Numbers below this have fewer than 256 characters as HubSpot strings."""
-# The same, split once: (path under ``context`` as parts, HubSpot property).
-_CONTEXT_PARTS = tuple((tuple(path.split(".")[1:]), target) for path, target in CONTEXT_DEFAULTS)
+
+
+def _context_groups() -> dict[str, tuple[tuple[tuple[str, ...], str], ...]]:
+    """``CONTEXT_DEFAULTS`` split once and grouped by the key under ``context`` (most events
+    carry few of them): key -> ((the rest of the path as parts, HubSpot property), ...)."""
+    groups: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {}
+    for path, target in CONTEXT_DEFAULTS:
+        key, *rest = path.split(".")[1:]
+        groups[key] = (*groups.get(key, ()), (tuple(rest), target))
+    return groups
+
+
+_CONTEXT_GROUPS = _context_groups()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -67,6 +78,11 @@ def qualified(portal_id: int, name: str) -> str:
 def value_limit(name: str) -> int:
     """Longest value HubSpot takes for a property of this name."""
     return 1024 if any(word in name for word in ("url", "referrer", "link")) else 256
+
+
+def _source_path(source: str) -> str:
+    """A mapping's property source as a path in the event (bare names are under properties)."""
+    return source if source.startswith(_TOP_LEVEL) else f"properties.{source}"
 
 
 def lookup(data: Mapping[str, Any], path: str) -> Any:
@@ -120,6 +136,14 @@ class Mapper:
         self._portal_id = portal.portal_id
         self._auto = portal.unmapped_events == "auto"
         self._mappings: dict[str, EventMapping] = {m.event: m for m in portal.events}
+        self._sources: dict[str, tuple[tuple[tuple[str, ...], str], ...]] = {
+            m.event: tuple(
+                (tuple(_source_path(source).split(".")), target)
+                for source, target in m.properties.items()
+            )
+            for m in portal.events
+        }
+        """Per mapped event: its property sources as split paths, and their HubSpot names."""
         self._names: dict[str, str] = {}
         """Segment event name -> custom event name ("" for none), computed once per name."""
 
@@ -149,9 +173,12 @@ class Mapper:
         properties = self._own_properties(mapping, data)
         context = data.get("context")
         if isinstance(context, dict | Mapping):
-            for parts, target in _CONTEXT_PARTS:
-                if target not in properties:
-                    self._put(properties, target, _walk(context, parts))
+            for key, defaults in _CONTEXT_GROUPS.items():
+                if key not in context:
+                    continue
+                for rest, target in defaults:
+                    if target not in properties:
+                        self._put(properties, target, _walk(context[key], rest))
         event_name = self.custom_event_for(name)
         assert event_name is not None
         template = mapping.timeline_template if mapping is not None else None
@@ -163,9 +190,8 @@ class Mapper:
         """The event's properties: as the mapping names them, or every scalar one (auto)."""
         properties: dict[str, str] = {}
         if mapping is not None:
-            for source, target in mapping.properties.items():
-                path = source if source.startswith(_TOP_LEVEL) else f"properties.{source}"
-                self._put(properties, target, lookup(data, path))
+            for parts, target in self._sources[mapping.event]:
+                self._put(properties, target, _walk(data, parts))
             return properties
         own = data.get("properties")
         if isinstance(own, Mapping):

@@ -55,18 +55,25 @@ class DeliveryTally:
 
     def delivered(self, ready: Sequence[Ready], at: float) -> None:
         """Conversions sent: with which identifier, resolved or not, campaign, latency."""
+        # Events of a batch share a few shapes: count each shape, then its metrics once.
+        shapes: dict[tuple[str, str, str | None, str, int, bool], int] = {}
         for r in ready:
             kind = r.identifier
             if kind is None:
                 continue
             event = r.item.event
-            latency_ms = max(0.0, (at - event.received_at) * 1000)
-            metrics = ["sent", f"sent:{kind}", f"latency_le:{latency_bucket(latency_ms)}"]
+            bucket = latency_bucket(max(0.0, (at - event.received_at) * 1000))
+            shape = (event.source, event.type, event.name, kind, bucket, r.campaign)
+            shapes[shape] = shapes.get(shape, 0) + 1
+        for (source, kind_of_event, name, kind, bucket, campaign), n in shapes.items():
+            of = (source, event_type(kind_of_event, name))
+            metrics = ["sent", f"sent:{kind}", f"latency_le:{bucket}"]
             if kind in RESOLVED_KINDS:
                 metrics.append("resolved")
-            if r.campaign:
+            if campaign:
                 metrics.append("campaign")
-            self._tally.add_many(at, *_of(event), metrics)
+            for metric in metrics:
+                self._tally.add(at, *of, metric, n)
 
     def expired(self, events: Sequence[StoredEvent], at: float) -> None:
         """Held conversions that were never identified."""

@@ -72,20 +72,18 @@ class TouchReader:
         context = _mapping(data.get("context"))
         if not context:
             return []
+        kept = _mapping(context.get("attribution"))
+        campaign = "campaign" in context or "clickIds" in context
+        if not (kept or campaign or self._referrer_of(data)):
+            return []  # the common case: nothing to read (and no timestamp to parse)
         event_at = epoch(data.get("timestamp"))
         if event_at is None:
             return []
         page = _mapping(context.get("page"))
         found: list[Touch] = []
-        kept = _mapping(context.get("attribution"))
         if kept:
-            first, last = kept.get("firstTouch"), kept.get("lastTouch")
-            # Until a second campaign visit the script sends one touch as both: read it once.
-            for raw in (first,) if first == last else (first, last):
-                touch = self._touch(data, _mapping(raw), TouchOrigin.SNIPPET, event_at, sender)
-                if touch is not None and touch not in found:
-                    found.append(touch)
-        elif "campaign" in context or "clickIds" in context:
+            found = self._kept(data, kept, event_at, sender)
+        elif campaign:
             raw = {
                 **_mapping(context.get("campaign")),
                 "clickIds": context.get("clickIds"),
@@ -95,12 +93,29 @@ class TouchReader:
             touch = self._touch(data, raw, TouchOrigin.CAMPAIGN, event_at, sender)
             if touch is not None:
                 found.append(touch)
-        if self._referrers and not found and data.get("type") == "page":
+        if not found and self._referrer_of(data):
             raw = {"landingPage": page.get("url"), "referrer": page.get("referrer")}
             touch = self._touch(data, raw, TouchOrigin.REFERRER, event_at, sender)
             if touch is not None:
                 found.append(touch)
         return sorted(found, key=lambda t: t.at)
+
+    def _kept(
+        self, data: Mapping[str, Any], kept: Mapping[str, Any], event_at: float, sender: str | None
+    ) -> list[Touch]:
+        """The first and last touch the browser script sent (``context.attribution``)."""
+        found: list[Touch] = []
+        first, last = kept.get("firstTouch"), kept.get("lastTouch")
+        # Until a second campaign visit the script sends one touch as both: read it once.
+        for raw in (first,) if first == last else (first, last):
+            touch = self._touch(data, _mapping(raw), TouchOrigin.SNIPPET, event_at, sender)
+            if touch is not None and touch not in found:
+                found.append(touch)
+        return found
+
+    def _referrer_of(self, data: Mapping[str, Any]) -> bool:
+        """A page view's referrer may be its touch (when referrers are counted)."""
+        return self._referrers and data.get("type") == "page"
 
     def _kind(
         self, clicks: bool, utm: bool, referrer: str | None, landing: str | None

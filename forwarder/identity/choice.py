@@ -39,12 +39,29 @@ class Candidates(msgspec.Struct):
     utk: list[tuple[str, str]] = []
 
 
-def _first(data: Mapping[str, Any], paths: Sequence[str]) -> tuple[str, Any] | None:
-    for path in paths:
+Paths = tuple[tuple[str, tuple[str, ...]], ...]
+
+
+def _paths(*paths: str) -> Paths:
+    """Dotted paths, split once at import: ``_first`` runs per event."""
+    return tuple((path, tuple(path.split("."))) for path in paths)
+
+
+_EMAIL_PATHS = _paths("traits.email", "context.traits.email", "properties.email")
+_UTK_PATHS = _paths("context.hubspotutk", "context.traits.hubspotutk", "properties.hubspotutk")
+_CONTACT_PATHS = _paths("context.hubspot.contactId", "context.hubspotContactId")
+
+
+def _first(data: Mapping[str, Any], paths: Paths) -> tuple[str, Any] | None:
+    for path, parts in paths:
         node: Any = data
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if node not in (None, ""):
+        for part in parts:
+            # Decoded JSON is made of dicts: test for dict first, the ABC check is slow.
+            if type(node) is not dict and not isinstance(node, Mapping):
+                node = None
+                break
+            node = node.get(part)
+        if node is not None and node != "":
             return path, node
     return None
 
@@ -52,13 +69,13 @@ def _first(data: Mapping[str, Any], paths: Sequence[str]) -> tuple[str, Any] | N
 def from_event(data: Mapping[str, Any]) -> Candidates:
     """The identifiers an event carries itself (``(value, source path)`` pairs)."""
     found = Candidates()
-    email = _first(data, ("traits.email", "context.traits.email", "properties.email"))
+    email = _first(data, _EMAIL_PATHS)
     if email is not None:
         found.email.append((str(email[1]), email[0]))
-    utk = _first(data, ("context.hubspotutk", "context.traits.hubspotutk", "properties.hubspotutk"))
+    utk = _first(data, _UTK_PATHS)
     if utk is not None:
         found.utk.append((str(utk[1]), utk[0]))
-    contact = _first(data, ("context.hubspot.contactId", "context.hubspotContactId"))
+    contact = _first(data, _CONTACT_PATHS)
     if contact is not None:
         found.objectId.append((str(contact[1]), contact[0]))
     return found

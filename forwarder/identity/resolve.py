@@ -8,7 +8,7 @@ a userId, the contact that holds it in the configured unique property (batch rea
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from forwarder.identity.choice import Candidates, Identity, choose, from_event
 from forwarder.identity.keys import person_keys
@@ -17,6 +17,16 @@ from forwarder.storage.base import Key
 from forwarder.storage.roles import IdentityGraph
 
 _GRAPH_KINDS = {"email": "email", "utk": "utk", "contactId": "objectId"}
+
+
+class People(NamedTuple):
+    """What the identity graph knows of a batch's senders, read once and shared (identity
+    choice and attribution both need it)."""
+
+    own: list[list[Key]]
+    """Per event, the keys it waits on (``person_keys``)."""
+    graph: Mapping[Key, list[Key]]
+    """Per known key, every key of its person, least recently seen first."""
 
 
 class Resolver:
@@ -34,12 +44,20 @@ class Resolver:
         self._storage = storage
         self._lookup = lookup
 
-    async def identities(self, events: Sequence[Mapping[str, Any]]) -> list[Identity]:
-        """One identity per event (kind None when nothing usable is known yet)."""
+    async def people(self, events: Sequence[Mapping[str, Any]]) -> People:
+        """The graph's knowledge of these events' senders: one look-up for the batch."""
         own = [person_keys(data) for data in events]
-        people = await self._storage.people_of(
+        graph = await self._storage.people_of(
             self._portal, list(dict.fromkeys(k for keys in own for k in keys))
         )
+        return People(own, graph)
+
+    async def identities(
+        self, events: Sequence[Mapping[str, Any]], known: People | None = None
+    ) -> list[Identity]:
+        """One identity per event (kind None when nothing usable is known yet); ``known``:
+        ``people(events)`` when the caller already has it."""
+        own, people = known if known is not None else await self.people(events)
         contacts: dict[str, str | None] = {}
         if self._lookup is not None:
             user_ids = [v for keys in own for kind, v in keys if kind == "userId"]

@@ -6,6 +6,7 @@ worker around them owns leasing, envelopes, retries and final states.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -22,9 +23,21 @@ from forwarder.storage.outcomes import Outcome, Reason
 _NAMESPACE = uuid.UUID("5b0c3d1e-8f0a-4b8e-9d2c-2f7c0e3a9b11")
 
 
+_NAMESPACE_BYTES = _NAMESPACE.bytes
+
+
 def stable_uuid(portal_id: int, message_id: str, destination: str = "") -> str:
-    """UUIDv5 of portal and messageId: a retry or a replay sends the same id again."""
-    return str(uuid.uuid5(_NAMESPACE, f"{portal_id}:{destination}:{message_id}"))
+    """UUIDv5 of portal and messageId: a retry or a replay sends the same id again.
+
+    ``uuid.uuid5`` by hand (SHA-1 of namespace and name, version and variant bits set), without
+    building a ``UUID`` object: it runs per delivered event.
+    """
+    name = f"{portal_id}:{destination}:{message_id}".encode()
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest())
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest[:16].hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 class Ready(msgspec.Struct):

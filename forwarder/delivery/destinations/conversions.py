@@ -54,8 +54,14 @@ class Conversions:
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
         out, mapped = await self._map(items)
+        shapes: set[tuple[str, ...]] = set()
         for m in mapped:
-            await self._catalog.ensure(m.conversion)
+            # The definition a conversion needs depends on its name and property names only:
+            # check each shape once per batch.
+            shape = (m.conversion.event_name, *m.conversion.properties)
+            if shape not in shapes:
+                shapes.add(shape)
+                await self._catalog.ensure(m.conversion)
             out.append(self._ready(m))
         return out
 

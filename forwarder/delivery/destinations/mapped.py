@@ -4,6 +4,7 @@ no identity yet: held)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -37,10 +38,11 @@ async def map_and_identify(
 ) -> tuple[list[Prepared], list[Mapped]]:
     """Drops and holds, and the items that are ready to be turned into inputs."""
     datas = [decode(item) for item in items]
-    identities = await resolver.identities(datas)
+    people = await resolver.people(datas)  # one graph look-up, shared with attribution
+    identities = await resolver.identities(datas, people)
     if attributor is not None:
         senders = [item.event.source for item in items]
-        found = await attributor.attribute(datas, senders)
+        found = await attributor.attribute(datas, senders, people)
         datas = [apply(data, attribution) for data, attribution in zip(datas, found, strict=True)]
     settled: list[Prepared] = []
     mapped: list[Mapped] = []
@@ -58,7 +60,13 @@ async def map_and_identify(
 def delivered(identity: Identity) -> Outcome:
     """Delivered with this identity: which identifier was used and why (sources, never
     values)."""
-    return Outcome(Reason.DELIVERED, identifier=identity.kind, notes=identity.notes)
+    return _delivered(identity.kind, identity.notes)
+
+
+@functools.lru_cache(maxsize=256)
+def _delivered(kind: str | None, notes: tuple[str, ...]) -> Outcome:
+    # A handful of distinct outcomes per portal: one shared value each, not one per event.
+    return Outcome(Reason.DELIVERED, identifier=kind, notes=notes)
 
 
 class IdentityFields(NamedTuple):

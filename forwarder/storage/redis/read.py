@@ -64,6 +64,23 @@ def item_from_reply(portal: str, r: list[Any]) -> Item:
     )
 
 
+def item_from_packed(portal: str, r: list[Any]) -> Item:
+    """``item_from_reply`` for a reply a script packed with ``cmsgpack`` (strings, and false
+    for a missing name)."""
+    event = StoredEvent(
+        seq=int(r[3]),
+        portal=r[4],
+        message_id=r[5],
+        source=r[6],
+        type=r[7],
+        name=r[8] or None,
+        received_at=float(r[9]),
+        payload=r[11].encode(),
+        test=r[10] == "1",
+    )
+    return Item(id=int(r[0]), portal=portal, destination=r[2], attempts=int(r[1]), event=event)
+
+
 def _record(item_id: int, h: dict[bytes, bytes]) -> ItemRecord:
     return ItemRecord(
         id=item_id,

@@ -55,7 +55,7 @@ from forwarder.storage.outcomes import Outcome, Reason, encode
 from forwarder.storage.redis import migrations, quality, rates
 from forwarder.storage.redis import scripts as lua
 from forwarder.storage.redis.keys import SEP, Keys
-from forwarder.storage.redis.read import RedisReader, item_from_reply
+from forwarder.storage.redis.read import RedisReader, item_from_packed, item_from_reply
 from forwarder.storage.redis.shared import RedisCoordination, check_persistence
 from forwarder.telemetry import get_logger
 
@@ -291,7 +291,8 @@ class RedisStorage(Storage):
         replies = await self._run(
             "LEASE", _f(now), _f(until), limit, self._consumer, portal, destination
         )
-        items = [item_from_reply(portal, r) for r in replies]
+        packed = [] if isinstance(replies, list) else msgspec.msgpack.decode(replies)
+        items = [item_from_packed(portal, r) for r in packed]
         for item in items:
             self._leased[str(item.id)] = (portal, destination, now + lease_s)
         return items

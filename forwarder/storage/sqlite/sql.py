@@ -7,6 +7,8 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import msgspec
+
 from forwarder.storage.base import (
     Accepted,
     AppendResult,
@@ -35,6 +37,15 @@ def _tally(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str, int]]) 
 
 
 _OPEN = "('pending', 'leased', 'held')"
+_IDS = "(SELECT value FROM json_each(?))"
+"""A whole batch of ids as one parameter (``id_list``): one statement per batch, not per item."""
+
+
+def id_list(ids: Sequence[int]) -> str:
+    """Item ids as the JSON array ``_IDS`` reads."""
+    return msgspec.json.encode(ids).decode()
+
+
 EVENT_COLS = (
     "e.seq, e.portal, e.message_id, e.source, e.type, e.name, e.received_at, e.payload, e.test"
 )
@@ -276,9 +287,9 @@ def lease(
         " ORDER BY i.available_at, i.id LIMIT ?",
         (portal, destination, now, limit),
     ).fetchall()
-    conn.executemany(
-        "UPDATE items SET state = 'leased', available_at = ?, updated_at = ? WHERE id = ?",
-        [(now + lease_s, now, row[0]) for row in rows],
+    conn.execute(
+        f"UPDATE items SET state = 'leased', available_at = ?, updated_at = ? WHERE id IN {_IDS}",
+        (now + lease_s, now, id_list([row[0] for row in rows])),
     )
     return [
         Item(
@@ -296,18 +307,13 @@ def finish(
     conn: sqlite3.Connection, ids: Sequence[int], state: str, now: float, outcome: Outcome | None
 ) -> int:
     """Returns how many items left an open state."""
-    tallies = []
-    stored = encode(outcome)
-    for item_id in ids:
-        row = conn.execute(
-            f"UPDATE items SET state = ?, updated_at = ?, outcome = ? WHERE id = ?"
-            f" AND state IN {_OPEN} RETURNING portal, destination",
-            (state, now, stored, item_id),
-        ).fetchone()
-        if row is not None:
-            tallies.append((row[0], row[1], state, 1))
-    _tally(conn, tallies)
-    return len(tallies)
+    rows = conn.execute(
+        f"UPDATE items SET state = ?, updated_at = ?, outcome = ? WHERE id IN {_IDS}"
+        f" AND state IN {_OPEN} RETURNING portal, destination",
+        (state, now, encode(outcome), id_list(ids)),
+    ).fetchall()
+    _tally(conn, [(row[0], row[1], state, 1) for row in rows])
+    return len(rows)
 
 
 def expedite(conn: sqlite3.Connection, portal: str, destination: str, now: float) -> int:
@@ -341,11 +347,10 @@ def retry(
     outcome: Outcome | None,
     count_attempt: bool = True,
 ) -> None:
-    stored = encode(outcome)
-    conn.executemany(
+    conn.execute(
         "UPDATE items SET state = 'pending', attempts = attempts + ?, available_at = ?,"
-        " updated_at = ?, outcome = ? WHERE id = ? AND state = 'leased'",
-        [(int(count_attempt), available_at, now, stored, i) for i in ids],
+        f" updated_at = ?, outcome = ? WHERE id IN {_IDS} AND state = 'leased'",
+        (int(count_attempt), available_at, now, encode(outcome), id_list(ids)),
     )
 
 
@@ -358,11 +363,10 @@ def move(
     outcome: Outcome | None,
     from_state: str,
 ) -> None:
-    stored = encode(outcome)
-    conn.executemany(
+    conn.execute(
         "UPDATE items SET state = ?, available_at = ?, updated_at = ?,"
-        " outcome = coalesce(?, outcome) WHERE id = ? AND state = ?",
-        [(state, available_at, now, stored, i, from_state) for i in ids],
+        f" outcome = coalesce(?, outcome) WHERE id IN {_IDS} AND state = ?",
+        (state, available_at, now, encode(outcome), id_list(ids), from_state),
     )
 
 
@@ -422,9 +426,10 @@ def record_attempts(conn: sqlite3.Connection, attempts: Sequence[Attempt]) -> No
                 a.category,
             ),
         ).lastrowid
-        conn.executemany(
-            "INSERT OR IGNORE INTO attempt_items (attempt_id, item_id) VALUES (?, ?)",
-            [(attempt_id, i) for i in a.item_ids],
+        conn.execute(
+            "INSERT OR IGNORE INTO attempt_items (attempt_id, item_id)"
+            " SELECT ?, value FROM json_each(?)",
+            (attempt_id, id_list(a.item_ids)),
         )
 
 

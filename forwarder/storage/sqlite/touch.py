@@ -35,15 +35,18 @@ def remember(conn: sqlite3.Connection, portal: str, seen: Sequence[tuple[Key, To
 def touches_of(
     conn: sqlite3.Connection, portal: str, keys: Sequence[Key]
 ) -> dict[Key, TouchMemory]:
-    found: dict[Key, TouchMemory] = {}
-    for kind, value in dict.fromkeys(keys):
-        row = conn.execute(
-            "SELECT first, last FROM touches WHERE portal = ? AND kind = ? AND value = ?",
-            (portal, kind, value),
-        ).fetchone()
-        if row is not None:
-            found[(kind, value)] = TouchMemory(first=_decode(row[0]), last=_decode(row[1]))
-    return found
+    # One statement per batch; CROSS JOIN keeps the keys the outer loop (a primary key look-up
+    # each, never a scan of the portal's touches).
+    rows = conn.execute(
+        "SELECT t.kind, t.value, t.first, t.last FROM json_each(?) j CROSS JOIN touches t"
+        " ON t.portal = ? AND t.kind = json_extract(j.value, '$[0]')"
+        " AND t.value = json_extract(j.value, '$[1]')",
+        (_encode(list(dict.fromkeys(keys))), portal),
+    )
+    return {
+        (kind, value): TouchMemory(first=_decode(first), last=_decode(last))
+        for kind, value, first, last in rows
+    }
 
 
 def forget(conn: sqlite3.Connection, portal: str, keys: Iterable[Key]) -> None:

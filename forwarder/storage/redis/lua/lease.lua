@@ -37,4 +37,5 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', lz, id)  -- no longer open: nothing to deliver
   end
 end
-return out
+-- One msgpack string for the whole batch: the client parses one reply, not 13 per item.
+return cmsgpack.pack(out)
