@@ -386,6 +386,13 @@ class SqliteStorage(Storage):
             return []
         return await self._submit(lambda c: identity.release_for(c, portal, keys, now))
 
+    async def learn(
+        self, portal: str, groups: Sequence[Sequence[Key]], *, now: float
+    ) -> list[Item]:
+        if not any(groups):
+            return []
+        return await self._submit(lambda c: identity.learn(c, portal, groups, now))
+
     async def remap_contact(self, portal: str, old_ids: Sequence[str], new_id: str) -> int:
         now = time.time()
         return await self._submit(lambda c: identity.remap_contact(c, portal, old_ids, new_id, now))
