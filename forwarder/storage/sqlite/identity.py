@@ -39,6 +39,8 @@ def _flat(keys: Sequence[Key]) -> list[str]:
 
 
 def _people_by_key(conn: sqlite3.Connection, portal: str, keys: Sequence[Key]) -> dict[Key, int]:
+    # A join from the listed keys, so each is one primary-key look-up: ``(kind, value) IN
+    # (VALUES ...)`` makes SQLite scan the portal's whole graph instead.
     found: dict[Key, int] = {}
     for part in _parts(keys):
         rows = conn.execute(
@@ -135,6 +137,9 @@ def learn(
 def _components(groups: Sequence[Sequence[Key]], known: dict[Key, int]) -> list[list[Key]]:
     """The keys of ``groups`` split into the people they make: keys of one group are one person,
     and so are keys that already belonged to one person (union-find)."""
+    settled = _settled(groups, known)
+    if settled is not None:
+        return settled
     parent: dict[Key, Key] = {}
 
     def root(key: Key) -> Key:
@@ -159,6 +164,18 @@ def _components(groups: Sequence[Sequence[Key]], known: dict[Key, int]) -> list[
     for key in dict.fromkeys(k for group in groups for k in group):
         components.setdefault(root(key), []).append(key)
     return list(components.values())
+
+
+def _settled(groups: Sequence[Sequence[Key]], known: dict[Key, int]) -> list[list[Key]] | None:
+    """The common case, without union-find: every key known and each group already one person
+    (its people are then the known ones); None when a key is new or a group joins two people."""
+    by_person: dict[int, list[Key]] = {}
+    for group in groups:
+        people = {known.get(k) for k in group}
+        if len(people) != 1 or None in people:
+            return None
+        by_person.setdefault(known[group[0]], []).extend(group)
+    return [list(dict.fromkeys(members)) for members in by_person.values()]
 
 
 def people_of(conn: sqlite3.Connection, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
