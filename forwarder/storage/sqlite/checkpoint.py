@@ -9,9 +9,9 @@ what lets the WAL start again from its beginning while writes never pause, and i
 nearly every page already copied, so it costs little. ``journal_size_limit`` truncates a WAL
 that grew in a burst.
 
-Measured (100 events an append, 8 callers at once, ``synchronous=full``, 15 s, two interleaved
-pairs on a busy 2-core machine): append p99 26-32 ms and max 51-61 ms, against 44-73 ms and
-136-145 ms with SQLite's checkpoints alone.
+Measured (100 events an append, 8 callers at once, ``synchronous=full``, 15 s, four interleaved
+pairs on a busy 2-core machine): append p99 26-32 ms and p99.9 47-65 ms, against 40-73 ms and
+88-128 ms with SQLite's checkpoints alone; the worst call 51-130 ms against 134-145 ms.
 """
 
 from __future__ import annotations
