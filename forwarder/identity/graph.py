@@ -11,7 +11,6 @@ order: applying one twice changes nothing.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -39,11 +38,8 @@ class Linker:
         groups = [keys for data in events if (keys := links(data))]
         if not groups:
             return []
-        now = self._now()
-        await asyncio.gather(*(self._storage.link(portal, keys, now=now) for keys in groups))
-        people = await self._storage.people_of(portal, [keys[0] for keys in groups])
-        everyone = list(dict.fromkeys(k for person in people.values() for k in person))
-        released = await self._storage.release_for(portal, everyone, now=now)
+        # One storage call for the whole request, however many events teach links.
+        released = await self._storage.learn(portal, groups, now=self._now())
         if released and self._on_released is not None:
             self._on_released(portal, tuple(sorted({i.destination for i in released})))
         return released

@@ -19,7 +19,7 @@ from forwarder.pipeline.destine import DefinitionCheck, Destiner
 from forwarder.pipeline.enrich import Enricher
 from forwarder.pipeline.stamp import Stamper, iso
 from forwarder.pipeline.validate import Decoded
-from forwarder.storage.base import Accepted, AppendResult, NewEvent
+from forwarder.storage.base import Accepted, AppendResult, Item, NewEvent
 from forwarder.storage.roles import EventLog, IdentityGraph
 from forwarder.tallies import event_type, reason_label
 from forwarder.telemetry import Metrics
@@ -124,25 +124,25 @@ class Accepter:
             self._tally_rejected(source.name, now, decoded, rejected)
         if not events:
             raise AllEventsRejectedError(sorted(rejected, key=_index))
-        # Submitted together, the touches usually share the append's commit (the SQLite writer
-        # commits what is queued as one group); they are learned from duplicates too.
-        results, learned = await asyncio.gather(
+        # Submitted together, the touches and the links usually share the append's commit (the
+        # SQLite writer commits what is queued as one group; on Redis they are one script each,
+        # in flight at once). Both are learned from duplicates too: they are idempotent, and a
+        # retry after a failure (the events already durable) must still teach them. Learned
+        # before a failed append is harmless for the same reason: the producer retries.
+        results, touched, released = await asyncio.gather(
             self._storage.append(events, now=now, dedup_window_s=self._window_s),
             self._enrich.learn_touches(source.portal, datas, source.name),
+            self._enrich(source.portal, datas),
             return_exceptions=True,
         )
+        if not isinstance(released, BaseException):
+            self._tally_released(now, released)
         if isinstance(results, BaseException):
             raise results
-        if isinstance(learned, BaseException):
-            raise learned
+        for failed in (touched, released):
+            if isinstance(failed, BaseException):
+                raise failed
         accepted = sum(isinstance(r, Accepted) for r in results)
-        # Duplicates teach links too: links are idempotent, and a retry after a failure here
-        # (the events already durable) must still teach them.
-        for item in await self._enrich(source.portal, datas):
-            if item.destination != DestinationName.CONVERSIONS:
-                continue  # the timeline copy of a held conversion would count it twice
-            held = item.event
-            self._tally.add(now, held.source, event_type(held.type, held.name), "released")
         if accepted and self._on_accepted is not None:
             queues = {d for e in events for d in e.destinations}
             self._on_accepted(source.portal, tuple(sorted(queues)))
@@ -157,6 +157,13 @@ class Accepter:
             duplicates=duplicates,
             rejected=sorted(rejected, key=_index),
         )
+
+    def _tally_released(self, now: float, released: list[Item]) -> None:
+        for item in released:
+            if item.destination != DestinationName.CONVERSIONS:
+                continue  # the timeline copy of a held conversion would count it twice
+            held = item.event
+            self._tally.add(now, held.source, event_type(held.type, held.name), "released")
 
     def _tally_rejected(
         self, source: str, now: float, decoded: Decoded, rejected: list[Rejected]

@@ -214,6 +214,18 @@ class IdentityGraph(Protocol):
         """Held items waiting on any of ``keys``: made pending and due now; returned."""
 
     @abstractmethod
+    async def learn(
+        self, portal: str, groups: Sequence[Sequence[Key]], *, now: float
+    ) -> list[Item]:
+        """What one request teaches, in one storage call: ``link`` every group, then
+        ``release_for`` every identifier of the people the groups now belong to; returns the
+        items released (oldest first).
+
+        The same result as those calls one after another; one transaction (SQLite) or one
+        script (Redis), so ingest pays a constant number of round trips per request.
+        """
+
+    @abstractmethod
     async def remap_contact(
         self, portal: str, old_ids: Sequence[str], new_id: str, *, now: float
     ) -> int:

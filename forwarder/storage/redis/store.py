@@ -82,6 +82,7 @@ _SCRIPTS = {
         "READY_AT",
         "PURGE",
         "LINK",
+        "LEARN",
         "PEOPLE_OF",
         "REMAP_CONTACT",
         "FORGET_PEOPLE",
@@ -372,6 +373,18 @@ class RedisStorage(Storage):
         if not keys:
             return []
         replies = await self._run("RELEASE_FOR", _f(now), portal, *(_kv(k) for k in keys))
+        return [item_from_reply(portal, r) for r in replies]
+
+    async def learn(
+        self, portal: str, groups: Sequence[Sequence[Key]], *, now: float
+    ) -> list[Item]:
+        args: list[object] = []
+        for keys in groups:
+            if keys:
+                args += [len(keys), *(_kv(k) for k in keys)]
+        if not args:
+            return []
+        replies = await self._run("LEARN", _f(now), portal, *args)
         return [item_from_reply(portal, r) for r in replies]
 
     async def remap_contact(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import msgspec
 
@@ -19,6 +19,51 @@ def _person(conn: sqlite3.Connection, portal: str, key: Key) -> int | None:
         (portal, key[0], key[1]),
     ).fetchone()
     return None if row is None else int(row[0])
+
+
+_PART = 400
+"""Keys per statement in set-wise look-ups (two parameters each, far below SQLite's limit)."""
+
+
+def _parts(values: Sequence[Key]) -> Iterator[Sequence[Key]]:
+    for start in range(0, len(values), _PART):
+        yield values[start : start + _PART]
+
+
+def _pairs(n: int) -> str:
+    return ",".join(["(?, ?)"] * n)
+
+
+def _flat(keys: Sequence[Key]) -> list[str]:
+    return [part for key in keys for part in key]
+
+
+def _people_by_key(conn: sqlite3.Connection, portal: str, keys: Sequence[Key]) -> dict[Key, int]:
+    # A join from the listed keys, so each is one primary-key look-up: ``(kind, value) IN
+    # (VALUES ...)`` makes SQLite scan the portal's whole graph instead.
+    found: dict[Key, int] = {}
+    for part in _parts(keys):
+        rows = conn.execute(
+            f"WITH k (kind, value) AS (VALUES {_pairs(len(part))})"
+            " SELECT i.kind, i.value, i.person FROM k JOIN identities i"
+            " ON i.portal = ? AND i.kind = k.kind AND i.value = k.value",
+            (*_flat(part), portal),
+        ).fetchall()
+        found.update(((r[0], r[1]), int(r[2])) for r in rows)
+    return found
+
+
+def _everyone(conn: sqlite3.Connection, portal: str, people: Sequence[int]) -> list[Key]:
+    keys: list[Key] = []
+    for start in range(0, len(people), _PART):
+        part = people[start : start + _PART]
+        rows = conn.execute(
+            "SELECT kind, value FROM identities INDEXED BY identities_person"
+            f" WHERE portal = ? AND person IN ({','.join('?' * len(part))})",
+            (portal, *part),
+        ).fetchall()
+        keys += [(r[0], r[1]) for r in rows]
+    return keys
 
 
 def _keys_of(conn: sqlite3.Connection, portal: str, person: int) -> list[Key]:
@@ -52,6 +97,85 @@ def link(conn: sqlite3.Connection, portal: str, keys: Sequence[Key], now: float)
         " ON CONFLICT (portal, kind, value) DO UPDATE SET updated_at = excluded.updated_at",
         [(portal, kind, value, person, now) for kind, value in keys],
     )
+
+
+def learn(
+    conn: sqlite3.Connection, portal: str, groups: Sequence[Sequence[Key]], now: float
+) -> list[Item]:
+    """``link`` every group, then ``release_for`` everyone of their people: the same result,
+    with a constant number of statements however many groups (the common case, no merge and
+    nothing held: three look-ups and one upsert)."""
+    keys = list(dict.fromkeys(k for group in groups for k in group))
+    if not keys:
+        return []
+    known = _people_by_key(conn, portal, keys)
+    people: list[int] = []
+    rows: list[tuple[str, str, str, int, float]] = []
+    for members in _components(groups, known):
+        found = sorted({known[k] for k in members if k in known})
+        if found:
+            person = found[0]  # as ``link``: the oldest person takes in the others
+            if len(found) > 1:
+                marks = ",".join("?" * (len(found) - 1))
+                conn.execute(
+                    f"UPDATE identities SET person = ? WHERE portal = ? AND person IN ({marks})",
+                    (person, portal, *found[1:]),
+                )
+        else:
+            made = conn.execute("INSERT INTO people (created_at) VALUES (?)", (now,)).lastrowid
+            person = int(made or 0)
+        people.append(person)
+        rows += [(portal, kind, value, person, now) for kind, value in members]
+    conn.executemany(
+        "INSERT INTO identities (portal, kind, value, person, updated_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (portal, kind, value) DO UPDATE SET updated_at = excluded.updated_at",
+        rows,
+    )
+    return release_for(conn, portal, _everyone(conn, portal, people), now)
+
+
+def _components(groups: Sequence[Sequence[Key]], known: dict[Key, int]) -> list[list[Key]]:
+    """The keys of ``groups`` split into the people they make: keys of one group are one person,
+    and so are keys that already belonged to one person (union-find)."""
+    settled = _settled(groups, known)
+    if settled is not None:
+        return settled
+    parent: dict[Key, Key] = {}
+
+    def root(key: Key) -> Key:
+        parent.setdefault(key, key)
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]  # path halving: later look-ups are shorter
+            key = parent[key]
+        return key
+
+    def join(a: Key, b: Key) -> None:
+        ra, rb = root(a), root(b)
+        if ra != rb:
+            parent[rb] = ra
+
+    for group in groups:
+        for key in group:
+            join(group[0], key)
+    first_of: dict[int, Key] = {}
+    for key, person in known.items():
+        join(first_of.setdefault(person, key), key)
+    components: dict[Key, list[Key]] = {}
+    for key in dict.fromkeys(k for group in groups for k in group):
+        components.setdefault(root(key), []).append(key)
+    return list(components.values())
+
+
+def _settled(groups: Sequence[Sequence[Key]], known: dict[Key, int]) -> list[list[Key]] | None:
+    """The common case, without union-find: every key known and each group already one person
+    (its people are then the known ones); None when a key is new or a group joins two people."""
+    by_person: dict[int, list[Key]] = {}
+    for group in groups:
+        people = {known.get(k) for k in group}
+        if len(people) != 1 or None in people:
+            return None
+        by_person.setdefault(known[group[0]], []).extend(group)
+    return [list(dict.fromkeys(members)) for members in by_person.values()]
 
 
 def people_of(conn: sqlite3.Connection, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
@@ -95,14 +219,20 @@ def release_for(
     conn: sqlite3.Connection, portal: str, keys: Sequence[Key], now: float
 ) -> list[Item]:
     ids: set[int] = set()
-    for kind, value in keys:
+    for part in _parts(list(dict.fromkeys(keys))):
         rows = conn.execute(
-            "SELECT item_id FROM held_keys WHERE portal = ? AND kind = ? AND value = ?",
-            (portal, kind, value),
+            f"WITH k (kind, value) AS (VALUES {_pairs(len(part))})"
+            " SELECT h.item_id FROM k JOIN held_keys h"
+            " ON h.portal = ? AND h.kind = k.kind AND h.value = k.value",
+            (*_flat(part), portal),
         ).fetchall()
         ids.update(r[0] for r in rows)
+    return _release(conn, sorted(ids), now) if ids else []
+
+
+def _release(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> list[Item]:
     released = []
-    for item_id in sorted(ids):
+    for item_id in ids:
         conn.execute("DELETE FROM held_keys WHERE item_id = ?", (item_id,))
         row = conn.execute(
             "UPDATE items SET state = 'pending', available_at = ?, updated_at = ?"

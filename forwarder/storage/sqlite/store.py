@@ -42,6 +42,7 @@ from forwarder.storage.base import (
 from forwarder.storage.outcomes import Outcome
 from forwarder.storage.sqlite import identity, migrations, quality, quotas, rates, sql
 from forwarder.storage.sqlite import touch as touch_memory
+from forwarder.storage.sqlite.checkpoint import Checkpointer, tune_writer
 from forwarder.storage.sqlite.dedup import SeenKeys
 from forwarder.telemetry import get_logger
 
@@ -105,6 +106,7 @@ class SqliteStorage(Storage):
         """A connection of its own for reads polled under load (queue gauges): in WAL mode it
         neither waits for the writer thread nor makes ingest's commits wait for it."""
         self._reader_lock = threading.Lock()
+        self._checkpointer: Checkpointer | None = None
         self._log = get_logger("storage")
 
     # -- the writer thread ----------------------------------------------------------------
@@ -118,6 +120,7 @@ class SqliteStorage(Storage):
         except BaseException:
             conn.close()
             raise
+        tune_writer(conn)
         for migration in applied:
             self._log.info(
                 "schema_migrated",
@@ -182,6 +185,8 @@ class SqliteStorage(Storage):
                 conn.execute("ROLLBACK")
             outcomes = [self._run_alone(conn, job) for job in group]
         self._resolve(group, outcomes)
+        if self._checkpointer is not None:
+            self._checkpointer.committed()
 
     def _run_alone(self, conn: sqlite3.Connection, job: _Pending) -> tuple[bool, Any]:
         try:
@@ -251,6 +256,8 @@ class SqliteStorage(Storage):
         await asyncio.to_thread(ready.wait)
         if failure:
             raise failure[0]
+        self._checkpointer = Checkpointer(self.path, self._synchronous)
+        self._checkpointer.start()
         await self._submit(sql.release_leases)
         await self._submit(lambda c: self._seen.load(c, self._dedup_window_s))
         self._pending = await self._submit(sql.count_open)
@@ -260,6 +267,9 @@ class SqliteStorage(Storage):
             self._jobs.put(_STOP)
             await asyncio.to_thread(self._thread.join)
         self._thread = None
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.stop)
+            self._checkpointer = None
         with self._reader_lock:
             if self._reader is not None:
                 self._reader.close()
@@ -385,6 +395,13 @@ class SqliteStorage(Storage):
         if not keys:
             return []
         return await self._submit(lambda c: identity.release_for(c, portal, keys, now))
+
+    async def learn(
+        self, portal: str, groups: Sequence[Sequence[Key]], *, now: float
+    ) -> list[Item]:
+        if not any(groups):
+            return []
+        return await self._submit(lambda c: identity.learn(c, portal, groups, now))
 
     async def remap_contact(
         self, portal: str, old_ids: Sequence[str], new_id: str, *, now: float

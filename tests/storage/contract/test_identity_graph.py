@@ -53,6 +53,80 @@ async def test_held_items_are_released_by_their_keys(storage: Storage) -> None:
     assert again.id == items[0].id
 
 
+KNOWN = [[("anonymousId", "A"), ("email", "e@x.co")], [("userId", "U"), ("utk", "T")]]
+TAUGHT = [
+    [("userId", "U"), ("email", "e@x.co")],
+    [("anonymousId", "N"), ("email", "n@x.co")],
+    [("anonymousId", "N"), ("utk", "T2")],
+]
+WAITING = ["A", "U", "N", "Z"]
+"""The identifiers the held items of ``_graph_with_held_items`` wait on (``Z`` stays unknown)."""
+
+
+async def _graph_with_held_items(storage: Storage, portal: str) -> dict[str, int]:
+    """A portal's graph with two people and an item held on each of ``WAITING``."""
+    for keys in KNOWN:
+        await storage.link(portal, keys, now=NOW)
+    events = [event(f"{portal}-{k}", portal=portal) for k in WAITING]
+    await storage.append(events, now=NOW, dedup_window_s=WINDOW)
+    items = await storage.lease(portal, "conversions", limit=9, now=NOW, lease_s=30)
+    held: dict[str, int] = {}
+    for item, waits_on in zip(items, WAITING, strict=True):
+        kind = "userId" if waits_on == "U" else "anonymousId"
+        await storage.hold([item.id], until=NOW + 99, now=NOW, keys=[(kind, waits_on)])
+        held[waits_on] = item.id
+    return held
+
+
+def _people(people: dict[tuple[str, str], list[tuple[str, str]]]) -> set[frozenset[object]]:
+    return {frozenset(person) for person in people.values()}
+
+
+async def test_learning_a_request_links_and_releases_as_the_separate_calls_do(
+    storage: Storage,
+) -> None:
+    """``learn`` on one portal, ``link`` + ``people_of`` + ``release_for`` on another: the
+    same people and the same released items."""
+    held = await _graph_with_held_items(storage, "main")
+    others = await _graph_with_held_items(storage, "other")
+    released = await storage.learn("main", TAUGHT, now=NOW + 5)
+    for keys in TAUGHT:
+        await storage.link("other", keys, now=NOW + 5)
+    people = await storage.people_of("other", [keys[0] for keys in TAUGHT])
+    everyone = list(dict.fromkeys(k for person in people.values() for k in person))
+    expected = await storage.release_for("other", everyone, now=NOW + 5)
+    every_key = [k for keys in KNOWN + TAUGHT for k in keys]
+    assert _people(await storage.people_of("main", every_key)) == _people(
+        await storage.people_of("other", every_key)
+    )
+    assert [i.id for i in released] == [held[k] for k in ("A", "U", "N")]
+    assert [i.id for i in expected] == [others[k] for k in ("A", "U", "N")]
+    assert [i.event.message_id for i in released] == ["main-A", "main-U", "main-N"]
+
+
+async def test_learning_merges_people_joined_by_a_later_group(storage: Storage) -> None:
+    await storage.learn(
+        "main",
+        [[("anonymousId", "A"), ("email", "a@x.co")], [("anonymousId", "B"), ("userId", "U")]],
+        now=NOW,
+    )
+    await storage.learn("main", [[("userId", "U"), ("email", "a@x.co")]], now=NOW + 1)
+    [person] = (await storage.people_of("main", [("anonymousId", "B")])).values()
+    assert set(person) == {
+        ("anonymousId", "A"),
+        ("email", "a@x.co"),
+        ("anonymousId", "B"),
+        ("userId", "U"),
+    }
+
+
+async def test_learning_again_releases_nothing_twice(storage: Storage) -> None:
+    await _graph_with_held_items(storage, "main")
+    assert len(await storage.learn("main", TAUGHT, now=NOW + 5)) == 3
+    assert await storage.learn("main", TAUGHT, now=NOW + 6) == []
+    assert await storage.learn("main", [], now=NOW + 6) == []
+
+
 async def test_merged_contact_ids_point_to_the_winner(storage: Storage) -> None:
     await storage.link("main", [("contactId", "1"), ("email", "old@x.co")], now=NOW)
     await storage.link("main", [("contactId", "2"), ("email", "new@x.co")], now=NOW)
