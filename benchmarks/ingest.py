@@ -8,23 +8,37 @@ something)::
     python benchmarks/ingest.py --servers uvicorn --rounds 1 --duration 5
     python benchmarks/ingest.py --write              # also update benchmarks/RESULTS.md
 
-For each ASGI server it starts three apps, all one worker on uvloop with the access log off:
+For each ASGI server it starts the apps of ``--apps``, all one worker on uvloop with the
+access log off:
 
 * ``bare``: ``benchmarks/bare_app.py``, decodes the body with msgspec and answers;
 * ``durable``: ``forwarder serve`` with a fresh SQLite file, ``synchronous = "full"`` and
-  ``log_requests = true`` (production: one JSON line per request, written to a file);
-* ``durable-nolog``: the same with ``log_requests = false``.
+  ``log_requests = true`` (production: one JSON line per request, written to a file), delivery
+  off (an ingest-only replica); the body is an unmapped track event without ``messageId``;
+* ``durable-nolog``: the same with ``log_requests = false``;
+* ``held``: the real path with delivery running: ``forwarder serve`` (SQLite as ``durable``,
+  ``log_requests = true``) with a mapping for ``Order Completed`` and delivery on, against a
+  sandbox in its own process (``forwarder sandbox``) at the envelope ``--envelope-rps`` sends
+  of 500 events per second (portal ``events_per_s`` the same); the body is a mapped
+  ``Order Completed`` with a unique ``messageId`` and no identity (held, never delivered);
+* ``delivered``: the same with ``context.traits.email`` in the body (identity linked,
+  delivered: the backlog drains at the envelope while the load runs);
+* ``delivered-redis``: ``delivered`` on Redis storage (127.0.0.1:6379, a fresh key prefix,
+  deleted at the end).
 
 and measures, rounds interleaved so drift hits every app alike:
 
-* single: peak requests/s of ``POST /v1/track`` (one track event without ``messageId``, so
-  every request stores a new event), by ``wrk``;
+* single: peak requests/s of ``POST /v1/track`` (one event a request; ``__SEQ__`` in a body
+  becomes a number unique to the request, so nothing is deduplicated), by ``wrk``;
 * batch: peak events/s of ``POST /v1/batch`` with 100 such events per request, by ``wrk``;
-* latency: p50/p99 at a constant rate of half of that app's single-event peak of the same
-  round, by ``benchmarks/loadgen.py`` (open loop, latency counted from when a request was due).
+* latency: p50/p99 at a constant rate, by ``benchmarks/loadgen.py`` (open loop, latency
+  counted from when a request was due): half of the ``delivered`` app's single-event peak of
+  the same round and server when ``delivered`` runs (every app at the same rate), else half of
+  each app's own peak.
 
 Servers run on CPU 1 and the load generators on CPU 0 (``taskset``), so they do not steal each
-other's core; the forwarder's SQLite writer thread shares CPU 1 with its event loop.
+other's core; the forwarder's SQLite writer thread shares CPU 1 with its event loop. The
+sandboxes run on the load CPU.
 """
 
 from __future__ import annotations
@@ -37,6 +51,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shutil
 import socket
 import statistics
@@ -52,9 +67,26 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 WRITE_KEY = "bench_write_key_0123456789"
 TRACK = {"userId": "user-42", "event": "Signed Up", "properties": {"plan": "pro", "value": 42}}
+ORDER = {
+    "userId": "user-__USER__",
+    "messageId": "__SEQ__",
+    "event": "Order Completed",
+    "properties": {"revenue": 42, "currency": "EUR"},
+}
+EMAIL = {"traits": {"email": "user-__USER__@example.com"}}
 BATCH_SIZE = 100
 BEGIN, END = "<!-- ingest.py:begin -->", "<!-- ingest.py:end -->"
-APPS = ("bare", "durable", "durable-nolog")
+APPS = (
+    "bare",
+    "durable",
+    "durable-nolog",
+    "held",
+    "delivered",
+    "delivered-proc",
+    "delivered-redis",
+)
+REAL_PATH = ("held", "delivered", "delivered-proc", "delivered-redis")
+PORTAL_ID = 1
 
 CONFIG = """
 [server]
@@ -83,6 +115,40 @@ base_url = "sandbox"
 unmapped_events = "auto"
 """
 
+REAL_CONFIG = """
+[server]
+host = "127.0.0.1"
+port = {port}
+server = "{server}"
+log_requests = true
+log_format = "json"
+delivery_processes = {processes}
+
+[storage]
+url = "{url}"
+synchronous = "full"
+
+[[sources]]
+name = "bench"
+write_key = "{key}"
+kind = "server"
+portal = "main"
+
+[portals.main]
+portal_id = {portal_id}
+base_url = "{sandbox}"
+access_token = "{token}"
+unmapped_events = "reject"
+
+[[portals.main.events]]
+event = "Order Completed"
+custom_event = "order_completed"
+properties = {{ revenue = "revenue" }}
+
+[portals.main.limits]
+events_per_s = {rps}
+"""
+
 
 @dataclass
 class Target:
@@ -92,6 +158,10 @@ class Target:
     app: str
     port: int
     proc: subprocess.Popen[bytes]
+    single_body: Path
+    batch_body: Path
+    sandbox: subprocess.Popen[bytes] | None = None
+    redis_prefix: str | None = None
     single: list[float] = field(default_factory=list)
     batch: list[float] = field(default_factory=list)
     latency: list[dict[str, float]] = field(default_factory=list)
@@ -111,27 +181,92 @@ def _free_port() -> int:
         return port
 
 
-def _start(server: str, app: str, work: Path, cpu: str) -> Target:
+def _start_sandbox(work: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
+    """A ``forwarder sandbox`` process at the envelope, on the load CPU."""
+    port = _free_port()
+    log = open(work / f"sandbox-{port}.log", "wb")  # noqa: SIM115 - lives as long as the sandbox
+    cmd = [sys.executable, "-m", "forwarder", "sandbox", "--port", str(port)]
+    cmd += ["--portal-id", str(PORTAL_ID), "--events-rps", str(args.envelope_rps)]
+    cmd += ["--define", "order_completed:revenue"]
+    proc = subprocess.Popen(["taskset", "-c", args.load_cpu, *cmd], stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/_sandbox", timeout=1):  # noqa: S310
+            return proc, url
+        time.sleep(0.2)
+    raise SystemExit("the sandbox did not answer within 30 s")
+
+
+def _real_config(
+    target_port: int, server: str, app: str, work: Path, sandbox: str, args: argparse.Namespace
+) -> tuple[str, str | None]:
+    prefix = None
+    if app.endswith("redis"):
+        prefix = f"bench-ingest-{secrets.token_hex(4)}"
+        url = f"redis://127.0.0.1:6379/0?prefix={prefix}"
+    else:
+        url = f"sqlite:///{work / f'{server}-{app}.db'}"
+    from forwarder.sandbox import DEFAULT_TOKEN
+
+    text = REAL_CONFIG.format(
+        port=target_port,
+        server=server,
+        url=url,
+        key=WRITE_KEY,
+        portal_id=PORTAL_ID,
+        sandbox=sandbox,
+        token=DEFAULT_TOKEN,
+        rps=args.envelope_rps,
+        processes=1 if app == "delivered-proc" else 0,
+    )
+    return text, prefix
+
+
+def _start(server: str, app: str, work: Path, args: argparse.Namespace) -> Target:
     port = _free_port()
     log = open(work / f"{server}-{app}.log", "wb")  # noqa: SIM115 - lives as long as the server
+    single, batch = _bodies(work, app)
+    sandbox, prefix = None, None
     if app == "bare":
         cmd = [sys.executable, str(HERE / "bare_app.py"), "--port", str(port), "--server", server]
     else:
         config = work / f"{server}-{app}.toml"
-        config.write_text(
-            CONFIG.format(
+        if app in REAL_PATH:
+            sandbox, sandbox_url = _start_sandbox(work, args)
+            text, prefix = _real_config(port, server, app, work, sandbox_url, args)
+        else:
+            text = CONFIG.format(
                 port=port,
                 server=server,
                 log_requests="false" if app.endswith("nolog") else "true",
                 db=work / f"{server}-{app}.db",
                 key=WRITE_KEY,
             )
-        )
+        config.write_text(text)
         cmd = [sys.executable, "-m", "forwarder", "serve", "--config", str(config)]
-    proc = subprocess.Popen(["taskset", "-c", cpu, *cmd], stdout=log, stderr=log)
-    target = Target(server, app, port, proc)
+    proc = subprocess.Popen(["taskset", "-c", args.server_cpu, *cmd], stdout=log, stderr=log)
+    target = Target(server, app, port, proc, single, batch, sandbox, prefix)
     _wait_ready(target)
+    if app == "delivered-proc":
+        _pin_children(proc.pid, args.load_cpu)
     return target
+
+
+def _pin_children(pid: int, cpu: str) -> None:
+    """The delivery process off the server's CPU (taskset's affinity is inherited): on the load
+    CPU, the only other one of a 2-core machine."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += (task / "children").read_text().split()
+        if children:
+            for child in children:
+                subprocess.run(["taskset", "-p", "-c", cpu, child], check=True, capture_output=True)
+            return
+        time.sleep(0.2)
+    raise SystemExit("the delivery process did not start within 30 s")
 
 
 def _post(url: str, body: bytes, timeout: float = 2.0) -> int:
@@ -151,8 +286,11 @@ def _wait_ready(target: Target) -> None:
     while time.monotonic() < deadline:
         if target.proc.poll() is not None:
             raise SystemExit(f"{target.name} exited with {target.proc.returncode}")
+        body = (
+            target.single_body.read_bytes().replace(b"__SEQ__", b"ready").replace(b"__USER__", b"0")
+        )
         with contextlib.suppress(OSError):
-            if _post(target.url("/v1/track"), json.dumps(TRACK).encode()) == 200:
+            if _post(target.url("/v1/track"), body) == 200:
                 return
         time.sleep(0.2)
     raise SystemExit(f"{target.name} did not answer within 30 s")
@@ -163,9 +301,10 @@ def _wrk(url: str, body_file: Path, args: argparse.Namespace, duration: float) -
         os.environ,
         BODY_FILE=str(body_file),
         AUTH_B64=base64.b64encode(f"{WRITE_KEY}:".encode()).decode(),
+        SEQ_PREFIX=secrets.token_hex(4),
     )
     cmd = ["taskset", "-c", args.load_cpu, "wrk", "-t1", f"-c{args.connections}"]
-    cmd += [f"-d{duration:g}s", "--timeout", "10s", "-s", str(HERE / "post.lua"), url]
+    cmd += [f"-d{duration:g}s", "--timeout", "10s", "-s", str(HERE / "post_seq.lua"), url]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
@@ -176,12 +315,11 @@ def _wrk(url: str, body_file: Path, args: argparse.Namespace, duration: float) -
     return float(match.group(1))
 
 
-def _loadgen(
-    target: Target, rate: float, track: Path, args: argparse.Namespace
-) -> dict[str, float]:
+def _loadgen(target: Target, rate: float, args: argparse.Namespace) -> dict[str, float]:
     cmd = ["taskset", "-c", args.load_cpu, sys.executable, str(HERE / "loadgen.py")]
     cmd += ["--url", target.url("/v1/track"), "--rate", f"{rate:.0f}"]
-    cmd += ["--duration", f"{args.duration:g}", "--body-file", str(track)]
+    cmd += ["--duration", f"{args.duration:g}", "--body-file", str(target.single_body)]
+    cmd += ["--seq-prefix", secrets.token_hex(4)]
     cmd += ["--auth-user", WRITE_KEY, "--connections", str(args.connections)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     result: dict[str, float] = json.loads(out)
@@ -190,29 +328,47 @@ def _loadgen(
     return result
 
 
-def _bodies(work: Path) -> tuple[Path, Path]:
-    track = work / "track.json"
-    track.write_text(json.dumps(TRACK))
-    batch = work / "batch.json"
-    events = [dict(TRACK, type="track", userId=f"user-{i}") for i in range(BATCH_SIZE)]
+def _bodies(work: Path, app: str) -> tuple[Path, Path]:
+    """The single and batch bodies of an app (``__SEQ__``: unique per request)."""
+    if app in ("durable", "durable-nolog"):
+        single = TRACK
+        events = [dict(TRACK, type="track", userId=f"user-{i}") for i in range(BATCH_SIZE)]
+    else:
+        # bare decodes the delivered body: the same bytes as the app it is compared with
+        email = app != "held"
+        single = dict(ORDER, context=EMAIL) if email else ORDER
+        events = []
+        for i in range(BATCH_SIZE):
+            event = dict(single, type="track", messageId=f"__SEQ__-{i}", userId=f"user-{i}")
+            if email:
+                event["context"] = {"traits": {"email": f"user-{i}@example.com"}}
+            events.append(event)
+    track = work / f"{app}-track.json"
+    track.write_text(json.dumps(single))
+    batch = work / f"{app}-batch.json"
     batch.write_text(json.dumps({"batch": events}))
     return track, batch
 
 
+def _latency_rate(targets: list[Target], t: Target) -> float:
+    """Half the delivered path's peak of this round and server when it runs, else half t's."""
+    delivered = [d for d in targets if d.server == t.server and d.app == "delivered"]
+    return (delivered[0] if delivered else t).single[-1] / 2
+
+
 def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
     """Rounds of single, batch and constant-rate latency, interleaved across targets."""
-    track, batch = _bodies(work)
     for t in targets:  # warm up: first requests, imports, SQLite pages
-        _wrk(t.url("/v1/track"), track, args, 2)
+        _wrk(t.url("/v1/track"), t.single_body, args, 2)
     for n in range(args.rounds):
         for t in targets:
-            t.single.append(_wrk(t.url("/v1/track"), track, args, args.duration))
+            t.single.append(_wrk(t.url("/v1/track"), t.single_body, args, args.duration))
             print(f"round {n + 1} {t.name:24} single {t.single[-1]:9.0f} req/s", flush=True)
         for t in targets:
-            t.batch.append(_wrk(t.url("/v1/batch"), batch, args, args.duration) * BATCH_SIZE)
+            t.batch.append(_wrk(t.url("/v1/batch"), t.batch_body, args, args.duration) * BATCH_SIZE)
             print(f"round {n + 1} {t.name:24} batch  {t.batch[-1]:9.0f} events/s", flush=True)
         for t in targets:
-            t.latency.append(_loadgen(t, t.single[-1] / 2, track, args))
+            t.latency.append(_loadgen(t, _latency_rate(targets, t), args))
             lat = t.latency[-1]
             print(
                 f"round {n + 1} {t.name:24} @{lat['rate_target']:.0f}/s "
@@ -242,6 +398,21 @@ def table(targets: list[Target]) -> str:
             f"| {_median_latency(t, 'rate_target'):,.0f} | {_median_latency(t, 'p50_ms'):.2f} "
             f"| {_median_latency(t, 'p99_ms'):.2f} |"
         )
+    return "\n".join(rows)
+
+
+def rounds_table(targets: list[Target]) -> str:
+    """Every round's figures, so a p99 over 20 ms in any round shows."""
+    rows = [
+        "| server | app | round | single req/s | batch events/s | rate | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for t in targets:
+        for n, lat in enumerate(t.latency):
+            rows.append(
+                f"| {t.server} | {t.app} | {n + 1} | {t.single[n]:,.0f} | {t.batch[n]:,.0f} "
+                f"| {lat['rate_target']:,.0f} | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} |"
+            )
     return "\n".join(rows)
 
 
@@ -276,8 +447,12 @@ def report(targets: list[Target], args: argparse.Namespace, argv: list[str]) -> 
             f"- load: wrk -t1 -c{args.connections}, {args.duration:g} s per measurement, "
             f"{args.rounds} rounds (medians); servers on CPU {args.server_cpu}, load on CPU "
             f"{args.load_cpu}",
+            f"- real path: sandbox envelope {args.envelope_rps} sends/s × 500 events "
+            "(portal `events_per_s` the same, `safety` 0.9)",
             "",
             table(targets),
+            "",
+            rounds_table(targets),
             END,
         ]
     )
@@ -299,17 +474,30 @@ def running(args: argparse.Namespace, work: Path) -> Iterator[list[Target]]:
     targets: list[Target] = []
     try:
         for server in args.servers.split(","):
-            for app in APPS:
-                targets.append(_start(server, app, work, args.server_cpu))
+            for app in args.apps.split(","):
+                if app not in APPS:
+                    raise SystemExit(f"unknown app {app!r}; known: {', '.join(APPS)}")
+                targets.append(_start(server, app, work, args))
         yield targets
     finally:
-        for t in targets:
-            t.proc.terminate()
-        for t in targets:
+        procs = [t.proc for t in targets] + [t.sandbox for t in targets if t.sandbox]
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
             try:
-                t.proc.wait(timeout=20)
+                proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                t.proc.kill()
+                proc.kill()
+        for t in targets:
+            if t.redis_prefix:
+                _delete_redis_keys(t.redis_prefix)
+
+
+def _delete_redis_keys(prefix: str) -> None:
+    scan = ["redis-cli", "--scan", "--pattern", f"{prefix}:*"]
+    keys = subprocess.run(scan, capture_output=True, text=True, check=True).stdout.split()
+    for start in range(0, len(keys), 500):
+        subprocess.run(["redis-cli", "DEL", *keys[start : start + 500]], capture_output=True)
 
 
 def main() -> None:
@@ -318,6 +506,10 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--servers", default="uvicorn,granian")
+    parser.add_argument("--apps", default=",".join(APPS), help=f"of {', '.join(APPS)}")
+    parser.add_argument(
+        "--envelope-rps", type=int, default=2, help="event sends/s of 500 (the real-path apps)"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--duration", type=float, default=8.0, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=64)

@@ -4,7 +4,9 @@ wrk measures peak throughput, but a closed loop cannot tell latency at a *given*
 sends one request every ``1/rate`` seconds on a pool of keep-alive connections; a request that
 finds no idle connection waits in a queue, and its latency counts from when it was *due*, not
 when it was sent, so a stalled server shows up in p99 instead of silently slowing the load
-(no coordinated omission). Prints one JSON object::
+(no coordinated omission). Every ``__SEQ__`` in the body is replaced by a number unique to the
+request (``--seq-prefix`` and a counter) and every ``__USER__`` by the counter modulo 1,000, so
+each request can carry a new ``messageId``. Prints one JSON object::
 
     python benchmarks/loadgen.py --url http://127.0.0.1:8090/v1/track --rate 3000 \
         --duration 10 --body-file track.json --auth-user KEY
@@ -40,7 +42,7 @@ class _Conn(asyncio.Protocol):
         self.due = due
         self.need = -1
         assert self.transport is not None
-        self.transport.write(self.gen.request)
+        self.transport.write(self.gen.next_request())
 
     def data_received(self, data: bytes) -> None:
         self.buf += data
@@ -62,14 +64,25 @@ class _Conn(asyncio.Protocol):
 
 
 class _Generator:
-    def __init__(self, request: bytes) -> None:
-        self.request = request
+    def __init__(self, url: str, body: bytes, user: str | None, seq_prefix: str) -> None:
+        self.url, self.body, self.user, self.seq_prefix = url, body, user, seq_prefix
+        self.templated = b"__SEQ__" in body or b"__USER__" in body
+        self.request = _request(url, body, user)
+        self.n = 0
         self.idle: deque[_Conn] = deque()
         self.waiting: deque[float] = deque()
         self.latencies: list[float] = []
         self.errors = 0
         self.lost = 0
         self.measuring = False
+
+    def next_request(self) -> bytes:
+        if not self.templated:
+            return self.request
+        self.n += 1
+        seq = f"{self.seq_prefix}-{self.n}".encode()
+        body = self.body.replace(b"__SEQ__", seq).replace(b"__USER__", b"%d" % (self.n % 1000))
+        return _request(self.url, body, self.user)
 
     def submit(self, due: float) -> None:
         if self.idle:
@@ -112,7 +125,7 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 async def run(args: argparse.Namespace, body: bytes) -> dict[str, float]:
     """Warm up, then send at ``args.rate`` for ``args.duration`` seconds and summarise."""
     loop = asyncio.get_running_loop()
-    gen = _Generator(_request(args.url, body, args.auth_user))
+    gen = _Generator(args.url, body, args.auth_user, args.seq_prefix)
     parts = urlsplit(args.url)
     for _ in range(args.connections):
         _, conn = await loop.create_connection(lambda: _Conn(gen), parts.hostname, parts.port or 80)
@@ -168,6 +181,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--body-file", required=True)
     parser.add_argument("--auth-user", help="Basic auth user name (the write key)")
+    parser.add_argument("--seq-prefix", default="lg", help="prefix of the numbers for __SEQ__")
     args = parser.parse_args()
     with open(args.body_file, "rb") as f:
         body = f.read()
