@@ -76,8 +76,16 @@ ORDER = {
 EMAIL = {"traits": {"email": "user-__USER__@example.com"}}
 BATCH_SIZE = 100
 BEGIN, END = "<!-- ingest.py:begin -->", "<!-- ingest.py:end -->"
-APPS = ("bare", "durable", "durable-nolog", "held", "delivered", "delivered-redis")
-REAL_PATH = ("held", "delivered", "delivered-redis")
+APPS = (
+    "bare",
+    "durable",
+    "durable-nolog",
+    "held",
+    "delivered",
+    "delivered-proc",
+    "delivered-redis",
+)
+REAL_PATH = ("held", "delivered", "delivered-proc", "delivered-redis")
 PORTAL_ID = 1
 
 CONFIG = """
@@ -114,6 +122,7 @@ port = {port}
 server = "{server}"
 log_requests = true
 log_format = "json"
+delivery_processes = {processes}
 
 [storage]
 url = "{url}"
@@ -209,6 +218,7 @@ def _real_config(
         sandbox=sandbox,
         token=DEFAULT_TOKEN,
         rps=args.envelope_rps,
+        processes=1 if app == "delivered-proc" else 0,
     )
     return text, prefix
 
@@ -238,7 +248,25 @@ def _start(server: str, app: str, work: Path, args: argparse.Namespace) -> Targe
     proc = subprocess.Popen(["taskset", "-c", args.server_cpu, *cmd], stdout=log, stderr=log)
     target = Target(server, app, port, proc, single, batch, sandbox, prefix)
     _wait_ready(target)
+    if app == "delivered-proc":
+        _pin_children(proc.pid, args.load_cpu)
     return target
+
+
+def _pin_children(pid: int, cpu: str) -> None:
+    """The delivery process off the server's CPU (taskset's affinity is inherited): on the load
+    CPU, the only other one of a 2-core machine."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += (task / "children").read_text().split()
+        if children:
+            for child in children:
+                subprocess.run(["taskset", "-p", "-c", cpu, child], check=True, capture_output=True)
+            return
+        time.sleep(0.2)
+    raise SystemExit("the delivery process did not start within 30 s")
 
 
 def _post(url: str, body: bytes, timeout: float = 2.0) -> int:

@@ -10,6 +10,7 @@ is retried alone, so one bad job cannot fail its neighbours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import queue
 import sqlite3
@@ -91,7 +92,16 @@ class SqliteStorage(Storage):
         synchronous: str = "full",
         commit_interval_ms: float = 0.0,
         dedup_window_s: float = 86400.0,
+        shared: bool = False,
+        release_leases: bool = True,
     ) -> None:
+        """Args:
+        shared: another process writes the file too (``server.delivery_processes``): the
+            open-item count is re-read from the file at most once a second.
+        release_leases: at open, void the leases of a crashed run. Off in a delivery process:
+            the serving process did it at its start, and a restarted child must not void a
+            live sibling's leases (they expire by themselves).
+        """
         self.path = Path(path)
         self._seen = SeenKeys()
         """The dedup index (in memory, over the events table); writer thread only."""
@@ -101,6 +111,10 @@ class SqliteStorage(Storage):
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pending = 0
+        self._shared = shared
+        self._release_leases = release_leases
+        self._pending_read_at = float("-inf")
+        self._pending_refresh: asyncio.Task[None] | None = None
         self._reader: sqlite3.Connection | None = None
         """A connection of its own for reads polled under load (queue gauges): in WAL mode it
         neither waits for the writer thread nor makes ingest's commits wait for it."""
@@ -251,11 +265,18 @@ class SqliteStorage(Storage):
         await asyncio.to_thread(ready.wait)
         if failure:
             raise failure[0]
-        await self._submit(sql.release_leases)
+        if self._release_leases:
+            await self._submit(sql.release_leases)
         await self._submit(lambda c: self._seen.load(c, self._dedup_window_s))
         self._pending = await self._submit(sql.count_open)
+        self._pending_read_at = time.monotonic()
 
     async def close(self) -> None:
+        if self._pending_refresh is not None:
+            self._pending_refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StorageUnavailableError):
+                await self._pending_refresh
+            self._pending_refresh = None
         if self._thread is not None and self._thread.is_alive():
             self._jobs.put(_STOP)
             await asyncio.to_thread(self._thread.join)
@@ -286,7 +307,19 @@ class SqliteStorage(Storage):
         return self._seen.forget_before(before, part, _FORGET_PARTS)
 
     async def pending_count(self) -> int:
+        # Another process finishes items: re-read the count at most once a second, in the
+        # background on the reader connection (a request never waits for it, the writer never
+        # holds a commit for it). Until it lands, our own writes move it by their deltas.
+        if self._shared and time.monotonic() - self._pending_read_at > 1.0:
+            self._pending_read_at = time.monotonic()
+            self._pending_refresh = asyncio.create_task(self._refresh_pending())
         return self._pending
+
+    async def _refresh_pending(self) -> None:
+        try:
+            self._pending = await self._read_off_thread(sql.count_open)
+        except StorageUnavailableError:
+            self._log.warning("pending_count_refresh_failed", exc_info=True)
 
     async def purge(self, *, dedup_before: float, events_before: float) -> int:
         # Expired dedup keys go in parts, so commits of new events are not held up behind them.
@@ -356,14 +389,17 @@ class SqliteStorage(Storage):
         await self._submit(job)
 
     async def ready_at(self, portal: str, destination: str) -> float | None:
+        if self._shared:  # polled by delivery processes: off the write lock ingest commits take
+            return await self._read_off_thread(lambda c: sql.ready_at(c, portal, destination))
         return await self._submit(lambda c: sql.ready_at(c, portal, destination))
 
-    async def queue_depth(self, portal: str, destination: str, *, now: float) -> tuple[int, float]:
+    async def _read_off_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None or not self._thread.is_alive():
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
-        return await asyncio.to_thread(
-            self._read, lambda c: sql.queue_depth(c, portal, destination, now)
-        )
+        return await asyncio.to_thread(self._read, work)
+
+    async def queue_depth(self, portal: str, destination: str, *, now: float) -> tuple[int, float]:
+        return await self._read_off_thread(lambda c: sql.queue_depth(c, portal, destination, now))
 
     async def counts(self) -> dict[tuple[str, str, str], int]:
         return await self._submit(sql.counts)
