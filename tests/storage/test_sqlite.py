@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,32 @@ async def test_locked_database_fails_with_storage_unavailable(tmp_path: Path) ->
     await storage.append([event("a")], now=1.0, dedup_window_s=10)
     assert len(await storage.recent_events()) == 1
     await storage.close()
+
+
+async def test_a_write_behind_another_process_lock_goes_on_soon_after_the_lock_is_freed(
+    tmp_path: Path,
+) -> None:
+    """A delivery process's commit must not stall ingest's group for longer than it lasts.
+
+    SQLite's own busy handler sleeps 1, 2, 5 ... 50, 50, 100 ms: a lock freed 240 ms into the
+    wait is taken only at 328 ms. The writer looks again every half millisecond instead."""
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    blocker = sqlite3.connect(tmp_path / "f.db", isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        append = asyncio.ensure_future(storage.append([event("a")], now=1.0, dedup_window_s=10))
+        await asyncio.sleep(0.24)
+        assert not append.done()
+        blocker.execute("COMMIT")
+        freed = time.monotonic()
+        [result] = await append
+        late_s = time.monotonic() - freed
+    finally:
+        blocker.close()
+        await storage.close()
+    assert isinstance(result, Accepted)
+    assert late_s < 0.05
 
 
 async def test_unopenable_path_fails_with_storage_unavailable(tmp_path: Path) -> None:

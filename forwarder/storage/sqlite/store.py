@@ -51,6 +51,12 @@ Job = Callable[[sqlite3.Connection], Any]
 _STOP = object()
 _MAX_GROUP = 1024
 _FORGET_PARTS = 64
+_LOCK_WAIT_S = 2.0
+"""How long the writer waits for another process's write transaction before giving up."""
+_LOCK_POLL_S = 0.0005
+"""How often it looks: SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms, so a lock freed
+just after a sleep began is taken up to 100 ms late; the ingest writer's whole group waits that
+long behind a delivery process's commit of a few ms."""
 
 
 class _Pending:
@@ -70,6 +76,25 @@ def _translate(exc: sqlite3.Error) -> StorageUnavailableError:
     if "full" in text:
         return StorageUnavailableError(f"storage is full: {text}", retry_after_s=30.0)
     return StorageUnavailableError(f"storage failed: {text}", retry_after_s=5.0)
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, waiting for another process's write lock in short steps."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        time.sleep(_LOCK_POLL_S)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
 
 
 def _deliver(jobs: list[tuple[_Pending, bool, Any]]) -> None:
@@ -124,7 +149,7 @@ class SqliteStorage(Storage):
     # -- the writer thread ----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        wal = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=2000")
         try:
@@ -139,6 +164,10 @@ class SqliteStorage(Storage):
                 version=migration.version,
                 summary=migration.summary,
             )
+        if wal:
+            # From here on ``_begin`` waits for other writers (the busy handler would wait in
+            # coarse steps); in WAL mode a transaction that has begun never waits for a lock.
+            conn.execute("PRAGMA busy_timeout=0")
         return conn
 
     def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
@@ -180,7 +209,7 @@ class SqliteStorage(Storage):
     def _run_group(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            _begin(conn)
             appends = [job.work for job in group if isinstance(job.work, sql.AppendJob)]
             appended = sql.append_many(conn, appends, self._seen) if appends else None
             per_job = iter(appended.per_job if appended is not None else ())
@@ -199,7 +228,7 @@ class SqliteStorage(Storage):
 
     def _run_alone(self, conn: sqlite3.Connection, job: _Pending) -> tuple[bool, Any]:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            _begin(conn)
             if not isinstance(job.work, sql.AppendJob):
                 result = job.work(conn)
                 conn.execute("COMMIT")
