@@ -39,7 +39,11 @@ async def deliver(settings: Settings, stop: asyncio.Event) -> None:
     clock = SystemClock()
     metrics = Metrics()
     storage = create_storage(
-        settings.storage, dedup_window_s=settings.dedup.window_s, shared=True, release_leases=False
+        settings.storage,
+        dedup_window_s=settings.dedup.window_s,
+        shared=True,
+        release_leases=False,
+        read_apart=True,
     )
     wiring = DeliveryWiring(
         settings, storage, clock, metrics, sandbox_token=DEFAULT_TOKEN, idle_poll_s=POLL_S

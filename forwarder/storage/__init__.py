@@ -20,6 +20,7 @@ def create_storage(
     dedup_window_s: float = 86400.0,
     shared: bool = False,
     release_leases: bool = True,
+    read_apart: bool = False,
 ) -> Storage:
     """Build the backend named by the URL; Redis is imported only when chosen.
 
@@ -27,6 +28,8 @@ def create_storage(
         shared: delivery runs in other processes on the same store (SQLite re-reads what
             they change; Redis is shared anyway).
         release_leases: void a crashed run's leases at open (SQLite; off in a delivery process).
+        read_apart: reads off the write lock, on a read-only connection (SQLite; on in a
+            delivery process).
     """
     url = settings.url
     scheme = urlparse(url).scheme
@@ -40,6 +43,7 @@ def create_storage(
             dedup_window_s=dedup_window_s,
             shared=shared,
             release_leases=release_leases,
+            read_apart=read_apart,
         )
     if scheme in ("redis", "rediss"):
         require("redis", extra="redis", key="storage.url", why="Redis storage")

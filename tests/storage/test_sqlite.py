@@ -76,6 +76,37 @@ async def test_a_write_behind_another_process_lock_goes_on_soon_after_the_lock_i
     assert late_s < 0.05
 
 
+async def test_a_delivery_process_reads_while_another_process_holds_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """In a delivery process reads take no write lock: ingest's commits never wait for them,
+    and they never wait for ingest's."""
+    storage = SqliteStorage(tmp_path / "f.db", shared=True, release_leases=False, read_apart=True)
+    await storage.open()
+    await storage.append([event("a")], now=1.0, dedup_window_s=10)
+    await storage.link("main", [("userId", "u"), ("email", "u@example.com")], now=1.0)
+    blocker = sqlite3.connect(tmp_path / "f.db", isolation_level=None)
+    try:
+        blocker.execute("BEGIN EXCLUSIVE")  # in WAL mode: the write lock only
+        started = time.monotonic()
+        people = await storage.people_of("main", [("userId", "u")])
+        touches = await storage.touches_of("main", [("userId", "u")])
+        [stored] = await storage.recent_events()
+        [item] = await storage.items_in_state("pending")
+        took_s = time.monotonic() - started
+        with pytest.raises(StorageUnavailableError, match="locked"):  # writes still wait
+            await storage.lease("main", "conversions", limit=5, now=2.0, lease_s=30)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+        await storage.close()
+    assert sorted(people[("userId", "u")]) == [("email", "u@example.com"), ("userId", "u")]
+    assert touches == {}
+    assert stored.message_id == "a"
+    assert item.event_seq == stored.seq
+    assert took_s < 1.0
+
+
 async def test_unopenable_path_fails_with_storage_unavailable(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()
     storage = SqliteStorage(tmp_path / "dir.db")

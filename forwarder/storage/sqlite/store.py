@@ -119,6 +119,7 @@ class SqliteStorage(Storage):
         dedup_window_s: float = 86400.0,
         shared: bool = False,
         release_leases: bool = True,
+        read_apart: bool = False,
     ) -> None:
         """Args:
         shared: another process writes the file too (``server.delivery_processes``): the
@@ -126,6 +127,9 @@ class SqliteStorage(Storage):
         release_leases: at open, void the leases of a crashed run. Off in a delivery process:
             the serving process did it at its start, and a restarted child must not void a
             live sibling's leases (they expire by themselves).
+        read_apart: reads go to the read-only connection, so that the write lock (which
+            another process's ingest waits for) is taken only to write. On in a delivery
+            process; off in the serving process, whose reads share ingest's group commit.
         """
         self.path = Path(path)
         self._seen = SeenKeys()
@@ -138,6 +142,7 @@ class SqliteStorage(Storage):
         self._pending = 0
         self._shared = shared
         self._release_leases = release_leases
+        self._read_apart = read_apart
         self._pending_read_at = float("-inf")
         self._pending_refresh: asyncio.Task[None] | None = None
         self._reader: sqlite3.Connection | None = None
@@ -427,11 +432,19 @@ class SqliteStorage(Storage):
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
         return await asyncio.to_thread(self._read, work)
 
+    async def _query(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """A read: on the reader connection in a delivery process (the write lock, which
+        ingest's commits wait for, is taken only to write), else on the writer thread (where it
+        shares the group's transaction)."""
+        if self._read_apart:
+            return await self._read_off_thread(work)
+        return await self._submit(work)
+
     async def queue_depth(self, portal: str, destination: str, *, now: float) -> tuple[int, float]:
         return await self._read_off_thread(lambda c: sql.queue_depth(c, portal, destination, now))
 
     async def counts(self) -> dict[tuple[str, str, str], int]:
-        return await self._submit(sql.counts)
+        return await self._query(sql.counts)
 
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
         await self._submit(lambda c: sql.record_attempts(c, attempts))
@@ -444,7 +457,7 @@ class SqliteStorage(Storage):
     async def people_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
         if not keys:
             return {}
-        return await self._submit(lambda c: identity.people_of(c, portal, keys))
+        return await self._query(lambda c: identity.people_of(c, portal, keys))
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
         if not keys:
@@ -469,14 +482,14 @@ class SqliteStorage(Storage):
     async def touches_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, TouchMemory]:
         if not keys:
             return {}
-        return await self._submit(lambda c: touch_memory.touches_of(c, portal, keys))
+        return await self._query(lambda c: touch_memory.touches_of(c, portal, keys))
 
     # -- reading back ---------------------------------------------------------------------
     async def get_event(self, seq: int) -> StoredEvent | None:
-        return await self._submit(lambda c: sql.get_event(c, seq))
+        return await self._query(lambda c: sql.get_event(c, seq))
 
     async def items_of(self, seq: int) -> list[ItemRecord]:
-        return await self._submit(lambda c: sql.items_where(c, "event_seq = ?", (seq,), 100))
+        return await self._query(lambda c: sql.items_where(c, "event_seq = ?", (seq,), 100))
 
     async def items_in_state(
         self, state: ItemState, *, portal: str | None = None, limit: int = 100
@@ -488,13 +501,13 @@ class SqliteStorage(Storage):
         args: tuple[str, ...] = ()
         if portal is not None:
             where, args = f"{where} AND portal = ?", (portal,)
-        return await self._submit(lambda c: sql.items_where(c, where, args, limit))
+        return await self._query(lambda c: sql.items_where(c, where, args, limit))
 
     async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:
-        return await self._submit(lambda c: sql.attempts_of(c, item_ids))
+        return await self._query(lambda c: sql.attempts_of(c, item_ids))
 
     async def recent_events(self, *, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
-        return await self._submit(lambda c: sql.recent_events(c, after_seq, limit))
+        return await self._query(lambda c: sql.recent_events(c, after_seq, limit))
 
     # -- attribution quality --------------------------------------------------------------
     async def add_quality(self, counts: Sequence[QualityCount]) -> None:
@@ -502,10 +515,10 @@ class SqliteStorage(Storage):
             await self._submit(lambda c: quality.add(c, counts))
 
     async def quality_hours(self, first: int, last: int) -> list[QualityCount]:
-        return await self._submit(lambda c: quality.between(c, first, last))
+        return await self._query(lambda c: quality.between(c, first, last))
 
     async def ingest_totals(self) -> dict[tuple[str, str], int]:
-        return await self._submit(quality.totals)
+        return await self._query(quality.totals)
 
     # -- rate history -------------------------------------------------------------------
     async def add_rates(self, counts: Sequence[RateCount]) -> None:
@@ -513,7 +526,7 @@ class SqliteStorage(Storage):
             await self._submit(lambda c: rates.add(c, counts))
 
     async def rate_minutes(self, first: int, last: int) -> list[RateCount]:
-        return await self._submit(lambda c: rates.between(c, first, last))
+        return await self._query(lambda c: rates.between(c, first, last))
 
     # -- quotas ---------------------------------------------------------------------------
     async def spend_quota(
@@ -526,7 +539,7 @@ class SqliteStorage(Storage):
 
     # -- metadata -------------------------------------------------------------------------
     async def get_meta(self, key: str) -> bytes | None:
-        return await self._submit(lambda c: sql.get_meta(c, key))
+        return await self._query(lambda c: sql.get_meta(c, key))
 
     async def set_meta(self, key: str, value: bytes) -> None:
         await self._submit(lambda c: sql.set_meta(c, key, value))
