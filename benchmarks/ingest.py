@@ -25,6 +25,8 @@ access log off:
   delivered: the backlog drains at the envelope while the load runs);
 * ``delivered-redis``: ``delivered`` on Redis storage (127.0.0.1:6379, a fresh key prefix,
   deleted at the end).
+* ``delivered-proc``, ``delivered-redis-proc``: ``delivered`` and ``delivered-redis`` with
+  delivery in a child process (``server.delivery_processes = 1``), pinned to the load CPU.
 
 and measures, rounds interleaved so drift hits every app alike:
 
@@ -84,8 +86,9 @@ APPS = (
     "delivered",
     "delivered-proc",
     "delivered-redis",
+    "delivered-redis-proc",
 )
-REAL_PATH = ("held", "delivered", "delivered-proc", "delivered-redis")
+REAL_PATH = ("held", "delivered", "delivered-proc", "delivered-redis", "delivered-redis-proc")
 PORTAL_ID = 1
 
 CONFIG = """
@@ -202,7 +205,7 @@ def _real_config(
     target_port: int, server: str, app: str, work: Path, sandbox: str, args: argparse.Namespace
 ) -> tuple[str, str | None]:
     prefix = None
-    if app.endswith("redis"):
+    if "redis" in app:
         prefix = f"bench-ingest-{secrets.token_hex(4)}"
         url = f"redis://127.0.0.1:6379/0?prefix={prefix}"
     else:
@@ -218,7 +221,7 @@ def _real_config(
         sandbox=sandbox,
         token=DEFAULT_TOKEN,
         rps=args.envelope_rps,
-        processes=1 if app == "delivered-proc" else 0,
+        processes=1 if app.endswith("-proc") else 0,
     )
     return text, prefix
 
@@ -248,7 +251,7 @@ def _start(server: str, app: str, work: Path, args: argparse.Namespace) -> Targe
     proc = subprocess.Popen(["taskset", "-c", args.server_cpu, *cmd], stdout=log, stderr=log)
     target = Target(server, app, port, proc, single, batch, sandbox, prefix)
     _wait_ready(target)
-    if app == "delivered-proc":
+    if app.endswith("-proc"):
         _pin_children(proc.pid, args.load_cpu)
     return target
 
