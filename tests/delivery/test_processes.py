@@ -165,3 +165,16 @@ def test_the_backlog_cap_counts_what_the_delivery_process_finished(tmp_path: Pat
                 wait_until(accepted_again, timeout_s=30, every_s=0.5)
         finally:
             server.stop()
+
+
+def test_a_delivery_process_commits_without_fsync_under_the_shared_write_lock() -> None:
+    """Its commits become durable with the serving process's next fsync of the WAL; the rest
+    of the store settings are the server's."""
+    from forwarder.config import StorageSettings
+    from forwarder.deliver import _unsynced
+
+    settings = StorageSettings(url="sqlite:///x.db", synchronous="full", commit_interval_ms=2.0)
+    unsynced = _unsynced(settings)
+    assert unsynced.synchronous == "normal"
+    assert unsynced.url == settings.url
+    assert unsynced.commit_interval_ms == 2.0
