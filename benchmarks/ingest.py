@@ -25,6 +25,8 @@ access log off:
   delivered: the backlog drains at the envelope while the load runs);
 * ``delivered-redis``: ``delivered`` on Redis storage (127.0.0.1:6379, a fresh key prefix,
   deleted at the end).
+* ``delivered-proc``, ``delivered-redis-proc``: ``delivered`` and ``delivered-redis`` with
+  delivery in a child process (``server.delivery_processes = 1``), pinned to the load CPU.
 
 and measures, rounds interleaved so drift hits every app alike:
 
@@ -52,6 +54,7 @@ import os
 import platform
 import re
 import secrets
+import signal
 import shutil
 import socket
 import statistics
@@ -76,8 +79,17 @@ ORDER = {
 EMAIL = {"traits": {"email": "user-__USER__@example.com"}}
 BATCH_SIZE = 100
 BEGIN, END = "<!-- ingest.py:begin -->", "<!-- ingest.py:end -->"
-APPS = ("bare", "durable", "durable-nolog", "held", "delivered", "delivered-redis")
-REAL_PATH = ("held", "delivered", "delivered-redis")
+APPS = (
+    "bare",
+    "durable",
+    "durable-nolog",
+    "held",
+    "delivered",
+    "delivered-proc",
+    "delivered-redis",
+    "delivered-redis-proc",
+)
+REAL_PATH = ("held", "delivered", "delivered-proc", "delivered-redis", "delivered-redis-proc")
 PORTAL_ID = 1
 
 CONFIG = """
@@ -114,6 +126,7 @@ port = {port}
 server = "{server}"
 log_requests = true
 log_format = "json"
+delivery_processes = {processes}
 
 [storage]
 url = "{url}"
@@ -193,7 +206,7 @@ def _real_config(
     target_port: int, server: str, app: str, work: Path, sandbox: str, args: argparse.Namespace
 ) -> tuple[str, str | None]:
     prefix = None
-    if app.endswith("redis"):
+    if "redis" in app:
         prefix = f"bench-ingest-{secrets.token_hex(4)}"
         url = f"redis://127.0.0.1:6379/0?prefix={prefix}"
     else:
@@ -209,6 +222,7 @@ def _real_config(
         sandbox=sandbox,
         token=DEFAULT_TOKEN,
         rps=args.envelope_rps,
+        processes=1 if app.endswith("-proc") else 0,
     )
     return text, prefix
 
@@ -238,7 +252,25 @@ def _start(server: str, app: str, work: Path, args: argparse.Namespace) -> Targe
     proc = subprocess.Popen(["taskset", "-c", args.server_cpu, *cmd], stdout=log, stderr=log)
     target = Target(server, app, port, proc, single, batch, sandbox, prefix)
     _wait_ready(target)
+    if app.endswith("-proc"):
+        _pin_children(proc.pid, args.load_cpu)
     return target
+
+
+def _pin_children(pid: int, cpu: str) -> None:
+    """The delivery process off the server's CPU (taskset's affinity is inherited): on the load
+    CPU, the only other one of a 2-core machine."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        children = []
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += (task / "children").read_text().split()
+        if children:
+            for child in children:
+                subprocess.run(["taskset", "-p", "-c", cpu, child], check=True, capture_output=True)
+            return
+        time.sleep(0.2)
+    raise SystemExit("the delivery process did not start within 30 s")
 
 
 def _post(url: str, body: bytes, timeout: float = 2.0) -> int:
@@ -328,19 +360,50 @@ def _latency_rate(targets: list[Target], t: Target) -> float:
     return (delivered[0] if delivered else t).single[-1] / 2
 
 
+def _family(pid: int) -> list[int]:
+    """A process and its descendants (a server's delivery processes)."""
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid] + [p for kid in kids for p in _family(int(kid))]
+
+
+@contextlib.contextmanager
+def alone(targets: list[Target], t: Target) -> Iterator[None]:
+    """Only ``t`` runs while it is measured: the other apps, their sandboxes and the delivery
+    still draining their backlogs are stopped (SIGSTOP) and go on afterwards (SIGCONT), so one
+    app's delivery never takes CPU from another's measurement."""
+    others = [o for o in targets if o is not t]
+    pids = [p for o in others for proc in (o.proc, o.sandbox) if proc for p in _family(proc.pid)]
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+
+
 def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
-    """Rounds of single, batch and constant-rate latency, interleaved across targets."""
+    """Rounds of single, batch and constant-rate latency, interleaved across targets; each
+    measurement with only its own app running."""
     for t in targets:  # warm up: first requests, imports, SQLite pages
-        _wrk(t.url("/v1/track"), t.single_body, args, 2)
+        with alone(targets, t):
+            _wrk(t.url("/v1/track"), t.single_body, args, 2)
     for n in range(args.rounds):
         for t in targets:
-            t.single.append(_wrk(t.url("/v1/track"), t.single_body, args, args.duration))
+            with alone(targets, t):
+                t.single.append(_wrk(t.url("/v1/track"), t.single_body, args, args.duration))
             print(f"round {n + 1} {t.name:24} single {t.single[-1]:9.0f} req/s", flush=True)
         for t in targets:
-            t.batch.append(_wrk(t.url("/v1/batch"), t.batch_body, args, args.duration) * BATCH_SIZE)
+            with alone(targets, t):
+                batch = _wrk(t.url("/v1/batch"), t.batch_body, args, args.duration)
+            t.batch.append(batch * BATCH_SIZE)
             print(f"round {n + 1} {t.name:24} batch  {t.batch[-1]:9.0f} events/s", flush=True)
         for t in targets:
-            t.latency.append(_loadgen(t, _latency_rate(targets, t), args))
+            with alone(targets, t):
+                t.latency.append(_loadgen(t, _latency_rate(targets, t), args))
             lat = t.latency[-1]
             print(
                 f"round {n + 1} {t.name:24} @{lat['rate_target']:.0f}/s "

@@ -27,12 +27,17 @@ def _serve(args: argparse.Namespace) -> int:
         load_settings,
         portal_uses_sandbox,
         secrets_of,
+        validate_delivery_processes,
     )
     from forwarder.extras import require_extras
     from forwarder.serving import run_server
     from forwarder.telemetry import Redactor, configure_logging, get_logger
 
     settings = load_settings(args.config)
+    if args.delivery_workers is not None:
+        server = msgspec.structs.replace(settings.server, delivery_processes=args.delivery_workers)
+        settings = msgspec.structs.replace(settings, server=server)
+        validate_delivery_processes(settings)
     require_extras(settings)
     _refuse_newer_store(settings)
     if settings.sandbox_mode:
@@ -70,8 +75,28 @@ def _serve(args: argparse.Namespace) -> int:
         port=settings.server.port,
         storage=settings.storage.url.split("@")[-1],
     )
-    run_server(functools.partial(create_app, settings), settings)
+    command = [sys.executable, "-m", "forwarder", "deliver"]
+    if args.config:
+        command += ["--config", str(Path(args.config).resolve())]
+    run_server(functools.partial(create_app, settings, delivery_command=command), settings)
     return 0
+
+
+def _deliver(args: argparse.Namespace) -> int:
+    import signal
+
+    # A SIGTERM while starting up must still end in a clean stop, not the default kill.
+    signal.signal(signal.SIGTERM, _stop_requested)
+
+    from forwarder.config import load_settings, secrets_of
+    from forwarder.deliver import run
+    from forwarder.extras import require_extras
+    from forwarder.telemetry import Redactor, configure_logging
+
+    settings = load_settings(args.config)
+    require_extras(settings)
+    configure_logging(Redactor(secrets_of(settings)), fmt=settings.server.log_format)
+    return run(settings, stop_requested=lambda: bool(_STOP_REQUESTED))
 
 
 def _refuse_newer_store(settings: Settings) -> None:
@@ -174,6 +199,13 @@ def _sandbox(args: argparse.Namespace) -> int:
     return code
 
 
+_STOP_REQUESTED: list[int] = []
+
+
+def _stop_requested(signum: int, frame: object) -> None:
+    _STOP_REQUESTED.append(signum)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser."""
     parser = argparse.ArgumentParser(prog="forwarder", description=__doc__)
@@ -181,7 +213,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the ingest server and delivery workers")
     serve.add_argument("--config", help="TOML file (default: $FORWARDER_CONFIG or zero-config)")
+    serve.add_argument(
+        "--delivery-workers",
+        type=int,
+        metavar="N",
+        help="deliver in N child processes, so ingest never waits on delivery's CPU "
+        "(0: in this process; default: server.delivery_processes)",
+    )
     serve.set_defaults(run=_serve)
+
+    deliver = commands.add_parser(
+        "deliver",
+        help="run only the delivery workers on the store (what serve --delivery-workers starts)",
+    )
+    deliver.add_argument("--config", help="TOML file (default: $FORWARDER_CONFIG or zero-config)")
+    deliver.set_defaults(run=_deliver)
 
     migrate = commands.add_parser(
         "migrate", help="bring the store's schema up to this release (also done at start)"

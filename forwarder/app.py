@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -21,6 +22,7 @@ from forwarder.config import Settings
 from forwarder.debugger import debugger_lifespan, debugger_routers
 from forwarder.debugger.state import Debugger
 from forwarder.delivery.engine import Engine
+from forwarder.delivery.processes import DeliveryProcesses
 from forwarder.errors import ServiceUnavailableError
 from forwarder.events.messages import ErrorResponse
 from forwarder.ingest.auth import SourceResolver
@@ -102,8 +104,11 @@ class Runtime:
         engine: Engine,
         metrics: Metrics,
         alerts: AlertMonitor | None = None,
+        processes: DeliveryProcesses | None = None,
     ) -> None:
         self.settings = settings
+        self.processes = processes
+        """Set when delivery runs in child processes instead of this one."""
         self.metrics = metrics
         self.alerts = alerts
         self.storage = storage
@@ -114,7 +119,10 @@ class Runtime:
 
     async def start(self) -> None:
         await self.storage.open()
-        if self.settings.server.delivery:
+        if self.processes is not None:
+            await self.engine.load_definitions()  # for ingest's definition checks
+            await self.processes.start()
+        elif self.settings.server.delivery:
             await self.engine.start()
         self._tasks.append(asyncio.create_task(self._purge_loop(), name="purge"))
         self._tasks.append(asyncio.create_task(self._quality_loop(), name="quality"))
@@ -124,6 +132,8 @@ class Runtime:
                 self._tasks.append(asyncio.create_task(receiver.sender.run(), name="alert-send"))
 
     async def stop(self) -> None:
+        if self.processes is not None:
+            await self.processes.stop()
         await self.engine.stop(self.settings.server.shutdown_deadline_s)
         for task in self._tasks:
             task.cancel()
@@ -167,24 +177,51 @@ def create_app(
     clock: Clock | None = None,
     storage: Storage | None = None,
     configure_sandbox: Configure | None = None,
+    delivery_command: Sequence[str] | None = None,
 ) -> Litestar:
-    """Build the whole forwarder as one ASGI app: every part is made here, once, ready."""
+    """Build the whole forwarder as one ASGI app: every part is made here, once, ready.
+
+    Args:
+        delivery_command: how to start a delivery process (``server.delivery_processes``);
+            default ``python -m forwarder deliver`` with ``$FORWARDER_CONFIG``.
+    """
     clock = clock or SystemClock()
-    storage = storage or create_storage(settings.storage, dedup_window_s=settings.dedup.window_s)
+    server = settings.server
+    storage = storage or create_storage(
+        settings.storage,
+        dedup_window_s=settings.dedup.window_s,
+        shared=server.delivery_processes > 0 or not server.delivery,
+    )
     metric_set = Metrics()
+    processes = None
+    if server.delivery and server.delivery_processes > 0:
+        command = delivery_command or (sys.executable, "-m", "forwarder", "deliver")
+        processes = DeliveryProcesses(
+            command,
+            server.delivery_processes,
+            deadline_s=server.shutdown_deadline_s,
+            metrics=metric_set,
+        )
     sandboxes = sandboxes_for(settings, configure_sandbox)
     test_sandboxes = TestSandboxes(settings)  # test events of real portals go to these
     wiring = DeliveryWiring(settings, storage, clock, metric_set, sandbox_token=DEFAULT_TOKEN)
     engine = wiring.engine(transports_of(sandboxes), test_sandboxes.transport)
     alerts = alert_monitor(settings, storage, engine, metric_set, clock)
-    runtime = Runtime(settings, storage, clock, engine, metric_set, alerts)
+    runtime = Runtime(settings, storage, clock, engine, metric_set, alerts, processes)
     resolver = SourceResolver(settings.sources, settings.server, clock)
     checks = {n: DefinitionCheck(p.mapper, p.catalog) for n, p in engine.portals.items()}
     accepter = Accepter(
         settings, storage, metric_set, clock, on_accepted=engine.notify, checks=checks
     )
     ingest = IngestService(settings, resolver, accepter, metric_set)
-    debugger = Debugger.of(settings, storage, engine, metric_set, clock)
+    debugger = Debugger.of(
+        settings,
+        storage,
+        engine,
+        metric_set,
+        clock,
+        delivery_processes=processes.n if processes else 0,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

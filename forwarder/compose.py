@@ -24,7 +24,7 @@ from forwarder.delivery.envelopes import PortalEnvelopes
 from forwarder.delivery.mapping import Mapper
 from forwarder.delivery.quotas import StoredQuota
 from forwarder.delivery.testmode import LazyTestSandbox
-from forwarder.delivery.worker import QueueWorker, TestSandbox, WorkerSettings
+from forwarder.delivery.worker import IDLE_POLL_S, QueueWorker, TestSandbox, WorkerSettings
 from forwarder.hubspot.auth import LockFactory
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.connect import portal_client, sandbox_client
@@ -48,11 +48,15 @@ class DeliveryWiring:
         metrics: Metrics,
         *,
         sandbox_token: str,
+        idle_poll_s: float = IDLE_POLL_S,
     ) -> None:
         """Args:
         sandbox_token: the token a simulator accepts (sandbox portals without their own
             ``access_token``, and every real portal's test simulator).
+        idle_poll_s: how often an idle queue looks for due items (short in a delivery
+            process, which ingest's wake-ups do not reach).
         """
+        self._idle_poll_s = idle_poll_s
         self._settings = settings
         self._storage = storage
         self._clock = clock
@@ -138,7 +142,7 @@ class DeliveryWiring:
             storage=self._storage,
             client=link.client,
             envelopes=link.envelopes,
-            settings=WorkerSettings.of(link.settings),
+            settings=WorkerSettings.of(link.settings, idle_poll_s=self._idle_poll_s),
             clock=self._clock,
             metrics=self._metrics,
             test_sandbox=test_sandbox,

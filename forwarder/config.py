@@ -89,6 +89,12 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Mask emails and ids in the debugger."""
     delivery: bool = True
     """Run the delivery workers in this process (false: an ingest-only replica)."""
+    delivery_processes: int = 0
+    """Run delivery in this many child processes instead of the serving one, so ingest never
+    waits on delivery's CPU (``serve --delivery-workers N``). 0: delivery in the serving process.
+    SQLite allows 1 (one pacing of each HubSpot envelope); Redis any number. Not with
+    ``base_url = "sandbox"`` portals: their simulator lives in the serving process. A child that
+    dies is restarted; SIGTERM to the server stops the children within the shutdown deadline."""
 
 
 class StorageSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -418,6 +424,31 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"alerts[{i}].retries", "must be >= 0")
     if settings.server.max_event_bytes > settings.server.max_request_bytes:
         raise ConfigError("server.max_event_bytes", "must not exceed server.max_request_bytes")
+    validate_delivery_processes(settings)
+
+
+def validate_delivery_processes(settings: Settings) -> None:
+    """Refuse delivery processes the store or the portals cannot share.
+
+    Raises:
+        ConfigError: naming ``server.delivery_processes``.
+    """
+    n = settings.server.delivery_processes
+    key = "server.delivery_processes"
+    if n < 0:
+        raise ConfigError(key, "must be >= 0")
+    if n == 0 or not settings.server.delivery:
+        return
+    if n > 1 and settings.storage.url.startswith("sqlite"):
+        # Each process paces HubSpot's envelopes alone on SQLite (Redis shares the windows).
+        raise ConfigError(key, "SQLite storage allows at most 1 (use Redis for more)")
+    sandboxed = [name for name, p in settings.portals.items() if portal_uses_sandbox(p)]
+    if sandboxed:
+        raise ConfigError(
+            key,
+            f"portals {sandboxed} deliver to the simulator inside the server: use 0, or run "
+            "`forwarder sandbox` and point base_url at it",
+        )
 
 
 def _validate_sources(settings: Settings) -> None:

@@ -172,3 +172,36 @@ def test_service_key_alone_is_a_credential_and_versions_default_to_2026_03(
 def test_api_version_is_read_from_the_portal(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, BASE + 'api_version = "v3"\n'), env=ENV)
     assert settings.portals["main"].api_version == "v3"
+
+
+def test_one_delivery_process_on_sqlite_is_accepted(tmp_path: Path) -> None:
+    text = BASE.replace("port = 9000", "port = 9000\ndelivery_processes = 1")
+    assert load_settings(write(tmp_path, text), env=ENV).server.delivery_processes == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (BASE.replace("port = 9000", "port = 9000\ndelivery_processes = -1"), "must be >= 0"),
+        (BASE.replace("port = 9000", "port = 9000\ndelivery_processes = 2"), "at most 1"),
+        (
+            BASE.replace("port = 9000", "port = 9000\ndelivery_processes = 1").replace(
+                '"https://api.hubapi.com"', '"sandbox"'
+            ),
+            "deliver to the simulator inside the server",
+        ),
+    ],
+)
+def test_delivery_processes_the_store_or_portals_cannot_share_are_refused(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(write(tmp_path, text), env=ENV)
+    assert info.value.key == "server.delivery_processes"
+    assert problem in info.value.problem
+
+
+def test_several_delivery_processes_are_accepted_on_redis(tmp_path: Path) -> None:
+    text = BASE.replace("port = 9000", "port = 9000\ndelivery_processes = 3")
+    text += '\n[storage]\nurl = "redis://127.0.0.1:6379/0"\n'
+    assert load_settings(write(tmp_path, text), env=ENV).server.delivery_processes == 3

@@ -183,7 +183,8 @@ async def journey(
 @get("/overview", summary="Delivery funnel per portal and queue, conservation, dead letters")
 async def delivery_overview(request: AnyRequest) -> Overview:
     d = debugger_of(request.app)
-    return await funnel.overview(d.storage, d.settings, d.engine, d.metrics, d.masker)
+    found = await funnel.overview(d.storage, d.settings, d.engine, d.metrics, d.masker)
+    return msgspec.structs.replace(found, delivery_processes=d.delivery_processes)
 
 
 @get("/stats", summary="Item counts per queue and the conservation check")

@@ -297,6 +297,9 @@ class Overview(Model):
     portals: list[PortalFunnel]
     conservation: Conservation
     dead_letters: list[DeadLetter]
+    delivery_processes: int = 0
+    """Delivery runs in this many processes of their own (0: in the server). Then paused
+    queues are not shown: they are known only to the delivery processes (see their logs)."""
 
 
 class QueueCounts(Model):

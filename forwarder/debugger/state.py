@@ -33,13 +33,24 @@ class Debugger:
     masker: Masker
     rates: RateHistory
     auth: AdminAuth
+    delivery_processes: int = 0
+    """Delivery runs in this many child processes: the engine here runs no worker, so what it
+    knows of paused queues and breakers is not the children's (the store's figures are)."""
 
     @classmethod
     def of(
-        cls, settings: Settings, storage: Storage, engine: Engine, metrics: Metrics, clock: Clock
+        cls,
+        settings: Settings,
+        storage: Storage,
+        engine: Engine,
+        metrics: Metrics,
+        clock: Clock,
+        *,
+        delivery_processes: int = 0,
     ) -> Debugger:
         """The debugger of one app, its own parts configured from the settings."""
         return cls(
+            delivery_processes=delivery_processes,
             settings=settings,
             storage=storage,
             engine=engine,

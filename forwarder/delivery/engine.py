@@ -84,10 +84,14 @@ class Engine:
         """Destinations paused for credentials or scopes, with the reason."""
         return {k: w.paused_reason for k, w in self.workers.items() if w.paused_reason}
 
-    async def start(self) -> None:
-        """Load definitions (cached copy when HubSpot is unreachable), then start workers."""
+    async def load_definitions(self) -> None:
+        """Load every portal's definitions (cached copy when HubSpot is unreachable)."""
         for link in self.portals.values():
             await link.catalog.load()
+
+    async def start(self) -> None:
+        """Load definitions, then start workers."""
+        await self.load_definitions()
         for (portal, destination), worker in self.workers.items():
             self._tasks.append(
                 asyncio.create_task(worker.run(), name=f"deliver:{portal}:{destination}")

@@ -72,10 +72,14 @@ class WorkerSettings(msgspec.Struct, frozen=True):
     paused_retry_s: float = 60.0
     time_scale: float = 1.0
     request_timeout_s: float = 10.0
+    idle_poll_s: float = IDLE_POLL_S
+    """An idle queue looks for due items this often, besides ``notify`` (which another
+    process's ingest cannot call)."""
 
     @classmethod
-    def of(cls, portal: PortalSettings) -> WorkerSettings:
+    def of(cls, portal: PortalSettings, *, idle_poll_s: float = IDLE_POLL_S) -> WorkerSettings:
         return cls(
+            idle_poll_s=idle_poll_s,
             max_delay_s=portal.max_delay_s,
             max_event_age_s=portal.max_event_age_s,
             hold_s=portal.hold_s,
@@ -208,7 +212,8 @@ class QueueWorker:
                 await self._wait(wait)
             else:
                 ready = await self._storage.ready_at(self.portal, self.destination.name)
-                await self._wait(IDLE_POLL_S if ready is None else min(IDLE_POLL_S, ready - now))
+                poll_s = self._settings.idle_poll_s
+                await self._wait(poll_s if ready is None else min(poll_s, ready - now))
         return items
 
     async def _deliver_and_release(self, batch: list[Item]) -> None:

@@ -14,8 +14,23 @@ from forwarder.extras import require
 from forwarder.storage.base import Storage
 
 
-def create_storage(settings: StorageSettings, *, dedup_window_s: float = 86400.0) -> Storage:
-    """Build the backend named by the URL; Redis is imported only when chosen."""
+def create_storage(
+    settings: StorageSettings,
+    *,
+    dedup_window_s: float = 86400.0,
+    shared: bool = False,
+    release_leases: bool = True,
+    read_apart: bool = False,
+) -> Storage:
+    """Build the backend named by the URL; Redis is imported only when chosen.
+
+    Args:
+        shared: delivery runs in other processes on the same store (SQLite re-reads what
+            they change; Redis is shared anyway).
+        release_leases: void a crashed run's leases at open (SQLite; off in a delivery process).
+        read_apart: reads off the write lock, on a read-only connection (SQLite; on in a
+            delivery process).
+    """
     url = settings.url
     scheme = urlparse(url).scheme
     if scheme == "sqlite":
@@ -26,6 +41,9 @@ def create_storage(settings: StorageSettings, *, dedup_window_s: float = 86400.0
             synchronous=settings.synchronous,
             commit_interval_ms=settings.commit_interval_ms,
             dedup_window_s=dedup_window_s,
+            shared=shared,
+            release_leases=release_leases,
+            read_apart=read_apart,
         )
     if scheme in ("redis", "rediss"):
         require("redis", extra="redis", key="storage.url", why="Redis storage")

@@ -222,7 +222,10 @@
         { label: "accepted", value: o.ingest.accepted, kind: "good" }
       ], "Ingest since start") + '<p class="' + (c.ok ? "" : "drift-bad") +
         '">Conservation: accepted ' + c.accepted + " = final " + c.final + " + open " + c.open +
-        (c.ok ? " ✓" : " — drift " + c.drift) + "</p></div>";
+        (c.ok ? " ✓" : " — drift " + c.drift) + "</p>" + (o.deliveryProcesses ?
+        '<p class="muted">Delivery runs in ' + o.deliveryProcesses + " process" +
+        (o.deliveryProcesses > 1 ? "es" : "") + " of its own: paused queues show in their " +
+        "logs, not here.</p>" : "") + "</div>";
       o.portals.forEach(function (p) {
         html += '<div class="card"><h2>' + esc(p.portal) + '</h2><p class="muted">received ' +
           p.received + "</p>" + p.queues.map(function (q) {

@@ -10,6 +10,7 @@ is retried alone, so one bad job cannot fail its neighbours.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import queue
 import sqlite3
@@ -51,6 +52,12 @@ Job = Callable[[sqlite3.Connection], Any]
 _STOP = object()
 _MAX_GROUP = 1024
 _FORGET_PARTS = 64
+_LOCK_WAIT_S = 2.0
+"""How long the writer waits for another process's write transaction before giving up."""
+_LOCK_POLL_S = 0.0005
+"""How often it looks: SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms, so a lock freed
+just after a sleep began is taken up to 100 ms late; the ingest writer's whole group waits that
+long behind a delivery process's commit of a few ms."""
 
 
 class _Pending:
@@ -70,6 +77,25 @@ def _translate(exc: sqlite3.Error) -> StorageUnavailableError:
     if "full" in text:
         return StorageUnavailableError(f"storage is full: {text}", retry_after_s=30.0)
     return StorageUnavailableError(f"storage failed: {text}", retry_after_s=5.0)
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, waiting for another process's write lock in short steps."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        return
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc):
+            raise
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        time.sleep(_LOCK_POLL_S)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
 
 
 def _deliver(jobs: list[tuple[_Pending, bool, Any]]) -> None:
@@ -92,7 +118,20 @@ class SqliteStorage(Storage):
         synchronous: str = "full",
         commit_interval_ms: float = 0.0,
         dedup_window_s: float = 86400.0,
+        shared: bool = False,
+        release_leases: bool = True,
+        read_apart: bool = False,
     ) -> None:
+        """Args:
+        shared: another process writes the file too (``server.delivery_processes``): the
+            open-item count is re-read from the file at most once a second.
+        release_leases: at open, void the leases of a crashed run. Off in a delivery process:
+            the serving process did it at its start, and a restarted child must not void a
+            live sibling's leases (they expire by themselves).
+        read_apart: reads go to the read-only connection, so that the write lock (which
+            another process's ingest waits for) is taken only to write. On in a delivery
+            process; off in the serving process, whose reads share ingest's group commit.
+        """
         self.path = Path(path)
         self._seen = SeenKeys()
         """The dedup index (in memory, over the events table); writer thread only."""
@@ -102,6 +141,11 @@ class SqliteStorage(Storage):
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pending = 0
+        self._shared = shared
+        self._release_leases = release_leases
+        self._read_apart = read_apart
+        self._pending_read_at = float("-inf")
+        self._pending_refresh: asyncio.Task[None] | None = None
         self._reader: sqlite3.Connection | None = None
         """A connection of its own for reads polled under load (queue gauges): in WAL mode it
         neither waits for the writer thread nor makes ingest's commits wait for it."""
@@ -112,7 +156,7 @@ class SqliteStorage(Storage):
     # -- the writer thread ----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        wal = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=2000")
         try:
@@ -128,6 +172,10 @@ class SqliteStorage(Storage):
                 version=migration.version,
                 summary=migration.summary,
             )
+        if wal:
+            # From here on ``_begin`` waits for other writers (the busy handler would wait in
+            # coarse steps); in WAL mode a transaction that has begun never waits for a lock.
+            conn.execute("PRAGMA busy_timeout=0")
         return conn
 
     def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
@@ -169,7 +217,7 @@ class SqliteStorage(Storage):
     def _run_group(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            _begin(conn)
             appends = [job.work for job in group if isinstance(job.work, sql.AppendJob)]
             appended = sql.append_many(conn, appends, self._seen) if appends else None
             per_job = iter(appended.per_job if appended is not None else ())
@@ -190,7 +238,7 @@ class SqliteStorage(Storage):
 
     def _run_alone(self, conn: sqlite3.Connection, job: _Pending) -> tuple[bool, Any]:
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            _begin(conn)
             if not isinstance(job.work, sql.AppendJob):
                 result = job.work(conn)
                 conn.execute("COMMIT")
@@ -258,11 +306,18 @@ class SqliteStorage(Storage):
             raise failure[0]
         self._checkpointer = Checkpointer(self.path, self._synchronous)
         self._checkpointer.start()
-        await self._submit(sql.release_leases)
+        if self._release_leases:
+            await self._submit(sql.release_leases)
         await self._submit(lambda c: self._seen.load(c, self._dedup_window_s))
         self._pending = await self._submit(sql.count_open)
+        self._pending_read_at = time.monotonic()
 
     async def close(self) -> None:
+        if self._pending_refresh is not None:
+            self._pending_refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StorageUnavailableError):
+                await self._pending_refresh
+            self._pending_refresh = None
         if self._thread is not None and self._thread.is_alive():
             self._jobs.put(_STOP)
             await asyncio.to_thread(self._thread.join)
@@ -296,7 +351,19 @@ class SqliteStorage(Storage):
         return self._seen.forget_before(before, part, _FORGET_PARTS)
 
     async def pending_count(self) -> int:
+        # Another process finishes items: re-read the count at most once a second, in the
+        # background on the reader connection (a request never waits for it, the writer never
+        # holds a commit for it). Until it lands, our own writes move it by their deltas.
+        if self._shared and time.monotonic() - self._pending_read_at > 1.0:
+            self._pending_read_at = time.monotonic()
+            self._pending_refresh = asyncio.create_task(self._refresh_pending())
         return self._pending
+
+    async def _refresh_pending(self) -> None:
+        try:
+            self._pending = await self._read_off_thread(sql.count_open)
+        except StorageUnavailableError:
+            self._log.warning("pending_count_refresh_failed", exc_info=True)
 
     async def purge(self, *, dedup_before: float, events_before: float) -> int:
         # Expired dedup keys go in parts, so commits of new events are not held up behind them.
@@ -366,17 +433,28 @@ class SqliteStorage(Storage):
         await self._submit(job)
 
     async def ready_at(self, portal: str, destination: str) -> float | None:
+        if self._shared:  # polled by delivery processes: off the write lock ingest commits take
+            return await self._read_off_thread(lambda c: sql.ready_at(c, portal, destination))
         return await self._submit(lambda c: sql.ready_at(c, portal, destination))
 
-    async def queue_depth(self, portal: str, destination: str, *, now: float) -> tuple[int, float]:
+    async def _read_off_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._thread is None or not self._thread.is_alive():
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
-        return await asyncio.to_thread(
-            self._read, lambda c: sql.queue_depth(c, portal, destination, now)
-        )
+        return await asyncio.to_thread(self._read, work)
+
+    async def _query(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """A read: on the reader connection in a delivery process (the write lock, which
+        ingest's commits wait for, is taken only to write), else on the writer thread (where it
+        shares the group's transaction)."""
+        if self._read_apart:
+            return await self._read_off_thread(work)
+        return await self._submit(work)
+
+    async def queue_depth(self, portal: str, destination: str, *, now: float) -> tuple[int, float]:
+        return await self._read_off_thread(lambda c: sql.queue_depth(c, portal, destination, now))
 
     async def counts(self) -> dict[tuple[str, str, str], int]:
-        return await self._submit(sql.counts)
+        return await self._query(sql.counts)
 
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
         await self._submit(lambda c: sql.record_attempts(c, attempts))
@@ -389,7 +467,7 @@ class SqliteStorage(Storage):
     async def people_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
         if not keys:
             return {}
-        return await self._submit(lambda c: identity.people_of(c, portal, keys))
+        return await self._query(lambda c: identity.people_of(c, portal, keys))
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
         if not keys:
@@ -421,14 +499,14 @@ class SqliteStorage(Storage):
     async def touches_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, TouchMemory]:
         if not keys:
             return {}
-        return await self._submit(lambda c: touch_memory.touches_of(c, portal, keys))
+        return await self._query(lambda c: touch_memory.touches_of(c, portal, keys))
 
     # -- reading back ---------------------------------------------------------------------
     async def get_event(self, seq: int) -> StoredEvent | None:
-        return await self._submit(lambda c: sql.get_event(c, seq))
+        return await self._query(lambda c: sql.get_event(c, seq))
 
     async def items_of(self, seq: int) -> list[ItemRecord]:
-        return await self._submit(lambda c: sql.items_where(c, "event_seq = ?", (seq,), 100))
+        return await self._query(lambda c: sql.items_where(c, "event_seq = ?", (seq,), 100))
 
     async def items_in_state(
         self, state: ItemState, *, portal: str | None = None, limit: int = 100
@@ -440,13 +518,13 @@ class SqliteStorage(Storage):
         args: tuple[str, ...] = ()
         if portal is not None:
             where, args = f"{where} AND portal = ?", (portal,)
-        return await self._submit(lambda c: sql.items_where(c, where, args, limit))
+        return await self._query(lambda c: sql.items_where(c, where, args, limit))
 
     async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:
-        return await self._submit(lambda c: sql.attempts_of(c, item_ids))
+        return await self._query(lambda c: sql.attempts_of(c, item_ids))
 
     async def recent_events(self, *, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
-        return await self._submit(lambda c: sql.recent_events(c, after_seq, limit))
+        return await self._query(lambda c: sql.recent_events(c, after_seq, limit))
 
     # -- attribution quality --------------------------------------------------------------
     async def add_quality(self, counts: Sequence[QualityCount]) -> None:
@@ -454,10 +532,10 @@ class SqliteStorage(Storage):
             await self._submit(lambda c: quality.add(c, counts))
 
     async def quality_hours(self, first: int, last: int) -> list[QualityCount]:
-        return await self._submit(lambda c: quality.between(c, first, last))
+        return await self._query(lambda c: quality.between(c, first, last))
 
     async def ingest_totals(self) -> dict[tuple[str, str], int]:
-        return await self._submit(quality.totals)
+        return await self._query(quality.totals)
 
     # -- rate history -------------------------------------------------------------------
     async def add_rates(self, counts: Sequence[RateCount]) -> None:
@@ -465,7 +543,7 @@ class SqliteStorage(Storage):
             await self._submit(lambda c: rates.add(c, counts))
 
     async def rate_minutes(self, first: int, last: int) -> list[RateCount]:
-        return await self._submit(lambda c: rates.between(c, first, last))
+        return await self._query(lambda c: rates.between(c, first, last))
 
     # -- quotas ---------------------------------------------------------------------------
     async def spend_quota(
@@ -478,7 +556,7 @@ class SqliteStorage(Storage):
 
     # -- metadata -------------------------------------------------------------------------
     async def get_meta(self, key: str) -> bytes | None:
-        return await self._submit(lambda c: sql.get_meta(c, key))
+        return await self._query(lambda c: sql.get_meta(c, key))
 
     async def set_meta(self, key: str, value: bytes) -> None:
         await self._submit(lambda c: sql.set_meta(c, key, value))
