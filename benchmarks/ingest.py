@@ -54,8 +54,8 @@ import os
 import platform
 import re
 import secrets
-import signal
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
