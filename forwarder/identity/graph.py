@@ -11,11 +11,11 @@ order: applying one twice changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from forwarder.identity.keys import links
-from forwarder.storage.base import Item
+from forwarder.storage.base import Item, Key
 from forwarder.storage.roles import IdentityGraph
 from forwarder.telemetry import get_logger
 
@@ -35,9 +35,18 @@ class Linker:
 
     async def __call__(self, portal: str, events: Sequence[Mapping[str, Any]]) -> list[Item]:
         """Learn links from ``events`` (already durable); returns the items released."""
+        learning = self.learning(portal, events)
+        return [] if learning is None else await learning
+
+    def learning(
+        self, portal: str, events: Sequence[Mapping[str, Any]]
+    ) -> Coroutine[Any, Any, list[Item]] | None:
+        """What ``__call__`` does, as a coroutine to run; None when ``events`` teach no link
+        (most events: the caller then has nothing to schedule)."""
         groups = [keys for data in events if (keys := links(data))]
-        if not groups:
-            return []
+        return self._learn(portal, groups) if groups else None
+
+    async def _learn(self, portal: str, groups: list[list[Key]]) -> list[Item]:
         # One storage call for the whole request, however many events teach links.
         released = await self._storage.learn(portal, groups, now=self._now())
         if released and self._on_released is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -76,9 +76,7 @@ class Accepter:
             self._per_source[source] = counters
         return counters
 
-    async def __call__(  # noqa: C901 - the ingest hot path, kept in one frame on purpose
-        self, source: SourceSettings, decoded: Decoded
-    ) -> IngestResponse:
+    async def __call__(self, source: SourceSettings, decoded: Decoded) -> IngestResponse:
         """Store what is valid; raise when nothing is.
 
         Raises:
@@ -129,19 +127,12 @@ class Accepter:
         # in flight at once). Both are learned from duplicates too: they are idempotent, and a
         # retry after a failure (the events already durable) must still teach them. Learned
         # before a failed append is harmless for the same reason: the producer retries.
-        results, touched, released = await asyncio.gather(
-            self._storage.append(events, now=now, dedup_window_s=self._window_s),
-            self._enrich.learn_touches(source.portal, datas, source.name),
-            self._enrich(source.portal, datas),
-            return_exceptions=True,
+        results = await self._store(
+            events,
+            now,
+            self._enrich.touching(source.portal, datas, source.name),
+            self._enrich.linking(source.portal, datas),
         )
-        if not isinstance(released, BaseException):
-            self._tally_released(now, released)
-        if isinstance(results, BaseException):
-            raise results
-        for failed in (touched, released):
-            if isinstance(failed, BaseException):
-                raise failed
         accepted = sum(isinstance(r, Accepted) for r in results)
         if accepted and self._on_accepted is not None:
             queues = {d for e in events for d in e.destinations}
@@ -157,6 +148,45 @@ class Accepter:
             duplicates=duplicates,
             rejected=sorted(rejected, key=_index),
         )
+
+    async def _store(
+        self,
+        events: list[NewEvent],
+        now: float,
+        touching: Coroutine[Any, Any, None] | None,
+        linking: Coroutine[Any, Any, list[Item]] | None,
+    ) -> list[AppendResult]:
+        """Append ``events`` while the touches and links (when any) are learned beside it.
+
+        The append runs in this task and the learning in tasks of their own, made only when
+        there is something to learn: a task and a gather cost more than validating an event.
+        The learning tasks are started first, so their jobs are queued right behind the
+        append's, and they are always waited for; the append's failure is raised first.
+        """
+        touches = asyncio.ensure_future(touching) if touching is not None else None
+        links = asyncio.ensure_future(linking) if linking is not None else None
+        if touches is None and links is None:
+            return await self._storage.append(events, now=now, dedup_window_s=self._window_s)
+        learning = [task for task in (touches, links) if task is not None]
+        try:
+            results = await self._storage.append(events, now=now, dedup_window_s=self._window_s)
+        except asyncio.CancelledError:
+            for task in learning:
+                task.cancel()
+            raise
+        except Exception as exc:
+            failure: Exception | None = exc
+        else:
+            failure = None
+        learned = await asyncio.gather(*learning, return_exceptions=True)
+        if links is not None and not links.cancelled() and links.exception() is None:
+            self._tally_released(now, links.result())
+        if failure is not None:
+            raise failure
+        for failed in learned:
+            if isinstance(failed, BaseException):
+                raise failed
+        return results
 
     def _tally_released(self, now: float, released: list[Item]) -> None:
         for item in released:

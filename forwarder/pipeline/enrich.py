@@ -11,7 +11,7 @@ can be attributed from them at delivery (``delivery.attribution``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -48,6 +48,12 @@ class Enricher:
         """Learn links from ``events`` (already durable); returns the items released."""
         return await self._link(portal, events)
 
+    def linking(
+        self, portal: str, events: Sequence[Mapping[str, Any]]
+    ) -> Coroutine[Any, Any, list[Item]] | None:
+        """What ``__call__`` does, as a coroutine to run; None when ``events`` teach no link."""
+        return self._link.learning(portal, events)
+
     async def learn_touches(
         self, portal: str, events: Sequence[Mapping[str, Any]], sender: str | None = None
     ) -> None:
@@ -58,9 +64,18 @@ class Enricher:
         a microsecond, reading them again ten, and the store's first/last could not change from
         a repeat. What was given is marked only once the store took it.
         """
+        remembering = self.touching(portal, events, sender)
+        if remembering is not None:
+            await remembering
+
+    def touching(
+        self, portal: str, events: Sequence[Mapping[str, Any]], sender: str | None = None
+    ) -> Coroutine[Any, Any, None] | None:
+        """What ``learn_touches`` does, as a coroutine to run; None when the store needs none
+        of the touches (they are marked given at once, as ``learn_touches`` would)."""
         reader = self._readers.get(portal)
         if reader is None:
-            return
+            return None
         marks: list[tuple[object, ...]] = []
         seen: list[tuple[Key, Touch]] = []
         for data in events:
@@ -77,8 +92,18 @@ class Enricher:
                     if given not in self._sent:
                         marks.append(given)
                         seen.append((key, touch))
-        if seen:
-            await self._storage.remember_touches(portal, seen)
+        if not seen:
+            self._mark(marks)
+            return None
+        return self._remember(portal, seen, marks)
+
+    async def _remember(
+        self, portal: str, seen: list[tuple[Key, Touch]], marks: list[tuple[object, ...]]
+    ) -> None:
+        await self._storage.remember_touches(portal, seen)
+        self._mark(marks)
+
+    def _mark(self, marks: list[tuple[object, ...]]) -> None:
         if len(self._sent) + len(marks) > _MAX_SENT:
             # Forgetting only costs a repeated, harmless write; it also lets an erased
             # person's touches be learned again from their next events.

@@ -277,3 +277,58 @@ def test_dedup_keys_rebuilt_from_the_file_keep_the_newest_event_of_a_key(tmp_pat
     assert len(seen) == 500
     assert seen.get(key_of("main", "m-7")) == (1_507, 2_507.0)
     conn.close()
+
+
+async def test_learn_jobs_run_together_leave_the_graph_of_learning_one_after_another(
+    tmp_path: Path,
+) -> None:
+    """The writer runs consecutive ``learn`` jobs as one ``learn_many``: the same people, the
+    same key stamps, the same items released (all given to the first job)."""
+    from forwarder.storage.sqlite import identity
+    from tests.storage.contract.builders import NOW
+    from tests.storage.contract.test_identity_graph import TAUGHT, _graph_with_held_items
+
+    jobs = [(TAUGHT[:1], NOW + 5), (TAUGHT[1:2], NOW + 6), (TAUGHT[1:], NOW + 7)]
+    outcomes = []
+    for name in ("one-by-one", "together"):
+        storage = SqliteStorage(tmp_path / f"{name}.db")
+        await storage.open()
+        held = await _graph_with_held_items(storage, "main")
+        await storage.close()
+        conn = sqlite3.connect(tmp_path / f"{name}.db", isolation_level=None)
+        if name == "together":
+            released = identity.learn_many(conn, "main", jobs)
+            assert [len(r) for r in released[1:]] == [0, 0]
+        else:
+            released = [identity.learn(conn, "main", groups, now) for groups, now in jobs]
+        graph = conn.execute(
+            "SELECT kind, value, updated_at, (SELECT group_concat(o.kind || o.value) FROM"
+            " (SELECT * FROM identities o WHERE o.person = i.person ORDER BY o.kind, o.value) o)"
+            " FROM identities i ORDER BY kind, value"
+        ).fetchall()
+        conn.close()
+        ids = sorted(item.id for items in released for item in items)
+        outcomes.append((graph, ids))
+        assert ids == sorted(held[k] for k in ("A", "U", "N"))
+    assert outcomes[0] == outcomes[1]
+
+
+async def test_learns_submitted_at_once_teach_every_link(tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.storage.contract.test_identity_graph import TAUGHT, _graph_with_held_items
+
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await _graph_with_held_items(storage, "main")
+    released = await asyncio.gather(
+        *(storage.learn("main", [keys], now=2e9 + i) for i, keys in enumerate(TAUGHT))
+    )
+    assert sorted(i.event.message_id for items in released for i in items) == [
+        "main-A",
+        "main-N",
+        "main-U",
+    ]
+    [person] = (await storage.people_of("main", [("utk", "T2")])).values()
+    assert {key for key in person} >= {("anonymousId", "N"), ("email", "n@x.co")}
+    await storage.close()

@@ -99,19 +99,52 @@ def link(conn: sqlite3.Connection, portal: str, keys: Sequence[Key], now: float)
     )
 
 
+class LearnJob:
+    """One ``learn`` call; the writer runs consecutive ones of a portal as one (``learn_many``)."""
+
+    __slots__ = ("groups", "now", "portal")
+
+    def __init__(self, portal: str, groups: Sequence[Sequence[Key]], now: float) -> None:
+        self.portal = portal
+        self.groups = groups
+        self.now = now
+
+    def __call__(self, conn: sqlite3.Connection) -> list[Item]:
+        return learn(conn, self.portal, self.groups, self.now)
+
+
 def learn(
     conn: sqlite3.Connection, portal: str, groups: Sequence[Sequence[Key]], now: float
 ) -> list[Item]:
     """``link`` every group, then ``release_for`` everyone of their people: the same result,
     with a constant number of statements however many groups (the common case, no merge and
     nothing held: three look-ups and one upsert)."""
-    keys = list(dict.fromkeys(k for group in groups for k in group))
-    if not keys:
-        return []
-    known = _people_by_key(conn, portal, keys)
+    return learn_many(conn, portal, [(groups, now)])[0]
+
+
+def learn_many(
+    conn: sqlite3.Connection, portal: str, jobs: Sequence[tuple[Sequence[Sequence[Key]], float]]
+) -> list[list[Item]]:
+    """``learn`` of each ``(groups, now)`` in turn, in the statements of one ``learn``.
+
+    The graph ends as it would: each key is stamped with the ``now`` of the last job naming
+    it, and a new person with that of the first. Everything released goes to the first job
+    (the jobs commit together; their callers only count and announce what was released).
+    """
+    stamp: dict[Key, float] = {}
+    first: dict[Key, float] = {}
+    for groups, now in jobs:
+        for group in groups:
+            for key in group:
+                stamp[key] = now
+                first.setdefault(key, now)
+    per_job: list[list[Item]] = [[] for _ in jobs]
+    if not stamp:
+        return per_job
+    known = _people_by_key(conn, portal, list(stamp))
     people: list[int] = []
     rows: list[tuple[str, str, str, int, float]] = []
-    for members in _components(groups, known):
+    for members in _components([g for groups, _ in jobs for g in groups], known):
         found = sorted({known[k] for k in members if k in known})
         if found:
             person = found[0]  # as ``link``: the oldest person takes in the others
@@ -122,16 +155,18 @@ def learn(
                     (person, portal, *found[1:]),
                 )
         else:
-            made = conn.execute("INSERT INTO people (created_at) VALUES (?)", (now,)).lastrowid
+            created = min(first[k] for k in members)
+            made = conn.execute("INSERT INTO people (created_at) VALUES (?)", (created,)).lastrowid
             person = int(made or 0)
         people.append(person)
-        rows += [(portal, kind, value, person, now) for kind, value in members]
+        rows += [(portal, kind, value, person, stamp[(kind, value)]) for kind, value in members]
     conn.executemany(
         "INSERT INTO identities (portal, kind, value, person, updated_at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (portal, kind, value) DO UPDATE SET updated_at = excluded.updated_at",
         rows,
     )
-    return release_for(conn, portal, _everyone(conn, portal, people), now)
+    per_job[0] = release_for(conn, portal, _everyone(conn, portal, people), jobs[-1][1])
+    return per_job
 
 
 def _components(groups: Sequence[Sequence[Key]], known: dict[Key, int]) -> list[list[Key]]:
