@@ -27,16 +27,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import platform
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -48,6 +45,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.processes import memory_kb, process, wait_http  # noqa: E402
 from forwarder.sandbox import DEFAULT_TOKEN  # noqa: E402 - after the path fix for tests.support
 from forwarder.storage.base import NewEvent  # noqa: E402
 from forwarder.storage.sqlite import SqliteStorage  # noqa: E402
@@ -156,43 +154,6 @@ def fill(db: Path, events: int) -> float:
     return asyncio.run(_fill(db, events))
 
 
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
-
-
-@contextlib.contextmanager
-def _process(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def proc_status(pid: int) -> dict[str, int]:
-    """``VmRSS`` and ``VmHWM`` of a process in kB, from ``/proc``."""
-    out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
-
-
 def _received(sandbox: str) -> int:
     body = httpx.get(f"{sandbox}/_sandbox", timeout=30).json()
     return int(sum(body["events"].values()))
@@ -249,20 +210,20 @@ def drain(db: Path, work: Path, result: Result, timeout_s: float) -> None:
         )
     )
     serve_cmd = [sys.executable, "-m", "forwarder", "serve", "--config", str(config)]
-    with _process(sandbox_cmd, work / "sandbox.log") as sandbox_proc:
-        _wait_http(f"{sandbox}/_sandbox", sandbox_proc)
-        with _process(serve_cmd, work / "server.log") as server:
+    with process(sandbox_cmd, work / "sandbox.log") as sandbox_proc:
+        wait_http(f"{sandbox}/_sandbox", sandbox_proc)
+        with process(serve_cmd, work / "server.log") as server:
             t0 = time.monotonic()
-            _wait_http(f"http://127.0.0.1:{port}/readyz", server)
+            wait_http(f"http://127.0.0.1:{port}/readyz", server)
             result.ready_s = time.monotonic() - t0
-            result.rss_at_ready_mb = proc_status(server.pid)["VmRSS"] / 1024
+            result.rss_at_ready_mb = memory_kb(server.pid)["VmRSS"] / 1024
             received = 0
             while received < result.events:
                 if time.monotonic() - t0 > timeout_s:
                     raise RuntimeError(f"not drained in {timeout_s} s: {received} received")
                 if server.poll() is not None:
                     raise RuntimeError(f"server exited: {(work / 'server.log').read_text()}")
-                status = proc_status(server.pid)
+                status = memory_kb(server.pid)
                 received = _received(sandbox)
                 result.samples.append(
                     {
@@ -274,7 +235,7 @@ def drain(db: Path, work: Path, result: Result, timeout_s: float) -> None:
                 )
                 time.sleep(SAMPLE_S)
             result.drain_s = time.monotonic() - t0
-            result.hwm_mb = proc_status(server.pid)["VmHWM"] / 1024
+            result.hwm_mb = memory_kb(server.pid)["VmHWM"] / 1024
             body = httpx.get(f"{sandbox}/_sandbox/requests", timeout=30).json()
             by_status = body["byRoute"].get("events.send_batch", {})
             result.sends = {int(s): n for s, n in by_status.items()}

@@ -38,7 +38,6 @@ import argparse
 import base64
 import contextlib
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -55,6 +54,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.processes import cpu_s, memory_kb, process, wait_http  # noqa: E402
 from forwarder.sandbox import DEFAULT_TOKEN  # noqa: E402 - after the path fix for tests.support
 from tests.support import SERVER_KEY, free_port  # noqa: E402
 
@@ -67,7 +67,6 @@ IDLE_S = 3.0
 STALL_S = 30.0
 SAFETY = 0.9
 """The share of the envelope the forwarder allows itself (``limits.safety``, default)."""
-TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{SERVER_KEY}:".encode()).decode()}
 
 CONFIG = """
@@ -161,50 +160,6 @@ class Monitor:
         return self.count, dict(self.by_command)
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (all its threads), from ``/proc``."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
-
-
-def rss_kb(pid: int) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = int(value.split()[0])
-    return out
-
-
-def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout_s} s")
-
-
-@contextlib.contextmanager
-def process(command: list[str], log: Path, cpu: str) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            ["taskset", "-c", cpu, *command], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-        try:
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
 def received(sandbox: str) -> int:
     body = httpx.get(f"{sandbox}/_sandbox", timeout=30).json()
     return int(sum(body["events"].values()))
@@ -267,7 +222,7 @@ class Bench:
         cmd = [sys.executable, "-m", "forwarder", "serve", "--config", str(config)]
         with process(cmd, self.work / "server.log", self.args.server_cpu) as proc:
             base = f"http://127.0.0.1:{port}"
-            _wait_http(f"{base}/readyz", proc)
+            wait_http(f"{base}/readyz", proc)
             yield proc, base
 
     def monitor(self) -> Monitor | None:
@@ -350,7 +305,7 @@ class Bench:
                             "got": got,
                         }
                     )
-                    samples[-1].update(rss_kb(proc.pid))
+                    samples[-1].update(memory_kb(proc.pid))
                     if got > progress[0]:
                         progress = (got, time.monotonic())
                     time.sleep(SAMPLE_S)
@@ -358,7 +313,7 @@ class Bench:
                 c1, by_command = monitor.snapshot() if monitor else (0, {})
                 in_scripts = monitor.in_scripts if monitor else 0
                 idle = self.idle_rate(monitor)
-                hwm = rss_kb(proc.pid)["VmHWM"]
+                hwm = memory_kb(proc.pid)["VmHWM"]
                 answered = sends(self.sandbox)
         finally:
             if monitor is not None:
@@ -422,7 +377,7 @@ def run_backend(args: argparse.Namespace, backend: str, *, count_trips: bool = F
         sandbox_cmd += ["--daily", "1000000000", "--define", "order_completed:revenue"]
         try:
             with process(sandbox_cmd, Path(tmp) / "sandbox.log", args.load_cpu) as sandbox:
-                _wait_http(f"{bench.sandbox}/_sandbox", sandbox)
+                wait_http(f"{bench.sandbox}/_sandbox", sandbox)
                 bench.sandbox_pid = sandbox.pid
                 started = time.monotonic()
                 bench.fill()
