@@ -127,6 +127,15 @@ async def test_learning_again_releases_nothing_twice(storage: Storage) -> None:
     assert await storage.learn("main", [], now=NOW + 6) == []
 
 
+async def test_release_by_more_identifiers_than_one_redis_call_takes(storage: Storage) -> None:
+    await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
+    [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
+    await storage.hold([item.id], until=NOW + 99, now=NOW, keys=[("anonymousId", "A-1199")])
+    keys = [("anonymousId", f"A-{i}") for i in range(1200)]  # SUNION goes in parts of 500
+    [released] = await storage.release_for("main", keys, now=NOW + 1)
+    assert released.id == item.id
+
+
 async def test_merged_contact_ids_point_to_the_winner(storage: Storage) -> None:
     await storage.link("main", [("contactId", "1"), ("email", "old@x.co")], now=NOW)
     await storage.link("main", [("contactId", "2"), ("email", "new@x.co")], now=NOW)

@@ -62,6 +62,28 @@ local function item_reply(id)
                         'test', 'payload')
   return {id, it[1], it[2], it[3], ev[1], ev[2], ev[3], ev[4], ev[5], ev[6], ev[7], ev[8]}
 end
+-- Release every item held on any of the identifiers kvs; returns their replies, oldest first.
+-- SUNION in parts: unpack has a stack limit.
+local function release_held_by(portal, kvs, now)
+  local ids, seen = {}, {}
+  for s = 1, #kvs, 500 do
+    local part = {}
+    for j = s, math.min(s + 499, #kvs) do part[#part + 1] = K.held_by(portal, kvs[j]) end
+    for _, id in ipairs(redis.call('SUNION', unpack(part))) do
+      if not seen[id] then
+        seen[id] = true
+        ids[#ids + 1] = id
+      end
+    end
+  end
+  table.sort(ids, function(a, b) return tonumber(a) < tonumber(b) end)
+  local out = {}
+  for _, id in ipairs(ids) do
+    forget_held_keys(id)
+    if release(id, now) then out[#out + 1] = item_reply(id) end
+  end
+  return out
+end
 local function link(portal, kvs, now)
   local idn = K.identities(portal)
   local people, winner = {}, nil
