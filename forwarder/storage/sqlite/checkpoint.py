@@ -21,6 +21,7 @@ import threading
 import time
 from pathlib import Path
 
+from forwarder.storage.sqlite import trace
 from forwarder.telemetry import get_logger
 
 INTERVAL_S = 0.05
@@ -76,7 +77,10 @@ class Checkpointer:
                 if self._stopping:
                     return
                 self._wake.clear()
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                began = time.monotonic()
+                res = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                if trace.ON:
+                    trace.rec("ckpt", ms=(time.monotonic() - began) * 1000, res=res[0])
                 time.sleep(INTERVAL_S)
         except sqlite3.Error as exc:
             # The writer's own checkpoints still bound the WAL without this thread.
