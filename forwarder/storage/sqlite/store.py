@@ -524,7 +524,9 @@ class SqliteStorage(Storage):
     async def _query(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """A read: on the reader connection in a delivery process (the write lock, which
         ingest's commits wait for, is taken only to write), else on the writer thread (where it
-        shares the group's transaction)."""
+        shares the group's transaction). Delivery's small per-batch reads use this; scans and
+        the periodic reads of housekeeping, alerts and the debugger always go to the reader
+        (``_read_off_thread``), since every commit queued behind a job waits for all of it."""
         if self._read_apart:
             return await self._read_off_thread(work)
         return await self._submit(work)
@@ -533,7 +535,9 @@ class SqliteStorage(Storage):
         return await self._read_off_thread(lambda c: sql.queue_depth(c, portal, destination, now))
 
     async def counts(self) -> dict[tuple[str, str, str], int]:
-        return await self._query(sql.counts)
+        # A scan of every open item (held ones pile up for days): on the reader connection,
+        # so no commit of ingest waits behind it (it held the writer 100+ ms at 100k items).
+        return await self._read_off_thread(sql.counts)
 
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
         await self._submit(lambda c: sql.record_attempts(c, attempts))
@@ -597,13 +601,14 @@ class SqliteStorage(Storage):
         args: tuple[str, ...] = ()
         if portal is not None:
             where, args = f"{where} AND portal = ?", (portal,)
-        return await self._query(lambda c: sql.items_where(c, where, args, limit))
+        # Housekeeping and the debugger list up to thousands of rows: off the writer.
+        return await self._read_off_thread(lambda c: sql.items_where(c, where, args, limit))
 
     async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:
         return await self._query(lambda c: sql.attempts_of(c, item_ids))
 
     async def recent_events(self, *, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
-        return await self._query(lambda c: sql.recent_events(c, after_seq, limit))
+        return await self._read_off_thread(lambda c: sql.recent_events(c, after_seq, limit))
 
     # -- attribution quality --------------------------------------------------------------
     async def add_quality(self, counts: Sequence[QualityCount]) -> None:
@@ -611,10 +616,10 @@ class SqliteStorage(Storage):
             await self._submit(lambda c: quality.add(c, counts))
 
     async def quality_hours(self, first: int, last: int) -> list[QualityCount]:
-        return await self._query(lambda c: quality.between(c, first, last))
+        return await self._read_off_thread(lambda c: quality.between(c, first, last))
 
     async def ingest_totals(self) -> dict[tuple[str, str], int]:
-        return await self._query(quality.totals)
+        return await self._read_off_thread(quality.totals)
 
     # -- rate history -------------------------------------------------------------------
     async def add_rates(self, counts: Sequence[RateCount]) -> None:
@@ -622,7 +627,7 @@ class SqliteStorage(Storage):
             await self._submit(lambda c: rates.add(c, counts))
 
     async def rate_minutes(self, first: int, last: int) -> list[RateCount]:
-        return await self._query(lambda c: rates.between(c, first, last))
+        return await self._read_off_thread(lambda c: rates.between(c, first, last))
 
     # -- quotas ---------------------------------------------------------------------------
     async def spend_quota(
