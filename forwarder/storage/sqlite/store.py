@@ -34,6 +34,7 @@ from forwarder.storage.base import (
     ItemState,
     Key,
     NewEvent,
+    Parking,
     QualityCount,
     RateCount,
     Storage,
@@ -98,6 +99,21 @@ def _begin(conn: sqlite3.Connection) -> None:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
+
+
+def _hold(
+    conn: sqlite3.Connection,
+    ids: Sequence[int],
+    until: float,
+    now: float,
+    outcome: Outcome | None,
+    keys: Sequence[Key],
+) -> None:
+    sql.move(conn, ids, "held", until, now, outcome, "leased")
+    if keys:
+        portal = conn.execute("SELECT portal FROM items WHERE id = ?", (ids[0],)).fetchone()
+        if portal is not None:
+            identity.index_held(conn, portal[0], ids, keys)
 
 
 def _deliver(jobs: list[tuple[_Pending, bool, Any]]) -> None:
@@ -502,14 +518,15 @@ class SqliteStorage(Storage):
         outcome: Outcome | None = None,
         keys: Sequence[Key] = (),
     ) -> None:
-        def job(conn: sqlite3.Connection) -> None:
-            sql.move(conn, ids, "held", until, now, outcome, "leased")
-            if keys:
-                portal = conn.execute("SELECT portal FROM items WHERE id = ?", (ids[0],)).fetchone()
-                if portal is not None:
-                    identity.index_held(conn, portal[0], ids, keys)
+        await self._submit(lambda c: _hold(c, ids, until, now, outcome, keys))
 
-        await self._submit(job)
+    async def hold_each(self, parkings: Sequence[Parking], *, now: float) -> None:
+        def job(conn: sqlite3.Connection) -> None:
+            for p in parkings:
+                _hold(conn, [p.item_id], p.until, now, p.outcome, p.keys)
+
+        if parkings:
+            await self._submit(job)
 
     async def ready_at(self, portal: str, destination: str) -> float | None:
         if self._shared:  # polled by delivery processes: off the write lock ingest commits take
