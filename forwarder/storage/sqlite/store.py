@@ -285,6 +285,7 @@ class SqliteStorage(Storage):
         outcomes: list[tuple[bool, Any]] = []
         t0 = time.monotonic()
         t1 = t2 = t3 = t4 = t0
+        mx0 = bf0 = mx1 = bf1 = 0
         n_app = 0
         try:
             _begin(conn)
@@ -295,7 +296,9 @@ class SqliteStorage(Storage):
             t2 = time.monotonic()
             outcomes = _run_jobs(conn, group, appended)
             t3 = time.monotonic()
+            mx0, bf0 = trace.wal_frames(self.path) if trace.ON else (0, 0)
             conn.execute("COMMIT")
+            mx1, bf1 = trace.wal_frames(self.path) if trace.ON else (0, 0)
             t4 = time.monotonic()
             if appended is not None:
                 self._seen.remember(appended.keys)
@@ -322,6 +325,10 @@ class SqliteStorage(Storage):
                 after=(t5 - t4) * 1000,
                 which=_job_times[:],
                 wal=wal,
+                mx0=mx0,
+                bf0=bf0,
+                mx1=mx1,
+                bf1=bf1,
             )
             _job_times.clear()
         if self._checkpointer is not None:

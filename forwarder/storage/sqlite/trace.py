@@ -77,3 +77,21 @@ def start() -> None:
     threading.Thread(target=_flush_forever, name="trace-flush", daemon=True).start()
     gc.callbacks.append(_on_gc)
     _tasks.append(asyncio.get_running_loop().create_task(_ticker()))
+
+
+_shm: dict[str, int] = {}
+
+
+def wal_frames(path: Any) -> tuple[int, int]:
+    """mxFrame and nBackfill from the wal-index (-shm) header."""
+    name = f"{path}-shm"
+    fd = _shm.get(name)
+    if fd is None:
+        try:
+            fd = _shm[name] = os.open(name, os.O_RDONLY)
+        except OSError:
+            return -1, -1
+    head = os.pread(fd, 100, 0)
+    if len(head) < 100:
+        return -1, -1
+    return int.from_bytes(head[16:20], "little"), int.from_bytes(head[96:100], "little")
