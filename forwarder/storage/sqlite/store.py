@@ -335,6 +335,7 @@ class SqliteStorage(Storage):
             _job_times.clear()
         if self._checkpointer is not None:
             self._checkpointer.committed()
+            self._checkpointer.writer_done(conn, idle=self._jobs.empty())
 
     def _run_alone(self, conn: sqlite3.Connection, job: _Pending) -> tuple[bool, Any]:
         try:
