@@ -1,5 +1,5 @@
 """The writer's own WAL checkpoints: after a group's callers have their answers, never inside
-``COMMIT``, and only now and then."""
+``COMMIT``, and only once the WAL has grown."""
 
 from __future__ import annotations
 
@@ -18,12 +18,25 @@ PAGE = 4096
 
 
 @pytest.fixture
-def writer(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(tmp_path / "db", isolation_level=None)
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "db"
+
+
+@pytest.fixture
+def writer(db: Path) -> Iterator[sqlite3.Connection]:
+    conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("CREATE TABLE t (body BLOB)")
     tune_writer(conn)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def other(db: Path, writer: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """The checkpoint thread's connection (the thread itself is not started: steps by hand)."""
+    conn = sqlite3.connect(db, isolation_level=None)
     yield conn
     conn.close()
 
@@ -33,34 +46,69 @@ def write(conn: sqlite3.Connection, pages: int = 50) -> int:
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany("INSERT INTO t VALUES (?)", [(b"x" * (PAGE - 100),)] * pages)
     conn.execute("COMMIT")
-    return Path(f"{conn.execute('PRAGMA database_list').fetchone()[2]}-wal").stat().st_size
+    return wal_of(conn).stat().st_size
+
+
+def wal_of(conn: sqlite3.Connection) -> Path:
+    return Path(f"{conn.execute('PRAGMA database_list').fetchone()[2]}-wal")
+
+
+def starts(conn: sqlite3.Connection) -> int:
+    """How often the WAL started over: the checkpoint sequence number of the WAL header (SQLite
+    file format, "WAL File Format"), which every restart increments."""
+    return int.from_bytes(wal_of(conn).read_bytes()[12:16], "big")
 
 
 def test_commits_never_checkpoint_by_themselves(writer: sqlite3.Connection) -> None:
     sizes = [write(writer, 300) for _ in range(6)]  # 1,800 pages: past SQLite's own 1,000
-    assert all(b > a for a, b in itertools.pairwise(sizes))  # none reset the WAL
+    assert all(b > a for a, b in itertools.pairwise(sizes))  # appended: never started over
 
 
-def test_the_writer_checkpoints_when_idle_after_a_while_and_the_wal_starts_over(
-    writer: sqlite3.Connection, tmp_path: Path
+def test_the_writer_checkpoints_once_the_wal_grew_and_the_wal_starts_over(
+    writer: sqlite3.Connection, other: sqlite3.Connection, db: Path
 ) -> None:
-    cp = Checkpointer(tmp_path / "db", "FULL")  # its thread is not started: the writer alone
-    grown = write(writer)
-    cp.writer_done(writer, idle=True)  # too soon after the last one
-    assert write(writer) > grown
-    time.sleep(checkpoint.WRITER_IDLE_S)
-    cp.writer_done(writer, idle=False)  # jobs wait: not yet
-    grown = write(writer)
-    assert grown > 0
+    cp = Checkpointer(db, "FULL")
+    write(writer, 200)
+    cp.step(other)  # the thread copies all 200 pages (and sees the WAL's size)
+    write(writer)  # nothing happened meanwhile: the WAL started over
+    before = starts(writer)
+    cp.writer_done(writer, idle=True)  # a WAL of 200 pages: too small to bother
+    write(writer)
+    assert starts(writer) == before
+    write(writer, checkpoint.WRITER_PAGES)
+    cp.step(other)
+    write(writer)
+    before = starts(writer)
+    cp.writer_done(writer, idle=False)  # jobs wait, and it is not long since the last one
+    write(writer)
+    assert starts(writer) == before
     cp.writer_done(writer, idle=True)
-    assert write(writer) == grown  # all copied: the WAL is written again from its start
+    write(writer)
+    assert starts(writer) == before + 1
 
 
-def test_under_constant_load_the_writer_still_checkpoints(
-    writer: sqlite3.Connection, tmp_path: Path
+def test_while_jobs_wait_the_writer_checkpoints_a_grown_wal_a_little_later(
+    writer: sqlite3.Connection, other: sqlite3.Connection, db: Path
 ) -> None:
-    cp = Checkpointer(tmp_path / "db", "FULL")
+    cp = Checkpointer(db, "FULL")
+    write(writer, checkpoint.WRITER_PAGES)
+    cp.step(other)
+    write(writer)
+    before = starts(writer)
     time.sleep(checkpoint.WRITER_BUSY_S)
-    grown = write(writer)
     cp.writer_done(writer, idle=False)
-    assert write(writer) == grown
+    write(writer)
+    assert starts(writer) == before + 1
+
+
+def test_without_word_from_the_thread_the_writer_still_checkpoints(
+    writer: sqlite3.Connection, db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint, "WRITER_MAX_S", 0.05)
+    cp = Checkpointer(db, "FULL")
+    write(writer)
+    before = starts(writer)
+    time.sleep(0.05)
+    cp.writer_done(writer, idle=False)
+    write(writer)
+    assert starts(writer) == before + 1
