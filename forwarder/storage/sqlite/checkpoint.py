@@ -24,7 +24,6 @@ import threading
 import time
 from pathlib import Path
 
-from forwarder.storage.sqlite import trace
 from forwarder.telemetry import get_logger
 
 INTERVAL_S = 0.05
@@ -86,20 +85,13 @@ class Checkpointer:
             self._writer_at = time.monotonic()
             self._wal_pages = 0
             try:
-                began = time.monotonic()
-                res = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                if trace.ON:
-                    trace.rec("wck", ms=(time.monotonic() - began) * 1000, res=res)
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             except sqlite3.Error as exc:  # the next one may succeed; the WAL only grows meanwhile
                 self._log.warning("writer_checkpoint_failed", error=str(exc))
 
     def step(self, conn: sqlite3.Connection) -> None:
         """One passive checkpoint on this thread's connection; notes the WAL's size."""
-        began = time.monotonic()
-        res = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if trace.ON:
-            trace.rec("ckpt", ms=(time.monotonic() - began) * 1000, res=res)
-        self._wal_pages = res[1]
+        self._wal_pages = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None

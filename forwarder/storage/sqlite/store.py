@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import os
 import queue
 import sqlite3
 import threading
@@ -43,7 +42,7 @@ from forwarder.storage.base import (
     TouchMemory,
 )
 from forwarder.storage.outcomes import Outcome
-from forwarder.storage.sqlite import identity, migrations, quality, quotas, rates, sql, trace
+from forwarder.storage.sqlite import identity, migrations, quality, quotas, rates, sql
 from forwarder.storage.sqlite import touch as touch_memory
 from forwarder.storage.sqlite.checkpoint import Checkpointer, tune_writer
 from forwarder.storage.sqlite.dedup import SeenKeys
@@ -65,10 +64,9 @@ long behind a delivery process's commit of a few ms."""
 
 
 class _Pending:
-    __slots__ = ("at", "future", "work")
+    __slots__ = ("future", "work")
 
     def __init__(self, work: Job | sql.AppendJob, future: asyncio.Future[Any]) -> None:
-        self.at = time.monotonic()
         self.work = work
         """A function of the connection, or an append: the writer runs every append of a group
         as one set-wise job."""
@@ -157,24 +155,9 @@ def _run_jobs(
             run.append((i, work))
             continue
         learn_run()
-        if trace.ON:
-            began = time.monotonic()
-            outcomes[i] = (True, work(conn))
-            name = getattr(work, "__qualname__", type(work).__name__)
-            if isinstance(work, functools.partial):
-                name = work.func.__qualname__
-            _job_times.append((name, (time.monotonic() - began) * 1000))
-        else:
-            outcomes[i] = (True, work(conn))
-    if trace.ON and run:
-        began = time.monotonic()
-        learn_run()
-        _job_times.append(("learn_many", (time.monotonic() - began) * 1000))
+        outcomes[i] = (True, work(conn))
     learn_run()
     return outcomes
-
-
-_job_times: list[tuple[str, float]] = []
 
 
 class SqliteStorage(Storage):
@@ -285,23 +268,12 @@ class SqliteStorage(Storage):
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
         outcomes: list[tuple[bool, Any]] = []
-        t0 = time.monotonic()
-        t1 = t2 = t3 = t4 = t0
-        mx0 = bf0 = mx1 = bf1 = 0
-        n_app = 0
         try:
             _begin(conn)
-            t1 = time.monotonic()
             appends = [job.work for job in group if isinstance(job.work, sql.AppendJob)]
-            n_app = len(appends)
             appended = sql.append_many(conn, appends, self._seen) if appends else None
-            t2 = time.monotonic()
             outcomes = _run_jobs(conn, group, appended)
-            t3 = time.monotonic()
-            mx0, bf0 = trace.wal_frames(self.path) if trace.ON else (0, 0)
             conn.execute("COMMIT")
-            mx1, bf1 = trace.wal_frames(self.path) if trace.ON else (0, 0)
-            t4 = time.monotonic()
             if appended is not None:
                 self._seen.remember(appended.keys)
         except Exception:
@@ -309,30 +281,6 @@ class SqliteStorage(Storage):
                 conn.execute("ROLLBACK")
             outcomes = [self._run_alone(conn, job) for job in group]
         self._resolve(group, outcomes)
-        if trace.ON:
-            t5 = time.monotonic()
-            try:
-                wal = os.stat(f"{self.path}-wal").st_size
-            except OSError:
-                wal = -1
-            trace.rec(
-                "grp",
-                n=len(group),
-                app=n_app,
-                wait=(t0 - min(j.at for j in group)) * 1000,
-                begin=(t1 - t0) * 1000,
-                append=(t2 - t1) * 1000,
-                jobs=(t3 - t2) * 1000,
-                commit=(t4 - t3) * 1000,
-                after=(t5 - t4) * 1000,
-                which=_job_times[:],
-                wal=wal,
-                mx0=mx0,
-                bf0=bf0,
-                mx1=mx1,
-                bf1=bf1,
-            )
-            _job_times.clear()
         if self._checkpointer is not None:
             self._checkpointer.committed()
             self._checkpointer.writer_done(conn, idle=self._jobs.empty())
@@ -378,14 +326,11 @@ class SqliteStorage(Storage):
                 )
                 self._reader.execute("PRAGMA busy_timeout=2000")
             try:
-                began = time.monotonic()
                 self._reader.execute("BEGIN")
                 try:
                     return work(self._reader)
                 finally:
                     self._reader.execute("COMMIT")
-                    if trace.ON:
-                        trace.rec("read", ms=(time.monotonic() - began) * 1000)
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
 
@@ -399,7 +344,6 @@ class SqliteStorage(Storage):
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        trace.start()
         ready = threading.Event()
         failure: list[BaseException] = []
         self._thread = threading.Thread(
