@@ -39,7 +39,7 @@ from forwarder.delivery.retry import Outcome as Action
 from forwarder.errors import HubSpotError, StorageUnavailableError
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.responses import HubSpotResponse
-from forwarder.storage.base import Attempt, Item, Parking
+from forwarder.storage.base import Attempt, Item
 from forwarder.storage.outcomes import Outcome, Reason, describe
 from forwarder.storage.roles import DeliveryQueue
 from forwarder.telemetry import Metrics, get_logger
@@ -232,16 +232,15 @@ class QueueWorker:
         now = self._clock.now()
         holds = [p for p in prepared if isinstance(p, Hold)]
         self._quality.held(holds, now)
-        parkings = [
-            Parking(
-                h.item.id,
-                h.item.event.received_at + self._settings.hold_s,
-                Outcome(Reason.AWAITING_IDENTITY, notes=h.notes),
-                tuple(h.keys),
+        for hold in holds:
+            until = hold.item.event.received_at + self._settings.hold_s
+            await self._storage.hold(
+                [hold.item.id],
+                until=until,
+                now=now,
+                outcome=Outcome(Reason.AWAITING_IDENTITY, notes=hold.notes),
+                keys=hold.keys,
             )
-            for h in holds
-        ]
-        await self._storage.hold_each(parkings, now=now)
         drops = [p for p in prepared if isinstance(p, Drop)]
         for drop in drops:
             policy = Outcome(Reason.POLICY, drop.reason)

@@ -215,17 +215,6 @@ class Erasure(msgspec.Struct, frozen=True):
     items: int
 
 
-class Parking(msgspec.Struct, frozen=True):
-    """One item parked until its identity is known (``DeliveryQueue.hold_each``)."""
-
-    item_id: int
-    until: float
-    """When the hold runs out (the item then ends as expired)."""
-    outcome: Outcome | None = None
-    keys: tuple[Key, ...] = ()
-    """The identifiers whose linking releases it."""
-
-
 class Attempt(msgspec.Struct, frozen=True):
     """One HTTP request to HubSpot carrying some items, for the debugger."""
 

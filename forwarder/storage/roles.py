@@ -35,7 +35,6 @@ if TYPE_CHECKING:
         ItemState,
         Key,
         NewEvent,
-        Parking,
         QualityCount,
         RateCount,
         StoredEvent,
@@ -147,16 +146,6 @@ class DeliveryQueue(Protocol):
     ) -> None:
         """Park items that wait for identity until ``until`` (or a release by ``keys``, see
         ``IdentityGraph.release_for``)."""
-
-    async def hold_each(self, parkings: Sequence[Parking], *, now: float) -> None:
-        """``hold`` each item with its own deadline, outcome and keys.
-
-        A backend may do them at once: on SQLite one write job, so a batch of 500 held items
-        costs one commit (and fsync) instead of 500, each of which ingest's requests waited
-        behind. This default holds them one by one.
-        """
-        for p in parkings:
-            await self.hold([p.item_id], until=p.until, now=now, outcome=p.outcome, keys=p.keys)
 
     @abstractmethod
     async def ready_at(self, portal: str, destination: str) -> float | None:

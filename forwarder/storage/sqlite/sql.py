@@ -17,7 +17,6 @@ from forwarder.storage.base import (
     Item,
     ItemRecord,
     NewEvent,
-    Parking,
     StoredEvent,
 )
 from forwarder.storage.outcomes import Outcome, Reason, decode, encode
@@ -368,35 +367,6 @@ def move(
         "UPDATE items SET state = ?, available_at = ?, updated_at = ?,"
         f" outcome = coalesce(?, outcome) WHERE id IN {_IDS} AND state = ?",
         (state, available_at, now, encode(outcome), id_list(ids), from_state),
-    )
-
-
-def park(conn: sqlite3.Connection, parkings: Sequence[Parking], now: float) -> None:
-    """Leased items to held, each with its own deadline, outcome and release keys: one
-    statement per table for the whole batch (a batch of 500 item by item held the writer, and
-    every commit queued behind it, 40-90 ms)."""
-    conn.executemany(
-        "UPDATE items SET state = 'held', available_at = ?, updated_at = ?,"
-        " outcome = coalesce(?, outcome) WHERE id = ? AND state = 'leased'",
-        [(p.until, now, encode(p.outcome), p.item_id) for p in parkings],
-    )
-    keyed = [p for p in parkings if p.keys]
-    if not keyed:
-        return
-    portals = dict(
-        conn.execute(
-            f"SELECT id, portal FROM items WHERE id IN {_IDS}",
-            (id_list([p.item_id for p in keyed]),),
-        ).fetchall()
-    )
-    conn.executemany(
-        "INSERT OR IGNORE INTO held_keys (portal, kind, value, item_id) VALUES (?, ?, ?, ?)",
-        [
-            (portals[p.item_id], kind, value, p.item_id)
-            for p in keyed
-            if p.item_id in portals
-            for kind, value in p.keys
-        ],
     )
 
 

@@ -33,7 +33,6 @@ from forwarder.storage.base import (
     ItemState,
     Key,
     NewEvent,
-    Parking,
     QualityCount,
     RateCount,
     Storage,
@@ -53,8 +52,6 @@ Job = Callable[[sqlite3.Connection], Any]
 _STOP = object()
 _MAX_GROUP = 1024
 _FORGET_PARTS = 64
-_PARK_PART = 100
-"""Items held per write job: 500 at once held the writer 15-50 ms (traced), 100 about 3-10."""
 _LOCK_WAIT_S = 2.0
 """How long the writer waits for another process's write transaction before giving up."""
 _LOCK_POLL_S = 0.0005
@@ -99,21 +96,6 @@ def _begin(conn: sqlite3.Connection) -> None:
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
-
-
-def _hold(
-    conn: sqlite3.Connection,
-    ids: Sequence[int],
-    until: float,
-    now: float,
-    outcome: Outcome | None,
-    keys: Sequence[Key],
-) -> None:
-    sql.move(conn, ids, "held", until, now, outcome, "leased")
-    if keys:
-        portal = conn.execute("SELECT portal FROM items WHERE id = ?", (ids[0],)).fetchone()
-        if portal is not None:
-            identity.index_held(conn, portal[0], ids, keys)
 
 
 def _deliver(jobs: list[tuple[_Pending, bool, Any]]) -> None:
@@ -472,13 +454,14 @@ class SqliteStorage(Storage):
         outcome: Outcome | None = None,
         keys: Sequence[Key] = (),
     ) -> None:
-        await self._submit(lambda c: _hold(c, ids, until, now, outcome, keys))
+        def job(conn: sqlite3.Connection) -> None:
+            sql.move(conn, ids, "held", until, now, outcome, "leased")
+            if keys:
+                portal = conn.execute("SELECT portal FROM items WHERE id = ?", (ids[0],)).fetchone()
+                if portal is not None:
+                    identity.index_held(conn, portal[0], ids, keys)
 
-    async def hold_each(self, parkings: Sequence[Parking], *, now: float) -> None:
-        # In parts: a part is one short job, so ingest's commits interleave with a batch's.
-        for start in range(0, len(parkings), _PARK_PART):
-            part = parkings[start : start + _PARK_PART]
-            await self._submit(functools.partial(sql.park, parkings=part, now=now))
+        await self._submit(job)
 
     async def ready_at(self, portal: str, destination: str) -> float | None:
         if self._shared:  # polled by delivery processes: off the write lock ingest commits take

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from forwarder.storage.base import Parking, Storage
+from forwarder.storage.base import Storage
 from forwarder.storage.outcomes import Outcome, Reason
 from tests.storage.contract.builders import NOW, WINDOW, event
 
@@ -72,28 +72,6 @@ async def test_held_items_wait_for_release(storage: Storage) -> None:
     [released] = await storage.lease("main", "conversions", limit=1, now=NOW + 5, lease_s=30)
     assert released.id == item.id
     assert await storage.pending_count() == 1
-
-
-async def test_holding_each_parks_every_item_with_its_own_deadline_outcome_and_keys(
-    storage: Storage,
-) -> None:
-    await storage.append([event(m) for m in "abc"], now=NOW, dedup_window_s=WINDOW)
-    items = await storage.lease("main", "conversions", limit=3, now=NOW, lease_s=30)
-    notes = [Outcome(Reason.AWAITING_IDENTITY, notes=(f"no identity {i}",)) for i in range(3)]
-    keys = [("anonymousId", m) for m in "ABC"]
-    await storage.hold_each(
-        [
-            Parking(item.id, NOW + 100 * (n + 1), note, (key,))
-            for n, (item, note, key) in enumerate(zip(items, notes, keys, strict=True))
-        ],
-        now=NOW,
-    )
-    held = {h.id: h for h in await storage.items_in_state("held")}
-    assert [held[i.id].available_at for i in items] == [NOW + 100, NOW + 200, NOW + 300]
-    assert [held[i.id].outcome for i in items] == notes
-    [released] = await storage.release_for("main", [keys[1]], now=NOW + 5)
-    assert released.id == items[1].id
-    await storage.hold_each([], now=NOW)
 
 
 async def test_queues_are_separate_per_portal_and_destination(storage: Storage) -> None:
