@@ -1,42 +1,51 @@
 """Rate limiting: a rolling-window limiter that paces its requests and adapts to what HubSpot says.
 
-``SlidingWindowLimiter`` never lets more than ``limit`` acquisitions into ANY rolling window, and
-spends its share evenly across the window instead of all at once when the window rolls over.
+``SlidingWindowLimiter`` never lets more than ``limit`` of our acquisitions, nor more than
+``capacity`` of everyone's, into ANY rolling window, and spends its share evenly across the
+window instead of all at once when the window rolls over.
 
 HubSpot counts requests in rolling windows (docs/hubspot-contract.md, "Rate limits"). A token bucket
 whose burst equals the allowance lets a full burst through at the end of one window and nearly
 another full allowance early in the next, so up to ~2x in some rolling window. A sliding-window log
 cannot: an acquisition is allowed only if the log holds fewer than ``limit - n`` entries younger
-than ``window_s``.
+than ``window_s``. An entry of ours counts from its answer once it has one: HubSpot counted the
+request when it arrived, at the latest then, so every rolling window of HubSpot's holds no more
+of ours than ours does, however long requests take.
 
-The log lives behind ``WindowState`` (in this process). Replicas on Redis also share one log
-through ``AsyncWindowState`` (a Lua script doing ``try_acquire`` atomically): an acquisition
-must then fit the local log and the shared one, and header corrections and 429 penalties are
-applied to both. Entries are either
-ours or *phantoms*: requests HubSpot says were spent in the same budget by other integrations
-(read from the ``X-HubSpot-RateLimit-*`` headers), which expire with the window like ours do.
+Two caps: ``limit`` (our ``safety`` share of HubSpot's allowance) counts only our requests;
+``capacity`` (HubSpot's ``X-HubSpot-RateLimit-Max``) counts ours and *phantoms*: what other
+integrations spent in the same window, inferred at every answer as ``Max - Remaining`` less our
+own entries, and expiring with the window like ours. So ``safety`` is not taken off the share
+others leave, and others' spending is met before HubSpot answers 429.
 
-Pacing is a GCRA (generic cell rate algorithm): after ``burst`` requests back to back, one per
-``window_s / share``, where the share is what is left of the allowance once the phantoms are
-taken off, and the allowance itself is cut in half by a 429 and regrows by one request per
-window of successes (AIMD, as TCP congestion control does). A portal shared with integrations we
-cannot see thus settles just under the free share instead of probing it with 429s. The rolling
-log stays the hard guarantee; pacing only spreads what the log allows.
+Pacing is a GCRA (generic cell rate algorithm): after ``burst`` requests back to back (only
+while nobody else is seen), one per ``window_s / share``, where the share is 0.97 of what the
+others' smoothed spending leaves of the allowance. The log keeps room for the others' requests
+expected since the last reading and for their swing. The allowance (of everyone's requests) is
+cut by a rolling-window 429, a tenth of our share above the others', and regrows slowly (AIMD,
+as TCP congestion control does), so a portal shared with integrations we cannot see settles
+just under the free share instead of probing it with 429s. The rolling log stays the hard
+guarantee; pacing only spreads what the log allows.
+
+Replicas on Redis also share one log through ``AsyncWindowState`` (a Lua script doing
+``try_acquire`` atomically): an acquisition must fit the local log and the shared one, which
+holds every replica's requests (within ``limit``, paced alike) and 429 penalties. Phantoms stay
+local: each replica reads ``Remaining`` itself and sees the other replicas' requests among the
+others', which is what the ``capacity`` check needs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import math
-from collections import deque
 from collections.abc import Coroutine
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
 from forwarder.clock import Clock
 from forwarder.delivery.background import BackgroundWrites
+from forwarder.delivery.windowlog import EXPIRY_EPS_S, InMemoryWindowState, WindowState
 from forwarder.storage.base import SharedWindow
 
 _log = structlog.get_logger(__name__)
@@ -60,127 +69,6 @@ SWING_MARGIN = 1.5
 """Room kept for the others' swing, in standard deviations of their readings."""
 OTHERS_SMOOTHING = 0.2
 """Weight of each new reading in the running estimate of what others spend per window."""
-EXPIRY_EPS_S = 1e-9
-"""An entry expires this close to its window's end (float sums never land exactly on it)."""
-
-
-class WindowState(Protocol):
-    """The log of one rolling window; times are on the limiter's monotonic clock."""
-
-    def delay_s(self, now: float, n: int, limit: int, window_s: float, own_limit: int) -> float:
-        """Seconds until ``n`` more fit under ``limit`` (everyone's) and ``own_limit`` (ours);
-        0 when they fit now; includes any block."""
-        ...
-
-    def add(self, at: float, n: int, window_s: float, *, phantom: bool = False) -> None:
-        """Log ``n`` acquisitions (ours, or phantoms spent by others) made at ``at``."""
-        ...
-
-    def settle(self, sent_at: float, now: float, window_s: float) -> None:
-        """Our request logged at ``sent_at`` was answered: it counts from ``now`` instead."""
-        ...
-
-    def drop_phantoms(self, now: float, n: int, window_s: float) -> None:
-        """Forget the ``n`` oldest phantoms (HubSpot counts fewer than the log holds)."""
-        ...
-
-    def counts(self, now: float, window_s: float) -> tuple[int, int]:
-        """(ours, phantoms) inside the window ending at ``now``."""
-        ...
-
-    def block_until(self, until: float) -> None:
-        """Refuse every acquisition before ``until`` (later calls only extend it)."""
-        ...
-
-
-class InMemoryWindowState:
-    """A sliding-window log in one process: (time, count, phantom, sent) entries in time order.
-
-    ``time`` is when an entry leaves HubSpot's window at the latest (an answered request of
-    ours: its answer); ``sent`` is when it was logged, which our own ``own_limit`` counts from.
-    """
-
-    def __init__(self) -> None:
-        self._entries: deque[tuple[float, int, bool, float]] = deque()
-        self._ours = 0
-        self._phantoms = 0
-        self._blocked_until = float("-inf")
-
-    def _prune(self, now: float, window_s: float) -> None:
-        entries = self._entries
-        while entries and entries[0][0] + window_s <= now + EXPIRY_EPS_S:
-            _, n, phantom, _ = entries.popleft()
-            if phantom:
-                self._phantoms -= n
-            else:
-                self._ours -= n
-
-    def delay_s(self, now: float, n: int, limit: int, window_s: float, own_limit: int) -> float:
-        self._prune(now, window_s)
-        wait = max(0.0, self._blocked_until - now)
-        excess = self._ours + self._phantoms + n - limit
-        if excess > 0:  # oldest first: wait until enough of them expire
-            entries = [(at, k) for at, k, _, _ in self._entries]
-            wait = max(wait, _expiry(entries, excess, window_s) - now)
-        sent = sorted((s, k) for _, k, p, s in self._entries if not p and s + window_s > now)
-        own_excess = sum(k for _, k in sent) + n - own_limit
-        if own_excess > 0:
-            wait = max(wait, _expiry(sent, own_excess, window_s) - now)
-        return min(wait, max(window_s, self._blocked_until - now))
-
-    def add(self, at: float, n: int, window_s: float, *, phantom: bool = False) -> None:
-        self._insert((at, n, phantom, at), window_s)
-
-    def _insert(self, entry: tuple[float, int, bool, float], window_s: float) -> None:
-        at, n, phantom, _ = entry
-        self._prune(at, window_s)
-        if not self._entries or self._entries[-1][0] <= at:
-            self._entries.append(entry)
-        else:  # a phantom placed in the past: keep the log in time order
-            self._entries.insert(bisect.bisect_right(self._entries, entry), entry)
-        if phantom:
-            self._phantoms += n
-        else:
-            self._ours += n
-
-    def settle(self, sent_at: float, now: float, window_s: float) -> None:
-        for i, (at, n, phantom, sent) in enumerate(self._entries):
-            if sent == sent_at and not phantom and at == sent:
-                del self._entries[i]
-                self._ours -= n
-                self._insert((now, n, False, sent), window_s)
-                return
-            if at > sent_at:
-                break
-        self._prune(now, window_s)  # already expired (answered after a whole window)
-
-    def drop_phantoms(self, now: float, n: int, window_s: float) -> None:
-        self._prune(now, window_s)
-        kept: deque[tuple[float, int, bool, float]] = deque()
-        for at, count, phantom, sent in self._entries:
-            gone = min(n, count) if phantom else 0
-            n -= gone
-            self._phantoms -= gone
-            if count > gone:
-                kept.append((at, count - gone, phantom, sent))
-        self._entries = kept
-
-    def counts(self, now: float, window_s: float) -> tuple[int, int]:
-        self._prune(now, window_s)
-        return self._ours, self._phantoms
-
-    def block_until(self, until: float) -> None:
-        self._blocked_until = max(self._blocked_until, until)
-
-
-def _expiry(entries: list[tuple[float, int]], excess: int, window_s: float) -> float:
-    """When ``excess`` of ``entries`` ((time, count), oldest first) have left the window."""
-    freed = 0
-    for at, count in entries:
-        freed += count
-        if freed >= excess:
-            return at + window_s
-    return float("inf")  # more asked for than the limit: never (callers cap at the window)
 
 
 class SlidingWindowLimiter:
@@ -339,10 +227,8 @@ class SlidingWindowLimiter:
 
     async def _try_shared(self, n: int) -> float:
         assert self._shared is not None
-        _, phantoms = self._state.counts(self._clock.monotonic(), self.window_s)
-        limit = min(self._total_now(), self.allowance + phantoms)  # ours stay within ``limit``
         return await self._shared.try_acquire(
-            n, max(n, limit), self.window_s, interval_s=self.interval_s(), burst=self.burst_now()
+            n, self.allowance, self.window_s, interval_s=self.interval_s(), burst=self.burst_now()
         )
 
     def throttled(self) -> float:
@@ -402,10 +288,6 @@ class SlidingWindowLimiter:
         self._others += weight * deviation
         self._swing = (1 - weight) * (self._swing + weight * deviation * deviation)
         self._last_reading = now
-        if self._shared is not None:
-            self._update_shared(
-                self._shared.observe(max_ - remaining, self.capacity, self.window_s)
-            )
 
     def _add_phantoms(self, now: float, n: int) -> None:
         since = max(self._last_reading, now - self.window_s)
