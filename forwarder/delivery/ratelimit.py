@@ -54,18 +54,16 @@ AsyncWindowState = SharedWindow
 """The async variant of ``WindowState``, shared by replicas (times on the store's clock):
 ``try_acquire`` checks and logs in one step, since another replica may log in between."""
 
-ADDITIVE_INCREASE = 0.002
+ADDITIVE_INCREASE = 0.001
 """Share of ``capacity`` the allowance regrows by per window of time with successes (one
-request per 50 windows of a 10-request window): slow, since every probe past what others leave
+request per 100 windows of a 10-request window): slow, since every probe past what others leave
 costs a 429 that HubSpot counts against the whole account."""
 MULTIPLICATIVE_DECREASE = 0.9
 """A rolling-window 429 keeps this much of our share above what others spend."""
 PACE_SHARE = 0.97
 """Of what others leave of HubSpot's ``Max``, the share we pace at (the rest absorbs their
 swing)."""
-UNSEEN_WEIGHT = 1.0
-"""How much of the others' expected requests since the last reading the log keeps room for."""
-SWING_MARGIN = 1.5
+SWING_MARGIN = 2.0
 """Room kept for the others' swing, in standard deviations of their readings."""
 OTHERS_SMOOTHING = 0.2
 """Weight of each new reading in the running estimate of what others spend per window."""
@@ -157,7 +155,8 @@ class SlidingWindowLimiter:
         if self._others <= 0.5:
             return 0
         age = min(1.0, (now - self._last_reading) / self.window_s)
-        return round(self._others * age * UNSEEN_WEIGHT + SWING_MARGIN * math.sqrt(self._swing))
+        # Floor: new phantoms are stamped when read, after they came, so the log runs ahead.
+        return math.floor(self._others * age + SWING_MARGIN * math.sqrt(self._swing))
 
     def interval_s(self) -> float:
         """Seconds between paced requests now: the window over our share of it (0: unpaced)."""
