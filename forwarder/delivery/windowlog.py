@@ -73,10 +73,11 @@ class InMemoryWindowState:
         if excess > 0:  # oldest first: wait until enough of them expire
             entries = [(at, k) for at, k, _, _ in self._entries]
             wait = max(wait, _expiry(entries, excess, window_s) - now)
-        sent = sorted((s, k) for _, k, p, s in self._entries if not p and s + window_s > now)
-        own_excess = sum(k for _, k in sent) + n - own_limit
-        if own_excess > 0:
-            wait = max(wait, _expiry(sent, own_excess, window_s) - now)
+        if self._ours + n > own_limit:  # counted from when they went, ours may still fit
+            sent = sorted((s, k) for _, k, p, s in self._entries if not p and s + window_s > now)
+            own_excess = sum(k for _, k in sent) + n - own_limit
+            if own_excess > 0:
+                wait = max(wait, _expiry(sent, own_excess, window_s) - now)
         return min(wait, max(window_s, self._blocked_until - now))
 
     def add(self, at: float, n: int, window_s: float, *, phantom: bool = False) -> None:

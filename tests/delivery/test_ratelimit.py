@@ -325,3 +325,42 @@ def test_alone_we_use_the_configured_share_without_429s() -> None:
     use, refused = drain_against_sandbox(None, 300)
     assert refused == 0
     assert use >= 0.85  # of HubSpot's 10: our 9, less the round trips each entry counts for
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    limit=st.integers(1, 20),
+    burst=st.integers(1, 5),
+    requests=st.lists(
+        st.tuples(st.floats(0, 0.5), st.floats(0, 0.49), st.floats(0, 0.49)),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_hubspots_window_never_holds_more_of_ours_than_the_limit_whatever_the_latency(
+    limit: int, burst: int, requests: list[tuple[float, float, float]]
+) -> None:
+    """Requests in flight at once, each reaching HubSpot after one random delay and answered
+    after another (within the window, together): counted as HubSpot counts them (on arrival),
+    no rolling window of HubSpot's holds more of ours than the limit."""
+    clock = ManualClock()
+    limiter = SlidingWindowLimiter(limit, 1.0, clock, burst=burst)
+    answers: list[tuple[float, float]] = []  # (answered at, logged at)
+    arrivals: list[tuple[float, int]] = []
+
+    def advance_to(until: float) -> None:
+        answers.sort()
+        while answers and answers[0][0] <= until:
+            at, sent_at = answers.pop(0)
+            clock.advance(max(0.0, at - clock.monotonic()))
+            limiter.answered(sent_at)
+        clock.advance(max(0.0, until - clock.monotonic()))
+
+    for gap, to_hubspot, back in requests:
+        advance_to(clock.monotonic() + gap)
+        while (wait := limiter.delay_s()) > 0:
+            advance_to(clock.monotonic() + wait)
+        sent_at = limiter.record()
+        arrivals.append((sent_at + to_hubspot, 1))
+        answers.append((sent_at + to_hubspot + back, sent_at))
+    assert busiest_window(arrivals, 1.0) <= limit
