@@ -346,9 +346,8 @@ class QueueWorker:
                 self._backing_off = True
                 await self._retry(ready, now + after, Outcome(Reason.RETRYING, reason))
             case Retry(after_s=after, reason=reason, until_room=True) if sandbox is None:
-                self._backing_off = True  # the envelope decides: no breaker, no whole interval
-                hold_s = min(after, self._envelopes.throttled(self.destination.name))
-                await self._retry(ready, now + hold_s, Outcome(Reason.RETRYING, reason), own=False)
+                at = now + self._window_full(after)
+                await self._retry(ready, at, Outcome(Reason.RETRYING, reason), own=False)
             case Retry(after_s=after, reason=reason, policy=policy):
                 self._backing_off = True
                 at = self._unwell(after, policy, ticket)
@@ -379,6 +378,18 @@ class QueueWorker:
                 await self._retry(ready, now + self._settings.paused_retry_s, paused)
             case RefreshAuth():
                 await self._retry(ready, now, Outcome(Reason.REAUTHORIZED))
+
+    def _window_full(self, after_s: float) -> float:
+        """A rolling-window 429 that named no wait: seconds until the envelope has room.
+
+        The envelope decides, not the breaker, and not a whole interval (``after_s`` is the
+        most it waits): HubSpot answered, so the destination is well (a probe's 429 closes the
+        breaker rather than leave it half-open), only its window is full.
+        """
+        self._backing_off = True
+        if self.health.succeeded():
+            self._export_breaker()
+        return min(after_s, self._envelopes.throttled(self.destination.name))
 
     def _unwell(self, after_s: float, policy: str | None, ticket: Ticket | None) -> float:
         """A transient failure: slow the envelope (429) or the destination; when to try again."""
