@@ -12,8 +12,9 @@ app) meet on a virtual clock, with no HTTP, storage or event loop in between. Hu
 ``Max: 10`` per ``Interval-Milliseconds: 1000``; the forwarder is configured with
 ``crm_per_10s = 10``; a backlog is always ready. What the worker does is mimicked: up to
 ``--concurrency`` requests in flight, each reaching HubSpot and coming back after a random
-latency; a 200's headers are observed and the envelope told of the success; a 429 penalizes the
-envelope for its interval, cuts its allowance, and holds the destination (its breaker) as long.
+latency; a 200's headers are observed and the envelope told of the success; a 429 cuts the
+envelope's allowance (AIMD) and holds the destination until the envelope's log, filled by the
+429's headers, has room again; every answer re-stamps its request in the log (``answered``).
 
 Figures per row (one per seed): our use of the share the other app left (as ``shared_portal``
 counts it), our 429s as a share of our requests, and the other app's requests HubSpot refused
@@ -34,6 +35,7 @@ import heapq
 import logging
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -101,10 +103,10 @@ def simulate(
     if pattern is not None:
         hubspot.competing.window_share, hubspot.competing.pattern = 0.5, pattern
         hubspot.competing.restart(0.0)
-    events: list[tuple[float, int, str, Headers | Refusal | None]] = []
+    events: list[tuple[float, int, str, Any]] = []
     order = 0
 
-    def at(when: float, kind: str, data: Headers | Refusal | None = None) -> None:
+    def at(when: float, kind: str, data: Any = None) -> None:
         nonlocal order
         order += 1
         heapq.heappush(events, (when, order, kind, data))
@@ -122,22 +124,23 @@ def simulate(
             if wait > 0:
                 at(clock.t + wait, "ready")
                 continue
-            limiter.record()
+            sent_at = limiter.record()
             in_flight += 1
-            at(clock.t + latency(), "arrive")
+            at(clock.t + latency(), "arrive", sent_at)
             at(clock.t, "ready")
         elif kind == "arrive":
-            at(clock.t + latency(), "answer", hubspot.general("app", clock.t))
+            assert isinstance(data, float)
+            at(clock.t + latency(), "answer", (data, hubspot.general("app", clock.t)))
         elif kind == "answer":
             in_flight -= 1
+            assert isinstance(data, tuple)
+            sent_at, data = data
+            envelopes.answered(DESTINATION, sent_at)
             if isinstance(data, Refusal):
                 too_many += 1
-                headers = rate_headers(data.headers)
-                envelopes.observe(DESTINATION, headers)
-                wait_s = (headers.interval_ms or 10_000) / 1000.0
-                envelopes.penalize(DESTINATION, wait_s)
-                envelopes.throttled(DESTINATION)
-                held_until = max(held_until, clock.t + wait_s)
+                envelopes.observe(DESTINATION, rate_headers(data.headers))
+                hold_s = envelopes.throttled(DESTINATION)  # until the log has room
+                held_until = max(held_until, clock.t + hold_s)
             elif data is not None:
                 ok += 1
                 envelopes.observe(DESTINATION, rate_headers(data))

@@ -176,7 +176,8 @@ class LimitSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     events_monthly: int | None = None
     """Monthly custom event completions quota."""
     safety: float = 0.9
-    """Share of each envelope the forwarder allows itself."""
+    """Share of each envelope the forwarder allows its own requests (others' spending, read
+    from HubSpot's headers, comes off HubSpot's whole allowance)."""
     daily_reset_tz: str = "UTC"
     """Time zone of the portal (the daily cap resets at its midnight)."""
     time_scale: float = 1.0

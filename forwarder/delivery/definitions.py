@@ -47,7 +47,7 @@ class DefinitionCatalog:
         storage: Metadata,
         *,
         create_missing: bool,
-        spend: Callable[[], Awaitable[None]] | None = None,
+        spend: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         """Args:
         spend: waits for room in the portal's CRM envelope before each request (definition

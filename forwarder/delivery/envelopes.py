@@ -133,19 +133,21 @@ class PortalEnvelopes:
         self._scale = time_scale
         ten, one = 10.0 / time_scale, 1.0 / time_scale
         allowances = {
-            Envelope.CRM: (scaled(limits.crm_per_10s, safety), ten),
-            Envelope.SEARCH: (scaled(limits.search_per_s, safety), one),
-            Envelope.EVENTS: (scaled(limits.events_per_s, safety), one),
+            Envelope.CRM: (limits.crm_per_10s, ten),
+            Envelope.SEARCH: (limits.search_per_s, one),
+            Envelope.EVENTS: (limits.events_per_s, one),
         }
+        # ``safety`` caps our own requests; HubSpot's allowance caps ours and others' together.
         self._limiters = {
             envelope: SlidingWindowLimiter(
-                limit,
+                scaled(allowance, safety),
                 window_s,
                 clock,
                 shared=shared(envelope.value) if shared else None,
                 burst=burst,
+                capacity=allowance,
             )
-            for envelope, (limit, window_s) in allowances.items()
+            for envelope, (allowance, window_s) in allowances.items()
         }
         self.declared: dict[Envelope, RateLimitHeaders] = {}
         """The last rate headers HubSpot sent per envelope (for metrics and the debugger)."""
@@ -231,10 +233,11 @@ class PortalEnvelopes:
             waits.append(quota.delay_s(self._units(envelope, inputs)))
         return max(waits)
 
-    async def acquire(self, destination: str, inputs: int = 1) -> None:
+    async def acquire(self, destination: str, inputs: int = 1) -> float:
         """Wait until one request with ``inputs`` inputs fits every budget, then spend it.
 
-        A quota that is used up makes this wait until its reset (events stay queued).
+        A quota that is used up makes this wait until its reset (events stay queued). Returns
+        when the request was logged in its window, for ``answered``.
         """
         envelope = self.envelope_for(destination)
         quota = self._quotas.get(envelope)
@@ -244,7 +247,12 @@ class PortalEnvelopes:
                 await self._clock.sleep(wait)
             if await quota.reserve(units):  # shared: another replica may have spent the rest
                 break
-        await self._limiters[envelope].acquire(1)
+        return await self._limiters[envelope].acquire(1)
+
+    def answered(self, destination: str, sent_at: float) -> None:
+        """HubSpot answered the request ``acquire`` logged at ``sent_at`` (see
+        ``SlidingWindowLimiter.answered``)."""
+        self._limiters[self.envelope_for(destination)].answered(sent_at)
 
     def observe(self, destination: str, headers: RateLimitHeaders | None) -> None:
         """Feed one response's ``X-HubSpot-RateLimit-*`` headers to its envelope.
@@ -260,8 +268,9 @@ class PortalEnvelopes:
         self.declared[envelope] = headers
         limiter = self._limiters[envelope]
         configured = (limiter.limit, limiter.window_s)
-        if headers.max is not None and scaled(headers.max, self.safety) < limiter.limit:
-            limiter.limit = scaled(headers.max, self.safety)
+        if headers.max is not None and headers.max < limiter.capacity:
+            limiter.capacity = headers.max
+            limiter.limit = min(limiter.limit, scaled(headers.max, self.safety))
         if headers.interval_ms is not None and headers.interval_ms > 0:
             limiter.window_s = headers.interval_ms / 1000.0
         if (limiter.limit, limiter.window_s) != configured and envelope not in self._differs_logged:
@@ -285,9 +294,10 @@ class PortalEnvelopes:
         """After a 429: let nothing of this envelope through for ``seconds``."""
         self._limiters[self.envelope_for(destination)].penalize_for(seconds)
 
-    def throttled(self, destination: str) -> None:
-        """A 429 for a rolling window: the envelope's allowance is cut (AIMD)."""
-        self._limiters[self.envelope_for(destination)].throttled()
+    def throttled(self, destination: str) -> float:
+        """A 429 for a rolling window: the envelope's allowance is cut (AIMD); the seconds
+        until its log, which the 429's headers just filled, has room again."""
+        return self._limiters[self.envelope_for(destination)].throttled()
 
     def succeeded(self, destination: str) -> None:
         """A request of this envelope went through: its allowance regrows."""

@@ -53,12 +53,16 @@ class Retry:
 
     ``own`` is True when the failure is the items' own (an empty success, a locked record);
     otherwise the destination is unwell (5xx, timeout, 429) and its breaker decides the wait.
+    ``until_room`` marks a rolling-window 429 that named no wait (no ``Retry-After``): the
+    envelope, whose log the 429's headers fill, knows when the window has room again, and
+    ``after_s`` (a whole interval) is only the longest it waits.
     """
 
     after_s: float
     reason: str
     policy: str | None = None
     own: bool = False
+    until_room: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +245,8 @@ def _throttled(
         return Retry(SECONDLY_WAIT_S, "secondly limit reached", policy)
     interval_ms = response.rate_limit.interval_ms if response.rate_limit else None
     wait = interval_ms / 1000.0 if interval_ms else TEN_SECONDLY_WAIT_S
-    return Retry(wait, "rolling window limit reached", policy or "TEN_SECONDLY_ROLLING")
+    policy = policy or "TEN_SECONDLY_ROLLING"
+    return Retry(wait, "rolling window limit reached", policy, until_room=True)
 
 
 def _transient(response: HubSpotResponse, attempt: int, rand: Callable[[], float]) -> Outcome:

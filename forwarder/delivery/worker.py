@@ -261,14 +261,16 @@ class QueueWorker:
         none of the portal's envelopes)."""
         sent = [r for r in ready if r.input is not None]
         attempt = 1 + max(r.item.attempts for r in ready)
-        ticket = None
+        ticket = sent_at = None
         if sandbox is None:
-            await self._envelopes.acquire(self.destination.name, len(sent))
+            sent_at = await self._envelopes.acquire(self.destination.name, len(sent))
             if (ticket := self.health.ticket()) is None:  # opened while we waited our turn
                 at = self._clock.now() + self.health.wait_s()
                 await self._retry(ready, at, Outcome(Reason.RETRYING), own=False)
                 return
         result = await self.destination.send(sandbox or self._client, sent)
+        if sent_at is not None:  # HubSpot has counted it by now: the window counts from here
+            self._envelopes.answered(self.destination.name, sent_at)
         outcome = classify(
             result,
             batch_size=len(sent),
@@ -343,6 +345,9 @@ class QueueWorker:
             case Retry(own=True, after_s=after, reason=reason):
                 self._backing_off = True
                 await self._retry(ready, now + after, Outcome(Reason.RETRYING, reason))
+            case Retry(after_s=after, reason=reason, until_room=True) if sandbox is None:
+                at = now + self._window_full(after)
+                await self._retry(ready, at, Outcome(Reason.RETRYING, reason), own=False)
             case Retry(after_s=after, reason=reason, policy=policy):
                 self._backing_off = True
                 at = self._unwell(after, policy, ticket)
@@ -373,6 +378,18 @@ class QueueWorker:
                 await self._retry(ready, now + self._settings.paused_retry_s, paused)
             case RefreshAuth():
                 await self._retry(ready, now, Outcome(Reason.REAUTHORIZED))
+
+    def _window_full(self, after_s: float) -> float:
+        """A rolling-window 429 that named no wait: seconds until the envelope has room.
+
+        The envelope decides, not the breaker, and not a whole interval (``after_s`` is the
+        most it waits): HubSpot answered, so the destination is well (a probe's 429 closes the
+        breaker rather than leave it half-open), only its window is full.
+        """
+        self._backing_off = True
+        if self.health.succeeded():
+            self._export_breaker()
+        return min(after_s, self._envelopes.throttled(self.destination.name))
 
     def _unwell(self, after_s: float, policy: str | None, ticket: Ticket | None) -> float:
         """A transient failure: slow the envelope (429) or the destination; when to try again."""

@@ -29,8 +29,13 @@ class Envelopes(Protocol):
     Identity sits below delivery, so the envelopes are handed in rather than imported.
     """
 
-    async def acquire(self, destination: str, inputs: int = 1) -> None:
-        """Wait until one request fits every budget of ``destination``, then spend it."""
+    async def acquire(self, destination: str, inputs: int = 1) -> float:
+        """Wait until one request fits every budget of ``destination``, then spend it; when
+        it was logged."""
+        ...
+
+    def answered(self, destination: str, sent_at: float) -> None:
+        """HubSpot answered the request ``acquire`` logged at ``sent_at``."""
         ...
 
     def observe(self, destination: str, headers: RateLimitHeaders | None) -> None:
@@ -96,10 +101,13 @@ class ContactLookup:
             future.set_result(answers.get(user_id))
 
     async def _read(self, user_ids: list[str]) -> dict[str, str | None]:
-        await self._envelopes.acquire("lookups")
-        reply = await self._client.batch_read_contacts(
-            user_ids, id_property=self._property, properties=[self._property]
-        )
+        sent_at = await self._envelopes.acquire("lookups")
+        try:
+            reply = await self._client.batch_read_contacts(
+                user_ids, id_property=self._property, properties=[self._property]
+            )
+        finally:
+            self._envelopes.answered("lookups", sent_at)
         self._envelopes.observe("lookups", reply.response.rate_limit)
         if reply.response.status == 400:
             self._log.warning("contact_lookup_falls_back_to_search", property=self._property)

@@ -139,13 +139,13 @@ TABLE: list[tuple[str, HubSpotResponse | Exception, dict[str, object], Outcome]]
         "429 ten-secondly waits for the window from the headers",
         reply(429, LIMIT_10S, rate_limit=RateLimitHeaders(interval_ms=4000)),
         {},
-        Retry(4.0, "rolling window limit reached", "TEN_SECONDLY_ROLLING"),
+        Retry(4.0, "rolling window limit reached", "TEN_SECONDLY_ROLLING", until_room=True),
     ),
     (
         "429 ten-secondly without headers waits 10 s",
         reply(429, LIMIT_10S),
         {},
-        Retry(10.0, "rolling window limit reached", "TEN_SECONDLY_ROLLING"),
+        Retry(10.0, "rolling window limit reached", "TEN_SECONDLY_ROLLING", until_room=True),
     ),
     (
         "429 secondly waits 1 s",

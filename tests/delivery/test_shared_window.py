@@ -7,6 +7,7 @@ shrink alike).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import msgspec
@@ -14,7 +15,7 @@ import pytest
 
 from forwarder.config import ContactSettings, LimitSettings, PortalSettings
 from forwarder.hubspot.paths import DEFAULT_API_VERSION, paths_for
-from forwarder.sandbox import SandboxConfig
+from forwarder.sandbox import FaultSpec, SandboxConfig
 from tests.delivery.harness import running, until
 from tests.delivery.test_faults import PORTAL_ID, assert_counts_add_up, identify, metric
 
@@ -81,3 +82,27 @@ async def test_declared_window_replaces_the_configured_one_and_is_exported(tmp_p
             status="200",
         )
         assert responses == 3
+
+
+async def test_a_rolling_429_without_retry_after_waits_for_room_not_a_whole_window(
+    tmp_path: Path,
+) -> None:
+    """No ``Retry-After`` and no headers: the classifier's fallback is a whole 10-second window,
+    but our log has room at once, so the batch goes again as soon as the pace allows, and the
+    destination's breaker (for failures, not for a full window) stays closed."""
+    settings = msgspec.structs.replace(portal(1.0), limits=LimitSettings(crm_per_10s=100))
+    async with running(tmp_path, settings, one_second_window) as fw:
+        fw.sandbox.script_faults(FaultSpec(route="contacts.batch_upsert", status=429, count=1))
+        started = time.monotonic()
+        await fw.send([identify(i) for i in range(100)])
+
+        async def drained() -> bool:
+            return (await fw.counts()).get("delivered", 0) == 100
+
+        await until(drained, timeout_s=30)
+        assert time.monotonic() - started < 5.0
+        assert fw.requests("contacts.batch_upsert") == {429: 1, 200: 1}
+        breaker = metric(
+            fw, "forwarder_destination_breaker_state", portal="main", destination="contacts"
+        )
+        assert breaker == 0

@@ -32,8 +32,12 @@ class SpentEnvelopes:
     def __init__(self) -> None:
         self.spent: list[str] = []
 
-    async def acquire(self, destination: str, inputs: int = 1) -> None:
+    async def acquire(self, destination: str, inputs: int = 1) -> float:
         self.spent.append(destination)
+        return 0.0
+
+    def answered(self, destination: str, sent_at: float) -> None:
+        pass
 
     def observe(self, destination: str, headers: RateLimitHeaders | None) -> None:
         pass
