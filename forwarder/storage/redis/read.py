@@ -1,11 +1,10 @@
-"""The Redis backend's reads (debugger, tallies, erasure scan) and attempt log; no Lua needed.
+"""The Redis backend's reads (debugger, tallies, erasure scan, attempts); no Lua needed.
 
 Callers translate ``RedisError``; these are plain pipelines, one round trip each where possible.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -180,16 +179,6 @@ class RedisReader:
                     portal, destination, state = field.decode().split(SEP)
                     out[(portal, destination, state)] = int(n)
         return out
-
-    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
-        pipe = self._r.pipeline(transaction=False)
-        for attempt in attempts:
-            attempt_id = uuid.uuid4().hex
-            pipe.set(self._k.name("attempt", attempt_id), msgspec.json.encode(attempt))
-            for item_id in attempt.item_ids:
-                pipe.sadd(self._k.name("attempts_of", item_id), attempt_id)
-        if attempts:
-            await pipe.execute()
 
     async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:
         if not item_ids:

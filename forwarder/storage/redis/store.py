@@ -90,6 +90,7 @@ _SCRIPTS = {
         "REMEMBER_TOUCHES",
         "SPEND_QUOTA",
         "RAISE_QUOTA",
+        "RECORD_ATTEMPTS",
     )
 }
 _QUOTA_TTL_S = 40 * 86400
@@ -356,7 +357,12 @@ class RedisStorage(Storage):
         return await self._call(self._read.counts())
 
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
-        await self._call(self._read.record_attempts(attempts))
+        # One script call for the batch: the attempt and its per-item index, not a SADD per item.
+        args: list[object] = []
+        for attempt in attempts:
+            args += [uuid.uuid4().hex, _encode(attempt), len(attempt.item_ids), *attempt.item_ids]
+        if args:
+            await self._run("RECORD_ATTEMPTS", *args)
 
     # -- identity -------------------------------------------------------------------------
     async def link(self, portal: str, keys: Sequence[Key], *, now: float) -> None:
