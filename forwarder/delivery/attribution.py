@@ -82,6 +82,13 @@ def _latest(used: Sequence[UsedTouch]) -> UsedTouch | None:
     return None if best is None else best[1]
 
 
+def _person(keys: list[Key], people: Mapping[Key, list[Key]]) -> list[Key]:
+    """An event's own keys, then every other key the graph links to them, each once."""
+    if len(keys) == 1:  # the common case: one identifier, its person read once
+        return list(dict.fromkeys([keys[0], *people.get(keys[0], ())]))
+    return list(dict.fromkeys(k for key in keys for k in [key, *people.get(key, ())]))
+
+
 class Attributor:
     """Per portal: the window and the kinds that count, decided once; ``attribute`` per batch."""
 
@@ -107,10 +114,7 @@ class Attributor:
             )
         else:
             own, people = known
-        everyone = [
-            list(dict.fromkeys(k for key in keys for k in [key, *people.get(key, [])]))
-            for keys in own
-        ]
+        everyone = [_person(keys, people) for keys in own]
         wanted = [k for keys in everyone for k in keys if k[0] in _TOUCH_KINDS]
         memory = await self._storage.touches_of(self._portal, list(dict.fromkeys(wanted)))
         out = []

@@ -79,9 +79,12 @@ class Resolver:
         candidates: Candidates, keys: list[Key], people: Mapping[Key, list[Key]]
     ) -> None:
         for key in keys:
-            for kind, value in reversed(people.get(key, [])):  # most recently seen first
+            for kind, value in reversed(people.get(key, ())):  # most recently seen first
                 target = _GRAPH_KINDS.get(kind)
                 if target is not None:
                     found = getattr(candidates, target)
-                    if all(v != value for v, _ in found):
+                    for known, _ in found:
+                        if known == value:
+                            break
+                    else:
                         found.append((value, f"identity graph via {key[0]}"))
