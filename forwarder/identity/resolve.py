@@ -67,7 +67,7 @@ class Resolver:
         for data, keys in zip(events, own, strict=True):
             candidates = from_event(data)
             self._add_graph(candidates, keys, people)
-            for kind, value in keys:
+            for kind, value in keys if contacts else ():
                 contact = contacts.get(value) if kind == "userId" else None
                 if contact is not None:
                     candidates.objectId.append((contact, "contact lookup by userId"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import sqlite3
 from collections.abc import Sequence
@@ -312,7 +313,8 @@ def finish(
         f" AND state IN {_OPEN} RETURNING portal, destination",
         (state, now, encode(outcome), id_list(ids)),
     ).fetchall()
-    _tally(conn, [(row[0], row[1], state, 1) for row in rows])
+    closed = collections.Counter(rows)  # a batch is one queue: one tally row, counted in C
+    _tally(conn, [(portal, destination, state, n) for (portal, destination), n in closed.items()])
     return len(rows)
 
 
