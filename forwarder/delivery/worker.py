@@ -450,10 +450,15 @@ class QueueWorker:
             # What waited out the pause may go now (the envelope still paces it).
             if await self._storage.expedite(self.portal, self.destination.name, now=now):
                 self.notify()
-        by_outcome: dict[Outcome, list[int]] = {}
+        # Grouped by the outcome object: the destinations share one per identity kind and notes
+        # (hashing a struct per item is not free); equal outcomes apart only cost a statement.
+        by_outcome: dict[int, tuple[Outcome, list[int]]] = {}
         for r in ready:
-            by_outcome.setdefault(r.outcome, []).append(r.item.id)
-        for outcome, ids in by_outcome.items():
+            group = by_outcome.get(id(r.outcome))
+            if group is None:
+                group = by_outcome[id(r.outcome)] = (r.outcome, [])
+            group[1].append(r.item.id)
+        for outcome, ids in by_outcome.values():
             # The identity used and why, for the debugger (notes name sources, never values).
             await self._storage.finish(ids, "delivered", now=now, outcome=outcome)
         self._metrics.sent.labels(self.destination.name).inc(len(ready))
