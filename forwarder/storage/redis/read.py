@@ -66,18 +66,12 @@ def item_from_reply(portal: str, r: list[Any]) -> Item:
 def item_from_packed(portal: str, r: list[Any]) -> Item:
     """``item_from_reply`` for a reply a script packed with ``cmsgpack`` (strings, and false
     for a missing name)."""
+    # Positional, in the structs' field order (seq, portal, message_id, source, type, name,
+    # received_at, payload, test; then id, portal, destination, attempts, event): per item.
     event = StoredEvent(
-        seq=int(r[3]),
-        portal=r[4],
-        message_id=r[5],
-        source=r[6],
-        type=r[7],
-        name=r[8] or None,
-        received_at=float(r[9]),
-        payload=r[11].encode(),
-        test=r[10] == "1",
+        int(r[3]), r[4], r[5], r[6], r[7], r[8] or None, float(r[9]), r[11].encode(), r[10] == "1"
     )
-    return Item(id=int(r[0]), portal=portal, destination=r[2], attempts=int(r[1]), event=event)
+    return Item(int(r[0]), portal, r[2], int(r[1]), event)
 
 
 def _record(item_id: int, h: dict[bytes, bytes]) -> ItemRecord:
