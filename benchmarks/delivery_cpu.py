@@ -39,6 +39,7 @@ import base64
 import contextlib
 import json
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -54,7 +55,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.processes import cpu_s, memory_kb, process, wait_http  # noqa: E402
+from benchmarks.processes import cpu_s, memory_kb, process, thread_cpu_s, wait_http  # noqa: E402
 from forwarder.sandbox import DEFAULT_TOKEN  # noqa: E402 - after the path fix for tests.support
 from tests.support import SERVER_KEY, free_port  # noqa: E402
 
@@ -225,6 +226,24 @@ class Bench:
             wait_http(f"{base}/readyz", proc)
             yield proc, base
 
+    @contextlib.contextmanager
+    def profile(self, pid: int) -> Iterator[None]:
+        """With ``--profile DIR``, py-spy records the server during the drain (raw stacks, to
+        ``DIR/<backend>-drain.txt``; summarise with a collapsed-stack reader)."""
+        if not self.args.profile:
+            yield
+            return
+        out = Path(self.args.profile) / f"{self.backend}-drain.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        cmd = ["py-spy", "record", "-p", str(pid), "-r", "400", "-f", "raw", "-o", str(out)]
+        spy = subprocess.Popen([*cmd, "--threads", "--nonblocking"], stdout=subprocess.DEVNULL)
+        try:
+            yield
+        finally:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+            spy.wait(timeout=30)
+            print(f"{self.backend}: drain profile in {out}", flush=True)
+
     def monitor(self) -> Monitor | None:
         if not self.count_trips:
             return None
@@ -284,10 +303,10 @@ class Bench:
 
     def drain(self) -> None:
         total = self.args.events
-        samples: list[dict[str, float]] = []
+        samples: list[dict[str, Any]] = []
         monitor = self.monitor()
         try:
-            with self.server(delivery=True) as (proc, _):
+            with self.server(delivery=True) as (proc, _), self.profile(proc.pid):
                 t0 = time.monotonic()
                 c0 = monitor.snapshot()[0] if monitor else 0
                 got, progress = 0, (0, t0)
@@ -301,6 +320,7 @@ class Bench:
                         {
                             "t": time.monotonic() - t0,
                             "cpu": cpu_s(proc.pid),
+                            "threads": thread_cpu_s(proc.pid),
                             "sandbox_cpu": cpu_s(self.sandbox_pid),
                             "got": got,
                         }
@@ -333,6 +353,11 @@ class Bench:
             "events_per_s_from_start": round(end["got"] / end["t"]),
             "measured_events": int(events),
             "cpu_s": round(cpu, 2),
+            "cpu_us_per_event_by_thread": {
+                name: round((spent - first["threads"].get(name, 0.0)) / events * 1e6, 1)
+                for name, spent in end["threads"].items()
+                if spent > first["threads"].get(name, 0.0)
+            },
             "wall_s": round(wall, 2),
             "drain_from_start_s": round(end["t"], 2),
             "cpu_share_of_one_core": round(cpu / wall, 2),
@@ -401,6 +426,9 @@ def main() -> None:
     parser.add_argument("--events-rps", type=int, default=10_000, help="sandbox's and portal's")
     parser.add_argument(
         "--trips-events", type=int, default=10_000, help="backlog of the MONITOR pass (Redis)"
+    )
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy the server's drain into DIR/<backend>-drain.txt"
     )
     parser.add_argument("--server-cpu", default="1")
     parser.add_argument("--load-cpu", default="0")

@@ -63,3 +63,20 @@ def cpu_s(pid: int) -> float:
     """User + system CPU seconds of a process (all its threads), from ``/proc``."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+
+
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """User + system CPU seconds per thread of a process, from ``/proc/<pid>/task``: the main
+    thread as ``main``, the others as ``<name>-<tid>`` (Python does not name its OS threads,
+    so the name is mostly the process's; threads that ended are not counted)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        key = "main" if task.name == str(pid) else f"{name}-{task.name}"
+        out[key] = (int(fields[11]) + int(fields[12])) / TICKS_PER_S
+    return out

@@ -20,6 +20,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     import msgspec
 
+    from forwarder import heap
     from forwarder.app import create_app
     from forwarder.config import (
         Secret,
@@ -78,6 +79,7 @@ def _serve(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "forwarder", "deliver"]
     if args.config:
         command += ["--config", str(Path(args.config).resolve())]
+    heap.settle()
     run_server(functools.partial(create_app, settings, delivery_command=command), settings)
     return 0
 
@@ -88,6 +90,7 @@ def _deliver(args: argparse.Namespace) -> int:
     # A SIGTERM while starting up must still end in a clean stop, not the default kill.
     signal.signal(signal.SIGTERM, _stop_requested)
 
+    from forwarder import heap
     from forwarder.config import load_settings, secrets_of
     from forwarder.deliver import run
     from forwarder.extras import require_extras
@@ -96,6 +99,7 @@ def _deliver(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     require_extras(settings)
     configure_logging(Redactor(secrets_of(settings)), fmt=settings.server.log_format)
+    heap.settle()
     return run(settings, stop_requested=lambda: bool(_STOP_REQUESTED))
 
 

@@ -82,6 +82,13 @@ def _latest(used: Sequence[UsedTouch]) -> UsedTouch | None:
     return None if best is None else best[1]
 
 
+def _person(keys: list[Key], people: Mapping[Key, list[Key]]) -> list[Key]:
+    """An event's own keys, then every other key the graph links to them, each once."""
+    if len(keys) == 1:  # the common case: one identifier, its person read once
+        return list(dict.fromkeys([keys[0], *people.get(keys[0], ())]))
+    return list(dict.fromkeys(k for key in keys for k in [key, *people.get(key, ())]))
+
+
 class Attributor:
     """Per portal: the window and the kinds that count, decided once; ``attribute`` per batch."""
 
@@ -107,16 +114,17 @@ class Attributor:
             )
         else:
             own, people = known
-        everyone = [
-            list(dict.fromkeys(k for key in keys for k in [key, *people.get(key, [])]))
-            for keys in own
-        ]
+        everyone = [_person(keys, people) for keys in own]
         wanted = [k for keys in everyone for k in keys if k[0] in _TOUCH_KINDS]
         memory = await self._storage.touches_of(self._portal, list(dict.fromkeys(wanted)))
         out = []
+        nothing = Attribution(None, None, self._window_s)
         for i, data in enumerate(events):
             sender = senders[i] if i < len(senders) else None
             on_event = self._reader(data, sender)
+            if not on_event and (not memory or all(k not in memory for k in everyone[i])):
+                out.append(nothing)  # the common case: no touch anywhere, nothing to decide
+                continue
             out.append(self.decide(data, on_event, set(own[i]), everyone[i], memory))
         return out
 
@@ -165,26 +173,28 @@ def wire(touch: Touch) -> dict[str, Any]:
     return out
 
 
-def apply(data: Mapping[str, Any], attribution: Attribution) -> dict[str, Any]:
+def apply(data: dict[str, Any], attribution: Attribution) -> dict[str, Any]:
     """``data`` with the attribution written in (a new dict; touches the event carried stay
-    exactly as it sent them)."""
+    exactly as it sent them), or ``data`` itself when there is nothing to write."""
+    first, last = attribution.first, attribution.last
+    carried = TouchReason.ON_EVENT
+    if (first is None or first.reason is carried) and (last is None or last.reason is carried):
+        return data  # the common case: no remembered touch to write in
     replaced = {
         field: used.touch
-        for field, used in (("firstTouch", attribution.first), ("lastTouch", attribution.last))
+        for field, used in (("firstTouch", first), ("lastTouch", last))
         if used is not None and used.reason is not TouchReason.ON_EVENT
     }
-    if not replaced:
-        return dict(data)
     context = dict(data.get("context") or {})
     kept = context.get("attribution")
     touches = dict(kept) if isinstance(kept, dict) else {}
     touches.update({field: wire(touch) for field, touch in replaced.items()})
     context["attribution"] = touches
-    last = replaced.get("lastTouch")
-    if last is not None and "campaign" not in context and "clickIds" not in context:
-        campaign = {f: v for f in UTM_FIELDS if (v := getattr(last, f)) is not None}
+    latest = replaced.get("lastTouch")
+    if latest is not None and "campaign" not in context and "clickIds" not in context:
+        campaign = {f: v for f in UTM_FIELDS if (v := getattr(latest, f)) is not None}
         if campaign:
             context["campaign"] = campaign
-        if last.click_ids:
-            context["clickIds"] = dict(last.click_ids)
+        if latest.click_ids:
+            context["clickIds"] = dict(latest.click_ids)
     return {**data, "context": context}

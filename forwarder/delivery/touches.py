@@ -36,7 +36,9 @@ def epoch(value: object) -> float | None:
 
 
 def _mapping(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, dict | Mapping) else {}
+    if type(value) is dict:  # decoded JSON is made of dicts: the ABC check is slow
+        return value
+    return value if value is not None and isinstance(value, Mapping) else {}
 
 
 def _text(value: object) -> str | None:

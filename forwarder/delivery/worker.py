@@ -20,7 +20,7 @@ import msgspec
 
 from forwarder.clock import Clock
 from forwarder.config import PortalSettings
-from forwarder.delivery.destinations import Destination, Drop, Hold, Ready
+from forwarder.delivery.destinations import Destination, Drop, Hold, Prepared, Ready
 from forwarder.delivery.envelopes import PortalEnvelopes
 from forwarder.delivery.health import BREAKER_BASE_S, BREAKER_CAP_S, DestinationHealth, Ticket
 from forwarder.delivery.quality import DeliveryTally
@@ -59,6 +59,21 @@ _ATTEMPT_REASONS: dict[type[Action], Reason] = {
     RefreshAuth: Reason.REAUTHORIZED,
 }
 """What each answer of the classifier makes of the attempt, as recorded."""
+
+
+def _sorted_out(prepared: Sequence[Prepared]) -> tuple[list[Ready], list[Hold], list[Drop]]:
+    """What can go, what waits for an identity, what is dropped: one pass over the batch."""
+    ready: list[Ready] = []
+    holds: list[Hold] = []
+    drops: list[Drop] = []
+    for p in prepared:
+        if isinstance(p, Ready):
+            ready.append(p)
+        elif isinstance(p, Hold):
+            holds.append(p)
+        else:
+            drops.append(p)
+    return ready, holds, drops
 
 
 class WorkerSettings(msgspec.Struct, frozen=True):
@@ -230,7 +245,7 @@ class QueueWorker:
     async def _deliver(self, batch: list[Item]) -> None:
         prepared = await self.destination.prepare(batch)
         now = self._clock.now()
-        holds = [p for p in prepared if isinstance(p, Hold)]
+        ready, holds, drops = _sorted_out(prepared)
         self._quality.held(holds, now)
         for hold in holds:
             until = hold.item.event.received_at + self._settings.hold_s
@@ -241,14 +256,12 @@ class QueueWorker:
                 outcome=Outcome(Reason.AWAITING_IDENTITY, notes=hold.notes),
                 keys=hold.keys,
             )
-        drops = [p for p in prepared if isinstance(p, Drop)]
         for drop in drops:
             policy = Outcome(Reason.POLICY, drop.reason)
             await self._storage.finish([drop.item.id], "dropped", now=now, outcome=policy)
         if drops:
             self._metrics.discarded.labels("policy", "true").inc(len(drops))
             self._quality.dropped(drops, now)
-        ready = [p for p in prepared if isinstance(p, Ready)]
         if self.test_sandbox is not None and any(r.item.event.test for r in ready):
             tests = [r for r in ready if r.item.event.test]  # never to a real portal
             ready = [r for r in ready if not r.item.event.test]
@@ -454,10 +467,15 @@ class QueueWorker:
             # What waited out the pause may go now (the envelope still paces it).
             if await self._storage.expedite(self.portal, self.destination.name, now=now):
                 self.notify()
-        by_outcome: dict[Outcome, list[int]] = {}
+        # Grouped by the outcome object: the destinations share one per identity kind and notes
+        # (hashing a struct per item is not free); equal outcomes apart only cost a statement.
+        by_outcome: dict[int, tuple[Outcome, list[int]]] = {}
         for r in ready:
-            by_outcome.setdefault(r.outcome, []).append(r.item.id)
-        for outcome, ids in by_outcome.items():
+            group = by_outcome.get(id(r.outcome))
+            if group is None:
+                group = by_outcome[id(r.outcome)] = (r.outcome, [])
+            group[1].append(r.item.id)
+        for outcome, ids in by_outcome.values():
             # The identity used and why, for the debugger (notes name sources, never values).
             await self._storage.finish(ids, "delivered", now=now, outcome=outcome)
         self._metrics.sent.labels(self.destination.name).inc(len(ready))

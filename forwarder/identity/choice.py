@@ -9,6 +9,7 @@ The identity graph (stitching anonymousId/userId to what HubSpot knows) feeds ``
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -39,45 +40,49 @@ class Candidates(msgspec.Struct):
     utk: list[tuple[str, str]] = []
 
 
-Paths = tuple[tuple[str, tuple[str, ...]], ...]
+_NOTHING: Mapping[str, Any] = {}
 
 
-def _paths(*paths: str) -> Paths:
-    """Dotted paths, split once at import: ``_first`` runs per event."""
-    return tuple((path, tuple(path.split("."))) for path in paths)
+def _object(value: Any) -> Mapping[str, Any]:
+    """A JSON object, or an empty one for anything else (a path through it finds nothing)."""
+    if type(value) is dict:  # decoded JSON is made of dicts: the ABC check is slow
+        return value
+    return value if value is not None and isinstance(value, Mapping) else _NOTHING
 
 
-_EMAIL_PATHS = _paths("traits.email", "context.traits.email", "properties.email")
-_UTK_PATHS = _paths("context.hubspotutk", "context.traits.hubspotutk", "properties.hubspotutk")
-_CONTACT_PATHS = _paths("context.hubspot.contactId", "context.hubspotContactId")
-
-
-def _first(data: Mapping[str, Any], paths: Paths) -> tuple[str, Any] | None:
-    for path, parts in paths:
-        node: Any = data
-        for part in parts:
-            # Decoded JSON is made of dicts: test for dict first, the ABC check is slow.
-            if type(node) is not dict and not isinstance(node, Mapping):
-                node = None
-                break
-            node = node.get(part)
-        if node is not None and node != "":
-            return path, node
-    return None
+def _first(found: list[tuple[str, str]], candidates: tuple[tuple[str, Any], ...]) -> None:
+    """Add the first present ``(source path, value)`` of ``candidates`` to ``found``."""
+    for path, value in candidates:
+        if value is not None and value != "":
+            found.append((str(value), path))
+            return
 
 
 def from_event(data: Mapping[str, Any]) -> Candidates:
-    """The identifiers an event carries itself (``(value, source path)`` pairs)."""
+    """The identifiers an event carries itself (``(value, source path)`` pairs).
+
+    Each kind's paths in order, each object on the way read once (this runs per event)."""
     found = Candidates()
-    email = _first(data, _EMAIL_PATHS)
-    if email is not None:
-        found.email.append((str(email[1]), email[0]))
-    utk = _first(data, _UTK_PATHS)
-    if utk is not None:
-        found.utk.append((str(utk[1]), utk[0]))
-    contact = _first(data, _CONTACT_PATHS)
-    if contact is not None:
-        found.objectId.append((str(contact[1]), contact[0]))
+    context = _object(data.get("context"))
+    traits = _object(context.get("traits"))
+    properties = _object(data.get("properties"))
+    email = (
+        ("traits.email", _object(data.get("traits")).get("email")),
+        ("context.traits.email", traits.get("email")),
+        ("properties.email", properties.get("email")),
+    )
+    _first(found.email, email)
+    utk = (
+        ("context.hubspotutk", context.get("hubspotutk")),
+        ("context.traits.hubspotutk", traits.get("hubspotutk")),
+        ("properties.hubspotutk", properties.get("hubspotutk")),
+    )
+    _first(found.utk, utk)
+    contact = (
+        ("context.hubspot.contactId", _object(context.get("hubspot")).get("contactId")),
+        ("context.hubspotContactId", context.get("hubspotContactId")),
+    )
+    _first(found.objectId, contact)
     return found
 
 
@@ -89,6 +94,12 @@ def _check(kind: str, value: str) -> str | None:
     return value if _OBJECT_ID.match(value) else None
 
 
+@functools.lru_cache(maxsize=256)
+def _used(kind: str, source: str) -> tuple[str, ...]:
+    # A few (kind, source) pairs per portal: one shared notes tuple each, not one per event.
+    return (f"used {kind} from {source}",)
+
+
 def choose(candidates: Candidates, order: Sequence[str]) -> Identity:
     """Walk the fallback chain; invalid candidates are skipped with a note."""
     notes: list[str] = []
@@ -98,6 +109,8 @@ def choose(candidates: Candidates, order: Sequence[str]) -> Identity:
             if valid is None:
                 notes.append(f"skipped {kind} from {source}: not a valid {kind}")
                 continue
+            if not notes:  # the common case: the first candidate is valid
+                return Identity(kind, valid, _used(kind, source))
             notes.append(f"used {kind} from {source}")
             return Identity(kind, valid, tuple(notes))
     notes.append("no objectId, email or utk known for this person yet")

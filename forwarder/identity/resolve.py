@@ -67,7 +67,7 @@ class Resolver:
         for data, keys in zip(events, own, strict=True):
             candidates = from_event(data)
             self._add_graph(candidates, keys, people)
-            for kind, value in keys:
+            for kind, value in keys if contacts else ():
                 contact = contacts.get(value) if kind == "userId" else None
                 if contact is not None:
                     candidates.objectId.append((contact, "contact lookup by userId"))
@@ -79,9 +79,12 @@ class Resolver:
         candidates: Candidates, keys: list[Key], people: Mapping[Key, list[Key]]
     ) -> None:
         for key in keys:
-            for kind, value in reversed(people.get(key, [])):  # most recently seen first
+            for kind, value in reversed(people.get(key, ())):  # most recently seen first
                 target = _GRAPH_KINDS.get(kind)
                 if target is not None:
                     found = getattr(candidates, target)
-                    if all(v != value for v, _ in found):
+                    for known, _ in found:
+                        if known == value:
+                            break
+                    else:
                         found.append((value, f"identity graph via {key[0]}"))

@@ -252,6 +252,51 @@ async def test_version_1_database_gains_touch_memory_and_still_delivers(
     assert memory[("anonymousId", "A")].first == touch
 
 
+async def test_a_version_7_store_reads_parked_items_through_the_rewritten_index(
+    tmp_path: Path,
+) -> None:
+    """Migration 8 recreates ``items_parked`` with its condition as ORs (an IN list there cost
+    every state change); held, dead and expired items are still read through it."""
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await storage.append([event("a"), event("b")], now=1.0, dedup_window_s=60)
+    first, _ = await storage.lease("main", "conversions", limit=2, now=2.0, lease_s=30)
+    await storage.finish([first.id], "dead", now=3.0)
+    await storage.close()
+    conn = sqlite3.connect(tmp_path / "f.db")
+    conn.execute("DROP INDEX items_parked")
+    conn.execute(
+        "CREATE INDEX items_parked ON items (state, available_at)"
+        " WHERE state IN ('held', 'dead', 'expired')"
+    )
+    conn.execute("PRAGMA user_version = 7")
+    conn.commit()
+    conn.close()
+
+    reopened = SqliteStorage(tmp_path / "f.db")
+    await reopened.open()
+    try:
+        dead = await reopened.items_in_state("dead", portal="main")
+    finally:
+        await reopened.close()
+    conn = sqlite3.connect(tmp_path / "f.db")
+    (definition,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'items_parked'"
+    ).fetchone()
+    plans = [
+        conn.execute(query).fetchall()[0][3]
+        for query in (
+            "EXPLAIN QUERY PLAN SELECT outcome FROM items WHERE state = 'held'",
+            "EXPLAIN QUERY PLAN SELECT outcome FROM items WHERE state = 'dead'",
+            "EXPLAIN QUERY PLAN SELECT outcome FROM items WHERE state = 'expired'",
+        )
+    ]
+    conn.close()
+    assert [item.id for item in dead] == [first.id]
+    assert " IN " not in definition
+    assert plans == ["SEARCH items USING INDEX items_parked (state=?)"] * 3
+
+
 def test_dedup_keys_folded_into_arrays_keep_the_newest_event_of_a_key() -> None:
     seen = SeenKeys()
     keys = [k * 256 for k in range(3_000)]  # one shard: folded into its arrays several times

@@ -29,15 +29,16 @@ _NAMESPACE_BYTES = _NAMESPACE.bytes
 def stable_uuid(portal_id: int, message_id: str, destination: str = "") -> str:
     """UUIDv5 of portal and messageId: a retry or a replay sends the same id again.
 
-    ``uuid.uuid5`` by hand (SHA-1 of namespace and name, version and variant bits set), without
-    building a ``UUID`` object: it runs per delivered event.
+    ``uuid.uuid5`` by hand (SHA-1 of namespace and name, version and variant set in the hex
+    digits), without building a ``UUID`` object: it runs per delivered event.
     """
     name = f"{portal_id}:{destination}:{message_id}".encode()
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest())
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    x = digest[:16].hex()
-    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+    x = hashlib.sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).hexdigest()
+    # Version 5 is the 13th hex digit; the RFC 4122 variant keeps two bits of the 17th.
+    return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 class Ready(msgspec.Struct):

@@ -12,7 +12,6 @@ from forwarder.delivery.destinations.mapped import (
     Mapped,
     carries_campaign,
     delivered,
-    identity_fields,
     map_and_identify,
     occurred_at,
 )
@@ -46,6 +45,7 @@ class Conversions:
         attributor: Attributor | None = None,
     ) -> None:
         self._portal = portal
+        self._portal_id = portal.portal_id
         self.route = paths_for(portal.api_version).events_send_batch
         self._attributor = attributor
         self._mapper = mapper
@@ -82,16 +82,16 @@ class Conversions:
         )
 
     def _ready(self, m: Mapped) -> Ready:
-        uuid = stable_uuid(self._portal.portal_id, m.item.event.message_id)
-        who = identity_fields(m.identity)
+        uuid = stable_uuid(self._portal_id, m.item.event.message_id)
+        kind, value = m.identity.kind, m.identity.value  # ``identity_fields``, inline: per event
         event = EventCompletion(
             event_name=m.conversion.event_name,
             properties=m.conversion.properties,
             uuid=uuid,
             occurred_at=occurred_at(m.data),
-            email=who.email,
-            utk=who.utk,
-            object_id=who.object_id,
+            email=value if kind == "email" else None,
+            utk=value if kind == "utk" else None,
+            object_id=value if kind == "objectId" else None,
         )
         return Ready(
             m.item,

@@ -94,12 +94,15 @@ def carries_campaign(data: Mapping[str, Any]) -> bool:
     """The event carries a campaign (``context.campaign``) or an ad click id (``clickIds``,
     or a click parameter in the page URL)."""
     context = data.get("context")
-    if not isinstance(context, Mapping):
+    # Decoded JSON is made of dicts: test for dict first, the ABC check is slow.
+    if type(context) is not dict and (context is None or not isinstance(context, Mapping)):
         return False
     if context.get("campaign") or context.get("clickIds"):
         return True
     page = context.get("page")
-    url = page.get("url") or page.get("search") if isinstance(page, Mapping) else None
+    if page is None or (type(page) is not dict and not isinstance(page, Mapping)):
+        return False
+    url = page.get("url") or page.get("search")
     return isinstance(url, str) and any(p in url for p in _CLICK_PARAMS)
 
 

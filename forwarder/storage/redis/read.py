@@ -1,11 +1,10 @@
-"""The Redis backend's reads (debugger, tallies, erasure scan) and attempt log; no Lua needed.
+"""The Redis backend's reads (debugger, tallies, erasure scan, attempts); no Lua needed.
 
 Callers translate ``RedisError``; these are plain pipelines, one round trip each where possible.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -67,18 +66,12 @@ def item_from_reply(portal: str, r: list[Any]) -> Item:
 def item_from_packed(portal: str, r: list[Any]) -> Item:
     """``item_from_reply`` for a reply a script packed with ``cmsgpack`` (strings, and false
     for a missing name)."""
+    # Positional, in the structs' field order (seq, portal, message_id, source, type, name,
+    # received_at, payload, test; then id, portal, destination, attempts, event): per item.
     event = StoredEvent(
-        seq=int(r[3]),
-        portal=r[4],
-        message_id=r[5],
-        source=r[6],
-        type=r[7],
-        name=r[8] or None,
-        received_at=float(r[9]),
-        payload=r[11].encode(),
-        test=r[10] == "1",
+        int(r[3]), r[4], r[5], r[6], r[7], r[8] or None, float(r[9]), r[11].encode(), r[10] == "1"
     )
-    return Item(id=int(r[0]), portal=portal, destination=r[2], attempts=int(r[1]), event=event)
+    return Item(int(r[0]), portal, r[2], int(r[1]), event)
 
 
 def _record(item_id: int, h: dict[bytes, bytes]) -> ItemRecord:
@@ -180,16 +173,6 @@ class RedisReader:
                     portal, destination, state = field.decode().split(SEP)
                     out[(portal, destination, state)] = int(n)
         return out
-
-    async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
-        pipe = self._r.pipeline(transaction=False)
-        for attempt in attempts:
-            attempt_id = uuid.uuid4().hex
-            pipe.set(self._k.name("attempt", attempt_id), msgspec.json.encode(attempt))
-            for item_id in attempt.item_ids:
-                pipe.sadd(self._k.name("attempts_of", item_id), attempt_id)
-        if attempts:
-            await pipe.execute()
 
     async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:
         if not item_ids:

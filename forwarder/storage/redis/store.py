@@ -66,6 +66,8 @@ _POOL_WAIT_S = 5.0
 _CLOSE_WAIT_S = 5.0
 _ERASE_SCAN = 1000
 _encode = msgspec.json.Encoder().encode
+_pack_msgpack = msgspec.msgpack.Encoder().encode
+_unpack = msgspec.msgpack.Decoder(list[Any]).decode
 _decode_touch = msgspec.json.Decoder(Touch).decode
 _SCRIPTS = {
     name: lua.source(name)
@@ -90,6 +92,8 @@ _SCRIPTS = {
         "REMEMBER_TOUCHES",
         "SPEND_QUOTA",
         "RAISE_QUOTA",
+        "RECORD_ATTEMPTS",
+        "TOUCHES_OF",
     )
 }
 _QUOTA_TTL_S = 40 * 86400
@@ -303,7 +307,8 @@ class RedisStorage(Storage):
     ) -> None:
         self._forget_leases(ids)
         if ids:
-            self._open_total -= await self._run("FINISH", _f(now), state, *_outcome(outcome), *ids)
+            closed = await self._run("FINISH", _f(now), state, *_outcome(outcome), _ids(ids))
+            self._open_total -= closed
 
     async def retry(
         self,
@@ -356,7 +361,12 @@ class RedisStorage(Storage):
         return await self._call(self._read.counts())
 
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
-        await self._call(self._read.record_attempts(attempts))
+        # One script call for the batch: the attempt and its per-item index, not a SADD per item.
+        args: list[object] = []
+        for attempt in attempts:
+            args += [uuid.uuid4().hex, _encode(attempt), _ids(attempt.item_ids)]
+        if args:
+            await self._run("RECORD_ATTEMPTS", *args)
 
     # -- identity -------------------------------------------------------------------------
     async def link(self, portal: str, keys: Sequence[Key], *, now: float) -> None:
@@ -366,7 +376,10 @@ class RedisStorage(Storage):
     async def people_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
         if not keys:
             return {}
-        rows = await self._run("PEOPLE_OF", portal, *(_kv(k) for k in keys))
+        # The keys go as one argument and come back as one string: a batch's thousand keys
+        # are not a thousand arguments packed and replies parsed one by one.
+        packed = await self._run("PEOPLE_OF", portal, _pack_kvs(keys))
+        rows = _unpack(packed) if isinstance(packed, bytes) else []
         return {_key(kv): [_key(m) for m in members] for kv, members in rows}
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
@@ -418,14 +431,12 @@ class RedisStorage(Storage):
         unique = list(dict.fromkeys(keys))
         if not unique:
             return {}
-        fields = [f"{_kv(k)}{SEP}{end}" for k in unique for end in ("f", "l")]
-        values = await self._call(self.client.hmget(self.keys.name("touches", portal), fields))
-        found: dict[Key, TouchMemory] = {}
-        for i, key in enumerate(unique):
-            first, last = values[2 * i], values[2 * i + 1]
-            if first is not None and last is not None:
-                found[key] = TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
-        return found
+        packed = await self._run("TOUCHES_OF", portal, _pack_kvs(unique))
+        rows = _unpack(packed) if isinstance(packed, bytes) else []
+        return {
+            _key(kv): TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
+            for kv, first, last in rows
+        }
 
     # -- reading back ---------------------------------------------------------------------
     @property
@@ -507,9 +518,19 @@ def _unpack_touch(value: bytes | str) -> Touch:
     return _decode_touch(raw.partition(b" ")[2])
 
 
-def _key(kv: bytes) -> Key:
-    kind, _, value = kv.decode().partition(SEP)
+def _key(kv: bytes | str) -> Key:
+    kind, _, value = (kv if isinstance(kv, str) else kv.decode()).partition(SEP)
     return (kind, value)
+
+
+def _pack_kvs(keys: Sequence[Key]) -> bytes:
+    """Keys as one msgpack array of ``kind SEP value`` strings (a script unpacks it)."""
+    return _pack_msgpack([f"{kind}{SEP}{value}" for kind, value in keys])
+
+
+def _ids(ids: Sequence[int]) -> str:
+    """Item ids as one comma-joined argument (a script splits it)."""
+    return ",".join(map(str, ids))
 
 
 def _pack(e: NewEvent, payload_arg: int) -> list[Any]:

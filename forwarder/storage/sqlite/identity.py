@@ -214,28 +214,32 @@ def _settled(groups: Sequence[Sequence[Key]], known: dict[Key, int]) -> list[lis
 
 
 def people_of(conn: sqlite3.Connection, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
-    """Two statements for a whole batch of keys: their people, then every key of those.
+    """One statement per kind of key (a batch has one or two): each known key with every key
+    of its person, least recently seen first.
 
-    CROSS JOIN keeps the key list as the outer loop (SQLite does not reorder it): one primary
-    key look-up per key, never a scan of the portal's graph."""
-    rows = conn.execute(
-        "SELECT i.kind, i.value, i.person FROM json_each(?) j CROSS JOIN identities i"
-        " ON i.portal = ? AND i.kind = json_extract(j.value, '$[0]')"
-        " AND i.value = json_extract(j.value, '$[1]')",
-        (_encode_keys(keys), portal),
-    ).fetchall()
-    if not rows:
-        return {}
-    by_person: dict[int, list[Key]] = {row[2]: [] for row in rows}
-    # INDEXED BY: see ``_keys_of``.
-    for person, kind, value in conn.execute(
-        "SELECT person, kind, value FROM identities INDEXED BY identities_person"
-        " WHERE portal = ? AND person IN (SELECT value FROM json_each(?))"
-        " ORDER BY person, updated_at, kind, value",
-        (portal, _encode_keys(list(by_person))),
-    ):
-        by_person[person].append((kind, value))
-    return {(row[0], row[1]): by_person[row[2]] for row in rows}
+    CROSS JOIN keeps the value list as the outer loop (SQLite does not reorder it): one primary
+    key look-up per key, then its person's keys through ``identities_person``, never a scan of
+    the portal's graph. (People first, then their keys, cost ~40% more; one statement over
+    ``[kind, value]`` pairs ~15% more, for the ``json_extract`` of each pair.)"""
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in dict.fromkeys(keys):
+        by_kind.setdefault(kind, []).append(value)
+    found: dict[Key, list[Key]] = {}
+    for kind, values in by_kind.items():
+        # INDEXED BY: see ``_keys_of``.
+        for value, member_kind, member_value in conn.execute(
+            "SELECT i.value, o.kind, o.value FROM json_each(?) j CROSS JOIN identities i"
+            " ON i.portal = ? AND i.kind = ? AND i.value = j.value"
+            " CROSS JOIN identities o INDEXED BY identities_person"
+            " ON o.portal = i.portal AND o.person = i.person"
+            " ORDER BY j.key, o.updated_at, o.kind, o.value",
+            (_encode_keys(values), portal, kind),
+        ):
+            members = found.get((kind, value))
+            if members is None:
+                members = found[(kind, value)] = []
+            members.append((member_kind, member_value))
+    return found
 
 
 _encode_keys = msgspec.json.Encoder().encode

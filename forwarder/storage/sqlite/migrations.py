@@ -119,6 +119,15 @@ CREATE TABLE IF NOT EXISTS rate_minutes (
 ) WITHOUT ROWID;
 """
 
+_V8 = """
+DROP INDEX IF EXISTS items_parked;
+CREATE INDEX items_parked ON items (state, available_at)
+    WHERE state = 'held' OR state = 'dead' OR state = 'expired';
+"""
+"""The same index; its ``IN`` list made SQLite evaluate the condition through a temporary table
+on every update of an item's state, ~0.9 µs per row, paid by every lease and finish (which never
+enter the index). Queries with ``state = 'held'`` (or dead, expired) still imply the condition."""
+
 _ATTEMPT_REASONS = {
     "Retry": "retrying",
     "RetryPartial": "partial",
@@ -185,6 +194,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "",
         _typed_outcomes,
     ),
+    Migration(8, "index items_parked's condition as ORs: cheaper state changes", _V8),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import sqlite3
 from collections.abc import Sequence
@@ -62,17 +63,9 @@ def _policy(why: str) -> str | None:
 
 
 def event_from_row(row: Sequence[Any]) -> StoredEvent:
-    return StoredEvent(
-        seq=row[0],
-        portal=row[1],
-        message_id=row[2],
-        source=row[3],
-        type=row[4],
-        name=row[5],
-        received_at=row[6],
-        payload=bytes(row[7]),
-        test=bool(row[8]),
-    )
+    """A row of ``EVENT_COLS``: seq, portal, message_id, source, type, name, received_at,
+    payload, test (positional, in the struct's field order: this runs per leased item)."""
+    return StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], bool(row[8]))
 
 
 def count_open(conn: sqlite3.Connection) -> int:
@@ -291,13 +284,16 @@ def lease(
         f"UPDATE items SET state = 'leased', available_at = ?, updated_at = ? WHERE id IN {_IDS}",
         (now + lease_s, now, id_list([row[0] for row in rows])),
     )
+    # Positional, in the structs' field order (id, portal, destination, attempts, event): per item.
     return [
         Item(
-            id=row[0],
-            portal=portal,
-            destination=destination,
-            attempts=row[1],
-            event=event_from_row(row[2:]),
+            row[0],
+            portal,
+            destination,
+            row[1],
+            StoredEvent(
+                row[2], row[3], row[4], row[5], row[6], row[7], row[8], row[9], bool(row[10])
+            ),
         )
         for row in rows
     ]
@@ -312,7 +308,8 @@ def finish(
         f" AND state IN {_OPEN} RETURNING portal, destination",
         (state, now, encode(outcome), id_list(ids)),
     ).fetchall()
-    _tally(conn, [(row[0], row[1], state, 1) for row in rows])
+    closed = collections.Counter(rows)  # a batch is one queue: one tally row, counted in C
+    _tally(conn, [(portal, destination, state, n) for (portal, destination), n in closed.items()])
     return len(rows)
 
 

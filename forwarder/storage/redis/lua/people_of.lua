@@ -1,8 +1,10 @@
+-- ARGV: prefix, portal, the kvs as one msgpack array (one argument, not one per key).
+-- Returns one msgpack string: {kv, {every kv of its person}} per known kv.
 local portal, out = ARGV[2], {}
-for i = 3, #ARGV do
-  local person = redis.call('HGET', K.identities(portal), ARGV[i])
+for _, kv in ipairs(cmsgpack.unpack(ARGV[3])) do
+  local person = redis.call('HGET', K.identities(portal), kv)
   if person then
-    out[#out + 1] = {ARGV[i], redis.call('ZRANGE', K.person(portal, person), 0, -1)}
+    out[#out + 1] = {kv, redis.call('ZRANGE', K.person(portal, person), 0, -1)}
   end
 end
-return out
+return cmsgpack.pack(out)
