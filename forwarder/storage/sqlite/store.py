@@ -324,12 +324,16 @@ class SqliteStorage(Storage):
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
 
-    async def _submit(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> T:
+    def _queue(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> asyncio.Future[T]:
+        """Queue ``work`` for the writer now; the future resolves after its commit."""
         if self._thread is None or not self._thread.is_alive():
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.put(_Pending(work, future))
-        return await future
+        return future
+
+    async def _submit(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> T:
+        return await self._queue(work)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -534,7 +538,16 @@ class SqliteStorage(Storage):
     ) -> list[Item]:
         if not any(groups):
             return []
-        return await self._submit(identity.LearnJob(portal, groups, now, self._settled))
+        return await self.learn_soon(portal, groups, now=now)
+
+    def learn_soon(
+        self, portal: str, groups: Sequence[Sequence[Key]], *, now: float
+    ) -> asyncio.Future[list[Item]]:
+        if not any(groups):
+            done: asyncio.Future[list[Item]] = asyncio.get_running_loop().create_future()
+            done.set_result([])
+            return done
+        return self._queue(identity.LearnJob(portal, groups, now, self._settled))
 
     async def remap_contact(
         self, portal: str, old_ids: Sequence[str], new_id: str, *, now: float
