@@ -131,5 +131,8 @@ def run(settings: Settings, stop_requested: Callable[[], bool] = lambda: False) 
     """
     import uvloop
 
+    from forwarder.serving import tune_garbage_collector
+
+    tune_garbage_collector()
     uvloop.run(_main(settings, stop_requested))
     return 0
