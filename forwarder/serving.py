@@ -32,18 +32,20 @@ def run_server(app_factory: AppFactory, settings: Settings) -> None:
         _run_uvicorn(app_factory, settings)
 
 
-GC_THRESHOLD = (10_000, 10, 10)
-"""Allocations between young-generation collections (Python's default is 700)."""
+GC_THRESHOLD = (100_000, 20, 100)
+"""Allocations between young-generation collections, and collections between older ones
+(Python's defaults: 700, 10, 10). A young collection then takes a few ms at most."""
 
 
 def tune_garbage_collector() -> None:
     """Fewer and cheaper cyclic garbage collections in a long-running server process.
 
     Ingest allocates a few dozen objects per event that die with the request, but at the
-    default threshold (700) a collection ran every few events of a batch and promoted live
-    request objects to older generations, each traversed again there: a quarter to a third of
-    batch ingest's main-thread CPU (``benchmarks/RESULTS.md``). The objects of start-up
-    (modules, the app, settings) are frozen out of every later collection.
+    default threshold (700) a collection ran every few events of a batch, and the objects of
+    the requests in flight (64 connections of 100 events: some 200,000) were traversed and
+    promoted, then traversed again in the older generations: about a third of batch ingest's
+    main-thread CPU (``benchmarks/RESULTS.md``). The objects of start-up (modules, the app,
+    settings) are frozen out of every later collection.
     """
     gc.collect()
     gc.freeze()
