@@ -130,9 +130,9 @@ class Accepter:
         linking = self._enrich.linking(source.portal, datas)  # under way from here
         touching = self._enrich.touching(source.portal, datas, source.name)
         results = await self._store(events, now, touching, linking)
-        accepted = sum(isinstance(r, Accepted) for r in results)
+        accepted = sum(type(r) is Accepted for r in results)
         if accepted and self._on_accepted is not None:
-            queues = {d for e in events for d in e.destinations}
+            queues = set(events[0].destinations).union(*(e.destinations for e in events[1:]))
             self._on_accepted(source.portal, tuple(sorted(queues)))
         duplicates = len(results) - accepted
         self._tally_results(source.name, now, events, results)
@@ -228,7 +228,8 @@ class Accepter:
     ) -> None:
         counts: dict[tuple[str, bool], int] = {}
         for event, result in zip(events, results, strict=True):
-            key = (event_type(event.type, event.name), isinstance(result, Accepted))
+            kind = event.name if event.type == "track" and event.name else event.type
+            key = (kind, type(result) is Accepted)  # ``event_type``, inlined: once per event
             counts[key] = counts.get(key, 0) + 1
         for (kind, fresh), n in counts.items():
             self._tally.add(now, source, kind, "received", n)
