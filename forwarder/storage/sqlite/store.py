@@ -180,6 +180,8 @@ class SqliteStorage(Storage):
         self._commit_interval_s = commit_interval_ms / 1000.0
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._writing = False
+        """The writer thread is taking jobs (from a successful ``open`` until it stops)."""
         self._pending = 0
         self._shared = shared
         self._release_leases = release_leases
@@ -252,6 +254,7 @@ class SqliteStorage(Storage):
                 if stop:
                     return
         finally:
+            self._writing = False
             conn.close()
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
@@ -326,7 +329,7 @@ class SqliteStorage(Storage):
 
     def _queue(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> asyncio.Future[T]:
         """Queue ``work`` for the writer now; the future resolves after its commit."""
-        if self._thread is None or not self._thread.is_alive():
+        if not self._writing:  # ``Thread.is_alive`` costs a lock: twice a request adds up
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.put(_Pending(work, future))
@@ -347,6 +350,7 @@ class SqliteStorage(Storage):
         await asyncio.to_thread(ready.wait)
         if failure:
             raise failure[0]
+        self._writing = True
         self._checkpointer = Checkpointer(self.path, self._synchronous)
         self._checkpointer.start()
         if self._release_leases:
