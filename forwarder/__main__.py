@@ -20,7 +20,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     import msgspec
 
-    from forwarder import heap
     from forwarder.app import create_app
     from forwarder.config import (
         Secret,
@@ -79,7 +78,6 @@ def _serve(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "forwarder", "deliver"]
     if args.config:
         command += ["--config", str(Path(args.config).resolve())]
-    heap.settle()
     run_server(functools.partial(create_app, settings, delivery_command=command), settings)
     return 0
 

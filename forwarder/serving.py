@@ -9,10 +9,10 @@ be built in the process that serves it.
 from __future__ import annotations
 
 import functools
-import gc
 from collections.abc import Callable
 from typing import Any
 
+from forwarder import heap
 from forwarder.config import Settings
 from forwarder.extras import require
 
@@ -35,8 +35,10 @@ def run_server(app_factory: AppFactory, settings: Settings) -> None:
 def _run_uvicorn(app_factory: AppFactory, settings: Settings) -> None:
     import uvicorn
 
+    app = app_factory()
+    heap.settle()
     config = uvicorn.Config(
-        _built(app_factory),
+        app,
         host=settings.server.host,
         port=settings.server.port,
         loop="uvloop",
@@ -50,19 +52,8 @@ def _run_uvicorn(app_factory: AppFactory, settings: Settings) -> None:
 
 def _load(app_factory: AppFactory, target: str) -> Any:
     """Granian's target loader, called in the worker process (``target`` is only a label)."""
-    return _built(app_factory)
-
-
-def _built(app_factory: AppFactory) -> Any:
-    """The app, with everything made so far kept out of the garbage collector's walks.
-
-    Modules, classes and the app (~80,000 objects) live as long as the process; a full (gen 2)
-    collection walked them all about once a second under load, holding the GIL, so the event
-    loop and the SQLite writer's commits waited on it. ``gc.freeze`` moves them to the
-    permanent generation: full collections then walk only what serving made since.
-    """
     app = app_factory()
-    gc.freeze()
+    heap.settle()
     return app
 
 

@@ -76,6 +76,28 @@ def json_logs() -> Iterator[io.BytesIO]:
     telemetry._WRITERS.clear()
 
 
+def test_the_fast_success_line_is_the_line_structlog_renders(json_logs: io.BytesIO) -> None:
+    """Numbers, None, a secret under a sensitive key and in a value, twice (the second line
+    from the fragments kept by the first), and after a secret was learned at run time."""
+    fields = {"path": "/v1/sk-secret-123", "source": "web", "status": 200, "latency_ms": 0.51}
+    more = {"accepted": 3, "ratio": 1e16, "ok": True, "none": None, "token": 7, "s": 'x"y'}
+    line = InfoLine("ingest", "ingest_request_handled")
+    for _ in range(2):
+        get_logger("ingest").info("ingest_request_handled", **fields, **more)
+        line(**fields, **more)
+    telemetry._FAST["redactor"].add("web")
+    get_logger("ingest").info("ingest_request_handled", **fields, **more)
+    line(**fields, **more)
+    flush_logs()
+    lines = [json.loads(line) for line in json_logs.getvalue().splitlines()]
+    for slow, fast in zip(lines[::2], lines[1::2], strict=True):
+        assert list(fast) == list(slow)
+        assert {**fast, "timestamp": None} == {**slow, "timestamp": None}
+    assert lines[0]["token"] == "***"
+    assert lines[0]["path"] == "/v1/***"
+    assert lines[-1]["source"] == "***"
+
+
 def test_the_fast_request_line_is_the_line_structlog_renders(json_logs: io.BytesIO) -> None:
     fields = {"path": "/v1/track", "source": "web", "status": 401, "latency_ms": 0.5}
     reason = "bad key sk-secret-123"

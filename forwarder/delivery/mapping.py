@@ -146,6 +146,9 @@ class Mapper:
         """Per mapped event: its property sources as split paths, and their HubSpot names."""
         self._names: dict[str, str] = {}
         """Segment event name -> custom event name ("" for none), computed once per name."""
+        self._known_targets: dict[str, tuple[Mapping[str, str], bool]] = {}
+        """Per mapped event: the definition's properties last checked, and whether they have
+        every property the mapping names (``surely_valid_mapped``)."""
 
     def custom_event_for(self, name: str) -> str | None:
         """The fully qualified custom event a Segment event name maps to."""
@@ -228,6 +231,43 @@ class Mapper:
                     return False
         context = data.get("context")
         return not context or (type(context) is dict and context.keys().isdisjoint(_CONTEXT_KEYS))
+
+    def surely_valid_mapped(self, data: Mapping[str, Any], known: Mapping[str, str]) -> bool:
+        """The quick test of ``surely_valid`` for a mapped event whose definition HubSpot has
+        (``known``: its property types). True only when ``problems(self.conversion(data),
+        known)`` is certainly empty: every mapped property a valid name the definition has,
+        each value a short scalar (a string only where no number is expected), and no context
+        fields that map to HubSpot's own properties. Anything else gets the full check.
+        """
+        name = data.get("event") or data.get("name")
+        mapping = self._mappings.get(name) if type(name) is str else None
+        if mapping is None or not self._targets_known(mapping.event, known):
+            return False
+        for parts, target in self._sources[mapping.event]:
+            value = _walk(data, parts)
+            kind = type(value)
+            if kind is int or kind is float:
+                if not -_SHORT_NUMBER < value < _SHORT_NUMBER:  # NaN fails both
+                    return False
+            elif kind is str or kind is bool:
+                if (kind is str and len(value) > _SHORTEST_LIMIT) or known[target] == "number":
+                    return False
+            elif value is not None:
+                return False
+        context = data.get("context")
+        return not context or (type(context) is dict and context.keys().isdisjoint(_CONTEXT_KEYS))
+
+    def _targets_known(self, event: str, known: Mapping[str, str]) -> bool:
+        """Whether every property ``event`` maps to is a valid name in ``known`` (kept per
+        event for as long as the definitions it was decided for are the current ones)."""
+        decided = self._known_targets.get(event)
+        if decided is None or decided[0] is not known:
+            targets = [target for _, target in self._sources[event]]
+            ok = len(targets) <= MAX_PROPERTIES and all(
+                _valid_name(t) and t in known for t in targets
+            )
+            decided = self._known_targets[event] = (known, ok)
+        return decided[1]
 
     @staticmethod
     def _put(properties: dict[str, str], name: str, value: Any) -> None:

@@ -11,11 +11,11 @@ order: applying one twice changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from forwarder.identity.keys import links
-from forwarder.storage.base import Item, Key
+from forwarder.storage.base import Item
 from forwarder.storage.roles import IdentityGraph
 from forwarder.telemetry import get_logger
 
@@ -41,14 +41,16 @@ class Linker:
     def learning(
         self, portal: str, events: Sequence[Mapping[str, Any]]
     ) -> Coroutine[Any, Any, list[Item]] | None:
-        """What ``__call__`` does, as a coroutine to run; None when ``events`` teach no link
-        (most events: the caller then has nothing to schedule)."""
+        """What ``__call__`` does, begun now (the storage call is under way), as a coroutine to
+        await for its result; None when ``events`` teach no link (most events)."""
         groups = [keys for data in events if (keys := links(data))]
-        return self._learn(portal, groups) if groups else None
-
-    async def _learn(self, portal: str, groups: list[list[Key]]) -> list[Item]:
+        if not groups:
+            return None
         # One storage call for the whole request, however many events teach links.
-        released = await self._storage.learn(portal, groups, now=self._now())
+        return self._released(portal, self._storage.learn_soon(portal, groups, now=self._now()))
+
+    async def _released(self, portal: str, learning: Awaitable[list[Item]]) -> list[Item]:
+        released = await learning
         if released and self._on_released is not None:
             self._on_released(portal, tuple(sorted({i.destination for i in released})))
         return released

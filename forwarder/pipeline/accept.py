@@ -127,15 +127,12 @@ class Accepter:
         # in flight at once). Both are learned from duplicates too: they are idempotent, and a
         # retry after a failure (the events already durable) must still teach them. Learned
         # before a failed append is harmless for the same reason: the producer retries.
-        results = await self._store(
-            events,
-            now,
-            self._enrich.touching(source.portal, datas, source.name),
-            self._enrich.linking(source.portal, datas),
-        )
-        accepted = sum(isinstance(r, Accepted) for r in results)
+        linking = self._enrich.linking(source.portal, datas)  # under way from here
+        touching = self._enrich.touching(source.portal, datas, source.name)
+        results = await self._store(events, now, touching, linking)
+        accepted = sum(type(r) is Accepted for r in results)
         if accepted and self._on_accepted is not None:
-            queues = {d for e in events for d in e.destinations}
+            queues = set(events[0].destinations).union(*(e.destinations for e in events[1:]))
             self._on_accepted(source.portal, tuple(sorted(queues)))
         duplicates = len(results) - accepted
         self._tally_results(source.name, now, events, results)
@@ -158,35 +155,54 @@ class Accepter:
     ) -> list[AppendResult]:
         """Append ``events`` while the touches and links (when any) are learned beside it.
 
-        The append runs in this task and the learning in tasks of their own, made only when
-        there is something to learn: a task and a gather cost more than validating an event.
-        The learning tasks are started first, so their jobs are queued right behind the
-        append's, and they are always waited for; the append's failure is raised first.
+        The links are being learned already (``Enricher.linking`` began the storage call, so
+        on SQLite its job is queued beside the append's without a task); the touches, rarely
+        new, get a task. Both are always waited for; the append's failure is raised first.
+        A task and a gather cost more than validating an event: none is made when not needed.
         """
         touches = asyncio.ensure_future(touching) if touching is not None else None
-        links = asyncio.ensure_future(linking) if linking is not None else None
-        if touches is None and links is None:
-            return await self._storage.append(events, now=now, dedup_window_s=self._window_s)
-        learning = [task for task in (touches, links) if task is not None]
         try:
             results = await self._storage.append(events, now=now, dedup_window_s=self._window_s)
         except asyncio.CancelledError:
-            for task in learning:
-                task.cancel()
+            if touches is not None:
+                touches.cancel()
+            if linking is not None:
+                linking.close()
             raise
         except Exception as exc:
             failure: Exception | None = exc
         else:
             failure = None
-        learned = await asyncio.gather(*learning, return_exceptions=True)
-        if links is not None and not links.cancelled() and links.exception() is None:
-            self._tally_released(now, links.result())
+        if touches is None and linking is None:
+            if failure is not None:
+                raise failure
+            return results
+        learned = await self._learned(now, touches, linking)
         if failure is not None:
             raise failure
-        for failed in learned:
-            if isinstance(failed, BaseException):
-                raise failed
+        if learned is not None:
+            raise learned
         return results
+
+    async def _learned(
+        self,
+        now: float,
+        touches: asyncio.Future[None] | None,
+        linking: Coroutine[Any, Any, list[Item]] | None,
+    ) -> BaseException | None:
+        """Wait for the touches and links; the first failure, if any (raised by the caller)."""
+        failures: list[BaseException] = []
+        if touches is not None:
+            try:
+                await touches
+            except Exception as exc:
+                failures.append(exc)
+        if linking is not None:
+            try:
+                self._tally_released(now, await linking)
+            except Exception as exc:
+                failures.append(exc)
+        return failures[0] if failures else None
 
     def _tally_released(self, now: float, released: list[Item]) -> None:
         for item in released:
@@ -212,7 +228,8 @@ class Accepter:
     ) -> None:
         counts: dict[tuple[str, bool], int] = {}
         for event, result in zip(events, results, strict=True):
-            key = (event_type(event.type, event.name), isinstance(result, Accepted))
+            kind = event.name if event.type == "track" and event.name else event.type
+            key = (kind, type(result) is Accepted)  # ``event_type``, inlined: once per event
             counts[key] = counts.get(key, 0) + 1
         for (kind, fresh), n in counts.items():
             self._tally.add(now, source, kind, "received", n)

@@ -41,8 +41,11 @@ class DefinitionCheck:
         self._catalog = catalog
 
     def __call__(self, data: Mapping[str, Any]) -> Problem | None:
-        if self._catalog.creates_missing and self._mapper.surely_valid(data):
-            return None  # the common backend event: nothing to find, skip building it
+        if self._catalog.creates_missing:
+            if self._mapper.surely_valid(data):
+                return None  # the common backend event: nothing to find, skip building it
+        elif self._surely_valid_mapped(data):
+            return None  # a mapped event with plain values: likewise
         conversion = self._mapper.conversion(data)
         if conversion is None:
             return None
@@ -54,6 +57,12 @@ class DefinitionCheck:
         known = None if creates else self._catalog.properties_of(conversion.event_name)
         found = problems(conversion, known)
         return found[0] if found else None
+
+    def _surely_valid_mapped(self, data: Mapping[str, Any]) -> bool:
+        name = data.get("event") or data.get("name")
+        custom = self._mapper.custom_event_for(name) if type(name) is str else None
+        known = self._catalog.properties_of(custom) if custom is not None else None
+        return known is not None and self._mapper.surely_valid_mapped(data, known)
 
 
 def _attributable(traits: Mapping[str, Any], context: Mapping[str, Any]) -> bool:

@@ -104,6 +104,8 @@ class Enricher:
         self._mark(marks)
 
     def _mark(self, marks: list[tuple[object, ...]]) -> None:
+        if not marks:
+            return
         if len(self._sent) + len(marks) > _MAX_SENT:
             # Forgetting only costs a repeated, harmless write; it also lets an erased
             # person's touches be learned again from their next events.

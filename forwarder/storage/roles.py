@@ -19,8 +19,9 @@ The record types the roles speak in (``NewEvent``, ``Item``, ``ItemRecord`` ...)
 
 from __future__ import annotations
 
+import asyncio
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -224,6 +225,13 @@ class IdentityGraph(Protocol):
         The same result as those calls one after another; one transaction (SQLite) or one
         script (Redis), so ingest pays a constant number of round trips per request.
         """
+
+    def learn_soon(
+        self, portal: str, groups: Sequence[Sequence[Key]], *, now: float
+    ) -> Awaitable[list[Item]]:
+        """``learn``, begun now and awaited later: ingest queues it beside its ``append``
+        without a task of its own where the backend can (SQLite queues the job at once)."""
+        return asyncio.ensure_future(self.learn(portal, groups, now=now))
 
     @abstractmethod
     async def remap_contact(

@@ -57,3 +57,53 @@ def test_the_shortcut_applies_to_a_plain_backend_event_only() -> None:
     assert not MAPPER.surely_valid({**plain, "context": {"page": {"url": "https://x"}}})
     assert not MAPPER.surely_valid({**plain, "properties": {"long": "x" * 300}})
     assert not MAPPER.surely_valid({"event": "Mapped", "properties": {}})
+
+
+MAPPED_PORTAL = PortalSettings(
+    portal_id=7,
+    base_url="sandbox",
+    unmapped_events="reject",
+    events=(
+        EventMapping(
+            event="Order Completed",
+            custom_event="order_completed",
+            properties={"revenue": "revenue", "currency": "currency", "traits.plan": "plan"},
+        ),
+    ),
+)
+MAPPED = Mapper(MAPPED_PORTAL)
+KNOWN = {"revenue": "number", "currency": "string", "plan": "enumeration"}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.sampled_from(["Order Completed", "Signed Up", ""]),
+    properties=st.none() | st.dictionaries(st.sampled_from(["revenue", "currency", "x"]), values),
+    traits=st.none() | st.dictionaries(st.sampled_from(["plan", "email"]), values),
+    context=contexts,
+    known=st.sampled_from([KNOWN, {**KNOWN, "revenue": "string"}, {"revenue": "number"}]),
+)
+def test_a_surely_valid_mapped_event_has_no_problems(
+    name: str,
+    properties: dict[str, Any] | None,
+    traits: dict[str, Any] | None,
+    context: dict[str, Any] | None,
+    known: dict[str, str],
+) -> None:
+    data: dict[str, Any] = {"type": "track", "event": name}
+    for key, value in (("properties", properties), ("traits", traits), ("context", context)):
+        if value is not None:
+            data[key] = value
+    if MAPPED.surely_valid_mapped(data, known):
+        conversion = MAPPED.conversion(data)
+        assert conversion is not None
+        assert problems(conversion, known) == []
+
+
+def test_the_mapped_shortcut_applies_to_plain_values_the_definition_has() -> None:
+    order = {"event": "Order Completed", "properties": {"revenue": 42, "currency": "EUR"}}
+    assert MAPPED.surely_valid_mapped({**order, "context": {"traits": {"email": "a@x.co"}}}, KNOWN)
+    assert not MAPPED.surely_valid_mapped({**order, "context": {"page": {"url": "x"}}}, KNOWN)
+    assert not MAPPED.surely_valid_mapped({**order, "properties": {"revenue": "42"}}, KNOWN)
+    assert not MAPPED.surely_valid_mapped(order, {"revenue": "number"})  # no currency property
+    assert not MAPPED.surely_valid_mapped({"event": "Signed Up"}, KNOWN)  # not mapped

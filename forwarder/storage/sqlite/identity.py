@@ -9,6 +9,7 @@ import msgspec
 
 from forwarder.storage.base import Erasure, Item, Key
 from forwarder.storage.outcomes import Outcome, Reason
+from forwarder.storage.sqlite.settled import SettledLinks
 from forwarder.storage.sqlite.sql import EVENT_COLS, event_from_row, finish
 from forwarder.storage.sqlite.touch import forget as forget_touches
 
@@ -53,16 +54,18 @@ def _people_by_key(conn: sqlite3.Connection, portal: str, keys: Sequence[Key]) -
     return found
 
 
-def _everyone(conn: sqlite3.Connection, portal: str, people: Sequence[int]) -> list[Key]:
-    keys: list[Key] = []
+def _everyone(conn: sqlite3.Connection, portal: str, people: Sequence[int]) -> dict[int, list[Key]]:
+    """Every key of each of ``people``."""
+    keys: dict[int, list[Key]] = {}
     for start in range(0, len(people), _PART):
         part = people[start : start + _PART]
         rows = conn.execute(
-            "SELECT kind, value FROM identities INDEXED BY identities_person"
+            "SELECT kind, value, person FROM identities INDEXED BY identities_person"
             f" WHERE portal = ? AND person IN ({','.join('?' * len(part))})",
             (portal, *part),
         ).fetchall()
-        keys += [(r[0], r[1]) for r in rows]
+        for r in rows:
+            keys.setdefault(r[2], []).append((r[0], r[1]))
     return keys
 
 
@@ -102,15 +105,22 @@ def link(conn: sqlite3.Connection, portal: str, keys: Sequence[Key], now: float)
 class LearnJob:
     """One ``learn`` call; the writer runs consecutive ones of a portal as one (``learn_many``)."""
 
-    __slots__ = ("groups", "now", "portal")
+    __slots__ = ("groups", "now", "portal", "settled")
 
-    def __init__(self, portal: str, groups: Sequence[Sequence[Key]], now: float) -> None:
+    def __init__(
+        self,
+        portal: str,
+        groups: Sequence[Sequence[Key]],
+        now: float,
+        settled: SettledLinks | None = None,
+    ) -> None:
         self.portal = portal
         self.groups = groups
         self.now = now
+        self.settled = settled
 
     def __call__(self, conn: sqlite3.Connection) -> list[Item]:
-        return learn(conn, self.portal, self.groups, self.now)
+        return learn_many(conn, self.portal, [(self.groups, self.now)], self.settled)[0]
 
 
 def learn(
@@ -122,15 +132,25 @@ def learn(
     return learn_many(conn, portal, [(groups, now)])[0]
 
 
+Jobs = Sequence[tuple[Sequence[Sequence[Key]], float]]
+
+
 def learn_many(
-    conn: sqlite3.Connection, portal: str, jobs: Sequence[tuple[Sequence[Sequence[Key]], float]]
+    conn: sqlite3.Connection, portal: str, jobs: Jobs, settled: SettledLinks | None = None
 ) -> list[list[Item]]:
     """``learn`` of each ``(groups, now)`` in turn, in the statements of one ``learn``.
 
     The graph ends as it would: each key is stamped with the ``now`` of the last job naming
     it, and a new person with that of the first. Everything released goes to the first job
     (the jobs commit together; their callers only count and announce what was released).
+    With ``settled`` (the writer's cache), links it knows to be settled are not learned again
+    (no statement at all when every link is), and it learns which links now are.
     """
+    per_job: list[list[Item]] = [[] for _ in jobs]
+    last_now = jobs[-1][1] if jobs else 0.0
+    if settled is not None:
+        settled.check(conn)
+        jobs = _unsettled(portal, jobs, settled)
     stamp: dict[Key, float] = {}
     first: dict[Key, float] = {}
     for groups, now in jobs:
@@ -138,13 +158,38 @@ def learn_many(
             for key in group:
                 stamp[key] = now
                 first.setdefault(key, now)
-    per_job: list[list[Item]] = [[] for _ in jobs]
     if not stamp:
         return per_job
     known = _people_by_key(conn, portal, list(stamp))
+    components = _components([g for groups, _ in jobs for g in groups], known)
+    people = _link(conn, portal, components, known, (stamp, first))
+    everyone = _everyone(conn, portal, people)
+    per_job[0] = release_for(
+        conn, portal, [k for keys in everyone.values() for k in keys], last_now
+    )
+    if settled is not None:
+        settled.forget(portal, stamp)
+        settled.changed(conn)
+        learned = [frozenset(g) for gs, _ in jobs for g in gs]
+        for links in _now_settled(learned, components, people, everyone):
+            settled.add(portal, links)
+    return per_job
+
+
+def _link(
+    conn: sqlite3.Connection,
+    portal: str,
+    components: list[list[Key]],
+    known: dict[Key, int],
+    stamps: tuple[dict[Key, float], dict[Key, float]],
+) -> list[int]:
+    """Make each component one person (merging the people it spans, or a new one) and stamp
+    its keys (``stamps``: the last and the first ``now`` of each key); returns the person of
+    each component."""
+    stamp, first = stamps
     people: list[int] = []
     rows: list[tuple[str, str, str, int, float]] = []
-    for members in _components([g for groups, _ in jobs for g in groups], known):
+    for members in components:
         found = sorted({known[k] for k in members if k in known})
         if found:
             person = found[0]  # as ``link``: the oldest person takes in the others
@@ -165,8 +210,48 @@ def learn_many(
         " ON CONFLICT (portal, kind, value) DO UPDATE SET updated_at = excluded.updated_at",
         rows,
     )
-    per_job[0] = release_for(conn, portal, _everyone(conn, portal, people), jobs[-1][1])
-    return per_job
+    return people
+
+
+def _unsettled(portal: str, jobs: Jobs, settled: SettledLinks) -> Jobs:
+    """``jobs`` without the groups that are settled and share no key with a group that is not
+    (learning that one restamps their keys too). Two settled groups sharing a key are one
+    person's keys, the same set: one pass finds them all."""
+    skip = [[settled.settled(portal, frozenset(g)) for g in groups] for groups, _ in jobs]
+    if not any(any(s) for s in skip):
+        return jobs
+    learned = {
+        key
+        for (groups, _), skips in zip(jobs, skip, strict=True)
+        for group, skipped in zip(groups, skips, strict=True)
+        if not skipped
+        for key in group
+    }
+    return [
+        ([g for g, x in zip(groups, skips, strict=True) if not x or not learned.isdisjoint(g)], now)
+        for (groups, now), skips in zip(jobs, skip, strict=True)
+    ]
+
+
+def _now_settled(
+    groups: Sequence[frozenset[Key]],
+    components: Sequence[Sequence[Key]],
+    people: Sequence[int],
+    everyone: dict[int, list[Key]],
+) -> list[frozenset[Key]]:
+    """The learned links that are now settled: every group of their component is that link,
+    and it is all of its person (nothing held: everyone of the person was just released)."""
+    person_of: dict[Key, int] = {}
+    for members, person in zip(components, people, strict=True):
+        person_of.update(dict.fromkeys(members, person))
+    links_of: dict[int, set[frozenset[Key]]] = {}
+    for group in groups:
+        links_of.setdefault(person_of[next(iter(group))], set()).add(group)
+    out: list[frozenset[Key]] = []
+    for person, links in links_of.items():
+        if len(links) == 1 and links == {frozenset(everyone.get(person, ()))}:
+            out += links
+    return out
 
 
 def _components(groups: Sequence[Sequence[Key]], known: dict[Key, int]) -> list[list[Key]]:

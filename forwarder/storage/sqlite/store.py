@@ -45,6 +45,7 @@ from forwarder.storage.sqlite import identity, migrations, quality, quotas, rate
 from forwarder.storage.sqlite import touch as touch_memory
 from forwarder.storage.sqlite.checkpoint import Checkpointer, tune_writer
 from forwarder.storage.sqlite.dedup import SeenKeys
+from forwarder.storage.sqlite.settled import SettledLinks
 from forwarder.telemetry import get_logger
 
 T = TypeVar("T")
@@ -109,7 +110,10 @@ def _deliver(jobs: list[tuple[_Pending, bool, Any]]) -> None:
 
 
 def _run_jobs(
-    conn: sqlite3.Connection, group: list[_Pending], appended: sql.Appended | None
+    conn: sqlite3.Connection,
+    group: list[_Pending],
+    appended: sql.Appended | None,
+    settled: SettledLinks | None = None,
 ) -> list[tuple[bool, Any]]:
     """Every job's result, in order; the appends (``appended``) are done already, and a run
     of ``learn`` jobs of one portal (other appends between them aside) runs as one: a
@@ -121,7 +125,7 @@ def _run_jobs(
     def learn_run() -> None:
         if run:
             jobs = [(job.groups, job.now) for _, job in run]
-            learned = identity.learn_many(conn, run[0][1].portal, jobs)
+            learned = identity.learn_many(conn, run[0][1].portal, jobs, settled)
             for (i, _), released in zip(run, learned, strict=True):
                 outcomes[i] = (True, released)
             run.clear()
@@ -169,11 +173,15 @@ class SqliteStorage(Storage):
         self.path = Path(path)
         self._seen = SeenKeys()
         """The dedup index (in memory, over the events table); writer thread only."""
+        self._settled = SettledLinks()
+        """Links learning again would not change (``settled.py``); writer thread only."""
         self._dedup_window_s = dedup_window_s
         self._synchronous = synchronous.upper()
         self._commit_interval_s = commit_interval_ms / 1000.0
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._writing = False
+        """The writer thread is taking jobs (from a successful ``open`` until it stops)."""
         self._pending = 0
         self._shared = shared
         self._release_leases = release_leases
@@ -246,6 +254,7 @@ class SqliteStorage(Storage):
                 if stop:
                     return
         finally:
+            self._writing = False
             conn.close()
 
     def _run_group(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
@@ -254,13 +263,14 @@ class SqliteStorage(Storage):
             _begin(conn)
             appends = [job.work for job in group if isinstance(job.work, sql.AppendJob)]
             appended = sql.append_many(conn, appends, self._seen) if appends else None
-            outcomes = _run_jobs(conn, group, appended)
+            outcomes = _run_jobs(conn, group, appended, self._settled)
             conn.execute("COMMIT")
             if appended is not None:
                 self._seen.remember(appended.keys)
         except Exception:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self._settled.reset()  # it may hold what the rolled-back group settled
             outcomes = [self._run_alone(conn, job) for job in group]
         self._resolve(group, outcomes)
         if self._checkpointer is not None:
@@ -281,10 +291,12 @@ class SqliteStorage(Storage):
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self._settled.reset()
             return False, _translate(exc)
         except Exception as exc:  # a bug in one job must not kill the writer thread
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self._settled.reset()
             return False, exc
 
     @staticmethod
@@ -316,12 +328,16 @@ class SqliteStorage(Storage):
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
 
-    async def _submit(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> T:
-        if self._thread is None or not self._thread.is_alive():
+    def _queue(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> asyncio.Future[T]:
+        """Queue ``work`` for the writer now; the future resolves after its commit."""
+        if not self._writing:  # ``Thread.is_alive`` costs a lock: twice a request adds up
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.put(_Pending(work, future))
-        return await future
+        return future
+
+    async def _submit(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> T:
+        return await self._queue(work)
 
     # -- lifecycle ------------------------------------------------------------------------
     async def open(self) -> None:
@@ -335,6 +351,7 @@ class SqliteStorage(Storage):
         await asyncio.to_thread(ready.wait)
         if failure:
             raise failure[0]
+        self._writing = True
         self._checkpointer = Checkpointer(self.path, self._synchronous)
         self._checkpointer.start()
         if self._release_leases:
@@ -460,6 +477,9 @@ class SqliteStorage(Storage):
                 portal = conn.execute("SELECT portal FROM items WHERE id = ?", (ids[0],)).fetchone()
                 if portal is not None:
                     identity.index_held(conn, portal[0], ids, keys)
+                    # Learning a link of these keys again now releases the item: not settled.
+                    self._settled.forget(portal[0], keys)
+                    self._settled.changed(conn)
 
         await self._submit(job)
 
@@ -495,9 +515,22 @@ class SqliteStorage(Storage):
         await self._submit(lambda c: sql.record_attempts(c, attempts))
 
     # -- identity -------------------------------------------------------------------------
+    def _unsettling(
+        self, work: Callable[[sqlite3.Connection], T]
+    ) -> Callable[[sqlite3.Connection], T]:
+        """``work`` changes the graph outside ``learn``: the settled links are forgotten."""
+
+        def job(conn: sqlite3.Connection) -> T:
+            result = work(conn)
+            self._settled.clear()
+            self._settled.changed(conn)
+            return result
+
+        return job
+
     async def link(self, portal: str, keys: Sequence[Key], *, now: float) -> None:
         if keys:
-            await self._submit(lambda c: identity.link(c, portal, keys, now))
+            await self._submit(self._unsettling(lambda c: identity.link(c, portal, keys, now)))
 
     async def people_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
         if not keys:
@@ -514,15 +547,28 @@ class SqliteStorage(Storage):
     ) -> list[Item]:
         if not any(groups):
             return []
-        return await self._submit(identity.LearnJob(portal, groups, now))
+        return await self.learn_soon(portal, groups, now=now)
+
+    def learn_soon(
+        self, portal: str, groups: Sequence[Sequence[Key]], *, now: float
+    ) -> asyncio.Future[list[Item]]:
+        if not any(groups):
+            done: asyncio.Future[list[Item]] = asyncio.get_running_loop().create_future()
+            done.set_result([])
+            return done
+        return self._queue(identity.LearnJob(portal, groups, now, self._settled))
 
     async def remap_contact(
         self, portal: str, old_ids: Sequence[str], new_id: str, *, now: float
     ) -> int:
-        return await self._submit(lambda c: identity.remap_contact(c, portal, old_ids, new_id, now))
+        return await self._submit(
+            self._unsettling(lambda c: identity.remap_contact(c, portal, old_ids, new_id, now))
+        )
 
     async def erase(self, portal: str, keys: Sequence[Key], *, now: float) -> Erasure:
-        record, closed = await self._submit(lambda c: identity.erase(c, portal, keys, now))
+        record, closed = await self._submit(
+            self._unsettling(lambda c: identity.erase(c, portal, keys, now))
+        )
         self._pending -= closed
         return record
 
