@@ -165,6 +165,8 @@ class Result:
 
     events: int
     events_rps: int
+    safety: float = SAFETY
+    """The portal's ``limits.safety``: the share of HubSpot's allowance the forwarder takes."""
     fill_s: float = 0.0
     ready_s: float = 0.0
     """From the server's start to ``/readyz`` answering (start-up on the full file)."""
@@ -189,6 +191,15 @@ class Result:
     def ratio(self) -> float:
         return self.drain_s / self.minimum_s
 
+    @property
+    def drain_rate(self) -> float:
+        """Events/s from the first sample with an event in the sandbox to the last sample."""
+        started = [x for x in self.samples if x["received"] > 0]
+        if len(started) < 2:
+            return 0.0
+        first, last = started[0], started[-1]
+        return (last["received"] - first["received"]) / (last["t"] - first["t"])
+
 
 def drain(db: Path, work: Path, result: Result, timeout_s: float) -> None:
     """Serve the filled file against a sandbox process until the sandbox has every event."""
@@ -206,7 +217,7 @@ def drain(db: Path, work: Path, result: Result, timeout_s: float) -> None:
             sandbox=sandbox,
             token=DEFAULT_TOKEN,
             rps=rps,
-            safety=SAFETY,
+            safety=result.safety,
         )
     )
     serve_cmd = [sys.executable, "-m", "forwarder", "serve", "--config", str(config)]
@@ -258,10 +269,10 @@ def drain(db: Path, work: Path, result: Result, timeout_s: float) -> None:
         result.rates.append(round((b["received"] - a["received"]) / (b["t"] - a["t"])))
 
 
-def run(events: int, rps: int, timeout_s: float, keep: Path | None) -> Result:
-    result = Result(events=events, events_rps=rps)
+def run(events: int, rps: int, timeout_s: float, keep: Path | None, safety: float) -> Result:
+    result = Result(events=events, events_rps=rps, safety=safety)
     result.minimum_s = events / BATCH / rps
-    result.minimum_own_s = events / BATCH / (rps * SAFETY)
+    result.minimum_own_s = events / BATCH / (rps * safety)
     with tempfile.TemporaryDirectory(prefix="backlog-") as tmp:
         work = Path(tmp)
         db = work / "forwarder.db"
@@ -282,8 +293,11 @@ def report(r: Result) -> str:
     rejected_429 = r.sends.get(429, 0)
     verdict = "met" if r.hwm_mb < RSS_TARGET_MB else "**not met**"
     load = os.getloadavg()
+    envelope = r.events_rps * BATCH
+    drain_verdict = f"**{r.drain_rate / envelope:.2f}** ({r.drain_rate:,.0f} of {envelope:,}/s)"
     return f"""- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; Python {platform.python_version()}
-- command: `python benchmarks/backlog.py --events {r.events} --events-rps {r.events_rps}`
+- command: `python benchmarks/backlog.py --events {r.events} --events-rps {r.events_rps} \
+--safety {r.safety:g}`
 - load average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f} (1 / 5 / 15 min)
 
 | figure | value |
@@ -294,11 +308,12 @@ def report(r: Result) -> str:
 | RSS when ready | {r.rss_at_ready_mb:.0f} MB |
 | peak RSS while draining (largest `VmRSS` sample) | {r.peak_rss_mb:.0f} MB |
 | peak RSS (`VmHWM`) | **{r.hwm_mb:.0f} MB** (target < {RSS_TARGET_MB} MB: {verdict}) |
-| envelope | {r.events_rps} event sends/s at the sandbox; the forwarder's share × {SAFETY} |
+| envelope | {r.events_rps} event sends/s at the sandbox; the forwarder's share × {r.safety:g} |
 | drain (server start → last event in the sandbox) | **{r.drain_s:.1f} s** |
 | minimum at HubSpot's allowance ({r.events:,} / {BATCH} / {r.events_rps}) | {r.minimum_s:.1f} s |
-| minimum at the forwarder's share ({r.events_rps * SAFETY:g}/s) | {r.minimum_own_s:.1f} s |
+| minimum at the forwarder's share ({r.events_rps * r.safety:g}/s) | {r.minimum_own_s:.1f} s |
 | ratio drain / minimum | **{r.ratio:.2f}** (vs own share: {r.drain_s / r.minimum_own_s:.2f}) |
+| drain rate (first event in the sandbox to the last) ÷ envelope | {drain_verdict} |
 | event-send requests (by status) | {sent:,} ({by_status}) |
 | 429s | {rejected_429} |
 | send duration p50 / p99 (sandbox answer, from `attempts`) | {p50:.0f} / {p99:.0f} ms |
@@ -313,8 +328,11 @@ def main() -> None:
     parser.add_argument("--events-rps", type=int, default=20, help="sandbox's and portal's")
     parser.add_argument("--timeout", type=float, default=1800.0, help="give up after (s)")
     parser.add_argument("--json", type=Path, default=None, help="keep the samples here")
+    parser.add_argument(
+        "--safety", type=float, default=SAFETY, help="the portal's limits.safety (1.0: alone)"
+    )
     args = parser.parse_args()
-    print(report(run(args.events, args.events_rps, args.timeout, args.json)))
+    print(report(run(args.events, args.events_rps, args.timeout, args.json, args.safety)))
 
 
 if __name__ == "__main__":
