@@ -50,39 +50,39 @@ def _object(value: Any) -> Mapping[str, Any]:
     return value if value is not None and isinstance(value, Mapping) else _NOTHING
 
 
-def _first(found: list[tuple[str, str]], candidates: tuple[tuple[str, Any], ...]) -> None:
-    """Add the first present ``(source path, value)`` of ``candidates`` to ``found``."""
-    for path, value in candidates:
-        if value is not None and value != "":
-            found.append((str(value), path))
-            return
+def _add(found: list[tuple[str, str]], path: str, value: Any) -> bool:
+    """Add ``value``, read at ``path``, to ``found`` when it is present; whether it was."""
+    if value is None or value == "":
+        return False
+    found.append((str(value), path))
+    return True
 
 
 def from_event(data: Mapping[str, Any]) -> Candidates:
     """The identifiers an event carries itself (``(value, source path)`` pairs).
 
-    Each kind's paths in order, each object on the way read once (this runs per event)."""
+    Each kind's paths in order, the first present one wins and the later ones are not read;
+    each object on the way is read once (this runs per event)."""
     found = Candidates()
     context = _object(data.get("context"))
     traits = _object(context.get("traits"))
     properties = _object(data.get("properties"))
-    email = (
-        ("traits.email", _object(data.get("traits")).get("email")),
-        ("context.traits.email", traits.get("email")),
-        ("properties.email", properties.get("email")),
+    email = found.email
+    _ = (
+        _add(email, "traits.email", _object(data.get("traits")).get("email"))
+        or _add(email, "context.traits.email", traits.get("email"))
+        or _add(email, "properties.email", properties.get("email"))
     )
-    _first(found.email, email)
-    utk = (
-        ("context.hubspotutk", context.get("hubspotutk")),
-        ("context.traits.hubspotutk", traits.get("hubspotutk")),
-        ("properties.hubspotutk", properties.get("hubspotutk")),
+    utk = found.utk
+    _ = (
+        _add(utk, "context.hubspotutk", context.get("hubspotutk"))
+        or _add(utk, "context.traits.hubspotutk", traits.get("hubspotutk"))
+        or _add(utk, "properties.hubspotutk", properties.get("hubspotutk"))
     )
-    _first(found.utk, utk)
-    contact = (
-        ("context.hubspot.contactId", _object(context.get("hubspot")).get("contactId")),
-        ("context.hubspotContactId", context.get("hubspotContactId")),
+    contact = _object(context.get("hubspot")).get("contactId")
+    _ = _add(found.objectId, "context.hubspot.contactId", contact) or _add(
+        found.objectId, "context.hubspotContactId", context.get("hubspotContactId")
     )
-    _first(found.objectId, contact)
     return found
 
 

@@ -41,6 +41,23 @@ def stable_uuid(portal_id: int, message_id: str, destination: str = "") -> str:
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
+class StableUuids:
+    """``stable_uuid`` of one portal and destination, for a batch of messageIds.
+
+    The SHA-1 of the namespace and the ``portal:destination:`` prefix is taken once and copied
+    per event, which then hashes only its messageId (a third less per event)."""
+
+    def __init__(self, portal_id: int, destination: str = "") -> None:
+        prefix = _NAMESPACE_BYTES + f"{portal_id}:{destination}:".encode()
+        self._prefix = hashlib.sha1(prefix, usedforsecurity=False)
+
+    def __call__(self, message_id: str) -> str:
+        digest = self._prefix.copy()
+        digest.update(message_id.encode())
+        x = digest.hexdigest()
+        return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+
+
 class Ready(msgspec.Struct):
     """An item turned into one request input."""
 

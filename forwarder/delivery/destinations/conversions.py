@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from forwarder.config import PortalSettings
 from forwarder.delivery.attribution import Attributor
 from forwarder.delivery.definitions import DefinitionCatalog
-from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
+from forwarder.delivery.destinations import Prepared, Ready, StableUuids
 from forwarder.delivery.destinations.mapped import (
     Mapped,
     carries_campaign,
@@ -45,7 +45,7 @@ class Conversions:
         attributor: Attributor | None = None,
     ) -> None:
         self._portal = portal
-        self._portal_id = portal.portal_id
+        self._uuid = StableUuids(portal.portal_id)
         self.route = paths_for(portal.api_version).events_send_batch
         self._attributor = attributor
         self._mapper = mapper
@@ -82,7 +82,7 @@ class Conversions:
         )
 
     def _ready(self, m: Mapped) -> Ready:
-        uuid = stable_uuid(self._portal_id, m.item.event.message_id)
+        uuid = self._uuid(m.item.event.message_id)
         kind, value = m.identity.kind, m.identity.value  # ``identity_fields``, inline: per event
         event = EventCompletion(
             event_name=m.conversion.event_name,

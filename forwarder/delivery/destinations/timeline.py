@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from forwarder.config import PortalSettings
 from forwarder.delivery.attribution import Attributor
-from forwarder.delivery.destinations import Prepared, Ready, stable_uuid
+from forwarder.delivery.destinations import Prepared, Ready, StableUuids
 from forwarder.delivery.destinations.mapped import (
     Mapped,
     delivered,
@@ -54,6 +54,7 @@ class Timeline:
         self._attributor = attributor
         self._mapper = mapper
         self._resolver = resolver
+        self._uuid = StableUuids(portal.portal_id, self.name)
         paths = paths_for(portal.api_version)
         self.route = paths.timeline_batch
         self._dated = paths.dated_timeline
@@ -69,7 +70,7 @@ class Timeline:
             attributor=self._attributor,
         )
         for m in mapped:
-            event_id = stable_uuid(self._portal.portal_id, m.item.event.message_id, self.name)
+            event_id = self._uuid(m.item.event.message_id)
             event = self._occurrence(m, event_id) if self._dated else self._event(m, event_id)
             out.append(Ready(m.item, event, event_id, outcome=delivered(m.identity)))
         return out
