@@ -89,6 +89,20 @@ def _person(keys: list[Key], people: Mapping[Key, list[Key]]) -> list[Key]:
     return list(dict.fromkeys(k for key in keys for k in [key, *people.get(key, ())]))
 
 
+def _touch_keys(own: list[list[Key]], people: Mapping[Key, list[Key]]) -> list[Key]:
+    """The keys touches may be remembered under, of every event's whole person, each once
+    (what ``_person`` gives each event, without a list per event)."""
+    wanted: dict[Key, None] = {}
+    for keys in own:
+        for key in keys:
+            if key[0] in _TOUCH_KINDS:
+                wanted[key] = None
+            for linked in people.get(key, ()):
+                if linked[0] in _TOUCH_KINDS:
+                    wanted[linked] = None
+    return list(wanted)
+
+
 class Attributor:
     """Per portal: the window and the kinds that count, decided once; ``attribute`` per batch."""
 
@@ -114,18 +128,20 @@ class Attributor:
             )
         else:
             own, people = known
-        everyone = [_person(keys, people) for keys in own]
-        wanted = [k for keys in everyone for k in keys if k[0] in _TOUCH_KINDS]
-        memory = await self._storage.touches_of(self._portal, list(dict.fromkeys(wanted)))
+        memory = await self._storage.touches_of(self._portal, _touch_keys(own, people))
         out = []
         nothing = Attribution(None, None, self._window_s)
         for i, data in enumerate(events):
             sender = senders[i] if i < len(senders) else None
             on_event = self._reader(data, sender)
-            if not on_event and (not memory or all(k not in memory for k in everyone[i])):
+            if not on_event and not memory:
                 out.append(nothing)  # the common case: no touch anywhere, nothing to decide
                 continue
-            out.append(self.decide(data, on_event, set(own[i]), everyone[i], memory))
+            everyone = _person(own[i], people)  # only for an event with something to decide
+            if not on_event and all(k not in memory for k in everyone):
+                out.append(nothing)
+                continue
+            out.append(self.decide(data, on_event, set(own[i]), everyone, memory))
         return out
 
     def decide(
