@@ -64,27 +64,29 @@ class Resolver:
             if user_ids:
                 contacts = await self._lookup.resolve(user_ids)
         out = []
+        order, add_graph = self._order, self._add_graph
         for data, keys in zip(events, own, strict=True):
             candidates = from_event(data)
-            self._add_graph(candidates, keys, people)
+            for key in keys:
+                members = people.get(key)
+                if members:
+                    add_graph(candidates, key[0], members)
             for kind, value in keys if contacts else ():
                 contact = contacts.get(value) if kind == "userId" else None
                 if contact is not None:
                     candidates.objectId.append((contact, "contact lookup by userId"))
-            out.append(choose(candidates, self._order))
+            out.append(choose(candidates, order))
         return out
 
     @staticmethod
-    def _add_graph(
-        candidates: Candidates, keys: list[Key], people: Mapping[Key, list[Key]]
-    ) -> None:
-        for key in keys:
-            for kind, value in reversed(people.get(key, ())):  # most recently seen first
-                target = _GRAPH_KINDS.get(kind)
-                if target is not None:
-                    found = getattr(candidates, target)
-                    for known, _ in found:
-                        if known == value:
-                            break
-                    else:
-                        found.append((value, f"identity graph via {key[0]}"))
+    def _add_graph(candidates: Candidates, via: str, members: list[Key]) -> None:
+        """The graph's identifiers of the person a key (of kind ``via``) belongs to."""
+        for kind, value in reversed(members):  # most recently seen first
+            target = _GRAPH_KINDS.get(kind)
+            if target is not None:
+                found = getattr(candidates, target)
+                for known, _ in found:
+                    if known == value:
+                        break
+                else:
+                    found.append((value, f"identity graph via {via}"))
