@@ -123,10 +123,11 @@ class Accepter:
         if not events:
             raise AllEventsRejectedError(sorted(rejected, key=_index))
         # Submitted together, the touches and the links usually share the append's commit (the
-        # SQLite writer commits what is queued as one group; on Redis they are one script each,
-        # in flight at once). Both are learned from duplicates too: they are idempotent, and a
-        # retry after a failure (the events already durable) must still teach them. Learned
-        # before a failed append is harmless for the same reason: the producer retries.
+        # SQLite writer commits what is queued as one group; on Redis the links ride in the
+        # append's script and the touches, rarely new, are a script of their own in flight
+        # beside it). Both are learned from duplicates too: they are idempotent, and a retry
+        # after a failure (the events already durable) must still teach them. Learned before a
+        # failed append is harmless for the same reason: the producer retries.
         linking = self._enrich.linking(source.portal, datas)  # under way from here
         touching = self._enrich.touching(source.portal, datas, source.name)
         results = await self._store(events, now, touching, linking)

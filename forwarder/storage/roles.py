@@ -230,7 +230,9 @@ class IdentityGraph(Protocol):
         self, portal: str, groups: Sequence[Sequence[Key]], *, now: float
     ) -> Awaitable[list[Item]]:
         """``learn``, begun now and awaited later: ingest queues it beside its ``append``
-        without a task of its own where the backend can (SQLite queues the job at once)."""
+        without a task of its own where the backend can (SQLite queues the job at once; Redis
+        carries it in the script of the ``append`` that follows in the same turn of the loop,
+        or learns it alone at the next turn)."""
         return asyncio.ensure_future(self.learn(portal, groups, now=now))
 
     @abstractmethod

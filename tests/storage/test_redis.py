@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 import structlog
@@ -227,3 +227,92 @@ async def test_recording_a_batchs_attempt_is_one_command_whatever_its_size() -> 
         finally:
             await watcher.aclose()
             await storage.close()
+
+
+async def _commands_of(prefix: str, during: Callable[[], Awaitable[object]]) -> list[str]:
+    """The commands a client sent under ``prefix`` while ``during`` ran (MONITOR; commands run
+    inside scripts left out), with a marker command after it so none is missed."""
+    import redis.asyncio as aioredis
+
+    watcher = aioredis.Redis.from_url(REDIS_URL)
+    seen: list[str] = []
+    try:
+        async with watcher.monitor() as monitor:
+
+            async def listen() -> None:
+                while True:
+                    command = await monitor.next_command()
+                    if prefix in command["command"] and command["client_type"] != "lua":
+                        seen.append(command["command"].split(" ", 1)[0].upper())
+
+            listening = asyncio.create_task(listen())
+            await asyncio.sleep(0.2)
+            await during()
+            marker = aioredis.Redis.from_url(REDIS_URL)
+            await marker.get(f"{prefix}:marker")
+            await marker.aclose()
+            for _ in range(50):
+                if seen and seen[-1] == "GET":
+                    break
+                await asyncio.sleep(0.05)
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+    finally:
+        await watcher.aclose()
+    return seen[:-1]
+
+
+async def test_an_ingests_append_carries_the_learning_begun_beside_it_in_one_call() -> None:
+    now = time.time()
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            await storage.append([event("warm", now)], now=now, dedup_window_s=60)
+
+            async def ingest() -> None:
+                learning = storage.learn_soon("main", [[("userId", "u"), ("email", "e")]], now=now)
+                await storage.append([event("m", now)], now=now, dedup_window_s=60)
+                assert await learning == []
+
+            assert await _commands_of(prefix, ingest) == ["EVALSHA"]
+            people = await storage.people_of("main", [("userId", "u")])
+            assert sorted(people[("userId", "u")]) == [("email", "e"), ("userId", "u")]
+        finally:
+            await storage.close()
+
+
+async def test_items_released_by_a_learning_carried_by_an_append_reach_its_caller() -> None:
+    now = time.time()
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            [held] = await storage.append([event("held", now)], now=now, dedup_window_s=60)
+            [item] = await storage.lease("main", "conversions", limit=1, now=now, lease_s=30)
+            await storage.hold([item.id], until=now + 600, now=now, keys=[("userId", "u")])
+            learning = storage.learn_soon("main", [[("userId", "u"), ("email", "e")]], now=now)
+            await storage.append([event("other", now)], now=now, dedup_window_s=60)
+            released = await learning
+        finally:
+            await storage.close()
+    assert [(i.id, i.event.message_id) for i in released] == [(item.id, "held")]
+    assert isinstance(held, Accepted)
+    assert released[0].event.seq == held.seq
+
+
+async def test_a_learning_no_append_takes_is_learned_on_its_own() -> None:
+    now = time.time()
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            released = await storage.learn_soon(
+                "main", [[("userId", "u"), ("email", "e")]], now=now
+            )
+            people = await storage.people_of("main", [("email", "e")])
+        finally:
+            await storage.close()
+    assert released == []
+    assert sorted(people[("email", "e")]) == [("email", "e"), ("userId", "u")]

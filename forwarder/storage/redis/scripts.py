@@ -13,8 +13,15 @@ from importlib.resources import files
 
 from forwarder.storage.redis.keys import GROUP, SEP, lua_key_functions
 
-_WINDOWED = frozenset({"WINDOW_ACQUIRE", "WINDOW_OBSERVE", "WINDOW_COUNTS"})
-"""Scripts that include ``window.lua``, the shared rolling-window log."""
+_HELPERS = {
+    "WINDOW_ACQUIRE": ("window",),
+    "WINDOW_OBSERVE": ("window",),
+    "WINDOW_COUNTS": ("window",),
+    "APPEND": ("learning",),
+    "LEARN": ("learning",),
+}
+"""Shared helpers a script includes after the prelude: ``window.lua``, the rolling-window log;
+``learning.lua``, what a request teaches the identity graph."""
 
 
 def _read(stem: str) -> str:
@@ -24,9 +31,8 @@ def _read(stem: str) -> str:
 @cache
 def source(name: str) -> str:
     """A script's full source by its name (``"APPEND"`` is ``lua/append.lua``): the generated
-    constants and key functions, the shared prelude, the window log where used, then its body."""
+    constants and key functions, the shared prelude, its helpers (``_HELPERS``), then its body."""
     head = f"local P = ARGV[1]\nlocal GROUP = '{GROUP}'\nlocal SEP = '\\{ord(SEP)}'\n"
     parts = [head + lua_key_functions(), _read("prelude")]
-    if name in _WINDOWED:
-        parts.append(_read("window"))
+    parts += [_read(helper) for helper in _HELPERS.get(name, ())]
     return "\n".join([*parts, _read(name.lower())])

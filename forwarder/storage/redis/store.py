@@ -20,7 +20,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -100,6 +100,16 @@ _QUOTA_TTL_S = 40 * 86400
 """A period's count outlives the longest period (a month), then goes on its own."""
 
 
+class _Learning(NamedTuple):
+    """A ``learn_soon`` waiting for the next ``append`` to carry it: its arguments as the
+    scripts take them, and the future its caller awaits."""
+
+    portal: str
+    now: str
+    groups: list[list[str]]
+    done: asyncio.Future[list[Item]]
+
+
 def _f(x: float) -> str:
     return repr(float(x))
 
@@ -132,6 +142,10 @@ class RedisStorage(Storage):
         """Items this replica leased and not yet settled: id -> (portal, destination, asked
         deadline); their leases are renewed in the background."""
         self._renewer: asyncio.Task[None] | None = None
+        self._learning: list[_Learning] = []
+        """Learning queued this turn of the loop for the next ``append`` (``learn_soon``)."""
+        self._alone: set[asyncio.Task[None]] = set()
+        """Queued learning that no append took, learned by itself."""
         self._closing = False
         self._shared = RedisCoordination(lambda: self.client, self.keys)
         self._reader: RedisReader | None = None
@@ -209,6 +223,10 @@ class RedisStorage(Storage):
         self._renewer = asyncio.create_task(self._renew_leases(), name="redis-lease-renewal")
 
     async def close(self) -> None:
+        for task in list(self._alone):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._renewer is not None:
             # The flag too: a cancel landing inside a Redis call can come back as a Redis error,
             # which the loop logs and survives; it then ends at its next turn.
@@ -261,9 +279,23 @@ class RedisStorage(Storage):
         if not events:
             return []
         # Payloads travel as their own arguments: Redis's cmsgpack predates msgpack's bin type.
-        packed = msgspec.msgpack.encode([_pack(e, i) for i, e in enumerate(events, 1)])
+        # The learning queued beside the append (``learn_soon``) rides in the same script: one
+        # round trip a request. Any failure is the append's and the learning's alike.
+        packed = _pack_msgpack([_pack(e, i) for i, e in enumerate(events, 1)])
         payloads = [e.payload for e in events]
-        opened, seqs = await self._run("APPEND", _f(now), _f(dedup_window_s), packed, *payloads)
+        learning, self._learning = self._learning, []
+        riders = _pack_msgpack([(ride.portal, ride.now, ride.groups) for ride in learning])
+        window = _f(dedup_window_s)
+        try:
+            reply = await self._run("APPEND", _f(now), window, packed, riders, *payloads)
+        except BaseException as exc:
+            for ride in learning:
+                _fail(ride.done, exc)
+            raise
+        opened, seqs, released = _unpack(reply)
+        for ride, replies in zip(learning, released, strict=True):
+            if not ride.done.done():
+                ride.done.set_result([item_from_packed(ride.portal, r) for r in replies])
         self._open_total += opened
         return [Accepted(seq=s) if s > 0 else Duplicate(seq=-s) for s in seqs]
 
@@ -391,14 +423,51 @@ class RedisStorage(Storage):
     async def learn(
         self, portal: str, groups: Sequence[Sequence[Key]], *, now: float
     ) -> list[Item]:
-        args: list[object] = []
-        for keys in groups:
-            if keys:
-                args += [len(keys), *(_kv(k) for k in keys)]
-        if not args:
+        return await self._learn(portal, _f(now), _groups(groups))
+
+    async def _learn(self, portal: str, now: str, groups: list[list[str]]) -> list[Item]:
+        if not groups:
             return []
-        replies = await self._run("LEARN", _f(now), portal, *args)
+        args = [x for kvs in groups for x in (len(kvs), *kvs)]
+        replies = await self._run("LEARN", now, portal, *args)
         return [item_from_reply(portal, r) for r in replies]
+
+    def learn_soon(
+        self, portal: str, groups: Sequence[Sequence[Key]], *, now: float
+    ) -> asyncio.Future[list[Item]]:
+        """Queued for the next ``append`` of this turn of the loop, which carries it in its own
+        script (ingest begins the learning just before its append); what no append took by the
+        next turn is learned by itself."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[list[Item]] = loop.create_future()
+        kvs = _groups(groups)
+        if not kvs:
+            done.set_result([])
+            return done
+        if not self._learning:
+            loop.call_soon(self._learn_alone)
+        self._learning.append(_Learning(portal, _f(now), kvs, done))
+        return done
+
+    def _learn_alone(self) -> None:
+        queued, self._learning = self._learning, []
+        for ride in queued:
+            task = asyncio.ensure_future(self._learn_ride(ride))
+            self._alone.add(task)
+            task.add_done_callback(self._alone.discard)
+
+    async def _learn_ride(self, ride: _Learning) -> None:
+        # The outcome is the caller's, through ``done``: only a cancel ends the task itself.
+        try:
+            released = await self._learn(ride.portal, ride.now, ride.groups)
+        except asyncio.CancelledError as exc:
+            _fail(ride.done, exc)
+            raise
+        except Exception as exc:
+            _fail(ride.done, exc)
+        else:
+            if not ride.done.done():
+                ride.done.set_result(released)
 
     async def remap_contact(
         self, portal: str, old_ids: Sequence[str], new_id: str, *, now: float
@@ -505,6 +574,21 @@ def _translate(exc: RedisError) -> StorageUnavailableError:
     if "OOM" in text:
         return StorageUnavailableError(f"storage is full: {text}", retry_after_s=30.0)
     return StorageUnavailableError(f"storage failed: {text}", retry_after_s=2.0)
+
+
+def _fail(done: asyncio.Future[Any], exc: BaseException) -> None:
+    """End a queued learning's future as its script ended."""
+    if done.done():
+        return
+    if isinstance(exc, asyncio.CancelledError):
+        done.cancel()
+    else:
+        done.set_exception(exc)
+
+
+def _groups(groups: Sequence[Sequence[Key]]) -> list[list[str]]:
+    """The non-empty groups of keys as the scripts take them (``kind SEP value``)."""
+    return [[_kv(k) for k in keys] for keys in groups if keys]
 
 
 def _outcome(outcome: Outcome | None) -> tuple[str, str]:

@@ -1,3 +1,8 @@
+-- One ingest request in one call. ARGV: prefix, now, default dedup window, the events (a
+-- msgpack array, see store._pack), the identity learning queued beside them (a msgpack array
+-- of [portal, now, groups]), then the events' payloads (Redis's cmsgpack has no bin type).
+-- Replies one msgpack string: items opened, per event its seq (negative: a duplicate of that
+-- seq), per learning the replies of the items it released.
 local now, default_window = ARGV[2], tonumber(ARGV[3])
 local events = cmsgpack.unpack(ARGV[4])
 local out, opened = {}, 0
@@ -12,7 +17,7 @@ for _, e in ipairs(events) do
     local seq = redis.call('INCR', K.seq())
     local ev = K.event(seq)
     redis.call('HSET', ev, 'portal', portal, 'mid', mid, 'src', e[4], 'type', e[5], 'at', e[7],
-               'test', e[8], 'payload', ARGV[4 + e[9]])
+               'test', e[8], 'payload', ARGV[5 + e[9]])
     if e[6] ~= '' then redis.call('HSET', ev, 'name', string.sub(e[6], 2)) end
     redis.call('ZADD', K.events(), seq, seq)
     redis.call('ZADD', K.events_at(), e[7], seq)
@@ -45,4 +50,6 @@ for _, e in ipairs(events) do
   end
 end
 redis.call('INCRBY', K.open_total(), opened)
-return {opened, out}
+local released = {}
+for i, l in ipairs(cmsgpack.unpack(ARGV[5])) do released[i] = learn(l[1], l[2], l[3]) end
+return cmsgpack.pack({opened, out, released})
