@@ -420,6 +420,11 @@ def _median_latency(t: Target, key: str) -> float:
     return statistics.median(x[key] for x in t.latency)
 
 
+def _ratio(value: float, bare: list[float] | None) -> str:
+    """``value`` over the bare app's median, or "-" when ``bare`` was not in ``--apps``."""
+    return f"{value / statistics.median(bare):.2f}" if bare else "-"
+
+
 def table(targets: list[Target]) -> str:
     """The results as a Markdown table (medians over rounds; ratios against the same server)."""
     bare = {t.server: t for t in targets if t.app == "bare"}
@@ -429,11 +434,11 @@ def table(targets: list[Target]) -> str:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in targets:
-        b = bare[t.server]
+        b = bare.get(t.server)
         single, batch = statistics.median(t.single), statistics.median(t.batch)
         rows.append(
-            f"| {t.server} | {t.app} | {single:,.0f} | {single / statistics.median(b.single):.2f} "
-            f"| {batch:,.0f} | {batch / statistics.median(b.batch):.2f} "
+            f"| {t.server} | {t.app} | {single:,.0f} | {_ratio(single, b and b.single)} "
+            f"| {batch:,.0f} | {_ratio(batch, b and b.batch)} "
             f"| {_median_latency(t, 'rate_target'):,.0f} | {_median_latency(t, 'p50_ms'):.2f} "
             f"| {_median_latency(t, 'p99_ms'):.2f} |"
         )
