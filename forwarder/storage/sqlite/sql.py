@@ -6,6 +6,7 @@ import collections
 import functools
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any, NamedTuple
 
 import msgspec
@@ -103,19 +104,99 @@ class Appended(NamedTuple):
     keys: list[tuple[int, int]]
 
 
-def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys) -> Appended:
-    """Dedup and insert the events of many appends set-wise (one statement per table).
+class _Rows:
+    """The rows one ``append_many`` call inserts, gathered event by event.
 
-    Sequence numbers are assigned here (one writer), so rows go in with ``executemany``.
+    Values are bound as the types ``sqlite3`` binds without its adaptation look-up (a type
+    tuple, a dictionary miss and two attribute look-ups per value): ``bytearray`` rather than
+    ``bytes``, ``int`` rather than ``bool``; NULL and constant columns are literals in the SQL.
+    Open items are not bound at all: seqs are consecutive, so a run of events with the same
+    queues and clock gets its items from the events table in one ``INSERT ... SELECT`` per
+    queue (~1 us less per item than binding its row, measured).
+    """
+
+    __slots__ = ("dropped", "events", "runs", "tallies")
+
+    def __init__(self) -> None:
+        self.events: list[tuple[object, ...]] = []
+        self.dropped: list[tuple[object, ...]] = []
+        self.runs: list[list[Any]] = []
+        """[first seq, last seq, destinations, now]: events whose items are alike."""
+        self.tallies: dict[tuple[str, str, str], int] = {}
+
+    def add(self, seq: int, ev: NewEvent, now: float) -> None:
+        portal = ev.portal
+        self.events.append(
+            (
+                seq,
+                portal,
+                ev.message_id,
+                ev.source,
+                ev.type,
+                ev.name,
+                ev.received_at,
+                1 if ev.test else 0,
+                bytearray(ev.payload),
+            )
+        )
+        destinations = ev.destinations
+        if destinations:
+            runs = self.runs
+            last = runs[-1] if runs else None
+            if (
+                last is not None
+                and last[1] == seq - 1
+                and last[2] == destinations
+                and last[3] == now
+            ):
+                last[1] = seq
+            else:
+                runs.append([seq, seq, destinations, now])
+            tallies = self.tallies
+            for destination in destinations:
+                tally = (portal, destination, "accepted")
+                tallies[tally] = tallies.get(tally, 0) + 1
+        for destination, why in ev.dropped:
+            self.dropped.append((seq, portal, destination, "dropped", now, now, _policy(why)))
+            for tally in ((portal, destination, "accepted"), (portal, destination, "dropped")):
+                self.tallies[tally] = self.tallies.get(tally, 0) + 1
+
+    def insert(self, conn: sqlite3.Connection) -> None:
+        insert_rows(
+            conn,
+            "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
+            " payload) VALUES ",
+            self.events,
+        )
+        for first, last, destinations, now in self.runs:
+            for destination in destinations:
+                conn.execute(_OPEN_ITEMS, (destination, now, now, first, last))
+        insert_rows(conn, _DROPPED_ITEMS, self.dropped)
+        _tally(conn, [(*k, n) for k, n in self.tallies.items()])
+
+
+_OPEN_ITEMS = (
+    "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
+    " outcome) SELECT seq, portal, ?, 'pending', ?, ?, NULL FROM events"
+    " WHERE seq BETWEEN ? AND ? ORDER BY seq"
+)
+_DROPPED_ITEMS = (
+    "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
+    " outcome) VALUES "
+)
+
+
+def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys) -> Appended:
+    """Dedup and insert the events of many appends set-wise (a few statements per table).
+
+    Sequence numbers are assigned here (one writer), so rows go in with multi-row inserts.
     ``seen`` is only read: the caller remembers ``Appended.keys`` after the commit. This loop
     runs for every event stored, so the common case (a new messageId) is kept to dictionary
     lookups and tuple building.
     """
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     next_seq = (row[0] if row else 0) + 1
-    events: list[tuple[object, ...]] = []
-    items: list[tuple[object, ...]] = []
-    tallies: dict[tuple[str, str, str], int] = {}
+    rows = _Rows()
     out: list[tuple[list[AppendResult], int]] = []
     fresh: dict[int, tuple[int, float, NewEvent]] = {}
     """Keys accepted by this call: (seq, seen_at, event)."""
@@ -137,44 +218,11 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
             next_seq += 1
             fresh[key] = (seq, now, ev)
             keys.append((key, stamp | seq << SEQ_SHIFT))
-            portal = ev.portal
-            events.append(
-                (
-                    seq,
-                    portal,
-                    ev.message_id,
-                    ev.source,
-                    ev.type,
-                    ev.name,
-                    ev.received_at,
-                    ev.test,
-                    ev.payload,
-                )
-            )
-            for destination in ev.destinations:
-                items.append((seq, portal, destination, "pending", now, now, None))
-                tally = (portal, destination, "accepted")
-                tallies[tally] = tallies.get(tally, 0) + 1
-            for destination, why in ev.dropped:
-                items.append((seq, portal, destination, "dropped", now, now, _policy(why)))
-                for tally in ((portal, destination, "accepted"), (portal, destination, "dropped")):
-                    tallies[tally] = tallies.get(tally, 0) + 1
+            rows.add(seq, ev, now)
             opened += len(ev.destinations)
             results.append(Accepted(seq=seq))
         out.append((results, opened))
-    insert_rows(
-        conn,
-        "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
-        " payload) VALUES ",
-        events,
-    )
-    insert_rows(
-        conn,
-        "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
-        " outcome) VALUES ",
-        items,
-    )
-    _tally(conn, [(*k, n) for k, n in tallies.items()])
+    rows.insert(conn)
     return Appended(out, keys)
 
 
@@ -193,7 +241,7 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[obje
         size = next(n for n in _CHUNKS if len(rows) - start >= n)
         chunk = rows[start : start + size]
         statement = _statement(insert, len(chunk[0]), size)
-        conn.execute(statement, [v for row in chunk for v in row])
+        conn.execute(statement, list(chain.from_iterable(chunk)))
         start += size
 
 
