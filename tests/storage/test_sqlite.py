@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -310,6 +311,23 @@ def test_dedup_keys_folded_into_arrays_keep_the_newest_event_of_a_key() -> None:
     assert seen.forget_before(15.0) == 2_999
     assert seen.get(keys[7]) == (2, 20.0)
     assert keys[8] not in seen
+
+
+def test_dedup_keys_folded_between_older_ones_are_all_found_with_their_latest_event() -> None:
+    """Folds place each new key among the shard's older ones (not only after them), and a key
+    accepted again replaces its older entry wherever it sits."""
+    rng = random.Random(7)
+    seen = SeenKeys()
+    model: dict[int, int] = {}
+    for round_ in range(6):
+        batch = [rng.randrange(-(2**62), 2**62) & ~255 for _ in range(1_500)]  # one shard
+        batch += rng.sample(sorted(model), min(len(model), 200))  # some seen before
+        for seq, key in enumerate(batch, start=round_ * 10_000):
+            model[key] = seq
+        seen.remember((key, seen_value(model[key], 10.0 + round_)) for key in batch)
+    assert len(seen) == len(model)
+    assert all(seen.get(key) == (seq, 10.0 + seq // 10_000) for key, seq in model.items())
+    assert seen.get(256) is None
 
 
 def test_dedup_keys_rebuilt_from_the_file_keep_the_newest_event_of_a_key(tmp_path: Path) -> None:
