@@ -121,7 +121,8 @@ class _Rows:
         self.events: list[tuple[object, ...]] = []
         self.dropped: list[tuple[object, ...]] = []
         self.runs: list[list[Any]] = []
-        """[first seq, last seq, destinations, now]: events whose items are alike."""
+        """[first seq, last seq, destinations, now, portal]: events whose items are alike (and
+        are counted together)."""
         self.tallies: dict[tuple[str, str, str], int] = {}
 
     def add(self, seq: int, ev: NewEvent, now: float) -> None:
@@ -148,14 +149,11 @@ class _Rows:
                 and last[1] == seq - 1
                 and last[2] == destinations
                 and last[3] == now
+                and last[4] == portal
             ):
                 last[1] = seq
             else:
-                runs.append([seq, seq, destinations, now])
-            tallies = self.tallies
-            for destination in destinations:
-                tally = (portal, destination, "accepted")
-                tallies[tally] = tallies.get(tally, 0) + 1
+                runs.append([seq, seq, destinations, now, portal])
         for destination, why in ev.dropped:
             self.dropped.append((seq, portal, destination, "dropped", now, now, _policy(why)))
             for tally in ((portal, destination, "accepted"), (portal, destination, "dropped")):
@@ -168,11 +166,14 @@ class _Rows:
             " payload) VALUES ",
             self.events,
         )
-        for first, last, destinations, now in self.runs:
+        tallies = self.tallies
+        for first, last, destinations, now, portal in self.runs:
             for destination in destinations:
                 conn.execute(_OPEN_ITEMS, (destination, now, now, first, last))
+                tally = (portal, destination, "accepted")
+                tallies[tally] = tallies.get(tally, 0) + last - first + 1
         insert_rows(conn, _DROPPED_ITEMS, self.dropped)
-        _tally(conn, [(*k, n) for k, n in self.tallies.items()])
+        _tally(conn, [(*k, n) for k, n in tallies.items()])
 
 
 _OPEN_ITEMS = (
