@@ -129,7 +129,8 @@ class SeenKeys:
         return sum(len(shard) for shard in self._shards)
 
     def __contains__(self, key: int) -> bool:
-        return self._shards[key & _SHARD].get(key) is not None
+        shard = self._shards[key & _SHARD]  # asked for every event appended: no tuple made
+        return key in shard.recent or shard._find(key) >= 0
 
     def get(self, key: int) -> tuple[int, float] | None:
         """(seq, seen_at) of the key's last accepted event, or None."""

@@ -198,6 +198,7 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     next_seq = (row[0] if row else 0) + 1
     rows = _Rows()
+    add = rows.add
     out: list[tuple[list[AppendResult], int]] = []
     fresh: dict[int, tuple[int, float, NewEvent]] = {}
     """Keys accepted by this call: (seq, seen_at, event)."""
@@ -219,9 +220,9 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
             next_seq += 1
             fresh[key] = (seq, now, ev)
             keys.append((key, stamp | seq << SEQ_SHIFT))
-            rows.add(seq, ev, now)
+            add(seq, ev, now)
             opened += len(ev.destinations)
-            results.append(Accepted(seq=seq))
+            results.append(Accepted(seq))
         out.append((results, opened))
     rows.insert(conn)
     return Appended(out, keys)
