@@ -32,21 +32,23 @@ def event(message_id: str, received_at: float = 1.0) -> NewEvent:
 async def test_appends_grouped_in_one_commit_store_each_events_own_items_and_counts(
     tmp_path: Path,
 ) -> None:
-    """The writer inserts a group's open items set-wise (runs of events with the same queues,
-    portal and clock): each event still gets exactly its own items, in its portal, with its
+    """The writer inserts a group's open items set-wise (runs of events with the same queues
+    and portal): each event still gets exactly its own items, in its portal, with its append's
     clock, and the tallies count them; a duplicate in the middle breaks nothing."""
     storage = SqliteStorage(tmp_path / "f.db")
     await storage.open()
     await storage.append([event("dup")], now=1.0, dedup_window_s=60)
 
-    def ev(mid: str, portal: str = "main", *queues: str, dropped: str | None = None) -> NewEvent:
+    def ev(
+        mid: str, portal: str = "main", *queues: str, dropped: str | None = None, at: float = 2.0
+    ) -> NewEvent:
         return NewEvent(
             portal=portal,
             message_id=mid,
             source="s",
             type="track",
             name="E",
-            received_at=2.0,
+            received_at=at,
             payload=f'{{"m":"{mid}"}}'.encode(),
             destinations=queues,
             dropped=(("timeline", dropped),) if dropped else (),
@@ -62,7 +64,8 @@ async def test_appends_grouped_in_one_commit_store_each_events_own_items_and_cou
         ev("e", "other", dropped="no mapping"),
         ev("f", "main", "conversions"),
     ]
-    second = [ev("g", "main", "conversions"), ev("h", "main", "contacts")]
+    # g: received at the append's clock (items from the events row); h: not (bound values)
+    second = [ev("g", "main", "conversions", at=3.0), ev("h", "main", "contacts")]
     results = await asyncio.gather(
         storage.append(first, now=2.0, dedup_window_s=60),
         storage.append(second, now=3.0, dedup_window_s=60),

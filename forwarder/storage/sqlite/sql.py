@@ -111,18 +111,22 @@ class _Rows:
     tuple, a dictionary miss and two attribute look-ups per value): ``bytearray`` rather than
     ``bytes``, ``int`` rather than ``bool``; NULL and constant columns are literals in the SQL.
     Open items are not bound at all: seqs are consecutive, so a run of events with the same
-    queues and clock gets its items from the events table in one ``INSERT ... SELECT`` per
-    queue (~1 us less per item than binding its row, measured).
+    portal and queues gets its items from the events table in one ``INSERT ... SELECT`` per
+    queue (~1 us less per item than binding its row, measured), their clock from the events'
+    ``received_at`` when that is the append's clock (as on ingest, so a run spans the appends
+    of a group: a single-event append costs no statement of its own).
     """
 
-    __slots__ = ("dropped", "events", "runs", "tallies")
+    __slots__ = ("bound", "events", "runs", "tallies")
 
     def __init__(self) -> None:
         self.events: list[tuple[object, ...]] = []
-        self.dropped: list[tuple[object, ...]] = []
+        self.bound: list[tuple[object, ...]] = []
+        """Items inserted from their values: dropped ones, and the open items of events whose
+        ``received_at`` is not the append's clock."""
         self.runs: list[list[Any]] = []
-        """[first seq, last seq, destinations, now, portal]: events whose items are alike (and
-        are counted together)."""
+        """[first seq, last seq, destinations, portal]: events whose items are alike (and are
+        counted together)."""
         self.tallies: dict[tuple[str, str, str], int] = {}
 
     def add(self, seq: int, ev: NewEvent, now: float) -> None:
@@ -142,22 +146,32 @@ class _Rows:
         )
         destinations = ev.destinations
         if destinations:
-            runs = self.runs
-            last = runs[-1] if runs else None
-            if (
-                last is not None
-                and last[1] == seq - 1
-                and last[2] == destinations
-                and last[3] == now
-                and last[4] == portal
-            ):
-                last[1] = seq
+            if ev.received_at != now:
+                self._bind(seq, portal, [(d, "pending", None) for d in destinations], now)
             else:
-                runs.append([seq, seq, destinations, now, portal])
-        for destination, why in ev.dropped:
-            self.dropped.append((seq, portal, destination, "dropped", now, now, _policy(why)))
-            for tally in ((portal, destination, "accepted"), (portal, destination, "dropped")):
-                self.tallies[tally] = self.tallies.get(tally, 0) + 1
+                runs = self.runs
+                last = runs[-1] if runs else None
+                if (
+                    last is not None
+                    and last[1] == seq - 1
+                    and last[2] == destinations
+                    and last[3] == portal
+                ):
+                    last[1] = seq
+                else:
+                    runs.append([seq, seq, destinations, portal])
+        if ev.dropped:
+            self._bind(seq, portal, [(d, "dropped", _policy(why)) for d, why in ev.dropped], now)
+
+    def _bind(
+        self, seq: int, portal: str, items: list[tuple[str, str, str | None]], now: float
+    ) -> None:
+        tallies = self.tallies
+        for destination, state, outcome in items:
+            self.bound.append((seq, portal, destination, state, now, now, outcome))
+            counted = ("accepted", "dropped") if state == "dropped" else ("accepted",)
+            for tally in [(portal, destination, name) for name in counted]:
+                tallies[tally] = tallies.get(tally, 0) + 1
 
     def insert(self, conn: sqlite3.Connection) -> None:
         insert_rows(
@@ -167,21 +181,21 @@ class _Rows:
             self.events,
         )
         tallies = self.tallies
-        for first, last, destinations, now, portal in self.runs:
+        for first, last, destinations, portal in self.runs:
             for destination in destinations:
-                conn.execute(_OPEN_ITEMS, (destination, now, now, first, last))
+                conn.execute(_OPEN_ITEMS, (destination, first, last))
                 tally = (portal, destination, "accepted")
                 tallies[tally] = tallies.get(tally, 0) + last - first + 1
-        insert_rows(conn, _DROPPED_ITEMS, self.dropped)
+        insert_rows(conn, _BOUND_ITEMS, self.bound)
         _tally(conn, [(*k, n) for k, n in tallies.items()])
 
 
 _OPEN_ITEMS = (
     "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
-    " outcome) SELECT seq, portal, ?, 'pending', ?, ?, NULL FROM events"
+    " outcome) SELECT seq, portal, ?, 'pending', received_at, received_at, NULL FROM events"
     " WHERE seq BETWEEN ? AND ? ORDER BY seq"
 )
-_DROPPED_ITEMS = (
+_BOUND_ITEMS = (
     "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
     " outcome) VALUES "
 )
