@@ -117,16 +117,14 @@ class _Rows:
     of a group: a single-event append costs no statement of its own).
     """
 
-    __slots__ = ("bound", "events", "runs", "tallies")
+    __slots__ = ("events", "parts", "tallies")
 
     def __init__(self) -> None:
         self.events: list[tuple[object, ...]] = []
-        self.bound: list[tuple[object, ...]] = []
-        """Items inserted from their values: dropped ones, and the open items of events whose
-        ``received_at`` is not the append's clock."""
-        self.runs: list[list[Any]] = []
-        """[first seq, last seq, destinations, portal]: events whose items are alike (and are
-        counted together)."""
+        self.parts: list[_Run | list[tuple[object, ...]]] = []
+        """The items in seq order (a queue's item ids follow its events' order): runs, and
+        lists of items inserted from their values (dropped ones, and the open items of events
+        whose ``received_at`` is not the append's clock)."""
         self.tallies: dict[tuple[str, str, str], int] = {}
 
     def add(self, seq: int, ev: NewEvent, now: float) -> None:
@@ -146,29 +144,31 @@ class _Rows:
         )
         destinations = ev.destinations
         if destinations:
+            last = self.parts[-1] if self.parts else None
             if ev.received_at != now:
                 self._bind(seq, portal, [(d, "pending", None) for d in destinations], now)
+            elif (
+                type(last) is _Run
+                and last.last == seq - 1
+                and last.destinations == destinations
+                and last.portal == portal
+            ):
+                last.last = seq
             else:
-                runs = self.runs
-                last = runs[-1] if runs else None
-                if (
-                    last is not None
-                    and last[1] == seq - 1
-                    and last[2] == destinations
-                    and last[3] == portal
-                ):
-                    last[1] = seq
-                else:
-                    runs.append([seq, seq, destinations, portal])
+                self.parts.append(_Run(seq, destinations, portal))
         if ev.dropped:
             self._bind(seq, portal, [(d, "dropped", _policy(why)) for d, why in ev.dropped], now)
 
     def _bind(
         self, seq: int, portal: str, items: list[tuple[str, str, str | None]], now: float
     ) -> None:
+        last = self.parts[-1] if self.parts else None
+        if not isinstance(last, list):
+            last = []
+            self.parts.append(last)
         tallies = self.tallies
         for destination, state, outcome in items:
-            self.bound.append((seq, portal, destination, state, now, now, outcome))
+            last.append((seq, portal, destination, state, now, now, outcome))
             counted = ("accepted", "dropped") if state == "dropped" else ("accepted",)
             for tally in [(portal, destination, name) for name in counted]:
                 tallies[tally] = tallies.get(tally, 0) + 1
@@ -181,13 +181,27 @@ class _Rows:
             self.events,
         )
         tallies = self.tallies
-        for first, last, destinations, portal in self.runs:
-            for destination in destinations:
-                conn.execute(_OPEN_ITEMS, (destination, first, last))
-                tally = (portal, destination, "accepted")
-                tallies[tally] = tallies.get(tally, 0) + last - first + 1
-        insert_rows(conn, _BOUND_ITEMS, self.bound)
+        for part in self.parts:
+            if isinstance(part, list):
+                insert_rows(conn, _BOUND_ITEMS, part)
+                continue
+            for destination in part.destinations:
+                conn.execute(_OPEN_ITEMS, (destination, part.first, part.last))
+                tally = (part.portal, destination, "accepted")
+                tallies[tally] = tallies.get(tally, 0) + part.last - part.first + 1
         _tally(conn, [(*k, n) for k, n in tallies.items()])
+
+
+class _Run:
+    """Consecutive events of one portal with the same queues, received at the append's clock:
+    their open items come from their rows in one statement per queue."""
+
+    __slots__ = ("destinations", "first", "last", "portal")
+
+    def __init__(self, seq: int, destinations: tuple[str, ...], portal: str) -> None:
+        self.first = self.last = seq
+        self.destinations = destinations
+        self.portal = portal
 
 
 _OPEN_ITEMS = (
