@@ -84,14 +84,18 @@ def links(data: Mapping[str, Any]) -> list[Key]:
     if utk is not None:
         keys.append(("utk", utk))
     hubspot = context.get("hubspot")
-    if isinstance(hubspot, Mapping) and (contact := text_id(hubspot.get("contactId"))) is not None:
+    if (
+        hubspot is not None  # the ABC check is slow, and most events have none
+        and isinstance(hubspot, Mapping)
+        and (contact := text_id(hubspot.get("contactId"))) is not None
+    ):
         keys.append(("contactId", contact))
-    if kind == "alias":
-        previous = text_id(data.get("previousId"))
-        if previous is not None:
-            # Segment's alias: previousId is usually the anonymousId the user had before.
-            keys += [("anonymousId", previous), ("userId", previous)]
-    if len(keys) < 2:
-        return []
+    if kind != "alias":
+        # Each kind at most once: no key can repeat.
+        return keys if len(keys) >= 2 else []
+    previous = text_id(data.get("previousId"))
+    if previous is not None:
+        # Segment's alias: previousId is usually the anonymousId the user had before.
+        keys += [("anonymousId", previous), ("userId", previous)]
     unique = list(dict.fromkeys(keys))
     return unique if len(unique) >= 2 else []

@@ -25,10 +25,6 @@ from forwarder.tallies import event_type, reason_label
 from forwarder.telemetry import Metrics
 
 
-def _is_test(source: SourceSettings, context: object) -> bool:
-    return source.test or (isinstance(context, dict) and context.get("test") is True)
-
-
 class AcceptStore(EventLog, IdentityGraph, Protocol):
     """What accepting needs: the event log, and the identity graph that enrichment writes."""
 
@@ -90,33 +86,7 @@ class Accepter:
         if await self._storage.pending_count() >= self._max_backlog:
             raise BacklogFullError(f"backlog reached storage.max_backlog ({self._max_backlog})")
         now = self._clock.now()
-        received_at = datetime.fromtimestamp(now, UTC)
-        received_iso = iso(received_at)
-        events: list[NewEvent] = []
-        datas: list[dict[str, Any]] = []
-        for event in decoded.valid:
-            fingerprinted = self._stamp(event, received_at, received_iso)
-            fanout = self._destine(event.index, source.portal, event.message, event.data)
-            if isinstance(fanout, Rejected):
-                rejected.append(fanout)
-                continue
-            message = event.message
-            datas.append(event.data)
-            events.append(
-                NewEvent(
-                    portal=source.portal,
-                    message_id=event.data["messageId"],
-                    source=source.name,
-                    type=event.data["type"],
-                    name=getattr(message, "event", None) or getattr(message, "name", None),
-                    received_at=now,
-                    payload=self._encode(event.data),
-                    destinations=fanout.destinations,
-                    dropped=fanout.dropped,
-                    test=_is_test(source, event.data.get("context")),
-                    dedup_window_s=self._fingerprint_window_s if fingerprinted else None,
-                )
-            )
+        events, datas = self._prepare(source, decoded, now, rejected)
         if rejected:
             self._metrics.discarded.labels("invalid", "false").inc(len(rejected))
             self._tally_rejected(source.name, now, decoded, rejected)
@@ -146,6 +116,45 @@ class Accepter:
             duplicates=duplicates,
             rejected=sorted(rejected, key=_index),
         )
+
+    def _prepare(
+        self, source: SourceSettings, decoded: Decoded, now: float, rejected: list[Rejected]
+    ) -> tuple[list[NewEvent], list[dict[str, Any]]]:
+        """Stamp and route each valid event; the ones to store, and their dicts. Events that
+        routing refuses join ``rejected``. This runs for every event ingested: what the loop
+        reads is looked up once, and ``NewEvent`` is built positionally."""
+        received_at = datetime.fromtimestamp(now, UTC)
+        received_iso = iso(received_at)
+        stamp, destine, encode = self._stamp, self._destine, self._encode
+        portal, name, always_test = source.portal, source.name, source.test
+        window = self._fingerprint_window_s
+        events: list[NewEvent] = []
+        datas: list[dict[str, Any]] = []
+        for event in decoded.valid:
+            data, message = event.data, event.message
+            fingerprinted = stamp(event, received_at, received_iso)
+            fanout = destine(event.index, portal, message, data)
+            if isinstance(fanout, Rejected):
+                rejected.append(fanout)
+                continue
+            context = data.get("context")
+            datas.append(data)
+            events.append(
+                NewEvent(
+                    portal,
+                    data["messageId"],
+                    name,
+                    data["type"],
+                    getattr(message, "event", None) or getattr(message, "name", None),
+                    now,
+                    encode(data),
+                    fanout.destinations,
+                    fanout.dropped,
+                    always_test or (isinstance(context, dict) and context.get("test") is True),
+                    window if fingerprinted else None,
+                )
+            )
+        return events, datas
 
     async def _store(
         self,

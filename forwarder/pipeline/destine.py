@@ -26,6 +26,11 @@ class Fanout(msgspec.Struct, frozen=True):
 
 
 _NOWHERE = Fanout()
+_CONVERSION = Fanout(destinations=(DestinationName.CONVERSIONS,))
+_CONVERSION_AND_TIMELINE = Fanout(
+    destinations=(DestinationName.CONVERSIONS, DestinationName.TIMELINE)
+)
+"""Shared, as frozen: a mapped event's fanout is built once, not per event."""
 
 
 class DefinitionCheck:
@@ -136,16 +141,12 @@ class Destiner:
     ) -> Fanout | Rejected:
         timeline = self._mapped[portal].get(name)
         if timeline is not None:
-            return Fanout(
-                destinations=(DestinationName.CONVERSIONS, DestinationName.TIMELINE)
-                if timeline
-                else (DestinationName.CONVERSIONS,)
-            )
+            return _CONVERSION_AND_TIMELINE if timeline else _CONVERSION
         if not explicit:
             return _NOWHERE  # an unmapped page view is kept for attribution, not sent
         match settings.unmapped_events:
             case "auto":
-                return Fanout(destinations=(DestinationName.CONVERSIONS,))
+                return _CONVERSION
             case "drop":
                 return Fanout(
                     dropped=((DestinationName.CONVERSIONS, f"no mapping for event {name!r}"),)

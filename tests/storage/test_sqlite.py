@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import time
 from pathlib import Path
@@ -26,6 +27,81 @@ def event(message_id: str, received_at: float = 1.0) -> NewEvent:
         payload=b"{}",
         destinations=("conversions",),
     )
+
+
+async def test_appends_grouped_in_one_commit_store_each_events_own_items_and_counts(
+    tmp_path: Path,
+) -> None:
+    """The writer inserts a group's open items set-wise (runs of events with the same queues
+    and portal): each event still gets exactly its own items, in its portal, with its append's
+    clock, and the tallies count them; a duplicate in the middle breaks nothing."""
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await storage.append([event("dup")], now=1.0, dedup_window_s=60)
+
+    def ev(
+        mid: str, portal: str = "main", *queues: str, dropped: str | None = None, at: float = 2.0
+    ) -> NewEvent:
+        return NewEvent(
+            portal=portal,
+            message_id=mid,
+            source="s",
+            type="track",
+            name="E",
+            received_at=at,
+            payload=f'{{"m":"{mid}"}}'.encode(),
+            destinations=queues,
+            dropped=(("timeline", dropped),) if dropped else (),
+            test=mid == "b",
+        )
+
+    first = [
+        ev("a", "main", "conversions"),
+        ev("b", "main", "conversions"),
+        ev("dup", "main", "conversions"),
+        ev("c", "main", "conversions", "timeline"),
+        ev("d", "other", "conversions", "timeline"),
+        ev("e", "other", dropped="no mapping"),
+        ev("f", "main", "conversions"),
+    ]
+    # g: received at the append's clock (items from the events row); h: not (bound values)
+    second = [ev("g", "main", "conversions", at=3.0), ev("h", "main", "contacts")]
+    results = await asyncio.gather(
+        storage.append(first, now=2.0, dedup_window_s=60),
+        storage.append(second, now=3.0, dedup_window_s=60),
+    )
+    counts = await storage.counts()
+    await storage.close()
+    assert [type(r).__name__ for r in results[0]] == ["Accepted"] * 2 + ["Duplicate"] + [
+        "Accepted"
+    ] * 4
+    conn = sqlite3.connect(tmp_path / "f.db")
+    rows = conn.execute(
+        "SELECT e.message_id, i.portal, i.destination, i.state, i.available_at, i.outcome"
+        " IS NOT NULL FROM items i JOIN events e ON e.seq = i.event_seq"
+        " WHERE e.message_id != 'dup' ORDER BY e.message_id, i.destination"
+    ).fetchall()
+    stored = conn.execute("SELECT message_id, test, payload FROM events ORDER BY seq").fetchall()
+    conn.close()
+    assert rows == [
+        ("a", "main", "conversions", "pending", 2.0, 0),
+        ("b", "main", "conversions", "pending", 2.0, 0),
+        ("c", "main", "conversions", "pending", 2.0, 0),
+        ("c", "main", "timeline", "pending", 2.0, 0),
+        ("d", "other", "conversions", "pending", 2.0, 0),
+        ("d", "other", "timeline", "pending", 2.0, 0),
+        ("e", "other", "timeline", "dropped", 2.0, 1),
+        ("f", "main", "conversions", "pending", 2.0, 0),
+        ("g", "main", "conversions", "pending", 3.0, 0),
+        ("h", "main", "contacts", "pending", 3.0, 0),
+    ]
+    assert stored[2] == ("b", 1, b'{"m":"b"}')
+    assert counts[("main", "conversions", "accepted")] == 6  # dup's first copy too
+    assert counts[("main", "timeline", "accepted")] == 1
+    assert counts[("other", "conversions", "accepted")] == 1
+    assert counts[("other", "timeline", "accepted")] == 2
+    assert counts[("other", "timeline", "dropped")] == 1
+    assert counts[("main", "contacts", "accepted")] == 1
 
 
 async def test_database_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
@@ -310,6 +386,23 @@ def test_dedup_keys_folded_into_arrays_keep_the_newest_event_of_a_key() -> None:
     assert seen.forget_before(15.0) == 2_999
     assert seen.get(keys[7]) == (2, 20.0)
     assert keys[8] not in seen
+
+
+def test_dedup_keys_folded_between_older_ones_are_all_found_with_their_latest_event() -> None:
+    """Folds place each new key among the shard's older ones (not only after them), and a key
+    accepted again replaces its older entry wherever it sits."""
+    rng = random.Random(7)
+    seen = SeenKeys()
+    model: dict[int, int] = {}
+    for round_ in range(6):
+        batch = [rng.randrange(-(2**62), 2**62) & ~255 for _ in range(1_500)]  # one shard
+        batch += rng.sample(sorted(model), min(len(model), 200))  # some seen before
+        for seq, key in enumerate(batch, start=round_ * 10_000):
+            model[key] = seq
+        seen.remember((key, seen_value(model[key], 10.0 + round_)) for key in batch)
+    assert len(seen) == len(model)
+    assert all(seen.get(key) == (seq, 10.0 + seq // 10_000) for key, seq in model.items())
+    assert seen.get(256) is None
 
 
 def test_dedup_keys_rebuilt_from_the_file_keep_the_newest_event_of_a_key(tmp_path: Path) -> None:

@@ -69,16 +69,31 @@ class _Shard:
         return None if at < 0 else (self.seqs[at], self.ms[at])
 
     def compact(self) -> None:
-        """Fold the dictionary into the arrays (a dictionary entry is newer: it wins)."""
-        recent = sorted(self.recent.items())
-        keys = self.keys.tolist() + [k for k, _ in recent]
-        seqs = self.seqs.tolist() + [v >> SEQ_SHIFT for _, v in recent]
-        mss = self.ms.tolist() + [v & _MS_MASK for _, v in recent]
-        # Two sorted runs: the stable sort merges them, an array key before its newer self.
-        order = sorted(range(len(keys)), key=keys.__getitem__)
-        last = len(order) - 1
-        kept = [i for n, i in enumerate(order) if n == last or keys[order[n + 1]] != keys[i]]
-        self._set(keys, seqs, mss, kept)
+        """Fold the dictionary into the arrays (a dictionary entry is newer: it wins).
+
+        Each new key's place is found by bisection and the runs of old keys between them are
+        copied as slices (memcpy), so a fold costs about the same whatever the shard's size.
+        Sorting the whole shard again made every key dearer as the index grew: ~1 us a key
+        remembered at 100,000 keys, ~4-6 us at a million (a day of a busy portal).
+        """
+        keys, seqs, mss = self.keys, self.seqs, self.ms
+        size = len(keys)
+        out_keys, out_seqs, out_ms = array("q"), array("q"), array("q")
+        at = 0
+        for key, packed in sorted(self.recent.items()):
+            to = bisect_left(keys, key, at)
+            if to > at:
+                out_keys += keys[at:to]
+                out_seqs += seqs[at:to]
+                out_ms += mss[at:to]
+            out_keys.append(key)
+            out_seqs.append(packed >> SEQ_SHIFT)
+            out_ms.append(packed & _MS_MASK)
+            at = to + 1 if to < size and keys[to] == key else to  # the old entry is replaced
+        out_keys += keys[at:]
+        out_seqs += seqs[at:]
+        out_ms += mss[at:]
+        self.keys, self.seqs, self.ms = out_keys, out_seqs, out_ms
         self.recent = {}
 
     def forget_before(self, limit: int) -> int:
@@ -114,7 +129,8 @@ class SeenKeys:
         return sum(len(shard) for shard in self._shards)
 
     def __contains__(self, key: int) -> bool:
-        return self._shards[key & _SHARD].get(key) is not None
+        shard = self._shards[key & _SHARD]  # asked for every event appended: no tuple made
+        return key in shard.recent or shard._find(key) >= 0
 
     def get(self, key: int) -> tuple[int, float] | None:
         """(seq, seen_at) of the key's last accepted event, or None."""

@@ -6,6 +6,7 @@ import collections
 import functools
 import sqlite3
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any, NamedTuple
 
 import msgspec
@@ -103,19 +104,129 @@ class Appended(NamedTuple):
     keys: list[tuple[int, int]]
 
 
-def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys) -> Appended:
-    """Dedup and insert the events of many appends set-wise (one statement per table).
+class _Rows:
+    """The rows one ``append_many`` call inserts, gathered event by event.
 
-    Sequence numbers are assigned here (one writer), so rows go in with ``executemany``.
+    Values are bound as the types ``sqlite3`` binds without its adaptation look-up (a type
+    tuple, a dictionary miss and two attribute look-ups per value): ``bytearray`` rather than
+    ``bytes``, ``int`` rather than ``bool``; NULL and constant columns are literals in the SQL.
+    Open items are not bound at all: seqs are consecutive, so a run of events with the same
+    portal and queues gets its items from the events table in one ``INSERT ... SELECT`` per
+    queue (~1 us less per item than binding its row, measured), their clock from the events'
+    ``received_at`` when that is the append's clock (as on ingest, so a run spans the appends
+    of a group: a single-event append costs no statement of its own).
+    """
+
+    __slots__ = ("events", "parts", "tallies")
+
+    def __init__(self) -> None:
+        self.events: list[tuple[object, ...]] = []
+        self.parts: list[_Run | list[tuple[object, ...]]] = []
+        """The items in seq order (a queue's item ids follow its events' order): runs, and
+        lists of items inserted from their values (dropped ones, and the open items of events
+        whose ``received_at`` is not the append's clock)."""
+        self.tallies: dict[tuple[str, str, str], int] = {}
+
+    def add(self, seq: int, ev: NewEvent, now: float) -> None:
+        portal = ev.portal
+        self.events.append(
+            (
+                seq,
+                portal,
+                ev.message_id,
+                ev.source,
+                ev.type,
+                ev.name,
+                ev.received_at,
+                1 if ev.test else 0,
+                bytearray(ev.payload),
+            )
+        )
+        destinations = ev.destinations
+        if destinations:
+            last = self.parts[-1] if self.parts else None
+            if ev.received_at != now:
+                self._bind(seq, portal, [(d, "pending", None) for d in destinations], now)
+            elif (
+                type(last) is _Run
+                and last.last == seq - 1
+                and last.destinations == destinations
+                and last.portal == portal
+            ):
+                last.last = seq
+            else:
+                self.parts.append(_Run(seq, destinations, portal))
+        if ev.dropped:
+            self._bind(seq, portal, [(d, "dropped", _policy(why)) for d, why in ev.dropped], now)
+
+    def _bind(
+        self, seq: int, portal: str, items: list[tuple[str, str, str | None]], now: float
+    ) -> None:
+        last = self.parts[-1] if self.parts else None
+        if not isinstance(last, list):
+            last = []
+            self.parts.append(last)
+        tallies = self.tallies
+        for destination, state, outcome in items:
+            last.append((seq, portal, destination, state, now, now, outcome))
+            counted = ("accepted", "dropped") if state == "dropped" else ("accepted",)
+            for tally in [(portal, destination, name) for name in counted]:
+                tallies[tally] = tallies.get(tally, 0) + 1
+
+    def insert(self, conn: sqlite3.Connection) -> None:
+        insert_rows(
+            conn,
+            "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
+            " payload) VALUES ",
+            self.events,
+        )
+        tallies = self.tallies
+        for part in self.parts:
+            if isinstance(part, list):
+                insert_rows(conn, _BOUND_ITEMS, part)
+                continue
+            for destination in part.destinations:
+                conn.execute(_OPEN_ITEMS, (destination, part.first, part.last))
+                tally = (part.portal, destination, "accepted")
+                tallies[tally] = tallies.get(tally, 0) + part.last - part.first + 1
+        _tally(conn, [(*k, n) for k, n in tallies.items()])
+
+
+class _Run:
+    """Consecutive events of one portal with the same queues, received at the append's clock:
+    their open items come from their rows in one statement per queue."""
+
+    __slots__ = ("destinations", "first", "last", "portal")
+
+    def __init__(self, seq: int, destinations: tuple[str, ...], portal: str) -> None:
+        self.first = self.last = seq
+        self.destinations = destinations
+        self.portal = portal
+
+
+_OPEN_ITEMS = (
+    "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
+    " outcome) SELECT seq, portal, ?, 'pending', received_at, received_at, NULL FROM events"
+    " WHERE seq BETWEEN ? AND ? ORDER BY seq"
+)
+_BOUND_ITEMS = (
+    "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
+    " outcome) VALUES "
+)
+
+
+def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys) -> Appended:
+    """Dedup and insert the events of many appends set-wise (a few statements per table).
+
+    Sequence numbers are assigned here (one writer), so rows go in with multi-row inserts.
     ``seen`` is only read: the caller remembers ``Appended.keys`` after the commit. This loop
     runs for every event stored, so the common case (a new messageId) is kept to dictionary
     lookups and tuple building.
     """
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     next_seq = (row[0] if row else 0) + 1
-    events: list[tuple[object, ...]] = []
-    items: list[tuple[object, ...]] = []
-    tallies: dict[tuple[str, str, str], int] = {}
+    rows = _Rows()
+    add = rows.add
     out: list[tuple[list[AppendResult], int]] = []
     fresh: dict[int, tuple[int, float, NewEvent]] = {}
     """Keys accepted by this call: (seq, seen_at, event)."""
@@ -137,44 +248,11 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
             next_seq += 1
             fresh[key] = (seq, now, ev)
             keys.append((key, stamp | seq << SEQ_SHIFT))
-            portal = ev.portal
-            events.append(
-                (
-                    seq,
-                    portal,
-                    ev.message_id,
-                    ev.source,
-                    ev.type,
-                    ev.name,
-                    ev.received_at,
-                    ev.test,
-                    ev.payload,
-                )
-            )
-            for destination in ev.destinations:
-                items.append((seq, portal, destination, "pending", now, now, None))
-                tally = (portal, destination, "accepted")
-                tallies[tally] = tallies.get(tally, 0) + 1
-            for destination, why in ev.dropped:
-                items.append((seq, portal, destination, "dropped", now, now, _policy(why)))
-                for tally in ((portal, destination, "accepted"), (portal, destination, "dropped")):
-                    tallies[tally] = tallies.get(tally, 0) + 1
+            add(seq, ev, now)
             opened += len(ev.destinations)
-            results.append(Accepted(seq=seq))
+            results.append(Accepted(seq))
         out.append((results, opened))
-    insert_rows(
-        conn,
-        "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
-        " payload) VALUES ",
-        events,
-    )
-    insert_rows(
-        conn,
-        "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
-        " outcome) VALUES ",
-        items,
-    )
-    _tally(conn, [(*k, n) for k, n in tallies.items()])
+    rows.insert(conn)
     return Appended(out, keys)
 
 
@@ -193,7 +271,7 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[obje
         size = next(n for n in _CHUNKS if len(rows) - start >= n)
         chunk = rows[start : start + size]
         statement = _statement(insert, len(chunk[0]), size)
-        conn.execute(statement, [v for row in chunk for v in row])
+        conn.execute(statement, list(chain.from_iterable(chunk)))
         start += size
 
 
