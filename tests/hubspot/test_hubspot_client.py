@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 
@@ -14,6 +15,8 @@ from forwarder.errors import HubSpotPermanentError, HubSpotRetryableError, HubSp
 from forwarder.hubspot.auth import OAuthTokens, StaticToken
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import EventCompletion, UpsertInput
+from forwarder.sandbox import DEFAULT_TOKEN
+from tests.support import sandbox_process
 
 TOKEN = "pat-na1-very-secret-token"
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -204,3 +207,29 @@ async def test_private_token_401_is_returned_without_retry() -> None:
 
     response = await make_client(handler).request("GET", "/x")
     assert (response.status, response.auth_retried, len(calls)) == (401, False, 1)
+
+
+async def test_an_answered_request_leaves_no_reference_cycle_holding_its_body() -> None:
+    """Refcounting frees a sent batch's body as soon as the answer is parsed: nothing waits for
+    the cyclic collector (a raised GC threshold would let thousands of 125 KB bodies pile up)."""
+    with sandbox_process() as sandbox:
+        client = HubSpotClient(sandbox.url, StaticToken(Secret(DEFAULT_TOKEN)))
+        try:
+            inputs = [EventCompletion("pe1_order", {"n": str(n)}, f"u-{n}") for n in range(500)]
+            await client.send_event_batch(inputs)  # the pool's connection is made
+            gc.collect()
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            try:
+                reply = await client.send_event_batch(inputs)
+                assert reply.response.status in (204, 400)
+                del reply
+                gc.collect()
+                left = [
+                    o for o in gc.garbage if type(o).__module__.startswith(("httpx", "httpcore"))
+                ]
+            finally:
+                gc.set_debug(0)
+                gc.garbage.clear()
+            assert left == []
+        finally:
+            await client.aclose()
