@@ -13,7 +13,9 @@ under a fresh key prefix):
    (an ingest-only replica), ``--single`` single-event ``POST /v1/track`` one after the other,
    then the backlog as ``POST /v1/batch`` of 100 events. Every event is a mapped
    ``Order Completed`` track with a unique ``messageId`` and ``context.traits.email`` (so its
-   identity is linked at ingest and it is delivered), 1,000 distinct users.
+   identity is linked at ingest and it is delivered), 1,000 distinct users. The server's CPU per
+   single request and per batched event is reported too (``/proc``, as below): ingest's cost
+   without the noise of a throughput figure.
 2. **drain**: ``forwarder serve`` on the same store with delivery on, against a sandbox in its
    own process (``forwarder sandbox``) whose event envelope is ``--events-rps``; the portal's
    ``events_per_s`` is the same (the forwarder allows itself ``safety`` = 0.9 of it). With the
@@ -262,30 +264,34 @@ class Bench:
 
     def fill(self) -> None:
         args, total = self.args, self.args.events
-        with self.server(delivery=False) as (_, base):
+        with self.server(delivery=False) as (proc, base):
             monitor = self.monitor()
             try:
                 idle = self.idle_rate(monitor)
                 with httpx.Client(base_url=base, headers=AUTH, timeout=60) as client:
                     singles = [event(n, self.run_id) for n in range(args.single)]
                     c0 = monitor.snapshot()[0] if monitor else 0
-                    t0 = time.monotonic()
+                    t0, cpu0 = time.monotonic(), cpu_s(proc.pid)
                     for body in singles:
                         client.post("/v1/track", json=body).raise_for_status()
-                    single_s = time.monotonic() - t0
+                    single_s, cpu1 = time.monotonic() - t0, cpu_s(proc.pid)
                     c1 = monitor.snapshot()[0] if monitor else 0
-                    t1 = time.monotonic()
+                    t1, cpu_b = time.monotonic(), cpu_s(proc.pid)
                     for start in range(args.single, total, BATCH):
                         batch = [
                             event(n, self.run_id) for n in range(start, min(total, start + BATCH))
                         ]
                         client.post("/v1/batch", json={"batch": batch}).raise_for_status()
-                    batch_s = time.monotonic() - t1
+                    batch_s, cpu2 = time.monotonic() - t1, cpu_s(proc.pid)
                     c2, by_command = monitor.snapshot() if monitor else (0, {})
                 requests = -(-(total - args.single) // BATCH)
                 self.result.fill = {
                     "single_sequential_req_per_s": round(args.single / single_s),
                     "batch_sequential_events_per_s": round((total - args.single) / batch_s),
+                    "single_cpu_us_per_request": round((cpu1 - cpu0) / args.single * 1e6, 1),
+                    "batch_cpu_us_per_event": round(
+                        (cpu2 - cpu_b) / (total - args.single) * 1e6, 1
+                    ),
                 }
                 if monitor is not None:
                     self.result.trips["idle_commands_per_s_ingest_only"] = round(idle, 2)
