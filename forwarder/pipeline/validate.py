@@ -39,8 +39,12 @@ class _DictBatch(msgspec.Struct):
     batch: list[dict[str, Any]]
 
 
-class Valid(msgspec.Struct):
-    """An event that passed validation: the typed message and the dict as received."""
+class Valid(msgspec.Struct, gc=False):
+    """An event that passed validation: the typed message and the dict as received.
+
+    Not tracked by the garbage collector (``gc=False``): one is made per event and lives as
+    long as its request, and it holds only a message and a dict, which never refer back to it.
+    """
 
     index: int
     message: Message
@@ -190,6 +194,7 @@ class Validator:
         valid: list[Valid] = []
         rejected: list[Rejected] = []
         for index, (message, data) in enumerate(zip(typed.batch, datas, strict=True)):
+            _share(message, data)
             outcome = _lend(index, message, data, shared)
             if isinstance(outcome, Valid):
                 valid.append(outcome)
@@ -261,6 +266,29 @@ class Validator:
         except (msgspec.DecodeError, RecursionError) as exc:  # the batch decode checked syntax
             return Rejected(index, "$", f"not valid JSON: {exc or _TOO_DEEP}")
         return _lend(index, message, data, shared)
+
+
+_OBJECT_FIELDS = {
+    cls: tuple(
+        (field.name, field.encode_name)
+        for field in msgspec.structs.fields(cls)
+        if field.type == dict[str, Any]
+    )
+    for cls in MESSAGE_TYPES.values()
+}
+"""Per message type, its free-form object fields (``context``, ``properties``...): (attribute,
+JSON name)."""
+
+
+def _share(message: Message, data: dict[str, Any]) -> None:
+    """Point ``message``'s object fields at the same objects of ``data``, which a batch's
+    second decode built equal: the typed copies are freed at once. Every event of a request
+    lives until its request is answered, and the garbage collector walks (and promotes) every
+    container alive whenever a few hundred new ones are: these were a third of them."""
+    for name, key in _OBJECT_FIELDS[type(message)]:
+        own = data.get(key)
+        if type(own) is dict:
+            setattr(message, name, own)
 
 
 def _lend(index: int, message: Message, data: dict[str, Any], shared: _Shared) -> Valid | Rejected:
