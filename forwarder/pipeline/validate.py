@@ -144,9 +144,31 @@ class Validator:
         """
         if call_type is not None:
             return self._decode_single(body, call_type)
-        whole = self._decode_whole(body)
+        small = len(body) <= self._max_event  # then no event can be over the limit
+        whole = self._decode_whole(body) if small else None
         if whole is not None:
             return whole
+        raw = self._read_raw(body)
+        if not small and all(len(event) <= self._max_event for event in raw.batch):
+            # A body over ``max_event_bytes`` (most batches of real SDK events are) whose
+            # events all fit: read whole as well, two calls instead of two per event.
+            whole = self._decode_whole(body)
+            if whole is not None:
+                return whole
+        shared = _Shared(raw)
+        valid: list[Valid] = []
+        rejected: list[Rejected] = []
+        for index, event in enumerate(raw.batch):
+            outcome = self._validate_raw(index, event, shared)
+            if isinstance(outcome, Valid):
+                valid.append(outcome)
+            else:
+                rejected.append(outcome)
+        types = {r.index: t for r in rejected if (t := self._type_of(raw.batch[r.index]))}
+        return Decoded(valid, rejected, raw.write_key, len(raw.batch), types)
+
+    def _read_raw(self, body: bytes) -> _RawBatch:
+        """The batch's envelope and its events as raw slices (the checks of ``decode``)."""
         try:
             raw = self._batch.decode(body)
         except msgspec.ValidationError as exc:
@@ -161,28 +183,16 @@ class Validator:
                 f"batch has {len(raw.batch)} events; the limit is {self._max_events}",
                 field="server.max_batch_events",
             )
-        shared = _Shared(raw)
-        valid: list[Valid] = []
-        rejected: list[Rejected] = []
-        for index, event in enumerate(raw.batch):
-            outcome = self._validate_raw(index, event, shared)
-            if isinstance(outcome, Valid):
-                valid.append(outcome)
-            else:
-                rejected.append(outcome)
-        types = {r.index: t for r in rejected if (t := self._type_of(raw.batch[r.index]))}
-        return Decoded(valid, rejected, raw.write_key, len(raw.batch), types)
+        return raw
 
     def _decode_whole(self, body: bytes) -> Decoded | None:
         """A batch read in two calls (typed, and as dicts) instead of two per event; None
-        when that cannot be done (some event is invalid or maybe too large, the envelope is
-        wrong), and the batch is read event by event, which refuses each bad one alone.
+        when that cannot be done (some event is invalid, the envelope is wrong), and the batch
+        is read event by event, which refuses each bad one alone.
 
-        No event can be over ``max_event_bytes`` when the whole body is not, and none has an
-        empty userId (to be dropped before its message is typed): ``Id`` refuses it.
+        The caller has made sure that no event is over ``max_event_bytes``; none has an empty
+        userId (to be dropped before its message is typed): ``Id`` refuses it.
         """
-        if len(body) > self._max_event:
-            return None
         try:
             typed = self._typed_batch.decode(body)
             datas = self._dict_batch.decode(body).batch
