@@ -139,7 +139,9 @@ class IngestService:
             source_name = source.name
             cors = source.kind == "browser"
             self._resolver.charge(source, max(1, decoded.count))
-            result = await self._accept(source, decoded)
+            accepting = self._accept(source, decoded)
+            del decoded  # ``Accepter`` frees the events before it waits on the commit
+            result = await accepting
             status, content, extra = 200, self._encode(result), {}
             fields = {
                 "accepted": result.accepted,

@@ -39,8 +39,13 @@ FINAL_STATES: tuple[FinalState, ...] = ("delivered", "dead", "dropped", "expired
 OPEN_STATES: tuple[OpenState, ...] = ("pending", "leased", "held")
 
 
-class NewEvent(msgspec.Struct, frozen=True):
-    """An event ready to be stored, with the queues it must be delivered to."""
+class NewEvent(msgspec.Struct, frozen=True, gc=False):
+    """An event ready to be stored, with the queues it must be delivered to.
+
+    Not tracked by the garbage collector (``gc=False``, as ``Accepted`` and ``Duplicate``):
+    ingest makes one per event, alive until its request is answered, and it holds only
+    strings, numbers and tuples of strings, which cannot refer back to it.
+    """
 
     portal: str
     message_id: str
@@ -60,13 +65,13 @@ class NewEvent(msgspec.Struct, frozen=True):
     """Overrides the dedup window for this event (content fingerprints use a short one)."""
 
 
-class Accepted(msgspec.Struct, frozen=True):
+class Accepted(msgspec.Struct, frozen=True, gc=False):
     """The event is durable under ``seq``."""
 
     seq: int
 
 
-class Duplicate(msgspec.Struct, frozen=True):
+class Duplicate(msgspec.Struct, frozen=True, gc=False):
     """The ``messageId`` was seen within the dedup window; nothing was stored."""
 
     seq: int

@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import functools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import Any, NamedTuple
 
@@ -98,10 +98,16 @@ class AppendJob(NamedTuple):
 
 class Appended(NamedTuple):
     """What ``append_many`` did: per job its results and how many open items it created, and
-    the dedup entries to remember once the transaction has committed."""
+    the dedup entries to remember once the transaction has committed (``keys`` and their
+    ``values``, side by side: no tuple per event)."""
 
     per_job: list[tuple[list[AppendResult], int]]
-    keys: list[tuple[int, int]]
+    keys: list[int]
+    values: list[int]
+
+    def entries(self) -> Iterator[tuple[int, int]]:
+        """(key, value) pairs for ``SeenKeys.remember``."""
+        return zip(self.keys, self.values, strict=True)
 
 
 class _Rows:
@@ -120,7 +126,8 @@ class _Rows:
     __slots__ = ("events", "parts", "tallies")
 
     def __init__(self) -> None:
-        self.events: list[tuple[object, ...]] = []
+        self.events: list[object] = []
+        """The events' values, row after row (``_EVENT_WIDTH`` each): no tuple per event."""
         self.parts: list[_Run | list[tuple[object, ...]]] = []
         """The items in seq order (a queue's item ids follow its events' order): runs, and
         lists of items inserted from their values (dropped ones, and the open items of events
@@ -129,18 +136,16 @@ class _Rows:
 
     def add(self, seq: int, ev: NewEvent, now: float) -> None:
         portal = ev.portal
-        self.events.append(
-            (
-                seq,
-                portal,
-                ev.message_id,
-                ev.source,
-                ev.type,
-                ev.name,
-                ev.received_at,
-                1 if ev.test else 0,
-                bytearray(ev.payload),
-            )
+        self.events += (
+            seq,
+            portal,
+            ev.message_id,
+            ev.source,
+            ev.type,
+            ev.name,
+            ev.received_at,
+            1 if ev.test else 0,
+            bytearray(ev.payload),
         )
         destinations = ev.destinations
         if destinations:
@@ -174,12 +179,7 @@ class _Rows:
                 tallies[tally] = tallies.get(tally, 0) + 1
 
     def insert(self, conn: sqlite3.Connection) -> None:
-        insert_rows(
-            conn,
-            "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
-            " payload) VALUES ",
-            self.events,
-        )
+        insert_flat(conn, _EVENTS, _EVENT_WIDTH, self.events)
         tallies = self.tallies
         for part in self.parts:
             if isinstance(part, list):
@@ -190,6 +190,13 @@ class _Rows:
                 tally = (part.portal, destination, "accepted")
                 tallies[tally] = tallies.get(tally, 0) + part.last - part.first + 1
         _tally(conn, [(*k, n) for k, n in tallies.items()])
+
+
+_EVENTS = (
+    "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
+    " payload) VALUES "
+)
+_EVENT_WIDTH = 9
 
 
 class _Run:
@@ -228,9 +235,9 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
     rows = _Rows()
     add = rows.add
     out: list[tuple[list[AppendResult], int]] = []
-    fresh: dict[int, tuple[int, float, NewEvent]] = {}
-    """Keys accepted by this call: (seq, seen_at, event)."""
-    keys: list[tuple[int, int]] = []
+    fresh = _Fresh(next_seq)
+    keys: list[int] = []
+    values: list[int] = []
     for job in jobs:
         results: list[AppendResult] = []
         opened = 0
@@ -238,7 +245,7 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
         stamp = seen_value(0, now)
         for ev in job.events:
             key = key_of(ev.portal, ev.message_id)
-            if key in fresh or key in seen:
+            if key in fresh.seqs or key in seen:
                 window = job.window_s if ev.dedup_window_s is None else ev.dedup_window_s
                 earlier = _earlier(conn, seen, fresh, key, ev)
                 if earlier is not None and earlier[1] > now - window:
@@ -246,17 +253,44 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
                     continue
             seq = next_seq
             next_seq += 1
-            fresh[key] = (seq, now, ev)
-            keys.append((key, stamp | seq << SEQ_SHIFT))
+            fresh.seqs[key] = seq
+            fresh.events.append(ev)
+            fresh.nows.append(now)
+            keys.append(key)
+            values.append(stamp | seq << SEQ_SHIFT)
             add(seq, ev, now)
             opened += len(ev.destinations)
             results.append(Accepted(seq))
         out.append((results, opened))
     rows.insert(conn)
-    return Appended(out, keys)
+    return Appended(out, keys, values)
+
+
+class _Fresh:
+    """The keys ``append_many`` accepted so far: key -> seq, and by seq (from ``first``) the
+    event and its clock, in lists rather than a tuple per event."""
+
+    __slots__ = ("events", "first", "nows", "seqs")
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.seqs: dict[int, int] = {}
+        self.events: list[NewEvent] = []
+        self.nows: list[float] = []
 
 
 _CHUNKS = (64, 32, 16, 8, 4, 2, 1)
+
+
+def insert_flat(conn: sqlite3.Connection, insert: str, width: int, values: list[object]) -> None:
+    """``insert_rows`` for rows given as one flat list of ``width`` values each."""
+    count = len(values) // width
+    start = 0
+    while start < count:
+        size = next(n for n in _CHUNKS if count - start >= n)
+        statement = _statement(insert, width, size)
+        conn.execute(statement, values[start * width : (start + size) * width])
+        start += size
 
 
 def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[object, ...]]) -> None:
@@ -284,16 +318,16 @@ def _statement(insert: str, width: int, rows: int) -> str:
 def _earlier(
     conn: sqlite3.Connection,
     seen: SeenKeys,
-    fresh: dict[int, tuple[int, float, NewEvent]],
+    fresh: _Fresh,
     key: int,
     ev: NewEvent,
 ) -> tuple[int, float] | None:
     """(seq, seen_at) of the last accepted event with ``ev``'s portal and messageId, if any."""
-    mine = fresh.get(key)
-    if mine is not None:
-        seq, at, other = mine
+    seq = fresh.seqs.get(key)
+    if seq is not None:
+        other = fresh.events[seq - fresh.first]
         if other.portal == ev.portal and other.message_id == ev.message_id:
-            return seq, at
+            return seq, fresh.nows[seq - fresh.first]
         return None  # a hash collision within this call
     found = seen.get(key)
     if found is not None and same_event(conn, found[0], ev.portal, ev.message_id):

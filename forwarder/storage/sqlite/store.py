@@ -266,7 +266,7 @@ class SqliteStorage(Storage):
             outcomes = _run_jobs(conn, group, appended, self._settled)
             conn.execute("COMMIT")
             if appended is not None:
-                self._seen.remember(appended.keys)
+                self._seen.remember(appended.entries())
         except Exception:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -286,7 +286,7 @@ class SqliteStorage(Storage):
                 return True, result
             appended = sql.append_many(conn, [job.work], self._seen)
             conn.execute("COMMIT")
-            self._seen.remember(appended.keys)
+            self._seen.remember(appended.entries())
             return True, appended.per_job[0]
         except sqlite3.Error as exc:
             if conn.in_transaction:
