@@ -34,6 +34,7 @@ TEMPLATES: dict[str, str] = {
     "held_by": "hk:{}:{}",  # set of held item ids per (portal, kind SEP value)
     "held_keys_of": "hko:{}",  # set of held_by key names per item
     "identities": "idn:{}",  # hash kind SEP value -> person, per portal
+    "identity_epoch": "idep",  # string: bumped by every graph change a settled link must hear of
     "person": "person:{}:{}",  # zset kind SEP value -> updated_at per (portal, person)
     "people": "people",  # string: last person id
     "touches": "tch:{}",  # hash kind SEP value SEP f|l -> "at json" (first/last touch), per portal

@@ -19,6 +19,7 @@ _HELPERS = {
     "WINDOW_COUNTS": ("window",),
     "APPEND": ("learning",),
     "LEARN": ("learning",),
+    "LINK": ("learning",),
 }
 """Shared helpers a script includes after the prelude: ``window.lua``, the rolling-window log;
 ``learning.lua``, what a request teaches the identity graph."""

@@ -56,6 +56,7 @@ from forwarder.storage.redis import migrations, quality, rates
 from forwarder.storage.redis import scripts as lua
 from forwarder.storage.redis.keys import SEP, Keys
 from forwarder.storage.redis.read import RedisReader, item_from_packed, item_from_reply
+from forwarder.storage.redis.settled import SettledLinks
 from forwarder.storage.redis.shared import RedisCoordination, check_persistence
 from forwarder.telemetry import get_logger
 
@@ -146,6 +147,7 @@ class RedisStorage(Storage):
         """Learning queued this turn of the loop for the next ``append`` (``learn_soon``)."""
         self._alone: set[asyncio.Task[None]] = set()
         """Queued learning that no append took, learned by itself."""
+        self._settled = SettledLinks()
         self._closing = False
         self._shared = RedisCoordination(lambda: self.client, self.keys)
         self._reader: RedisReader | None = None
@@ -284,7 +286,13 @@ class RedisStorage(Storage):
         packed = _pack_msgpack([_pack(e, i) for i, e in enumerate(events, 1)])
         payloads = [e.payload for e in events]
         learning, self._learning = self._learning, []
-        riders = _pack_msgpack([(ride.portal, ride.now, ride.groups) for ride in learning])
+        settled = self._settled
+        riders = _pack_msgpack(
+            (
+                settled.epoch,
+                [(r.portal, r.now, r.groups, settled.flags(r.portal, r.groups)) for r in learning],
+            )
+        )
         window = _f(dedup_window_s)
         try:
             reply = await self._run("APPEND", _f(now), window, packed, riders, *payloads)
@@ -292,8 +300,9 @@ class RedisStorage(Storage):
             for ride in learning:
                 _fail(ride.done, exc)
             raise
-        opened, seqs, released = _unpack(reply)
-        for ride, replies in zip(learning, released, strict=True):
+        opened, seqs, released, settled_now, epoch = _unpack(reply)
+        for ride, replies, now_settled in zip(learning, released, settled_now, strict=True):
+            settled.learned(epoch, ride.portal, ride.groups, now_settled)
             if not ride.done.done():
                 ride.done.set_result([item_from_packed(ride.portal, r) for r in replies])
         self._open_total += opened

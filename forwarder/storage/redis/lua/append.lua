@@ -1,8 +1,9 @@
 -- One ingest request in one call. ARGV: prefix, now, default dedup window, the events (a
 -- msgpack array, see store._pack), the identity learning queued beside them (a msgpack array
--- of [portal, now, groups]), then the events' payloads (Redis's cmsgpack has no bin type).
--- Replies one msgpack string: items opened, per event its seq (negative: a duplicate of that
--- seq), per learning the replies of the items it released.
+-- [epoch, [[portal, now, groups, settled flags]...]]), then the events' payloads (Redis's
+-- cmsgpack has no bin type). Replies one msgpack string: items opened, per event its seq
+-- (negative: a duplicate of that seq), per learning the replies of the items it released and
+-- the indexes of its groups now settled, and the identity epoch after the call.
 local now, default_window = ARGV[2], tonumber(ARGV[3])
 local events = cmsgpack.unpack(ARGV[4])
 -- A command costs Redis more than the work it does (17 an event were most of the script's
@@ -96,6 +97,17 @@ if #kept > 0 then
   for _, t in pairs(tallies) do count(t[1], t[2], t[3], t[4]) end
 end
 redis.call('INCRBY', K.open_total(), opened)
-local released = {}
-for i, l in ipairs(cmsgpack.unpack(ARGV[5])) do released[i] = learn(l[1], l[2], l[3]) end
-return cmsgpack.pack({opened, out, released})
+-- The learning: the epoch of the caller's settled links, then per learning its portal, now,
+-- groups and a flag per group it holds settled.
+local riders = cmsgpack.unpack(ARGV[5])
+local released, settled, epoch = {}, {}, 0
+for i, l in ipairs(riders[2]) do
+  local changed
+  released[i], settled[i], changed = learn(l[1], l[2], l[3], skippable(l[1], riders[1], l[3], l[4]))
+  -- what an earlier learning found settled may be no more
+  if changed then
+    for j = 1, i - 1 do settled[j] = {} end
+  end
+end
+if #riders[2] > 0 then epoch = tonumber(redis.call('GET', K.identity_epoch()) or 0) end
+return cmsgpack.pack({opened, out, released, settled, epoch})

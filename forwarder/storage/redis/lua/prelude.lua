@@ -119,3 +119,6 @@ local function many(command, key, args)
     redis.call(command, key, unpack(args, s, math.min(s + 999, #args)))
   end
 end
+-- A change of the identity graph that may unsettle a link some replica holds settled
+-- (store/settled.py): its cache is not trusted past it.
+local function unsettle() redis.call('INCR', K.identity_epoch()) end
