@@ -16,7 +16,7 @@ from forwarder.config import StorageSettings
 from forwarder.delivery.ratelimit import SlidingWindowLimiter
 from forwarder.errors import StorageUnavailableError
 from forwarder.storage import create_storage
-from forwarder.storage.base import Accepted, Duplicate, NewEvent
+from forwarder.storage.base import Accepted, Duplicate, NewEvent, StoredEvent
 from forwarder.storage.redis import RedisStorage
 from tests.storage.redis_server import REDIS_URL, redis_prefix
 
@@ -319,3 +319,62 @@ async def test_a_learning_no_append_takes_is_learned_on_its_own() -> None:
             await storage.close()
     assert released == []
     assert sorted(people[("email", "e")]) == [("email", "e"), ("userId", "u")]
+
+
+async def test_a_leased_item_carries_its_event_exactly_as_stored() -> None:
+    """The lease's script writes its reply as msgpack for msgspec to decode into Items: payloads
+    of every length class, a missing and an empty name, a test flag, a time to the last bit."""
+    now = 1_765_000_000.123456789
+    payloads = [b"", b"{}", b"x" * 300, b"y" * 70_000, "\u00e9\u20ac".encode()] * 4
+    events = [
+        NewEvent(
+            portal="main",
+            message_id=f"m{i}",
+            source="s",
+            type="track",
+            name=[None, "", "Order Completed"][i % 3],
+            received_at=now + i / 7,
+            payload=payload,
+            destinations=("conversions",),
+            test=i % 2 == 1,
+        )
+        for i, payload in enumerate(payloads)
+    ]
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            results = await storage.append(events, now=now, dedup_window_s=60)
+            items = await storage.lease("main", "conversions", limit=50, now=now, lease_s=30)
+        finally:
+            await storage.close()
+    assert [i.event for i in items] == [
+        StoredEvent(
+            r.seq,
+            e.portal,
+            e.message_id,
+            e.source,
+            e.type,
+            e.name,
+            e.received_at,
+            e.payload,
+            e.test,
+        )
+        for r, e in zip(results, events, strict=True)
+    ]
+    assert {(i.portal, i.destination, i.attempts) for i in items} == {("main", "conversions", 0)}
+
+
+async def test_people_of_answers_for_more_keys_than_one_command_takes() -> None:
+    """The script reads the keys in parts of 1,000 (Lua's unpack has a stack limit)."""
+    groups = [[("userId", f"u{i}"), ("email", f"{i}@x.co")] for i in range(1500)]
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            await storage.learn("main", groups, now=1.0)
+            asked = [key for keys in groups for key in keys] + [("userId", "nobody")]
+            people = await storage.people_of("main", asked)
+        finally:
+            await storage.close()
+    assert people == {key: sorted(keys) for keys in groups for key in keys}

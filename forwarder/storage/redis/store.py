@@ -70,6 +70,10 @@ _encode = msgspec.json.Encoder().encode
 _pack_msgpack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(list[Any]).decode
 _decode_touch = msgspec.json.Decoder(Touch).decode
+_decode_items = msgspec.msgpack.Decoder(list[Item]).decode
+"""A lease's reply: the script writes the items as msgspec would (``item_packed``)."""
+_decode_people = msgspec.msgpack.Decoder(tuple[list[list[Key]], list[tuple[int, int]]]).decode
+"""``people_of``'s reply: each person once, then (index of a key asked, index of its person)."""
 _SCRIPTS = {
     name: lua.source(name)
     for name in (
@@ -337,10 +341,10 @@ class RedisStorage(Storage):
         replies = await self._run(
             "LEASE", _f(now), _f(until), limit, self._consumer, portal, destination
         )
-        packed = [] if isinstance(replies, list) else msgspec.msgpack.decode(replies)
-        items = [item_from_packed(portal, r) for r in packed]
+        items = _decode_items(replies) if isinstance(replies, bytes) else []
+        leased, lease = self._leased, (portal, destination, now + lease_s)
         for item in items:
-            self._leased[str(item.id)] = (portal, destination, now + lease_s)
+            leased[str(item.id)] = lease
         return items
 
     async def finish(
@@ -420,8 +424,9 @@ class RedisStorage(Storage):
         # The keys go as one argument and come back as one string: a batch's thousand keys
         # are not a thousand arguments packed and replies parsed one by one.
         packed = await self._run("PEOPLE_OF", portal, _pack_kvs(keys))
-        rows = _unpack(packed) if isinstance(packed, bytes) else []
-        return {_key(kv): [_key(m) for m in members] for kv, members in rows}
+        people, rows = _decode_people(packed)
+        # Keys of one person share its list (callers only read it).
+        return {keys[i - 1]: people[p - 1] for i, p in rows}
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
         if not keys:

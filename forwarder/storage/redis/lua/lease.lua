@@ -32,10 +32,10 @@ for _, id in ipairs(ids) do
     end
     redis.call('HSET', it, 'state', 'leased', 'av', until_, 'up', now)
     redis.call('ZADD', lz, until_, id)
-    out[#out + 1] = item_reply(id)
+    out[#out + 1] = item_packed(id, portal)
   else
     redis.call('ZREM', lz, id)  -- no longer open: nothing to deliver
   end
 end
--- One msgpack string for the whole batch: the client parses one reply, not 13 per item.
-return cmsgpack.pack(out)
+-- One msgpack string for the whole batch, decoded by msgspec straight into Items.
+return mp_array(#out) .. table.concat(out)

@@ -122,3 +122,39 @@ end
 -- A change of the identity graph that may unsettle a link some replica holds settled
 -- (store/settled.py): its cache is not trusted past it.
 local function unsettle() redis.call('INCR', K.identity_epoch()) end
+-- msgpack written by hand for replies msgspec decodes straight into structs: cmsgpack has no
+-- bin type (a payload is bytes) and a table cannot hold nil (an event's missing name).
+local function mp_u32(n)
+  return string.char(math.floor(n / 16777216), math.floor(n / 65536) % 256,
+                     math.floor(n / 256) % 256, n % 256)
+end
+local function mp_bin(s)
+  local n = #s
+  if n < 256 then return string.char(0xc4, n) .. s end
+  if n < 65536 then return string.char(0xc5, math.floor(n / 256), n % 256) .. s end
+  return string.char(0xc6) .. mp_u32(n) .. s
+end
+local function mp_array(n)
+  if n < 16 then return string.char(0x90 + n) end
+  if n < 65536 then return string.char(0xdc, math.floor(n / 256), n % 256) end
+  return string.char(0xdd) .. mp_u32(n)
+end
+local MP_NIL, MP_TRUE, MP_FALSE = string.char(0xc0), string.char(0xc3), string.char(0xc2)
+local mp = cmsgpack.pack
+local ITEM_HEAD = string.char(0x85) .. mp('id')
+local EVENT_HEAD = string.char(0x89) .. mp('seq')
+-- One leased item as a msgpack map of storage.base.Item (its event a StoredEvent).
+local function item_packed(id, portal)
+  local it = redis.call('HMGET', K.item(id), 'att', 'dest', 'seq')
+  local ev = redis.call('HMGET', K.event(it[3]), 'portal', 'mid', 'src', 'type', 'name', 'at',
+                        'test', 'payload')
+  local name, test = MP_NIL, MP_FALSE
+  if ev[5] then name = mp(ev[5]) end
+  if ev[7] == '1' then test = MP_TRUE end
+  return table.concat({
+    ITEM_HEAD, mp(tonumber(id)), mp('portal'), mp(portal), mp('destination'), mp(it[2]),
+    mp('attempts'), mp(tonumber(it[1])), mp('event'),
+    EVENT_HEAD, mp(tonumber(it[3])), mp('portal'), mp(ev[1]), mp('message_id'), mp(ev[2]),
+    mp('source'), mp(ev[3]), mp('type'), mp(ev[4]), mp('name'), name,
+    mp('received_at'), mp(tonumber(ev[6])), mp('payload'), mp_bin(ev[8]), mp('test'), test})
+end
