@@ -378,3 +378,21 @@ async def test_people_of_answers_for_more_keys_than_one_command_takes() -> None:
         finally:
             await storage.close()
     assert people == {key: sorted(keys) for keys in groups for key in keys}
+
+
+async def test_touches_of_answers_for_more_keys_than_one_command_takes() -> None:
+    """The script reads the touches of 500 keys a command: the 501st key is in the next."""
+    from tests.storage.contract.test_identity_graph import touch
+
+    keys = [("anonymousId", f"a{i}") for i in range(1200)]
+    remembered = keys[::7] + [keys[500]]
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            await storage.remember_touches("main", [(k, touch(1.0, k[1])) for k in remembered])
+            memory = await storage.touches_of("main", keys)
+        finally:
+            await storage.close()
+    assert sorted(memory) == sorted(remembered)
+    assert memory[keys[500]].first == touch(1.0, "a500")

@@ -517,8 +517,8 @@ class RedisStorage(Storage):
         packed = await self._run("TOUCHES_OF", portal, _pack_kvs(unique))
         rows = _unpack(packed) if isinstance(packed, bytes) else []
         return {
-            _key(kv): TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
-            for kv, first, last in rows
+            unique[i - 1]: TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
+            for i, first, last in rows
         }
 
     # -- reading back ---------------------------------------------------------------------
