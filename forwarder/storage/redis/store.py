@@ -143,7 +143,7 @@ class RedisStorage(Storage):
         self._scripts: dict[str, Any] = {}
         self._open_total = 0
         self._open_read_at = float("-inf")
-        self._leased: dict[str, tuple[str, str, float]] = {}
+        self._leased: dict[int, tuple[str, str, float]] = {}
         """Items this replica leased and not yet settled: id -> (portal, destination, asked
         deadline); their leases are renewed in the background."""
         self._renewer: asyncio.Task[None] | None = None
@@ -275,8 +275,9 @@ class RedisStorage(Storage):
                 self._log.warning("lease_renewal_failed", exc_info=True)
 
     def _forget_leases(self, ids: Sequence[int]) -> None:
+        pop = self._leased.pop
         for item_id in ids:
-            self._leased.pop(str(item_id), None)
+            pop(item_id, None)
 
     # -- ingest ---------------------------------------------------------------------------
     async def append(
@@ -344,7 +345,7 @@ class RedisStorage(Storage):
         items = _decode_items(replies) if isinstance(replies, bytes) else []
         leased, lease = self._leased, (portal, destination, now + lease_s)
         for item in items:
-            leased[str(item.id)] = lease
+            leased[item.id] = lease
         return items
 
     async def finish(
