@@ -385,7 +385,7 @@ async def test_touches_of_answers_for_more_keys_than_one_command_takes() -> None
     from tests.storage.contract.test_identity_graph import touch
 
     keys = [("anonymousId", f"a{i}") for i in range(1200)]
-    remembered = keys[::7] + [keys[500]]
+    remembered = [*keys[::7], keys[500]]
     with redis_prefix() as prefix:
         storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
         await storage.open()
@@ -396,3 +396,69 @@ async def test_touches_of_answers_for_more_keys_than_one_command_takes() -> None
             await storage.close()
     assert sorted(memory) == sorted(remembered)
     assert memory[keys[500]].first == touch(1.0, "a500")
+
+
+async def test_items_finished_together_leave_their_queues_indexes_and_holds() -> None:
+    """One finish of leased and held items (of two destinations): acks, indexes, holds and
+    tallies written once per call say what one finish per item said."""
+    now = time.time()
+    both = ("conversions", "timeline")
+    events = [
+        NewEvent("main", f"m{i}", "s", "track", "E", now, b"{}", destinations=both)
+        for i in range(6)
+    ]
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            await storage.append(events, now=now, dedup_window_s=60)
+            leased = [
+                *await storage.lease("main", "conversions", limit=10, now=now, lease_s=30),
+                *await storage.lease("main", "timeline", limit=10, now=now, lease_s=30),
+            ]
+            held = [i.id for i in leased[:4]]
+            await storage.hold(held, until=now + 99, now=now, keys=[("userId", "u")])
+            await storage.finish([i.id for i in leased], "expired", now=now)
+            released = await storage.release_for("main", [("userId", "u")], now=now)
+            counts = await storage.counts()
+            again = await storage.lease("main", "conversions", limit=10, now=now + 60, lease_s=30)
+            expired = await storage.items_in_state("expired", limit=100)
+        finally:
+            await storage.close()
+    assert released == []
+    assert again == []
+    assert sorted(r.id for r in expired) == sorted(i.id for i in leased)
+    assert {k: n for k, n in counts.items() if k[2] != "accepted"} == {
+        ("main", "conversions", "expired"): 6,
+        ("main", "timeline", "expired"): 6,
+    }
+
+
+async def test_a_lease_and_a_finish_run_a_few_commands_per_item_inside_their_scripts() -> None:
+    """Lease: per item its read, its state and its event; finish: per item its read and its
+    write; indexes, acks and tallies once per call (they were 5 and 11 commands an item)."""
+    now = time.time()
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            await storage.append(
+                [event(f"m{i}", now) for i in range(50)], now=now, dedup_window_s=60
+            )
+            leased: list[int] = []
+
+            async def lease() -> None:
+                items = await storage.lease("main", "conversions", limit=50, now=now, lease_s=30)
+                leased.extend(i.id for i in items)
+
+            leasing = await _commands_of(prefix, lease, inside_scripts=True)
+            finishing = await _commands_of(
+                prefix,
+                lambda: storage.finish(leased, "delivered", now=now),
+                inside_scripts=True,
+            )
+        finally:
+            await storage.close()
+    assert len(leased) == 50
+    assert len(leasing) <= 3 * 50 + 10
+    assert len(finishing) <= 2 * 50 + 10

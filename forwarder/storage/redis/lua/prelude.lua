@@ -144,17 +144,16 @@ local mp = cmsgpack.pack
 local ITEM_HEAD = string.char(0x85) .. mp('id')
 local EVENT_HEAD = string.char(0x89) .. mp('seq')
 -- One leased item as a msgpack map of storage.base.Item (its event a StoredEvent).
-local function item_packed(id, portal)
-  local it = redis.call('HMGET', K.item(id), 'att', 'dest', 'seq')
-  local ev = redis.call('HMGET', K.event(it[3]), 'portal', 'mid', 'src', 'type', 'name', 'at',
+local function item_packed(id, portal, attempts, dest, seq)
+  local ev = redis.call('HMGET', K.event(seq), 'portal', 'mid', 'src', 'type', 'name', 'at',
                         'test', 'payload')
   local name, test = MP_NIL, MP_FALSE
   if ev[5] then name = mp(ev[5]) end
   if ev[7] == '1' then test = MP_TRUE end
   return table.concat({
-    ITEM_HEAD, mp(tonumber(id)), mp('portal'), mp(portal), mp('destination'), mp(it[2]),
-    mp('attempts'), mp(tonumber(it[1])), mp('event'),
-    EVENT_HEAD, mp(tonumber(it[3])), mp('portal'), mp(ev[1]), mp('message_id'), mp(ev[2]),
+    ITEM_HEAD, mp(tonumber(id)), mp('portal'), mp(portal), mp('destination'), mp(dest),
+    mp('attempts'), mp(tonumber(attempts)), mp('event'),
+    EVENT_HEAD, mp(tonumber(seq)), mp('portal'), mp(ev[1]), mp('message_id'), mp(ev[2]),
     mp('source'), mp(ev[3]), mp('type'), mp(ev[4]), mp('name'), name,
     mp('received_at'), mp(tonumber(ev[6])), mp('payload'), mp_bin(ev[8]), mp('test'), test})
 end
