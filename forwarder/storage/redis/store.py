@@ -70,8 +70,9 @@ _encode = msgspec.json.Encoder().encode
 _pack_msgpack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(list[Any]).decode
 _decode_touch = msgspec.json.Decoder(Touch).decode
-_decode_items = msgspec.msgpack.Decoder(list[Item]).decode
-"""A lease's reply: the script writes the items as msgspec would (``item_packed``)."""
+_decode_items = msgspec.msgpack.Decoder(list[Item], strict=False).decode
+"""A lease's reply: the script writes the items as msgpack maps, their numbers and flags as the
+strings stored (``item_packed``), which ``strict=False`` converts."""
 _decode_people = msgspec.msgpack.Decoder(tuple[list[list[Key]], list[tuple[int, int]]]).decode
 """``people_of``'s reply: each person once, then (index of a key asked, index of its person)."""
 _SCRIPTS = {
