@@ -16,7 +16,7 @@ from forwarder.config import StorageSettings
 from forwarder.delivery.ratelimit import SlidingWindowLimiter
 from forwarder.errors import StorageUnavailableError
 from forwarder.storage import create_storage
-from forwarder.storage.base import Accepted, Duplicate, NewEvent
+from forwarder.storage.base import Accepted, Duplicate, NewEvent, StoredEvent
 from forwarder.storage.redis import RedisStorage
 from tests.storage.redis_server import REDIS_URL, redis_prefix
 
@@ -207,21 +207,25 @@ async def test_recording_a_batchs_attempt_is_one_command_whatever_its_size() -> 
             await storage.close()
 
 
-async def _commands_of(prefix: str, during: Callable[[], Awaitable[object]]) -> list[str]:
+async def _commands_of(
+    prefix: str, during: Callable[[], Awaitable[object]], *, inside_scripts: bool = False
+) -> list[str]:
     """The commands a client sent under ``prefix`` while ``during`` ran (MONITOR; commands run
-    inside scripts left out), with a marker command after it so none is missed."""
+    inside scripts left out, or only those with ``inside_scripts``), with a marker command after
+    it so none is missed."""
     import redis.asyncio as aioredis
 
     watcher = aioredis.Redis.from_url(REDIS_URL)
-    seen: list[str] = []
+    seen: list[tuple[str, bool]] = []
     try:
         async with watcher.monitor() as monitor:
 
             async def listen() -> None:
                 while True:
                     command = await monitor.next_command()
-                    if prefix in command["command"] and command["client_type"] != "lua":
-                        seen.append(command["command"].split(" ", 1)[0].upper())
+                    if prefix in command["command"]:
+                        name = command["command"].split(" ", 1)[0].upper()
+                        seen.append((name, command["client_type"] == "lua"))
 
             listening = asyncio.create_task(listen())
             await asyncio.sleep(0.2)
@@ -230,7 +234,7 @@ async def _commands_of(prefix: str, during: Callable[[], Awaitable[object]]) -> 
             await marker.get(f"{prefix}:marker")
             await marker.aclose()
             for _ in range(50):
-                if seen and seen[-1] == "GET":
+                if seen and seen[-1] == ("GET", False):
                     break
                 await asyncio.sleep(0.05)
             listening.cancel()
@@ -238,7 +242,28 @@ async def _commands_of(prefix: str, during: Callable[[], Awaitable[object]]) -> 
                 await listening
     finally:
         await watcher.aclose()
-    return seen[:-1]
+    return [name for name, scripted in seen[:-1] if scripted == inside_scripts]
+
+
+async def test_an_append_runs_a_few_commands_per_event_inside_its_script() -> None:
+    """Per event its dedup check and its hash, per item its stream entry and its hash; the
+    sequences, indexes, queue sets and tallies once per call (17 commands an event were most of
+    Redis's CPU on ingest)."""
+    now = time.time()
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            await storage.append([event("warm", now)], now=now, dedup_window_s=60)
+            fresh = [event(f"m{i}", now) for i in range(50)]
+            commands = await _commands_of(
+                prefix,
+                lambda: storage.append(fresh, now=now, dedup_window_s=60),
+                inside_scripts=True,
+            )
+        finally:
+            await storage.close()
+    assert 4 * 50 <= len(commands) <= 4 * 50 + 20
 
 
 async def test_an_ingests_append_carries_the_learning_begun_beside_it_in_one_call() -> None:
@@ -294,3 +319,146 @@ async def test_a_learning_no_append_takes_is_learned_on_its_own() -> None:
             await storage.close()
     assert released == []
     assert sorted(people[("email", "e")]) == [("email", "e"), ("userId", "u")]
+
+
+async def test_a_leased_item_carries_its_event_exactly_as_stored() -> None:
+    """The lease's script writes its reply as msgpack for msgspec to decode into Items: payloads
+    of every length class, a missing and an empty name, a test flag, a time to the last bit."""
+    now = 1_765_000_000.123456789
+    payloads = [b"", b"{}", b"x" * 300, b"y" * 70_000, "\u00e9\u20ac".encode()] * 4
+    events = [
+        NewEvent(
+            portal="main",
+            message_id=f"m{i}",
+            source="s",
+            type="track",
+            name=[None, "", "Order Completed"][i % 3],
+            received_at=now + i / 7,
+            payload=payload,
+            destinations=("conversions",),
+            test=i % 2 == 1,
+        )
+        for i, payload in enumerate(payloads)
+    ]
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            results = await storage.append(events, now=now, dedup_window_s=60)
+            items = await storage.lease("main", "conversions", limit=50, now=now, lease_s=30)
+        finally:
+            await storage.close()
+    assert [i.event for i in items] == [
+        StoredEvent(
+            r.seq,
+            e.portal,
+            e.message_id,
+            e.source,
+            e.type,
+            e.name,
+            e.received_at,
+            e.payload,
+            e.test,
+        )
+        for r, e in zip(results, events, strict=True)
+    ]
+    assert {(i.portal, i.destination, i.attempts) for i in items} == {("main", "conversions", 0)}
+
+
+async def test_people_of_answers_for_more_keys_than_one_command_takes() -> None:
+    """The script reads the keys in parts of 1,000 (Lua's unpack has a stack limit)."""
+    groups = [[("userId", f"u{i}"), ("email", f"{i}@x.co")] for i in range(1500)]
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            await storage.learn("main", groups, now=1.0)
+            asked = [key for keys in groups for key in keys] + [("userId", "nobody")]
+            people = await storage.people_of("main", asked)
+        finally:
+            await storage.close()
+    assert people == {key: sorted(keys) for keys in groups for key in keys}
+
+
+async def test_touches_of_answers_for_more_keys_than_one_command_takes() -> None:
+    """The script reads the touches of 500 keys a command: the 501st key is in the next."""
+    from tests.storage.contract.test_identity_graph import touch
+
+    keys = [("anonymousId", f"a{i}") for i in range(1200)]
+    remembered = [*keys[::7], keys[500]]
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            await storage.remember_touches("main", [(k, touch(1.0, k[1])) for k in remembered])
+            memory = await storage.touches_of("main", keys)
+        finally:
+            await storage.close()
+    assert sorted(memory) == sorted(remembered)
+    assert memory[keys[500]].first == touch(1.0, "a500")
+
+
+async def test_items_finished_together_leave_their_queues_indexes_and_holds() -> None:
+    """One finish of leased and held items (of two destinations): acks, indexes, holds and
+    tallies written once per call say what one finish per item said."""
+    now = time.time()
+    both = ("conversions", "timeline")
+    events = [
+        NewEvent("main", f"m{i}", "s", "track", "E", now, b"{}", destinations=both)
+        for i in range(6)
+    ]
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            await storage.append(events, now=now, dedup_window_s=60)
+            leased = [
+                *await storage.lease("main", "conversions", limit=10, now=now, lease_s=30),
+                *await storage.lease("main", "timeline", limit=10, now=now, lease_s=30),
+            ]
+            held = [i.id for i in leased[:4]]
+            await storage.hold(held, until=now + 99, now=now, keys=[("userId", "u")])
+            await storage.finish([i.id for i in leased], "expired", now=now)
+            released = await storage.release_for("main", [("userId", "u")], now=now)
+            counts = await storage.counts()
+            again = await storage.lease("main", "conversions", limit=10, now=now + 60, lease_s=30)
+            expired = await storage.items_in_state("expired", limit=100)
+        finally:
+            await storage.close()
+    assert released == []
+    assert again == []
+    assert sorted(r.id for r in expired) == sorted(i.id for i in leased)
+    assert {k: n for k, n in counts.items() if k[2] != "accepted"} == {
+        ("main", "conversions", "expired"): 6,
+        ("main", "timeline", "expired"): 6,
+    }
+
+
+async def test_a_lease_and_a_finish_run_a_few_commands_per_item_inside_their_scripts() -> None:
+    """Lease: per item its read, its state and its event; finish: per item its read and its
+    write; indexes, acks and tallies once per call (they were 5 and 11 commands an item)."""
+    now = time.time()
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            await storage.append(
+                [event(f"m{i}", now) for i in range(50)], now=now, dedup_window_s=60
+            )
+            leased: list[int] = []
+
+            async def lease() -> None:
+                items = await storage.lease("main", "conversions", limit=50, now=now, lease_s=30)
+                leased.extend(i.id for i in items)
+
+            leasing = await _commands_of(prefix, lease, inside_scripts=True)
+            finishing = await _commands_of(
+                prefix,
+                lambda: storage.finish(leased, "delivered", now=now),
+                inside_scripts=True,
+            )
+        finally:
+            await storage.close()
+    assert len(leased) == 50
+    assert len(leasing) <= 3 * 50 + 10
+    assert len(finishing) <= 2 * 50 + 10

@@ -8,6 +8,8 @@ Fields inside hashes join their parts with ``SEP`` (message ids and identifier v
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 SEP = "\x1f"
 GROUP = "fwd"
 """The consumer group every replica reads the queue streams with."""
@@ -34,6 +36,7 @@ TEMPLATES: dict[str, str] = {
     "held_by": "hk:{}:{}",  # set of held item ids per (portal, kind SEP value)
     "held_keys_of": "hko:{}",  # set of held_by key names per item
     "identities": "idn:{}",  # hash kind SEP value -> person, per portal
+    "identity_epoch": "idep",  # string: bumped by every graph change a settled link must hear of
     "person": "person:{}:{}",  # zset kind SEP value -> updated_at per (portal, person)
     "people": "people",  # string: last person id
     "touches": "tch:{}",  # hash kind SEP value SEP f|l -> "at json" (first/last touch), per portal
@@ -80,10 +83,13 @@ class Keys:
         return f"{self.prefix}:*"
 
 
-def lua_key_functions() -> str:
-    """Lua functions ``K.<kind>(...)`` building the same names from ``P`` (the prefix)."""
+def lua_key_functions(kinds: Collection[str] | None = None) -> str:
+    """Lua functions ``K.<kind>(...)`` building the same names from ``P`` (the prefix), for
+    ``kinds`` (default: every kind)."""
     lines = ["local K = {}"]
     for kind, template in TEMPLATES.items():
+        if kinds is not None and kind not in kinds:
+            continue
         pieces = template.split("{}")
         arity = len(pieces) - 1
         args = ", ".join(f"a{i}" for i in range(arity))

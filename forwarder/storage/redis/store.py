@@ -56,6 +56,7 @@ from forwarder.storage.redis import migrations, quality, rates
 from forwarder.storage.redis import scripts as lua
 from forwarder.storage.redis.keys import SEP, Keys
 from forwarder.storage.redis.read import RedisReader, item_from_packed, item_from_reply
+from forwarder.storage.redis.settled import SettledLinks
 from forwarder.storage.redis.shared import RedisCoordination, check_persistence
 from forwarder.telemetry import get_logger
 
@@ -69,6 +70,11 @@ _encode = msgspec.json.Encoder().encode
 _pack_msgpack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(list[Any]).decode
 _decode_touch = msgspec.json.Decoder(Touch).decode
+_decode_items = msgspec.msgpack.Decoder(list[Item], strict=False).decode
+"""A lease's reply: the script writes the items as msgpack maps, their numbers and flags as the
+strings stored (``item_packed``), which ``strict=False`` converts."""
+_decode_people = msgspec.msgpack.Decoder(tuple[list[list[Key]], list[tuple[int, int]]]).decode
+"""``people_of``'s reply: each person once, then (index of a key asked, index of its person)."""
 _SCRIPTS = {
     name: lua.source(name)
     for name in (
@@ -138,7 +144,7 @@ class RedisStorage(Storage):
         self._scripts: dict[str, Any] = {}
         self._open_total = 0
         self._open_read_at = float("-inf")
-        self._leased: dict[str, tuple[str, str, float]] = {}
+        self._leased: dict[int, tuple[str, str, float]] = {}
         """Items this replica leased and not yet settled: id -> (portal, destination, asked
         deadline); their leases are renewed in the background."""
         self._renewer: asyncio.Task[None] | None = None
@@ -146,6 +152,7 @@ class RedisStorage(Storage):
         """Learning queued this turn of the loop for the next ``append`` (``learn_soon``)."""
         self._alone: set[asyncio.Task[None]] = set()
         """Queued learning that no append took, learned by itself."""
+        self._settled = SettledLinks()
         self._closing = False
         self._shared = RedisCoordination(lambda: self.client, self.keys)
         self._reader: RedisReader | None = None
@@ -269,8 +276,9 @@ class RedisStorage(Storage):
                 self._log.warning("lease_renewal_failed", exc_info=True)
 
     def _forget_leases(self, ids: Sequence[int]) -> None:
+        pop = self._leased.pop
         for item_id in ids:
-            self._leased.pop(str(item_id), None)
+            pop(item_id, None)
 
     # -- ingest ---------------------------------------------------------------------------
     async def append(
@@ -284,7 +292,13 @@ class RedisStorage(Storage):
         packed = _pack_msgpack([_pack(e, i) for i, e in enumerate(events, 1)])
         payloads = [e.payload for e in events]
         learning, self._learning = self._learning, []
-        riders = _pack_msgpack([(ride.portal, ride.now, ride.groups) for ride in learning])
+        settled = self._settled
+        riders = _pack_msgpack(
+            (
+                settled.epoch,
+                [(r.portal, r.now, r.groups, settled.flags(r.portal, r.groups)) for r in learning],
+            )
+        )
         window = _f(dedup_window_s)
         try:
             reply = await self._run("APPEND", _f(now), window, packed, riders, *payloads)
@@ -292,8 +306,9 @@ class RedisStorage(Storage):
             for ride in learning:
                 _fail(ride.done, exc)
             raise
-        opened, seqs, released = _unpack(reply)
-        for ride, replies in zip(learning, released, strict=True):
+        opened, seqs, released, settled_now, epoch = _unpack(reply)
+        for ride, replies, now_settled in zip(learning, released, settled_now, strict=True):
+            settled.learned(epoch, ride.portal, ride.groups, now_settled)
             if not ride.done.done():
                 ride.done.set_result([item_from_packed(ride.portal, r) for r in replies])
         self._open_total += opened
@@ -328,10 +343,10 @@ class RedisStorage(Storage):
         replies = await self._run(
             "LEASE", _f(now), _f(until), limit, self._consumer, portal, destination
         )
-        packed = [] if isinstance(replies, list) else msgspec.msgpack.decode(replies)
-        items = [item_from_packed(portal, r) for r in packed]
+        items = _decode_items(replies) if isinstance(replies, bytes) else []
+        leased, lease = self._leased, (portal, destination, now + lease_s)
         for item in items:
-            self._leased[str(item.id)] = (portal, destination, now + lease_s)
+            leased[item.id] = lease
         return items
 
     async def finish(
@@ -411,8 +426,9 @@ class RedisStorage(Storage):
         # The keys go as one argument and come back as one string: a batch's thousand keys
         # are not a thousand arguments packed and replies parsed one by one.
         packed = await self._run("PEOPLE_OF", portal, _pack_kvs(keys))
-        rows = _unpack(packed) if isinstance(packed, bytes) else []
-        return {_key(kv): [_key(m) for m in members] for kv, members in rows}
+        people, rows = _decode_people(packed)
+        # Keys of one person share its list (callers only read it).
+        return {keys[i - 1]: people[p - 1] for i, p in rows}
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
         if not keys:
@@ -503,8 +519,8 @@ class RedisStorage(Storage):
         packed = await self._run("TOUCHES_OF", portal, _pack_kvs(unique))
         rows = _unpack(packed) if isinstance(packed, bytes) else []
         return {
-            _key(kv): TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
-            for kv, first, last in rows
+            unique[i - 1]: TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
+            for i, first, last in rows
         }
 
     # -- reading back ---------------------------------------------------------------------

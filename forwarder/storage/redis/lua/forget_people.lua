@@ -11,6 +11,7 @@ for i = 3, #ARGV do
     redis.call('DEL', K.person(portal, person))
   end
 end
+unsettle()
 local out, touches = {}, K.touches(portal)
 for kv, _ in pairs(found) do
   out[#out + 1] = kv

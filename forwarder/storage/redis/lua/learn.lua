@@ -7,4 +7,5 @@ while i <= #ARGV do
   i = i + n + 1
   groups[#groups + 1] = kvs
 end
-return learn(ARGV[3], ARGV[2], groups)
+local released = learn(ARGV[3], ARGV[2], groups, nil)
+return released

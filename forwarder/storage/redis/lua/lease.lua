@@ -21,21 +21,26 @@ if #ids < limit then
     if last then redis.call('HSET', K.last_read(), f(portal, dest), last) end
   end
 end
-local out = {}
+-- Per item its read and its state; the lease index and the tallies once per call.
+local out, due, gone, moved = {}, {}, {}, 0
 for _, id in ipairs(ids) do
   local it = K.item(id)
-  local state = redis.call('HGET', it, 'state')
-  if state == 'pending' or state == 'leased' then
-    if state == 'pending' then
-      count(portal, dest, 'pending', -1)
-      count(portal, dest, 'leased', 1)
-    end
+  local v = redis.call('HMGET', it, 'state', 'att', 'dest', 'seq')
+  if v[1] == 'pending' or v[1] == 'leased' then
+    if v[1] == 'pending' then moved = moved + 1 end
     redis.call('HSET', it, 'state', 'leased', 'av', until_, 'up', now)
-    redis.call('ZADD', lz, until_, id)
-    out[#out + 1] = item_reply(id)
+    due[#due + 1] = until_
+    due[#due + 1] = id
+    out[#out + 1] = item_packed(id, portal, v[2], v[3], v[4])
   else
-    redis.call('ZREM', lz, id)  -- no longer open: nothing to deliver
+    gone[#gone + 1] = id  -- no longer open: nothing to deliver
   end
 end
--- One msgpack string for the whole batch: the client parses one reply, not 13 per item.
-return cmsgpack.pack(out)
+many('ZADD', lz, due)
+many('ZREM', lz, gone)
+if moved > 0 then
+  count(portal, dest, 'pending', -moved)
+  count(portal, dest, 'leased', moved)
+end
+-- One msgpack string for the whole batch, decoded by msgspec straight into Items.
+return mp_array(#out) .. table.concat(out)

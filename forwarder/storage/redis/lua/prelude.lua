@@ -112,3 +112,13 @@ local function link(portal, kvs, now)
     redis.call('ZADD', into, now, kv)
   end
 end
+-- One command over a long flat list of arguments (score member ... or field value ...), in
+-- parts of whole pairs: unpack has a stack limit.
+local function many(command, key, args)
+  for s = 1, #args, 1000 do
+    redis.call(command, key, unpack(args, s, math.min(s + 999, #args)))
+  end
+end
+-- A change of the identity graph that may unsettle a link some replica holds settled
+-- (store/settled.py): its cache is not trusted past it.
+local function unsettle() redis.call('INCR', K.identity_epoch()) end

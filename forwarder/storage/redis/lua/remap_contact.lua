@@ -13,4 +13,5 @@ for i = 5, #ARGV do
     changed = changed + 1
   end
 end
+if changed > 0 then unsettle() end
 return changed
