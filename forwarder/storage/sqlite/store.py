@@ -45,6 +45,7 @@ from forwarder.storage.sqlite import identity, migrations, quality, quotas, rate
 from forwarder.storage.sqlite import touch as touch_memory
 from forwarder.storage.sqlite.checkpoint import Checkpointer, tune_writer
 from forwarder.storage.sqlite.dedup import SeenKeys
+from forwarder.storage.sqlite.people import KnownPeople
 from forwarder.storage.sqlite.settled import SettledLinks
 from forwarder.telemetry import get_logger
 
@@ -114,6 +115,7 @@ def _run_jobs(
     group: list[_Pending],
     appended: sql.Appended | None,
     settled: SettledLinks | None = None,
+    answers: KnownPeople | None = None,
 ) -> list[tuple[bool, Any]]:
     """Every job's result, in order; the appends (``appended``) are done already, and a run
     of ``learn`` jobs of one portal (other appends between them aside) runs as one: a
@@ -125,7 +127,7 @@ def _run_jobs(
     def learn_run() -> None:
         if run:
             jobs = [(job.groups, job.now) for _, job in run]
-            learned = identity.learn_many(conn, run[0][1].portal, jobs, settled)
+            learned = identity.learn_many(conn, run[0][1].portal, jobs, settled, answers)
             for (i, _), released in zip(run, learned, strict=True):
                 outcomes[i] = (True, released)
             run.clear()
@@ -175,6 +177,10 @@ class SqliteStorage(Storage):
         """The dedup index (in memory, over the events table); writer thread only."""
         self._settled = SettledLinks()
         """Links learning again would not change (``settled.py``); writer thread only."""
+        self._answers = KnownPeople()
+        """``people_of`` answers on the writer's connection (``people.py``); writer thread only."""
+        self._read_answers = KnownPeople()
+        """The same on the reader connection (``read_apart``); under ``_reader_lock``."""
         self._dedup_window_s = dedup_window_s
         self._synchronous = synchronous.upper()
         self._commit_interval_s = commit_interval_ms / 1000.0
@@ -263,7 +269,7 @@ class SqliteStorage(Storage):
             _begin(conn)
             appends = [job.work for job in group if isinstance(job.work, sql.AppendJob)]
             appended = sql.append_many(conn, appends, self._seen) if appends else None
-            outcomes = _run_jobs(conn, group, appended, self._settled)
+            outcomes = _run_jobs(conn, group, appended, self._settled, self._answers)
             conn.execute("COMMIT")
             if appended is not None:
                 self._seen.remember(appended.keys)
@@ -271,6 +277,7 @@ class SqliteStorage(Storage):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._settled.reset()  # it may hold what the rolled-back group settled
+            self._answers.reset()  # and answers it read from what it undid
             outcomes = [self._run_alone(conn, job) for job in group]
         self._resolve(group, outcomes)
         if self._checkpointer is not None:
@@ -292,11 +299,13 @@ class SqliteStorage(Storage):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._settled.reset()
+            self._answers.reset()
             return False, _translate(exc)
         except Exception as exc:  # a bug in one job must not kill the writer thread
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._settled.reset()
+            self._answers.reset()
             return False, exc
 
     @staticmethod
@@ -479,7 +488,7 @@ class SqliteStorage(Storage):
                     identity.index_held(conn, portal[0], ids, keys)
                     # Learning a link of these keys again now releases the item: not settled.
                     self._settled.forget(portal[0], keys)
-                    self._settled.changed(conn)
+                    self._answers.changed(self._settled.changed(conn))  # graph unchanged
 
         await self._submit(job)
 
@@ -523,7 +532,8 @@ class SqliteStorage(Storage):
         def job(conn: sqlite3.Connection) -> T:
             result = work(conn)
             self._settled.clear()
-            self._settled.changed(conn)
+            self._answers.clear()
+            self._answers.changed(self._settled.changed(conn))
             return result
 
         return job
@@ -535,7 +545,11 @@ class SqliteStorage(Storage):
     async def people_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
         if not keys:
             return {}
-        return await self._query(lambda c: identity.people_of(c, portal, keys))
+        # Answers by heart where the graph has not changed since they were read (``people.py``).
+        if self._read_apart:
+            read = self._read_answers
+            return await self._read_off_thread(lambda c: read.people_of(c, portal, keys))
+        return await self._submit(lambda c: self._answers.people_of(c, portal, keys))
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
         if not keys:
@@ -556,7 +570,7 @@ class SqliteStorage(Storage):
             done: asyncio.Future[list[Item]] = asyncio.get_running_loop().create_future()
             done.set_result([])
             return done
-        return self._queue(identity.LearnJob(portal, groups, now, self._settled))
+        return self._queue(identity.LearnJob(portal, groups, now, self._settled, self._answers))
 
     async def remap_contact(
         self, portal: str, old_ids: Sequence[str], new_id: str, *, now: float
