@@ -199,6 +199,8 @@ class SqliteStorage(Storage):
         neither waits for the writer thread nor makes ingest's commits wait for it."""
         self._reader_lock = threading.Lock()
         self._checkpointer: Checkpointer | None = None
+        self._attempts: asyncio.Future[None] | None = None
+        """The last ``record_attempts`` job (not awaited by its caller: ``attempts_of`` waits)."""
         self._log = get_logger("storage")
 
     # -- the writer thread ----------------------------------------------------------------
@@ -521,7 +523,19 @@ class SqliteStorage(Storage):
         return await self._read_off_thread(sql.counts)
 
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
-        await self._submit(lambda c: sql.record_attempts(c, attempts))
+        """Queued, not awaited: the attempt rides the transaction of what the worker writes
+        next for its batch (the finish or retry it queues straight after), one commit per batch
+        fewer. Order holds: a job queued behind it commits in the same group or a later one,
+        so an item never ends delivered without its attempt. A crash before that commit loses
+        both (the items are leased again and sent again, and that send is recorded)."""
+        future = self._queue(lambda c: sql.record_attempts(c, attempts))
+        future.add_done_callback(self._attempts_recorded)
+        self._attempts = future
+
+    def _attempts_recorded(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and (exc := future.exception()) is not None:
+            # The debugger's history only: the batch's outcome is written all the same.
+            self._log.warning("attempts_not_recorded", error=str(exc))
 
     # -- identity -------------------------------------------------------------------------
     def _unsettling(
@@ -617,6 +631,9 @@ class SqliteStorage(Storage):
         return await self._read_off_thread(lambda c: sql.items_where(c, where, args, limit))
 
     async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:
+        written = self._attempts
+        if written is not None and written.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([written])  # our own attempts, on the reader connection too
         return await self._query(lambda c: sql.attempts_of(c, item_ids))
 
     async def recent_events(self, *, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
