@@ -7,8 +7,10 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from forwarder.storage.base import Key
-from forwarder.storage.sqlite import SqliteStorage
+from forwarder.storage.sqlite import SqliteStorage, people
 from forwarder.storage.sqlite.people import KnownPeople
 from forwarder.storage.sqlite.settled import bump_epoch
 from tests.storage.contract.builders import NOW
@@ -18,33 +20,35 @@ A: Key = ("email", "a@x.co")
 B: Key = ("email", "b@x.co")
 
 
-def _graph_statements(path: Path, asks: int) -> list[int]:
-    """How many statements read ``identities`` in each of ``asks`` ``people_of`` calls."""
-    storage_conn = sqlite3.connect(path, isolation_level=None)
-    storage_conn.execute(
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)"
-    )
-    storage_conn.execute(
-        "CREATE TABLE IF NOT EXISTS identities (portal TEXT, kind TEXT, value TEXT, person INT,"
+def _bare_graph(path: Path) -> sqlite3.Connection:
+    """The two tables ``KnownPeople`` reads, empty, on a connection in autocommit mode."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
+    conn.execute(
+        "CREATE TABLE identities (portal TEXT, kind TEXT, value TEXT, person INT,"
         " updated_at REAL, PRIMARY KEY (portal, kind, value))"
     )
-    storage_conn.execute(
-        "CREATE INDEX IF NOT EXISTS identities_person ON identities (portal, person)"
-    )
-    storage_conn.execute("INSERT INTO identities VALUES ('main', 'userId', 'U', 1, 1.0)")
+    conn.execute("CREATE INDEX identities_person ON identities (portal, person)")
+    return conn
+
+
+def _graph_statements(path: Path, asks: int) -> list[int]:
+    """How many statements read ``identities`` in each of ``asks`` ``people_of`` calls."""
+    conn = _bare_graph(path)
+    conn.execute("INSERT INTO identities VALUES ('main', 'userId', 'U', 1, 1.0)")
     seen: list[str] = []
-    storage_conn.set_trace_callback(seen.append)
+    conn.set_trace_callback(seen.append)
     known = KnownPeople()
     counts = []
     try:
         for _ in range(asks):
             seen.clear()
-            storage_conn.execute("BEGIN")
-            assert known.people_of(storage_conn, "main", [U, A]) == {U: [U]}
-            storage_conn.execute("COMMIT")
+            conn.execute("BEGIN")
+            assert known.people_of(conn, "main", [U, A]) == {U: [U]}
+            conn.execute("COMMIT")
             counts.append(sum("identities" in statement for statement in seen))
     finally:
-        storage_conn.close()
+        conn.close()
     return counts
 
 
@@ -55,13 +59,7 @@ def test_keys_asked_again_are_answered_without_reading_the_graph(tmp_path: Path)
 
 
 def test_answers_are_read_again_after_the_identity_epoch_moved(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "f.db", isolation_level=None)
-    conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL)")
-    conn.execute(
-        "CREATE TABLE identities (portal TEXT, kind TEXT, value TEXT, person INT,"
-        " updated_at REAL, PRIMARY KEY (portal, kind, value))"
-    )
-    conn.execute("CREATE INDEX identities_person ON identities (portal, person)")
+    conn = _bare_graph(tmp_path / "f.db")
     known = KnownPeople()
     try:
         assert known.people_of(conn, "main", [U]) == {}
@@ -160,3 +158,18 @@ async def test_people_of_follows_a_link_another_process_learned_after_it_answere
         await serving.close()
     assert by_delivering == {U: [A, B, U]}
     assert by_serving == {U: [A, B, ("contactId", "7"), U]}
+
+
+def test_answers_past_the_cap_start_again_empty(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(people, "MAX_KEYS", 2)
+    conn = _bare_graph(tmp_path / "f.db")
+    known = KnownPeople()
+    try:
+        known.people_of(conn, "main", [U, A])
+        kept = len(known)
+        known.people_of(conn, "main", [B])
+    finally:
+        conn.close()
+    assert (kept, len(known)) == (2, 1)
