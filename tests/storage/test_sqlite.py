@@ -531,3 +531,36 @@ async def test_attempts_read_apart_include_the_ones_just_recorded(tmp_path: Path
     finally:
         await storage.close()
     assert attempts == [_attempt((item.id,))]
+
+
+async def test_a_lease_alone_is_committed_without_fsync_and_with_anything_else_synced(
+    tmp_path: Path,
+) -> None:
+    """A lease needs no fsync (a power loss voids leases anyway); a group holding anything
+    else (here a lease and a finish queued together) is synced as configured."""
+    synced: list[bool] = []
+
+    class Recording(SqliteStorage):
+        def _sync(self, conn: sqlite3.Connection, durable: bool) -> None:
+            synced.append(durable)
+            super()._sync(conn, durable)
+
+    storage = Recording(tmp_path / "f.db")
+    await storage.open()
+    try:
+        await storage.append([event("a"), event("b")], now=1.0, dedup_window_s=60)
+        synced.clear()
+        [item] = await storage.lease("main", "conversions", limit=1, now=1.0, lease_s=30)
+        alone = await storage._submit(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+        gate = threading.Event()
+        busy = storage._queue(lambda c: gate.wait(5))
+        leased = asyncio.ensure_future(
+            storage.lease("main", "conversions", limit=1, now=1.0, lease_s=30)
+        )
+        finished = asyncio.ensure_future(storage.finish([item.id], "delivered", now=2.0))
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(busy, leased, finished)
+    finally:
+        await storage.close()
+    assert (synced[0], alone, synced[-1]) == (False, 2, True)  # 2: FULL
