@@ -5,13 +5,24 @@ from __future__ import annotations
 import asyncio
 import random
 import sqlite3
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from forwarder.errors import StorageUnavailableError
-from forwarder.storage.base import Accepted, Duplicate, NewEvent, Touch, TouchKind, TouchOrigin
+from forwarder.storage.base import (
+    Accepted,
+    Attempt,
+    Duplicate,
+    NewEvent,
+    Touch,
+    TouchKind,
+    TouchOrigin,
+)
+from forwarder.storage.outcomes import Reason
 from forwarder.storage.sqlite import SqliteStorage
 from forwarder.storage.sqlite.dedup import SeenKeys, key_of, seen_value
 
@@ -470,3 +481,86 @@ async def test_learns_submitted_at_once_teach_every_link(tmp_path: Path) -> None
     [person] = (await storage.people_of("main", [("utk", "T2")])).values()
     assert {key for key in person} >= {("anonymousId", "N"), ("email", "n@x.co")}
     await storage.close()
+
+
+def _attempt(ids: tuple[int, ...]) -> Attempt:
+    return Attempt(ids, 2.0, "/r", 204, 1.0, None, None, Reason.DELIVERED, None)
+
+
+async def test_an_attempt_is_committed_with_the_finish_queued_after_it(tmp_path: Path) -> None:
+    """``record_attempts`` does not wait for its commit: a batch's attempt and its finish
+    share one transaction (the writer, busy meanwhile, takes both in one group)."""
+    groups: list[set[str]] = []
+
+    class Counting(SqliteStorage):
+        def _run_group(self, conn: sqlite3.Connection, group: list[Any]) -> None:
+            names = [str(getattr(job.work, "__qualname__", "")) for job in group]
+            groups.append(
+                {w for w in ("record_attempts", "finish") for n in names if f".{w}." in n}
+            )
+            super()._run_group(conn, group)
+
+    storage = Counting(tmp_path / "f.db")
+    await storage.open()
+    try:
+        await storage.append([event("a")], now=1.0, dedup_window_s=60)
+        [item] = await storage.lease("main", "conversions", limit=1, now=1.0, lease_s=30)
+        gate = threading.Event()
+        busy = storage._queue(lambda c: gate.wait(5))
+        await asyncio.wait_for(storage.record_attempts([_attempt((item.id,))]), 1)
+        finished = asyncio.ensure_future(storage.finish([item.id], "delivered", now=2.0))
+        await asyncio.sleep(0)
+        gate.set()
+        await busy
+        await finished
+        attempts = await storage.attempts_of([item.id])
+    finally:
+        await storage.close()
+    assert [g for g in groups if g] == [{"record_attempts", "finish"}]
+    assert attempts == [_attempt((item.id,))]
+
+
+async def test_attempts_read_apart_include_the_ones_just_recorded(tmp_path: Path) -> None:
+    storage = SqliteStorage(tmp_path / "f.db", read_apart=True)
+    await storage.open()
+    try:
+        await storage.append([event("a")], now=1.0, dedup_window_s=60)
+        [item] = await storage.lease("main", "conversions", limit=1, now=1.0, lease_s=30)
+        await storage.record_attempts([_attempt((item.id,))])
+        attempts = await storage.attempts_of([item.id])
+    finally:
+        await storage.close()
+    assert attempts == [_attempt((item.id,))]
+
+
+async def test_a_lease_alone_is_committed_without_fsync_and_with_anything_else_synced(
+    tmp_path: Path,
+) -> None:
+    """A lease needs no fsync (a power loss voids leases anyway); a group holding anything
+    else (here a lease and a finish queued together) is synced as configured."""
+    synced: list[bool] = []
+
+    class Recording(SqliteStorage):
+        def _sync(self, conn: sqlite3.Connection, durable: bool) -> None:
+            synced.append(durable)
+            super()._sync(conn, durable)
+
+    storage = Recording(tmp_path / "f.db")
+    await storage.open()
+    try:
+        await storage.append([event("a"), event("b")], now=1.0, dedup_window_s=60)
+        synced.clear()
+        [item] = await storage.lease("main", "conversions", limit=1, now=1.0, lease_s=30)
+        alone = await storage._submit(lambda c: c.execute("PRAGMA synchronous").fetchone()[0])
+        gate = threading.Event()
+        busy = storage._queue(lambda c: gate.wait(5))
+        leased = asyncio.ensure_future(
+            storage.lease("main", "conversions", limit=1, now=1.0, lease_s=30)
+        )
+        finished = asyncio.ensure_future(storage.finish([item.id], "delivered", now=2.0))
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(busy, leased, finished)
+    finally:
+        await storage.close()
+    assert (synced[0], alone, synced[-1]) == (False, 2, True)  # 2: FULL

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -12,6 +13,9 @@ from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.storage.sqlite.settled import SettledLinks
 from forwarder.storage.sqlite.sql import EVENT_COLS, event_from_row, finish
 from forwarder.storage.sqlite.touch import forget as forget_touches
+
+if TYPE_CHECKING:  # people.py reads through this module
+    from forwarder.storage.sqlite.people import KnownPeople
 
 
 def _person(conn: sqlite3.Connection, portal: str, key: Key) -> int | None:
@@ -105,7 +109,7 @@ def link(conn: sqlite3.Connection, portal: str, keys: Sequence[Key], now: float)
 class LearnJob:
     """One ``learn`` call; the writer runs consecutive ones of a portal as one (``learn_many``)."""
 
-    __slots__ = ("groups", "now", "portal", "settled")
+    __slots__ = ("answers", "groups", "now", "portal", "settled")
 
     def __init__(
         self,
@@ -113,14 +117,17 @@ class LearnJob:
         groups: Sequence[Sequence[Key]],
         now: float,
         settled: SettledLinks | None = None,
+        answers: KnownPeople | None = None,
     ) -> None:
         self.portal = portal
         self.groups = groups
         self.now = now
         self.settled = settled
+        self.answers = answers
 
     def __call__(self, conn: sqlite3.Connection) -> list[Item]:
-        return learn_many(conn, self.portal, [(self.groups, self.now)], self.settled)[0]
+        job = [(self.groups, self.now)]
+        return learn_many(conn, self.portal, job, self.settled, self.answers)[0]
 
 
 def learn(
@@ -136,7 +143,11 @@ Jobs = Sequence[tuple[Sequence[Sequence[Key]], float]]
 
 
 def learn_many(
-    conn: sqlite3.Connection, portal: str, jobs: Jobs, settled: SettledLinks | None = None
+    conn: sqlite3.Connection,
+    portal: str,
+    jobs: Jobs,
+    settled: SettledLinks | None = None,
+    answers: KnownPeople | None = None,
 ) -> list[list[Item]]:
     """``learn`` of each ``(groups, now)`` in turn, in the statements of one ``learn``.
 
@@ -144,7 +155,9 @@ def learn_many(
     it, and a new person with that of the first. Everything released goes to the first job
     (the jobs commit together; their callers only count and announce what was released).
     With ``settled`` (the writer's cache), links it knows to be settled are not learned again
-    (no statement at all when every link is), and it learns which links now are.
+    (no statement at all when every link is), and it learns which links now are. With
+    ``answers`` (the writer's ``people_of`` answers), those of every key of the people touched
+    are forgotten (their members, merges and stamps changed) and the others kept.
     """
     per_job: list[list[Item]] = [[] for _ in jobs]
     last_now = jobs[-1][1] if jobs else 0.0
@@ -167,9 +180,13 @@ def learn_many(
     per_job[0] = release_for(
         conn, portal, [k for keys in everyone.values() for k in keys], last_now
     )
+    if answers is not None:
+        answers.forget(portal, [k for keys in everyone.values() for k in keys])
     if settled is not None:
         settled.forget(portal, stamp)
-        settled.changed(conn)
+        epoch = settled.changed(conn)
+        if answers is not None:
+            answers.changed(epoch)
         learned = [frozenset(g) for gs, _ in jobs for g in gs]
         for links in _now_settled(learned, components, people, everyone):
             settled.add(portal, links)

@@ -78,14 +78,16 @@ class SettledLinks:
         self.clear()
         self._epoch = -1
 
-    def changed(self, conn: sqlite3.Connection) -> None:
+    def changed(self, conn: sqlite3.Connection) -> int:
         """This process changed the graph or its holds (and forgot what that unsettles): bump
         the epoch in the caller's transaction, so other processes sharing the file forget
-        theirs. Ours stays valid unless someone else bumped it since we last looked."""
+        theirs. Ours stays valid unless someone else bumped it since we last looked. Returns
+        the new epoch (for the writer's ``people_of`` answers, ``people.py``)."""
         epoch = bump_epoch(conn)
         if epoch != self._epoch + 1:
             self.clear()
         self._epoch = epoch
+        return epoch
 
 
 def read_epoch(conn: sqlite3.Connection) -> int:

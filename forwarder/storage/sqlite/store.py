@@ -45,6 +45,7 @@ from forwarder.storage.sqlite import identity, migrations, quality, quotas, rate
 from forwarder.storage.sqlite import touch as touch_memory
 from forwarder.storage.sqlite.checkpoint import Checkpointer, tune_writer
 from forwarder.storage.sqlite.dedup import SeenKeys
+from forwarder.storage.sqlite.people import KnownPeople
 from forwarder.storage.sqlite.settled import SettledLinks
 from forwarder.telemetry import get_logger
 
@@ -55,6 +56,8 @@ _MAX_GROUP = 1024
 _FORGET_PARTS = 64
 _LOCK_WAIT_S = 2.0
 """How long the writer waits for another process's write transaction before giving up."""
+_UNSYNCED = {"FULL": "NORMAL", "EXTRA": "NORMAL", "2": "1", "3": "1"}
+"""``synchronous`` for a commit that need not survive a power loss (``_sync``); OFF stays."""
 _LOCK_POLL_S = 0.0005
 """How often it looks: SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms, so a lock freed
 just after a sleep began is taken up to 100 ms late; the ingest writer's whole group waits that
@@ -62,13 +65,17 @@ long behind a delivery process's commit of a few ms."""
 
 
 class _Pending:
-    __slots__ = ("future", "work")
+    __slots__ = ("durable", "future", "work")
 
-    def __init__(self, work: Job | sql.AppendJob, future: asyncio.Future[Any]) -> None:
+    def __init__(
+        self, work: Job | sql.AppendJob, future: asyncio.Future[Any], durable: bool = True
+    ) -> None:
         self.work = work
         """A function of the connection, or an append: the writer runs every append of a group
         as one set-wise job."""
         self.future = future
+        self.durable = durable
+        """Its commit must survive a power loss (``synchronous``); False only for a lease."""
 
 
 def _translate(exc: sqlite3.Error) -> StorageUnavailableError:
@@ -114,6 +121,7 @@ def _run_jobs(
     group: list[_Pending],
     appended: sql.Appended | None,
     settled: SettledLinks | None = None,
+    answers: KnownPeople | None = None,
 ) -> list[tuple[bool, Any]]:
     """Every job's result, in order; the appends (``appended``) are done already, and a run
     of ``learn`` jobs of one portal (other appends between them aside) runs as one: a
@@ -125,7 +133,7 @@ def _run_jobs(
     def learn_run() -> None:
         if run:
             jobs = [(job.groups, job.now) for _, job in run]
-            learned = identity.learn_many(conn, run[0][1].portal, jobs, settled)
+            learned = identity.learn_many(conn, run[0][1].portal, jobs, settled, answers)
             for (i, _), released in zip(run, learned, strict=True):
                 outcomes[i] = (True, released)
             run.clear()
@@ -175,8 +183,16 @@ class SqliteStorage(Storage):
         """The dedup index (in memory, over the events table); writer thread only."""
         self._settled = SettledLinks()
         """Links learning again would not change (``settled.py``); writer thread only."""
+        self._answers = KnownPeople()
+        """``people_of`` answers on the writer's connection (``people.py``); writer thread only."""
+        self._read_answers = KnownPeople()
+        """The same on the reader connection (``read_apart``); under ``_reader_lock``."""
         self._dedup_window_s = dedup_window_s
         self._synchronous = synchronous.upper()
+        self._synced = self._synchronous
+        """The writer connection's ``synchronous`` now (``_sync``)."""
+        self._wal = False
+        """The file is in WAL mode (set by the writer thread when it connects)."""
         self._commit_interval_s = commit_interval_ms / 1000.0
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -193,12 +209,14 @@ class SqliteStorage(Storage):
         neither waits for the writer thread nor makes ingest's commits wait for it."""
         self._reader_lock = threading.Lock()
         self._checkpointer: Checkpointer | None = None
+        self._attempts: asyncio.Future[None] | None = None
+        """The last ``record_attempts`` job (not awaited by its caller: ``attempts_of`` waits)."""
         self._log = get_logger("storage")
 
     # -- the writer thread ----------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        wal = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+        wal = self._wal = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=2000")
         try:
@@ -257,13 +275,29 @@ class SqliteStorage(Storage):
             self._writing = False
             conn.close()
 
+    def _sync(self, conn: sqlite3.Connection, durable: bool) -> None:
+        """``synchronous`` as configured for a durable commit, else NORMAL (no fsync).
+
+        A lease needs no fsync: after a power loss every lease is void anyway (the serving
+        process releases them at start), and the next durable commit syncs the WAL with the
+        lease's frames in it. One fsync per delivered batch fewer (its kernel time is the
+        writer's CPU). A group with anything else in it is synced as configured. Only in WAL
+        mode, where NORMAL never corrupts the file (a lost commit is only lost)."""
+        mode = self._synchronous
+        if not durable and self._wal:
+            mode = _UNSYNCED.get(mode, mode)
+        if mode != self._synced:
+            conn.execute(f"PRAGMA synchronous={mode}")
+            self._synced = mode
+
     def _run_group(self, conn: sqlite3.Connection, group: list[_Pending]) -> None:
         outcomes: list[tuple[bool, Any]] = []
         try:
+            self._sync(conn, any(job.durable for job in group))
             _begin(conn)
             appends = [job.work for job in group if isinstance(job.work, sql.AppendJob)]
             appended = sql.append_many(conn, appends, self._seen) if appends else None
-            outcomes = _run_jobs(conn, group, appended, self._settled)
+            outcomes = _run_jobs(conn, group, appended, self._settled, self._answers)
             conn.execute("COMMIT")
             if appended is not None:
                 self._seen.remember(appended.entries())
@@ -271,6 +305,7 @@ class SqliteStorage(Storage):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._settled.reset()  # it may hold what the rolled-back group settled
+            self._answers.reset()  # and answers it read from what it undid
             outcomes = [self._run_alone(conn, job) for job in group]
         self._resolve(group, outcomes)
         if self._checkpointer is not None:
@@ -279,6 +314,7 @@ class SqliteStorage(Storage):
 
     def _run_alone(self, conn: sqlite3.Connection, job: _Pending) -> tuple[bool, Any]:
         try:
+            self._sync(conn, job.durable)
             _begin(conn)
             if not isinstance(job.work, sql.AppendJob):
                 result = job.work(conn)
@@ -292,11 +328,13 @@ class SqliteStorage(Storage):
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._settled.reset()
+            self._answers.reset()
             return False, _translate(exc)
         except Exception as exc:  # a bug in one job must not kill the writer thread
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._settled.reset()
+            self._answers.reset()
             return False, exc
 
     @staticmethod
@@ -328,12 +366,14 @@ class SqliteStorage(Storage):
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
 
-    def _queue(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> asyncio.Future[T]:
+    def _queue(
+        self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob, *, durable: bool = True
+    ) -> asyncio.Future[T]:
         """Queue ``work`` for the writer now; the future resolves after its commit."""
         if not self._writing:  # ``Thread.is_alive`` costs a lock: twice a request adds up
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._jobs.put(_Pending(work, future))
+        self._jobs.put(_Pending(work, future, durable))
         return future
 
     async def _submit(self, work: Callable[[sqlite3.Connection], T] | sql.AppendJob) -> T:
@@ -433,8 +473,9 @@ class SqliteStorage(Storage):
     async def lease(
         self, portal: str, destination: str, *, limit: int, now: float, lease_s: float
     ) -> list[Item]:
-        return await self._submit(
-            lambda c: sql.lease(c, portal, destination, limit=limit, now=now, lease_s=lease_s)
+        return await self._queue(
+            lambda c: sql.lease(c, portal, destination, limit=limit, now=now, lease_s=lease_s),
+            durable=False,  # see ``_sync``
         )
 
     async def finish(
@@ -479,7 +520,7 @@ class SqliteStorage(Storage):
                     identity.index_held(conn, portal[0], ids, keys)
                     # Learning a link of these keys again now releases the item: not settled.
                     self._settled.forget(portal[0], keys)
-                    self._settled.changed(conn)
+                    self._answers.changed(self._settled.changed(conn))  # graph unchanged
 
         await self._submit(job)
 
@@ -512,7 +553,19 @@ class SqliteStorage(Storage):
         return await self._read_off_thread(sql.counts)
 
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
-        await self._submit(lambda c: sql.record_attempts(c, attempts))
+        """Queued, not awaited: the attempt rides the transaction of what the worker writes
+        next for its batch (the finish or retry it queues straight after), one commit per batch
+        fewer. Order holds: a job queued behind it commits in the same group or a later one,
+        so an item never ends delivered without its attempt. A crash before that commit loses
+        both (the items are leased again and sent again, and that send is recorded)."""
+        future = self._queue(lambda c: sql.record_attempts(c, attempts))
+        future.add_done_callback(self._attempts_recorded)
+        self._attempts = future
+
+    def _attempts_recorded(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and (exc := future.exception()) is not None:
+            # The debugger's history only: the batch's outcome is written all the same.
+            self._log.warning("attempts_not_recorded", error=str(exc))
 
     # -- identity -------------------------------------------------------------------------
     def _unsettling(
@@ -523,7 +576,8 @@ class SqliteStorage(Storage):
         def job(conn: sqlite3.Connection) -> T:
             result = work(conn)
             self._settled.clear()
-            self._settled.changed(conn)
+            self._answers.clear()
+            self._answers.changed(self._settled.changed(conn))
             return result
 
         return job
@@ -535,7 +589,11 @@ class SqliteStorage(Storage):
     async def people_of(self, portal: str, keys: Sequence[Key]) -> dict[Key, list[Key]]:
         if not keys:
             return {}
-        return await self._query(lambda c: identity.people_of(c, portal, keys))
+        # Answers by heart where the graph has not changed since they were read (``people.py``).
+        if self._read_apart:
+            read = self._read_answers
+            return await self._read_off_thread(lambda c: read.people_of(c, portal, keys))
+        return await self._submit(lambda c: self._answers.people_of(c, portal, keys))
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
         if not keys:
@@ -556,7 +614,7 @@ class SqliteStorage(Storage):
             done: asyncio.Future[list[Item]] = asyncio.get_running_loop().create_future()
             done.set_result([])
             return done
-        return self._queue(identity.LearnJob(portal, groups, now, self._settled))
+        return self._queue(identity.LearnJob(portal, groups, now, self._settled, self._answers))
 
     async def remap_contact(
         self, portal: str, old_ids: Sequence[str], new_id: str, *, now: float
@@ -603,6 +661,9 @@ class SqliteStorage(Storage):
         return await self._read_off_thread(lambda c: sql.items_where(c, where, args, limit))
 
     async def attempts_of(self, item_ids: Sequence[int]) -> list[Attempt]:
+        written = self._attempts
+        if written is not None and written.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([written])  # our own attempts, on the reader connection too
         return await self._query(lambda c: sql.attempts_of(c, item_ids))
 
     async def recent_events(self, *, after_seq: int = 0, limit: int = 100) -> list[StoredEvent]:
