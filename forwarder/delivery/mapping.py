@@ -114,8 +114,9 @@ def coerce(value: Any) -> str | None:
     return msgspec.json.encode(value).decode()
 
 
-class Conversion(msgspec.Struct, frozen=True):
-    """What a Segment event becomes at the custom events endpoint."""
+class Conversion(msgspec.Struct, frozen=True, gc=False):
+    """What a Segment event becomes at the custom events endpoint (one per delivered event:
+    untracked by the garbage collector: strings and a dict of strings, no cycle)."""
 
     event_name: str
     properties: dict[str, str]

@@ -22,8 +22,9 @@ _UTK = re.compile(r"^[A-Za-z0-9]{16,64}$")
 _OBJECT_ID = re.compile(r"^\d{1,20}$")
 
 
-class Identity(msgspec.Struct, frozen=True):
-    """The identifier chosen for one request, and the trail of why."""
+class Identity(msgspec.Struct, frozen=True, gc=False):
+    """The identifier chosen for one request, and the trail of why (one per delivered event:
+    untracked by the garbage collector, it holds only strings)."""
 
     kind: str | None
     """``objectId``, ``email``, ``utk``, or None when nothing usable is known."""
