@@ -4,7 +4,6 @@ no identity yet: held)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -64,13 +63,20 @@ async def map_and_identify(
 def delivered(identity: Identity) -> Outcome:
     """Delivered with this identity: which identifier was used and why (sources, never
     values)."""
-    return _delivered(identity.kind, identity.notes)
-
-
-@functools.lru_cache(maxsize=256)
-def _delivered(kind: str | None, notes: tuple[str, ...]) -> Outcome:
     # A handful of distinct outcomes per portal: one shared value each, not one per event.
-    return Outcome(Reason.DELIVERED, identifier=kind, notes=notes)
+    # Keyed by the notes alone: they name the kind used (``used email from ...``), or say
+    # that none was (kind None).
+    notes = identity.notes
+    found = _DELIVERED.get(notes)
+    if found is None or found.identifier != identity.kind:
+        if len(_DELIVERED) >= _DELIVERED_CACHED:
+            _DELIVERED.clear()
+        found = _DELIVERED[notes] = Outcome(Reason.DELIVERED, identifier=identity.kind, notes=notes)
+    return found
+
+
+_DELIVERED: dict[tuple[str, ...], Outcome] = {}
+_DELIVERED_CACHED = 256
 
 
 class IdentityFields(NamedTuple):
