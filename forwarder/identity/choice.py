@@ -89,10 +89,14 @@ def own_object_id(data: Mapping[str, Any]) -> Candidate | None:
     context = _object(data.get("context"))
     if not context:
         return None  # the common case for a backend event: no context to read
-    return _first(
-        (_object(context.get("hubspot")).get("contactId"), "context.hubspot.contactId"),
-        (context.get("hubspotContactId"), "context.hubspotContactId"),
-    )
+    hubspot = context.get("hubspot")
+    found = None if hubspot is None else _object(hubspot).get("contactId")
+    if found is not None and found != "":
+        return str(found), "context.hubspot.contactId"
+    found = context.get("hubspotContactId")  # most events carry neither: no tuple of paths
+    if found is not None and found != "":
+        return str(found), "context.hubspotContactId"
+    return None
 
 
 OWN: Mapping[str, Callable[[Mapping[str, Any]], Candidate | None]] = {

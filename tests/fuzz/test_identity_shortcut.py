@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from forwarder.identity.choice import choose
+from forwarder.identity.choice import Candidates, _object, choose, from_event
 from forwarder.identity.keys import person_keys
 from forwarder.identity.resolve import Resolver, later_kinds
 from forwarder.storage.base import Key
@@ -82,3 +82,44 @@ def test_lazy_identity_choice_equals_the_choice_among_every_candidate(
     found = {k: None if v is None else str(v) for k, v in contacts.items()}
     expected = choose(resolver.candidates(data, keys, people, found), order)
     assert expected == resolver._choose(data, keys, people, found, later_kinds(people, found))
+
+
+def _add(found: list[tuple[str, str]], path: str, value: Any) -> bool:
+    if value is None or value == "":
+        return False
+    found.append((str(value), path))
+    return True
+
+
+def reference_from_event(data: dict[str, Any]) -> Candidates:
+    """``from_event`` as it was before each kind got its own reader (the first present path
+    of each kind wins)."""
+    found = Candidates()
+    context = _object(data.get("context"))
+    traits = _object(context.get("traits"))
+    properties = _object(data.get("properties"))
+    email = found.email
+    _ = (
+        _add(email, "traits.email", _object(data.get("traits")).get("email"))
+        or _add(email, "context.traits.email", traits.get("email"))
+        or _add(email, "properties.email", properties.get("email"))
+    )
+    utk = found.utk
+    _ = (
+        _add(utk, "context.hubspotutk", context.get("hubspotutk"))
+        or _add(utk, "context.traits.hubspotutk", traits.get("hubspotutk"))
+        or _add(utk, "properties.hubspotutk", properties.get("hubspotutk"))
+    )
+    contact = _object(context.get("hubspot")).get("contactId")
+    _ = _add(found.objectId, "context.hubspot.contactId", contact) or _add(
+        found.objectId, "context.hubspotContactId", context.get("hubspotContactId")
+    )
+    return found
+
+
+@settings(max_examples=1000, deadline=None)
+@given(data=events())
+def test_an_events_own_identifiers_are_read_from_the_first_present_path_of_each_kind(
+    data: dict[str, Any],
+) -> None:
+    assert from_event(data) == reference_from_event(data)

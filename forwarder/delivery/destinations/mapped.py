@@ -46,7 +46,10 @@ async def map_and_identify(
     if attributor is not None:
         senders = [item.event.source for item in items]
         found = await attributor.attribute(datas, senders, people)
-        datas = [apply(data, attribution) for data, attribution in zip(datas, found, strict=True)]
+        datas = [
+            data if a.first is None and a.last is None else apply(data, a)  # most have none
+            for data, a in zip(datas, found, strict=True)
+        ]
     settled: list[Prepared] = []
     mapped: list[Mapped] = []
     for item, data, identity in zip(items, datas, identities, strict=True):
