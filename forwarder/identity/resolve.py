@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 from forwarder.identity.choice import (
     NOTHING_KNOWN,
     OWN,
+    Candidate,
     Candidates,
     Identity,
     check,
@@ -25,6 +26,10 @@ from forwarder.storage.base import Key
 from forwarder.storage.roles import IdentityGraph
 
 _GRAPH_KINDS = {"email": "email", "utk": "utk", "contactId": "objectId"}
+
+
+_FIRSTS_CACHED = 16_384
+"""Identities remembered for the first valid candidate of a kind (a few per known visitor)."""
 
 
 class People(NamedTuple):
@@ -60,6 +65,8 @@ class Resolver:
         self._order = tuple(order)
         self._storage = storage
         self._lookup = lookup
+        self._firsts: dict[tuple[str, Candidate], Identity] = {}
+        """``_first_valid``'s answers, by kind and candidate."""
 
     async def people(self, events: Sequence[Mapping[str, Any]]) -> People:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
@@ -103,10 +110,10 @@ class Resolver:
         for kind in self._order:
             own = OWN.get(kind)
             first = own(data) if own is not None else None
-            if first is not None:
-                valid = check(kind, first[0])
-                if valid is not None and not notes:
-                    return Identity(kind, valid, used(kind, first[1]))
+            if first is not None and not notes:
+                chosen = self._first_valid(kind, first)
+                if chosen is not None:
+                    return chosen
             if kind in later:
                 found = self._later(kind, keys, people, contacts, first)
             elif first is None:
@@ -124,6 +131,21 @@ class Resolver:
                 return Identity(kind, valid, tuple(notes))
         notes.append(NOTHING_KNOWN)
         return Identity(None, None, tuple(notes))
+
+    def _first_valid(self, kind: str, first: Candidate) -> Identity | None:
+        """The identity an event's own identifier makes when it is the first candidate and
+        valid (None when it is not valid). Remembered per ``(value, path)``: a known
+        visitor's events carry the same email again and again."""
+        known = self._firsts.get((kind, first))
+        if known is not None:
+            return known
+        valid = check(kind, first[0])
+        if valid is None:
+            return None
+        if len(self._firsts) >= _FIRSTS_CACHED:
+            self._firsts.clear()
+        chosen = self._firsts[(kind, first)] = Identity(kind, valid, used(kind, first[1]))
+        return chosen
 
     @staticmethod
     def _later(
