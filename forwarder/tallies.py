@@ -12,6 +12,7 @@ Counting is a dict increment on the hot path; nothing here does I/O.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections.abc import Iterable
 
@@ -19,6 +20,7 @@ LATENCY_BOUNDS_MS: tuple[int, ...] = (
     250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 3_600_000, 86_400_000
 )  # fmt: skip
 """Upper bounds of the accepted -> HubSpot latency buckets (the last catches the rest)."""
+_LAST = len(LATENCY_BOUNDS_MS) - 1
 _REASON_MAX = 100
 _NUMBERS = re.compile(r"\d+")
 
@@ -38,10 +40,7 @@ def reason_label(reason: str) -> str:
 
 def latency_bucket(latency_ms: float) -> int:
     """The upper bound of the bucket ``latency_ms`` falls in."""
-    for bound in LATENCY_BOUNDS_MS:
-        if latency_ms <= bound:
-            return bound
-    return LATENCY_BOUNDS_MS[-1]
+    return LATENCY_BOUNDS_MS[min(bisect.bisect_left(LATENCY_BOUNDS_MS, latency_ms), _LAST)]
 
 
 class QualityTally:

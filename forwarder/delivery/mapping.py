@@ -114,8 +114,9 @@ def coerce(value: Any) -> str | None:
     return msgspec.json.encode(value).decode()
 
 
-class Conversion(msgspec.Struct, frozen=True):
-    """What a Segment event becomes at the custom events endpoint."""
+class Conversion(msgspec.Struct, frozen=True, gc=False):
+    """What a Segment event becomes at the custom events endpoint (one per delivered event:
+    untracked by the garbage collector: strings and a dict of strings, no cycle)."""
 
     event_name: str
     properties: dict[str, str]
@@ -175,14 +176,15 @@ class Mapper:
             return None
         properties = self._own_properties(mapping, data)
         context = data.get("context")
-        if isinstance(context, dict | Mapping):
+        # Decoded JSON is made of dicts: test for dict first, the ABC check is slow.
+        if type(context) is dict or (context is not None and isinstance(context, Mapping)):
             for key, defaults in _CONTEXT_GROUPS.items():
                 if key not in context:
                     continue
                 for rest, target in defaults:
                     if target not in properties:
                         self._put(properties, target, _walk(context[key], rest))
-        event_name = self.custom_event_for(name)
+        event_name = self._names.get(name) or self.custom_event_for(name)
         assert event_name is not None
         template = mapping.timeline_template if mapping is not None else None
         return Conversion(event_name, properties, template)
@@ -194,7 +196,12 @@ class Mapper:
         properties: dict[str, str] = {}
         if mapping is not None:
             for parts, target in self._sources[mapping.event]:
-                self._put(properties, target, _walk(data, parts))
+                value = _walk(data, parts)
+                if type(value) is str:  # the common case: nothing to coerce
+                    if value:
+                        properties[target] = value
+                else:
+                    self._put(properties, target, value)
             return properties
         own = data.get("properties")
         if isinstance(own, Mapping):

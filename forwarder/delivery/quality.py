@@ -55,16 +55,21 @@ class DeliveryTally:
 
     def delivered(self, ready: Sequence[Ready], at: float) -> None:
         """Conversions sent: with which identifier, resolved or not, campaign, latency."""
-        # Events of a batch share a few shapes: count each shape, then its metrics once.
-        shapes: dict[tuple[str, str, str | None, str, int, bool], int] = {}
+        # Events of a batch share a few shapes (those of one ingest request their received_at
+        # too): count each shape, then its latency bucket and its metrics once.
+        received: dict[tuple[str, str, str | None, str, float, bool], int] = {}
         for r in ready:
             kind = r.identifier
             if kind is None:
                 continue
             event = r.item.event
-            bucket = latency_bucket(max(0.0, (at - event.received_at) * 1000))
-            shape = (event.source, event.type, event.name, kind, bucket, r.campaign)
-            shapes[shape] = shapes.get(shape, 0) + 1
+            shape = (event.source, event.type, event.name, kind, event.received_at, r.campaign)
+            received[shape] = received.get(shape, 0) + 1
+        shapes: dict[tuple[str, str, str | None, str, int, bool], int] = {}
+        for (source, type_, name, kind, received_at, campaign), n in received.items():
+            bucket = latency_bucket(max(0.0, (at - received_at) * 1000))
+            shape = (source, type_, name, kind, bucket, campaign)
+            shapes[shape] = shapes.get(shape, 0) + n
         for (source, kind_of_event, name, kind, bucket, campaign), n in shapes.items():
             of = (source, event_type(kind_of_event, name))
             metrics = ["sent", f"sent:{kind}", f"latency_le:{bucket}"]

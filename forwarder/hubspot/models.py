@@ -22,8 +22,12 @@ class Wire(msgspec.Struct, rename="camel", omit_defaults=True):
 # --- custom events (§1) ---------------------------------------------------------------------
 
 
-class EventCompletion(Wire):
-    """One custom behavioral event occurrence for ``send/batch`` (same body on every version)."""
+class EventCompletion(Wire, gc=False):
+    """One custom behavioral event occurrence for ``send/batch`` (same body on every version).
+
+    Not tracked by the garbage collector: one per delivered event, alive for its request, and
+    made of strings and a dict of strings (no cycle can go through it).
+    """
 
     event_name: str
     properties: dict[str, str]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -22,8 +22,9 @@ _UTK = re.compile(r"^[A-Za-z0-9]{16,64}$")
 _OBJECT_ID = re.compile(r"^\d{1,20}$")
 
 
-class Identity(msgspec.Struct, frozen=True):
-    """The identifier chosen for one request, and the trail of why."""
+class Identity(msgspec.Struct, frozen=True, gc=False):
+    """The identifier chosen for one request, and the trail of why (one per delivered event:
+    untracked by the garbage collector, it holds only strings)."""
 
     kind: str | None
     """``objectId``, ``email``, ``utk``, or None when nothing usable is known."""
@@ -50,43 +51,75 @@ def _object(value: Any) -> Mapping[str, Any]:
     return value if value is not None and isinstance(value, Mapping) else _NOTHING
 
 
-def _add(found: list[tuple[str, str]], path: str, value: Any) -> bool:
-    """Add ``value``, read at ``path``, to ``found`` when it is present; whether it was."""
-    if value is None or value == "":
-        return False
-    found.append((str(value), path))
-    return True
+Candidate = tuple[str, str]
+"""An identifier and where it was read: ``(value, source path)``."""
+
+
+def _first(*found: tuple[Any, str]) -> Candidate | None:
+    """The first present ``(value, path)`` of a kind's paths (in order), as text."""
+    for value, path in found:
+        if value is not None and value != "":
+            return str(value), path
+    return None
+
+
+def own_email(data: Mapping[str, Any]) -> Candidate | None:
+    """The email an event carries itself, and its path (the first present one wins)."""
+    traits = _object(data.get("traits")).get("email")
+    if traits is not None and traits != "":
+        return str(traits), "traits.email"  # the common cases first, without a tuple of paths
+    context_traits = _object(_object(data.get("context")).get("traits")).get("email")
+    if context_traits is not None and context_traits != "":
+        return str(context_traits), "context.traits.email"
+    return _first((_object(data.get("properties")).get("email"), "properties.email"))
+
+
+def own_utk(data: Mapping[str, Any]) -> Candidate | None:
+    """The ``hubspotutk`` cookie an event carries itself, and its path."""
+    context = _object(data.get("context"))
+    return _first(
+        (context.get("hubspotutk"), "context.hubspotutk"),
+        (_object(context.get("traits")).get("hubspotutk"), "context.traits.hubspotutk"),
+        (_object(data.get("properties")).get("hubspotutk"), "properties.hubspotutk"),
+    )
+
+
+def own_object_id(data: Mapping[str, Any]) -> Candidate | None:
+    """The HubSpot contact id an event carries itself, and its path."""
+    context = _object(data.get("context"))
+    if not context:
+        return None  # the common case for a backend event: no context to read
+    hubspot = context.get("hubspot")
+    found = None if hubspot is None else _object(hubspot).get("contactId")
+    if found is not None and found != "":
+        return str(found), "context.hubspot.contactId"
+    found = context.get("hubspotContactId")  # most events carry neither: no tuple of paths
+    if found is not None and found != "":
+        return str(found), "context.hubspotContactId"
+    return None
+
+
+OWN: Mapping[str, Callable[[Mapping[str, Any]], Candidate | None]] = {
+    "objectId": own_object_id,
+    "email": own_email,
+    "utk": own_utk,
+}
+"""Per kind, what reads an event's own identifier of that kind (each kind's paths in order,
+the first present one wins and the later ones are not read)."""
 
 
 def from_event(data: Mapping[str, Any]) -> Candidates:
-    """The identifiers an event carries itself (``(value, source path)`` pairs).
-
-    Each kind's paths in order, the first present one wins and the later ones are not read;
-    each object on the way is read once (this runs per event)."""
+    """The identifiers an event carries itself (``(value, source path)`` pairs)."""
     found = Candidates()
-    context = _object(data.get("context"))
-    traits = _object(context.get("traits"))
-    properties = _object(data.get("properties"))
-    email = found.email
-    _ = (
-        _add(email, "traits.email", _object(data.get("traits")).get("email"))
-        or _add(email, "context.traits.email", traits.get("email"))
-        or _add(email, "properties.email", properties.get("email"))
-    )
-    utk = found.utk
-    _ = (
-        _add(utk, "context.hubspotutk", context.get("hubspotutk"))
-        or _add(utk, "context.traits.hubspotutk", traits.get("hubspotutk"))
-        or _add(utk, "properties.hubspotutk", properties.get("hubspotutk"))
-    )
-    contact = _object(context.get("hubspot")).get("contactId")
-    _ = _add(found.objectId, "context.hubspot.contactId", contact) or _add(
-        found.objectId, "context.hubspotContactId", context.get("hubspotContactId")
-    )
+    for kind, read in OWN.items():
+        own = read(data)
+        if own is not None:
+            getattr(found, kind).append(own)
     return found
 
 
-def _check(kind: str, value: str) -> str | None:
+def check(kind: str, value: str) -> str | None:
+    """The identifier in the form HubSpot takes, or None when it is not a valid ``kind``."""
     if kind == "email":
         return normalise_email(value)
     if kind == "utk":
@@ -94,8 +127,12 @@ def _check(kind: str, value: str) -> str | None:
     return value if _OBJECT_ID.match(value) else None
 
 
+NOTHING_KNOWN = "no objectId, email or utk known for this person yet"
+"""The last note of an identity that found nothing usable."""
+
+
 @functools.lru_cache(maxsize=256)
-def _used(kind: str, source: str) -> tuple[str, ...]:
+def used(kind: str, source: str) -> tuple[str, ...]:
     # A few (kind, source) pairs per portal: one shared notes tuple each, not one per event.
     return (f"used {kind} from {source}",)
 
@@ -105,13 +142,13 @@ def choose(candidates: Candidates, order: Sequence[str]) -> Identity:
     notes: list[str] = []
     for kind in order:
         for value, source in getattr(candidates, kind, []):
-            valid = _check(kind, value)
+            valid = check(kind, value)
             if valid is None:
                 notes.append(f"skipped {kind} from {source}: not a valid {kind}")
                 continue
             if not notes:  # the common case: the first candidate is valid
-                return Identity(kind, valid, _used(kind, source))
+                return Identity(kind, valid, used(kind, source))
             notes.append(f"used {kind} from {source}")
             return Identity(kind, valid, tuple(notes))
-    notes.append("no objectId, email or utk known for this person yet")
+    notes.append(NOTHING_KNOWN)
     return Identity(None, None, tuple(notes))

@@ -7,16 +7,29 @@ a userId, the contact that holds it in the configured unique property (batch rea
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from forwarder.identity.choice import Candidates, Identity, choose, from_event
+from forwarder.identity.choice import (
+    NOTHING_KNOWN,
+    OWN,
+    Candidate,
+    Candidates,
+    Identity,
+    check,
+    from_event,
+    used,
+)
 from forwarder.identity.keys import person_keys
 from forwarder.identity.lookup import ContactLookup
 from forwarder.storage.base import Key
 from forwarder.storage.roles import IdentityGraph
 
 _GRAPH_KINDS = {"email": "email", "utk": "utk", "contactId": "objectId"}
+
+
+_FIRSTS_CACHED = 16_384
+"""Identities remembered for the first valid candidate of a kind (a few per known visitor)."""
 
 
 class People(NamedTuple):
@@ -27,6 +40,15 @@ class People(NamedTuple):
     """Per event, the keys it waits on (``person_keys``)."""
     graph: Mapping[Key, list[Key]]
     """Per known key, every key of its person, least recently seen first."""
+
+
+def later_kinds(people: Mapping[Key, list[Key]], contacts: Mapping[str, str | None]) -> set[str]:
+    """The kinds a batch may have candidates of beyond the events' own: those the graph knows
+    of its senders, and objectId when a contact look-up found any."""
+    kinds = {_GRAPH_KINDS.get(kind, "") for members in people.values() for kind, _ in members}
+    if any(contact is not None for contact in contacts.values()):
+        kinds.add("objectId")
+    return kinds
 
 
 class Resolver:
@@ -43,6 +65,8 @@ class Resolver:
         self._order = tuple(order)
         self._storage = storage
         self._lookup = lookup
+        self._firsts: dict[tuple[str, Candidate], Identity] = {}
+        """``_first_valid``'s answers, by kind and candidate."""
 
     async def people(self, events: Sequence[Mapping[str, Any]]) -> People:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
@@ -63,20 +87,109 @@ class Resolver:
             user_ids = [v for keys in own for kind, v in keys if kind == "userId"]
             if user_ids:
                 contacts = await self._lookup.resolve(user_ids)
-        out = []
-        order, add_graph = self._order, self._add_graph
-        for data, keys in zip(events, own, strict=True):
-            candidates = from_event(data)
-            for key in keys:
-                members = people.get(key)
-                if members:
-                    add_graph(candidates, key[0], members)
-            for kind, value in keys if contacts else ():
-                contact = contacts.get(value) if kind == "userId" else None
+        later = later_kinds(people, contacts)
+        choose_one = self._choose
+        return [
+            choose_one(data, keys, people, contacts, later)
+            for data, keys in zip(events, own, strict=True)
+        ]
+
+    def _choose(
+        self,
+        data: Mapping[str, Any],
+        keys: list[Key],
+        people: Mapping[Key, list[Key]],
+        contacts: Mapping[str, str | None],
+        later: Container[str],
+    ) -> Identity:
+        """``choose(self.candidates(...), order)``, reading candidates only until one is valid:
+        the event's own identifier of a kind, then the graph's, then the contact look-up's,
+        kind after kind down the order (most events stop at their first candidate); ``later``:
+        ``later_kinds`` of the batch."""
+        notes: list[str] = []
+        for kind in self._order:
+            own = OWN.get(kind)
+            first = own(data) if own is not None else None
+            if first is not None and not notes:
+                chosen = self._first_valid(kind, first)
+                if chosen is not None:
+                    return chosen
+            if kind in later:
+                found = self._later(kind, keys, people, contacts, first)
+            elif first is None:
+                continue  # the common case: nothing of this kind anywhere
+            else:
+                found = []
+            for value, source in (first, *found) if first is not None else found:
+                valid = check(kind, value)
+                if valid is None:
+                    notes.append(f"skipped {kind} from {source}: not a valid {kind}")
+                    continue
+                if not notes:
+                    return Identity(kind, valid, used(kind, source))
+                notes.append(f"used {kind} from {source}")
+                return Identity(kind, valid, tuple(notes))
+        notes.append(NOTHING_KNOWN)
+        return Identity(None, None, tuple(notes))
+
+    def _first_valid(self, kind: str, first: Candidate) -> Identity | None:
+        """The identity an event's own identifier makes when it is the first candidate and
+        valid (None when it is not valid). Remembered per ``(value, path)``: a known
+        visitor's events carry the same email again and again."""
+        known = self._firsts.get((kind, first))
+        if known is not None:
+            return known
+        valid = check(kind, first[0])
+        if valid is None:
+            return None
+        if len(self._firsts) >= _FIRSTS_CACHED:
+            self._firsts.clear()
+        chosen = self._firsts[(kind, first)] = Identity(kind, valid, used(kind, first[1]))
+        return chosen
+
+    @staticmethod
+    def _later(
+        kind: str,
+        keys: list[Key],
+        people: Mapping[Key, list[Key]],
+        contacts: Mapping[str, str | None],
+        first: tuple[str, str] | None,
+    ) -> list[tuple[str, str]]:
+        """A kind's candidates after the event's own (``first``): the graph's, most recently
+        seen first, each value once, then (objectId) the contact that holds a userId."""
+        found: list[tuple[str, str]] = []
+        seen = {first[0]} if first is not None else set()
+        for key in keys:
+            for member_kind, member in reversed(people.get(key) or ()):
+                if _GRAPH_KINDS.get(member_kind) == kind and member not in seen:
+                    seen.add(member)
+                    found.append((member, f"identity graph via {key[0]}"))
+        if contacts and kind == "objectId":
+            for via, value in keys:
+                contact = contacts.get(value) if via == "userId" else None
                 if contact is not None:
-                    candidates.objectId.append((contact, "contact lookup by userId"))
-            out.append(choose(candidates, order))
-        return out
+                    found.append((contact, "contact lookup by userId"))
+        return found
+
+    def candidates(
+        self,
+        data: Mapping[str, Any],
+        keys: list[Key],
+        people: Mapping[Key, list[Key]],
+        contacts: Mapping[str, str | None],
+    ) -> Candidates:
+        """Every candidate of one event, by kind (``_choose`` reads them lazily; this is the
+        whole list it stands for, kept as the reference the tests compare it with)."""
+        candidates = from_event(data)
+        for key in keys:
+            members = people.get(key)
+            if members:
+                self._add_graph(candidates, key[0], members)
+        for kind, value in keys if contacts else ():
+            contact = contacts.get(value) if kind == "userId" else None
+            if contact is not None:
+                candidates.objectId.append((contact, "contact lookup by userId"))
+        return candidates
 
     @staticmethod
     def _add_graph(candidates: Candidates, via: str, members: list[Key]) -> None:

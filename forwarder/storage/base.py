@@ -94,8 +94,12 @@ class StoredEvent(msgspec.Struct, frozen=True):
     test: bool
 
 
-class Item(msgspec.Struct, frozen=True):
-    """A leased delivery item, with its event."""
+class Item(msgspec.Struct, frozen=True, gc=False):
+    """A leased delivery item, with its event.
+
+    Untracked by the garbage collector (a leased batch lives for a whole HubSpot request and
+    would be traversed by every collection meanwhile); its fields cannot form a cycle.
+    """
 
     id: int
     portal: str

@@ -58,8 +58,14 @@ class StableUuids:
         return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
 
 
-class Ready(msgspec.Struct):
-    """An item turned into one request input."""
+class Ready(msgspec.Struct, gc=False):
+    """An item turned into one request input.
+
+    Untracked by the garbage collector (``gc=False``), like ``Hold`` and ``Drop``: a batch's
+    live for a whole HubSpot request, and every tracked object that survives a young
+    collection is traversed again by the older ones. None can be part of a cycle: their
+    fields are an item, its input, strings and shared outcomes.
+    """
 
     item: Item
     input: Any
@@ -74,7 +80,7 @@ class Ready(msgspec.Struct):
     """For attribution quality: the event carries a campaign or a click id."""
 
 
-class Hold(msgspec.Struct):
+class Hold(msgspec.Struct, gc=False):
     """An item that cannot go yet (no identity): park it until an identify releases it."""
 
     item: Item
@@ -84,7 +90,7 @@ class Hold(msgspec.Struct):
     """The identifiers whose linking releases it (anonymousId, userId)."""
 
 
-class Drop(msgspec.Struct):
+class Drop(msgspec.Struct, gc=False):
     """An item that will never be sendable (by policy), with the reason."""
 
     item: Item

@@ -13,7 +13,6 @@ from forwarder.delivery.destinations.mapped import (
     carries_campaign,
     delivered,
     map_and_identify,
-    occurred_at,
 )
 from forwarder.delivery.mapping import Mapper
 from forwarder.errors import HubSpotError
@@ -82,24 +81,25 @@ class Conversions:
         )
 
     def _ready(self, m: Mapped) -> Ready:
-        uuid = self._uuid(m.item.event.message_id)
-        kind, value = m.identity.kind, m.identity.value  # ``identity_fields``, inline: per event
+        item, data, identity, conversion = m
+        uuid = self._uuid(item.event.message_id)
+        kind, value = identity.kind, identity.value  # ``identity_fields``, inline: per event
         event = EventCompletion(
-            event_name=m.conversion.event_name,
-            properties=m.conversion.properties,
+            event_name=conversion.event_name,
+            properties=conversion.properties,
             uuid=uuid,
-            occurred_at=occurred_at(m.data),
+            occurred_at=str(data.get("timestamp") or data.get("receivedAt")),  # ``occurred_at``
             email=value if kind == "email" else None,
             utk=value if kind == "utk" else None,
             object_id=value if kind == "objectId" else None,
         )
         return Ready(
-            m.item,
+            item,
             event,
             uuid,
-            outcome=delivered(m.identity),
-            identifier=m.identity.kind,
-            campaign=carries_campaign(m.data),
+            outcome=delivered(identity),
+            identifier=kind,
+            campaign=carries_campaign(data),
         )
 
     async def send(

@@ -4,7 +4,6 @@ no identity yet: held)."""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -47,7 +46,10 @@ async def map_and_identify(
     if attributor is not None:
         senders = [item.event.source for item in items]
         found = await attributor.attribute(datas, senders, people)
-        datas = [apply(data, attribution) for data, attribution in zip(datas, found, strict=True)]
+        datas = [
+            data if a.first is None and a.last is None else apply(data, a)  # most have none
+            for data, a in zip(datas, found, strict=True)
+        ]
     settled: list[Prepared] = []
     mapped: list[Mapped] = []
     for item, data, identity in zip(items, datas, identities, strict=True):
@@ -64,13 +66,20 @@ async def map_and_identify(
 def delivered(identity: Identity) -> Outcome:
     """Delivered with this identity: which identifier was used and why (sources, never
     values)."""
-    return _delivered(identity.kind, identity.notes)
-
-
-@functools.lru_cache(maxsize=256)
-def _delivered(kind: str | None, notes: tuple[str, ...]) -> Outcome:
     # A handful of distinct outcomes per portal: one shared value each, not one per event.
-    return Outcome(Reason.DELIVERED, identifier=kind, notes=notes)
+    # Keyed by the notes alone: they name the kind used (``used email from ...``), or say
+    # that none was (kind None).
+    notes = identity.notes
+    found = _DELIVERED.get(notes)
+    if found is None or found.identifier != identity.kind:
+        if len(_DELIVERED) >= _DELIVERED_CACHED:
+            _DELIVERED.clear()
+        found = _DELIVERED[notes] = Outcome(Reason.DELIVERED, identifier=identity.kind, notes=notes)
+    return found
+
+
+_DELIVERED: dict[tuple[str, ...], Outcome] = {}
+_DELIVERED_CACHED = 256
 
 
 class IdentityFields(NamedTuple):
