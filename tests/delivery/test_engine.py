@@ -6,6 +6,7 @@ import collections
 from pathlib import Path
 
 from forwarder.config import ContactSettings, EventMapping, LimitSettings, PortalSettings
+from forwarder.delivery.engine import CONSERVATION_SHARE, CheckPace
 from forwarder.sandbox import SandboxConfig
 from tests.delivery.harness import running, track, until
 
@@ -123,3 +124,14 @@ async def test_competing_app_spending_half_the_window_costs_under_one_percent_42
         assert statuses.get(429, 0) <= 0.01 * sum(statuses.values())
         assert len(fw.sandbox.contact_list()) == 6_000
         assert await fw.counts() == {"accepted": 6_000, "delivered": 6_000}
+
+
+def test_a_slow_conservation_check_waits_a_hundred_times_its_duration_before_the_next() -> None:
+    pace = CheckPace(CONSERVATION_SHARE)
+    assert pace.due(0.0)
+    pace.ran(100.0, 100.7)  # a big backlog: counting every open item took 0.7 s
+    assert not pace.due(110.0)  # the next housekeeping round skips it
+    assert not pace.due(169.9)
+    assert pace.due(170.1)
+    pace.ran(170.1, 170.15)  # the backlog drained: cheap again, due every round
+    assert pace.due(180.1)
