@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 import redis
+
+from forwarder.storage.redis import RedisStorage
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -28,3 +30,21 @@ def redis_prefix() -> Iterator[str]:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+@asynccontextmanager
+async def replica_pair(query: str = "") -> AsyncIterator[tuple[RedisStorage, RedisStorage]]:
+    """Two backends on one Redis and one fresh prefix, as two replicas would be (``query``: more
+    URL parameters, e.g. ``&lease_s=0.6``)."""
+    with redis_prefix() as prefix:
+        pair = (
+            RedisStorage(f"{REDIS_URL}?prefix={prefix}{query}"),
+            RedisStorage(f"{REDIS_URL}?prefix={prefix}{query}"),
+        )
+        for storage in pair:
+            await storage.open()
+        try:
+            yield pair
+        finally:
+            for storage in pair:
+                await storage.close()

@@ -18,7 +18,7 @@ from forwarder.errors import StorageUnavailableError
 from forwarder.storage import create_storage
 from forwarder.storage.base import Accepted, Duplicate, NewEvent, StoredEvent
 from forwarder.storage.redis import RedisStorage
-from tests.storage.redis_server import REDIS_URL, redis_prefix
+from tests.storage.redis_server import REDIS_URL, redis_prefix, replica_pair
 
 
 def event(message_id: str, now: float) -> NewEvent:
@@ -37,16 +37,8 @@ def event(message_id: str, now: float) -> NewEvent:
 @pytest.fixture
 async def replicas() -> AsyncIterator[tuple[RedisStorage, RedisStorage]]:
     """Two backends on one Redis and one prefix, as two replicas would be; leases of 0.6 s."""
-    with redis_prefix() as prefix:
-        pair = (
-            RedisStorage(f"{REDIS_URL}?prefix={prefix}&lease_s=0.6"),
-            RedisStorage(f"{REDIS_URL}?prefix={prefix}&lease_s=0.6"),
-        )
-        for storage in pair:
-            await storage.open()
+    async with replica_pair("&lease_s=0.6") as pair:
         yield pair
-        for storage in pair:
-            await storage.close()
 
 
 def test_redis_url_selects_the_redis_backend() -> None:

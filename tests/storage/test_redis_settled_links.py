@@ -14,7 +14,7 @@ import redis
 
 from forwarder.storage.base import Item, Key, NewEvent
 from forwarder.storage.redis import RedisStorage
-from tests.storage.redis_server import REDIS_URL, redis_prefix
+from tests.storage.redis_server import REDIS_URL, replica_pair
 from tests.storage.test_redis import _commands_of
 
 LINK: list[Key] = [("userId", "U"), ("email", "a@x.co")]
@@ -56,16 +56,8 @@ async def _held_on(storage: RedisStorage, keys: list[Key], now: float) -> int:
 @pytest.fixture
 async def pair() -> AsyncIterator[tuple[RedisStorage, RedisStorage]]:
     """Two replicas on one Redis and one prefix."""
-    with redis_prefix() as prefix:
-        replicas = (
-            RedisStorage(f"{REDIS_URL}?prefix={prefix}"),
-            RedisStorage(f"{REDIS_URL}?prefix={prefix}"),
-        )
-        for storage in replicas:
-            await storage.open()
+    async with replica_pair() as replicas:
         yield replicas
-        for storage in replicas:
-            await storage.close()
 
 
 async def test_a_link_learned_again_is_settled_and_not_written_again(
