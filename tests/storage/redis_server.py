@@ -48,3 +48,15 @@ async def replica_pair(query: str = "") -> AsyncIterator[tuple[RedisStorage, Red
         finally:
             for storage in pair:
                 await storage.close()
+
+
+@asynccontextmanager
+async def redis_storage() -> AsyncIterator[tuple[RedisStorage, str]]:
+    """One opened backend on a fresh prefix (and the prefix), closed afterwards."""
+    with redis_prefix() as prefix:
+        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
+        await storage.open()
+        try:
+            yield storage, prefix
+        finally:
+            await storage.close()

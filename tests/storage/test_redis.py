@@ -18,7 +18,7 @@ from forwarder.errors import StorageUnavailableError
 from forwarder.storage import create_storage
 from forwarder.storage.base import Accepted, Duplicate, NewEvent, StoredEvent
 from forwarder.storage.redis import RedisStorage
-from tests.storage.redis_server import REDIS_URL, redis_prefix, replica_pair
+from tests.storage.redis_server import REDIS_URL, redis_prefix, redis_storage, replica_pair
 
 
 def event(message_id: str, now: float) -> NewEvent:
@@ -181,22 +181,15 @@ async def test_recording_a_batchs_attempt_is_one_command_whatever_its_size() -> 
     from forwarder.storage.outcomes import Reason
 
     now = time.time()
-    with redis_prefix() as prefix:
-        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
-        await storage.open()
-        try:
-            fresh = [event(f"m{i}", now) for i in range(500)]
-            await storage.append(fresh, now=now, dedup_window_s=60)
-            items = await storage.lease("main", "conversions", limit=500, now=now, lease_s=30)
-            ids = tuple(i.id for i in items)
-            attempt = Attempt(ids, now, "/r", 204, 1.0, None, None, Reason.DELIVERED, None)
-            await storage.record_attempts([attempt])  # the script is loaded by now
-            assert await _commands_of(prefix, lambda: storage.record_attempts([attempt])) == [
-                "EVALSHA"
-            ]
-            assert len(await storage.attempts_of([ids[-1]])) == 2
-        finally:
-            await storage.close()
+    async with redis_storage() as (storage, prefix):
+        fresh = [event(f"m{i}", now) for i in range(500)]
+        await storage.append(fresh, now=now, dedup_window_s=60)
+        items = await storage.lease("main", "conversions", limit=500, now=now, lease_s=30)
+        ids = tuple(i.id for i in items)
+        attempt = Attempt(ids, now, "/r", 204, 1.0, None, None, Reason.DELIVERED, None)
+        await storage.record_attempts([attempt])  # the script is loaded by now
+        assert await _commands_of(prefix, lambda: storage.record_attempts([attempt])) == ["EVALSHA"]
+        assert len(await storage.attempts_of([ids[-1]])) == 2
 
 
 async def _commands_of(
@@ -242,56 +235,41 @@ async def test_an_append_runs_a_few_commands_per_event_inside_its_script() -> No
     sequences, indexes, queue sets and tallies once per call (17 commands an event were most of
     Redis's CPU on ingest)."""
     now = time.time()
-    with redis_prefix() as prefix:
-        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
-        await storage.open()
-        try:
-            await storage.append([event("warm", now)], now=now, dedup_window_s=60)
-            fresh = [event(f"m{i}", now) for i in range(50)]
-            commands = await _commands_of(
-                prefix,
-                lambda: storage.append(fresh, now=now, dedup_window_s=60),
-                inside_scripts=True,
-            )
-        finally:
-            await storage.close()
+    async with redis_storage() as (storage, prefix):
+        await storage.append([event("warm", now)], now=now, dedup_window_s=60)
+        fresh = [event(f"m{i}", now) for i in range(50)]
+        commands = await _commands_of(
+            prefix,
+            lambda: storage.append(fresh, now=now, dedup_window_s=60),
+            inside_scripts=True,
+        )
     assert 4 * 50 <= len(commands) <= 4 * 50 + 20
 
 
 async def test_an_ingests_append_carries_the_learning_begun_beside_it_in_one_call() -> None:
     now = time.time()
-    with redis_prefix() as prefix:
-        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
-        await storage.open()
-        try:
-            await storage.append([event("warm", now)], now=now, dedup_window_s=60)
+    async with redis_storage() as (storage, prefix):
+        await storage.append([event("warm", now)], now=now, dedup_window_s=60)
 
-            async def ingest() -> None:
-                learning = storage.learn_soon("main", [[("userId", "u"), ("email", "e")]], now=now)
-                await storage.append([event("m", now)], now=now, dedup_window_s=60)
-                assert await learning == []
+        async def ingest() -> None:
+            learning = storage.learn_soon("main", [[("userId", "u"), ("email", "e")]], now=now)
+            await storage.append([event("m", now)], now=now, dedup_window_s=60)
+            assert await learning == []
 
-            assert await _commands_of(prefix, ingest) == ["EVALSHA"]
-            people = await storage.people_of("main", [("userId", "u")])
-            assert sorted(people[("userId", "u")]) == [("email", "e"), ("userId", "u")]
-        finally:
-            await storage.close()
+        assert await _commands_of(prefix, ingest) == ["EVALSHA"]
+        people = await storage.people_of("main", [("userId", "u")])
+        assert sorted(people[("userId", "u")]) == [("email", "e"), ("userId", "u")]
 
 
 async def test_items_released_by_a_learning_carried_by_an_append_reach_its_caller() -> None:
     now = time.time()
-    with redis_prefix() as prefix:
-        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
-        await storage.open()
-        try:
-            [held] = await storage.append([event("held", now)], now=now, dedup_window_s=60)
-            [item] = await storage.lease("main", "conversions", limit=1, now=now, lease_s=30)
-            await storage.hold([item.id], until=now + 600, now=now, keys=[("userId", "u")])
-            learning = storage.learn_soon("main", [[("userId", "u"), ("email", "e")]], now=now)
-            await storage.append([event("other", now)], now=now, dedup_window_s=60)
-            released = await learning
-        finally:
-            await storage.close()
+    async with redis_storage() as (storage, _prefix):
+        [held] = await storage.append([event("held", now)], now=now, dedup_window_s=60)
+        [item] = await storage.lease("main", "conversions", limit=1, now=now, lease_s=30)
+        await storage.hold([item.id], until=now + 600, now=now, keys=[("userId", "u")])
+        learning = storage.learn_soon("main", [[("userId", "u"), ("email", "e")]], now=now)
+        await storage.append([event("other", now)], now=now, dedup_window_s=60)
+        released = await learning
     assert [(i.id, i.event.message_id) for i in released] == [(item.id, "held")]
     assert isinstance(held, Accepted)
     assert released[0].event.seq == held.seq
@@ -299,16 +277,9 @@ async def test_items_released_by_a_learning_carried_by_an_append_reach_its_calle
 
 async def test_a_learning_no_append_takes_is_learned_on_its_own() -> None:
     now = time.time()
-    with redis_prefix() as prefix:
-        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
-        await storage.open()
-        try:
-            released = await storage.learn_soon(
-                "main", [[("userId", "u"), ("email", "e")]], now=now
-            )
-            people = await storage.people_of("main", [("email", "e")])
-        finally:
-            await storage.close()
+    async with redis_storage() as (storage, _prefix):
+        released = await storage.learn_soon("main", [[("userId", "u"), ("email", "e")]], now=now)
+        people = await storage.people_of("main", [("email", "e")])
     assert released == []
     assert sorted(people[("email", "e")]) == [("email", "e"), ("userId", "u")]
 
@@ -332,14 +303,9 @@ async def test_a_leased_item_carries_its_event_exactly_as_stored() -> None:
         )
         for i, payload in enumerate(payloads)
     ]
-    with redis_prefix() as prefix:
-        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
-        await storage.open()
-        try:
-            results = await storage.append(events, now=now, dedup_window_s=60)
-            items = await storage.lease("main", "conversions", limit=50, now=now, lease_s=30)
-        finally:
-            await storage.close()
+    async with redis_storage() as (storage, _prefix):
+        results = await storage.append(events, now=now, dedup_window_s=60)
+        items = await storage.lease("main", "conversions", limit=50, now=now, lease_s=30)
     assert [i.event for i in items] == [
         StoredEvent(
             r.seq,
@@ -360,15 +326,10 @@ async def test_a_leased_item_carries_its_event_exactly_as_stored() -> None:
 async def test_people_of_answers_for_more_keys_than_one_command_takes() -> None:
     """The script reads the keys in parts of 1,000 (Lua's unpack has a stack limit)."""
     groups = [[("userId", f"u{i}"), ("email", f"{i}@x.co")] for i in range(1500)]
-    with redis_prefix() as prefix:
-        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
-        await storage.open()
-        try:
-            await storage.learn("main", groups, now=1.0)
-            asked = [key for keys in groups for key in keys] + [("userId", "nobody")]
-            people = await storage.people_of("main", asked)
-        finally:
-            await storage.close()
+    async with redis_storage() as (storage, _prefix):
+        await storage.learn("main", groups, now=1.0)
+        asked = [key for keys in groups for key in keys] + [("userId", "nobody")]
+        people = await storage.people_of("main", asked)
     assert people == {key: sorted(keys) for keys in groups for key in keys}
 
 
@@ -378,14 +339,9 @@ async def test_touches_of_answers_for_more_keys_than_one_command_takes() -> None
 
     keys = [("anonymousId", f"a{i}") for i in range(1200)]
     remembered = [*keys[::7], keys[500]]
-    with redis_prefix() as prefix:
-        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
-        await storage.open()
-        try:
-            await storage.remember_touches("main", [(k, touch(1.0, k[1])) for k in remembered])
-            memory = await storage.touches_of("main", keys)
-        finally:
-            await storage.close()
+    async with redis_storage() as (storage, _prefix):
+        await storage.remember_touches("main", [(k, touch(1.0, k[1])) for k in remembered])
+        memory = await storage.touches_of("main", keys)
     assert sorted(memory) == sorted(remembered)
     assert memory[keys[500]].first == touch(1.0, "a500")
 
@@ -399,24 +355,19 @@ async def test_items_finished_together_leave_their_queues_indexes_and_holds() ->
         NewEvent("main", f"m{i}", "s", "track", "E", now, b"{}", destinations=both)
         for i in range(6)
     ]
-    with redis_prefix() as prefix:
-        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
-        await storage.open()
-        try:
-            await storage.append(events, now=now, dedup_window_s=60)
-            leased = [
-                *await storage.lease("main", "conversions", limit=10, now=now, lease_s=30),
-                *await storage.lease("main", "timeline", limit=10, now=now, lease_s=30),
-            ]
-            held = [i.id for i in leased[:4]]
-            await storage.hold(held, until=now + 99, now=now, keys=[("userId", "u")])
-            await storage.finish([i.id for i in leased], "expired", now=now)
-            released = await storage.release_for("main", [("userId", "u")], now=now)
-            counts = await storage.counts()
-            again = await storage.lease("main", "conversions", limit=10, now=now + 60, lease_s=30)
-            expired = await storage.items_in_state("expired", limit=100)
-        finally:
-            await storage.close()
+    async with redis_storage() as (storage, _prefix):
+        await storage.append(events, now=now, dedup_window_s=60)
+        leased = [
+            *await storage.lease("main", "conversions", limit=10, now=now, lease_s=30),
+            *await storage.lease("main", "timeline", limit=10, now=now, lease_s=30),
+        ]
+        held = [i.id for i in leased[:4]]
+        await storage.hold(held, until=now + 99, now=now, keys=[("userId", "u")])
+        await storage.finish([i.id for i in leased], "expired", now=now)
+        released = await storage.release_for("main", [("userId", "u")], now=now)
+        counts = await storage.counts()
+        again = await storage.lease("main", "conversions", limit=10, now=now + 60, lease_s=30)
+        expired = await storage.items_in_state("expired", limit=100)
     assert released == []
     assert again == []
     assert sorted(r.id for r in expired) == sorted(i.id for i in leased)
@@ -430,27 +381,20 @@ async def test_a_lease_and_a_finish_run_a_few_commands_per_item_inside_their_scr
     """Lease: per item its read, its state and its event; finish: per item its read and its
     write; indexes, acks and tallies once per call (they were 5 and 11 commands an item)."""
     now = time.time()
-    with redis_prefix() as prefix:
-        storage = RedisStorage(f"{REDIS_URL}?prefix={prefix}")
-        await storage.open()
-        try:
-            await storage.append(
-                [event(f"m{i}", now) for i in range(50)], now=now, dedup_window_s=60
-            )
-            leased: list[int] = []
+    async with redis_storage() as (storage, prefix):
+        await storage.append([event(f"m{i}", now) for i in range(50)], now=now, dedup_window_s=60)
+        leased: list[int] = []
 
-            async def lease() -> None:
-                items = await storage.lease("main", "conversions", limit=50, now=now, lease_s=30)
-                leased.extend(i.id for i in items)
+        async def lease() -> None:
+            items = await storage.lease("main", "conversions", limit=50, now=now, lease_s=30)
+            leased.extend(i.id for i in items)
 
-            leasing = await _commands_of(prefix, lease, inside_scripts=True)
-            finishing = await _commands_of(
-                prefix,
-                lambda: storage.finish(leased, "delivered", now=now),
-                inside_scripts=True,
-            )
-        finally:
-            await storage.close()
+        leasing = await _commands_of(prefix, lease, inside_scripts=True)
+        finishing = await _commands_of(
+            prefix,
+            lambda: storage.finish(leased, "delivered", now=now),
+            inside_scripts=True,
+        )
     assert len(leased) == 50
     assert len(leasing) <= 3 * 50 + 10
     assert len(finishing) <= 2 * 50 + 10
