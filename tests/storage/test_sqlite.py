@@ -23,7 +23,7 @@ from forwarder.storage.base import (
     TouchOrigin,
 )
 from forwarder.storage.outcomes import Reason
-from forwarder.storage.sqlite import SqliteStorage
+from forwarder.storage.sqlite import SqliteStorage, sql
 from forwarder.storage.sqlite.dedup import SeenKeys, key_of, seen_value
 
 
@@ -382,6 +382,60 @@ async def test_a_version_7_store_reads_parked_items_through_the_rewritten_index(
     assert [item.id for item in dead] == [first.id]
     assert " IN " not in definition
     assert plans == ["SEARCH items USING INDEX items_parked (state=?)"] * 3
+
+
+async def test_a_version_8_stores_leases_come_back_through_the_split_ready_index(
+    tmp_path: Path,
+) -> None:
+    """Migration 9 replaces ``items_ready`` (pending and leased items together, by due time)
+    with ``items_pending`` and ``items_leased``: a store written before it, with items leased
+    by a run that died, opened by a delivery process (which voids no lease), leases its
+    pending items at once and the dead run's items when their lease runs out, each through
+    its own index."""
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await storage.append([event("a"), event("b"), event("c")], now=1.0, dedup_window_s=60)
+    await storage.lease("main", "conversions", limit=2, now=2.0, lease_s=30)
+    await storage.close()
+    conn = sqlite3.connect(tmp_path / "f.db")
+    conn.execute("DROP INDEX items_pending")
+    conn.execute("DROP INDEX items_leased")
+    conn.execute(
+        "CREATE INDEX items_ready ON items (portal, destination, available_at)"
+        " WHERE state IN ('pending', 'leased')"
+    )
+    conn.execute("PRAGMA user_version = 8")
+    conn.commit()
+    conn.close()
+
+    reopened = SqliteStorage(tmp_path / "f.db", release_leases=False)
+    await reopened.open()
+    try:
+        due_at = await reopened.ready_at("main", "conversions")
+        pending = await reopened.lease("main", "conversions", limit=5, now=10.0, lease_s=30)
+        waiting = await reopened.queue_depth("main", "conversions", now=10.0)
+        early = await reopened.lease("main", "conversions", limit=5, now=31.0, lease_s=30)
+        expired = await reopened.lease("main", "conversions", limit=5, now=33.0, lease_s=30)
+    finally:
+        await reopened.close()
+    conn = sqlite3.connect(tmp_path / "f.db")
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    plans = [
+        conn.execute(f"EXPLAIN QUERY PLAN {query}", ("main", "conversions", 1.0, 5)).fetchall()
+        for query in (sql._LEASE_PENDING, sql._LEASE_EXPIRED)
+    ]
+    conn.close()
+    assert due_at == 1.0
+    assert [i.event.message_id for i in pending] == ["c"]
+    assert waiting[0] == 3
+    assert early == []
+    assert [i.event.message_id for i in expired] == ["a", "b"]
+    assert {"items_pending", "items_leased"} <= indexes
+    assert "items_ready" not in indexes
+    assert [p[0][3] for p in plans] == [
+        "SEARCH i USING INDEX items_pending (portal=? AND destination=? AND available_at<?)",
+        "SEARCH i USING INDEX items_leased (portal=? AND destination=? AND available_at<?)",
+    ]
 
 
 def test_dedup_keys_folded_into_arrays_keep_the_newest_event_of_a_key() -> None:

@@ -128,6 +128,19 @@ CREATE INDEX items_parked ON items (state, available_at)
 on every update of an item's state, ~0.9 µs per row, paid by every lease and finish (which never
 enter the index). Queries with ``state = 'held'`` (or dead, expired) still imply the condition."""
 
+_V9 = """
+DROP INDEX IF EXISTS items_ready;
+CREATE INDEX IF NOT EXISTS items_pending ON items (portal, destination, available_at)
+    WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS items_leased ON items (portal, destination, available_at)
+    WHERE state = 'leased';
+"""
+"""``items_ready`` split in two: pending items, and leased ones (by lease expiry). A lease kept
+its item in ``items_ready`` but moved it there (a delete and an insert in an index of every
+waiting item: ~12k of the lease's ~23k instructions per item, callgrind); now it leaves the big
+index and enters one of the leases in flight, whose seeks are cheap, and a finish touches only
+that small one. Both still answer by queue, in due order."""
+
 _ATTEMPT_REASONS = {
     "Retry": "retrying",
     "RetryPartial": "partial",
@@ -195,6 +208,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         _typed_outcomes,
     ),
     Migration(8, "index items_parked's condition as ORs: cheaper state changes", _V8),
+    Migration(
+        9, "index items_ready split into items_pending and items_leased: cheaper leases", _V9
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

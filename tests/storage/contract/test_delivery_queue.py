@@ -40,6 +40,31 @@ async def test_finished_items_leave_the_backlog_once(storage: Storage) -> None:
     }
 
 
+async def test_a_finish_across_queues_counts_what_each_queue_closed_once(
+    storage: Storage,
+) -> None:
+    """Ids of several queues in one finish, some of them closed already: each queue's tally
+    moves by the items it closed, the first id's queue included."""
+    await storage.append(
+        [event("a", destinations=("conversions", "timeline")), event("b"), event("c")],
+        now=NOW,
+        dedup_window_s=WINDOW,
+    )
+    conversions = await storage.lease("main", "conversions", limit=3, now=NOW, lease_s=30)
+    [timeline] = await storage.lease("main", "timeline", limit=1, now=NOW, lease_s=30)
+    await storage.finish([conversions[2].id], "dead", now=NOW + 1)
+    ids = [conversions[0].id, timeline.id, conversions[1].id, conversions[2].id]
+    await storage.finish(ids, "delivered", now=NOW + 2)
+    assert await storage.pending_count() == 0
+    assert await storage.counts() == {
+        ("main", "conversions", "accepted"): 3,
+        ("main", "conversions", "delivered"): 2,
+        ("main", "conversions", "dead"): 1,
+        ("main", "timeline", "accepted"): 1,
+        ("main", "timeline", "delivered"): 1,
+    }
+
+
 async def test_retry_makes_items_due_later_and_counts_the_attempt(storage: Storage) -> None:
     await storage.append([event("a")], now=NOW, dedup_window_s=WINDOW)
     [item] = await storage.lease("main", "conversions", limit=1, now=NOW, lease_s=30)
