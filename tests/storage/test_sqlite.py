@@ -22,7 +22,7 @@ from forwarder.storage.base import (
     TouchKind,
     TouchOrigin,
 )
-from forwarder.storage.outcomes import Reason
+from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.storage.sqlite import SqliteStorage, sql
 from forwarder.storage.sqlite.dedup import SeenKeys, key_of, seen_value
 
@@ -436,6 +436,32 @@ async def test_a_version_8_stores_leases_come_back_through_the_split_ready_index
         "SEARCH i USING INDEX items_pending (portal=? AND destination=? AND available_at<?)",
         "SEARCH i USING INDEX items_leased (portal=? AND destination=? AND available_at<?)",
     ]
+
+
+async def test_delivered_items_share_one_stored_outcome_and_read_it_back(
+    tmp_path: Path,
+) -> None:
+    """A delivered outcome is kept once (migration 10): the rows of two batches refer to it
+    rather than each carrying its JSON; other outcomes stay in the row; both read back."""
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await storage.append([event(m) for m in "abcd"], now=1.0, dedup_window_s=60)
+    items = await storage.lease("main", "conversions", limit=4, now=2.0, lease_s=30)
+    delivered = Outcome(Reason.DELIVERED, identifier="email", notes=("used email",))
+    await storage.finish([items[0].id, items[1].id], "delivered", now=3.0, outcome=delivered)
+    await storage.finish([items[2].id], "delivered", now=3.0, outcome=delivered)
+    rejected = Outcome(Reason.REJECTED, "bad", correlation_id="c-1")
+    await storage.finish([items[3].id], "dead", now=3.0, outcome=rejected)
+    records = [r for seq in range(1, 5) for r in await storage.items_of(seq)]
+    await storage.close()
+    conn = sqlite3.connect(tmp_path / "f.db")
+    stored = [r[0] for r in conn.execute("SELECT outcome FROM items ORDER BY id")]
+    shared = conn.execute("SELECT count(*) FROM outcomes").fetchone()[0]
+    conn.close()
+    assert [r.outcome for r in records] == [delivered, delivered, delivered, rejected]
+    assert shared == 1
+    assert stored[:3] == ["1", "1", "1"]
+    assert stored[3].startswith("{")
 
 
 def test_dedup_keys_folded_into_arrays_keep_the_newest_event_of_a_key() -> None:

@@ -55,6 +55,10 @@ _ITEM_COLS = (
 )
 
 
+_SHARED_OUTCOME = "(SELECT body FROM outcomes WHERE id = items.outcome)"
+"""An item's outcome kept once in ``outcomes`` (``_stored_outcome``), or NULL: JSON text in
+``items.outcome`` matches no number."""
+
 _REPLAYED = encode(Outcome(Reason.REPLAYED))
 
 
@@ -448,7 +452,7 @@ def finish(
     queue and closed (``_finish_mixed``)."""
     if not ids:
         return 0
-    listed, encoded = id_list(ids), encode(outcome)
+    listed, encoded = id_list(ids), _stored_outcome(conn, outcome)
     queue = conn.execute("SELECT portal, destination FROM items WHERE id = ?", (ids[0],)).fetchone()
     closed = 0
     if queue is not None:
@@ -460,8 +464,21 @@ def finish(
     return closed + _finish_mixed(conn, listed, state, now, encoded)
 
 
+def _stored_outcome(conn: sqlite3.Connection, outcome: Outcome | None) -> str | int | None:
+    """What ``finish`` writes into ``items.outcome``: a delivered outcome's number in the
+    ``outcomes`` table (added there the first time: two statements a batch, not ~85 bytes a
+    row), else the outcome's JSON (migration 10)."""
+    encoded = encode(outcome)
+    if outcome is None or outcome.reason is not Reason.DELIVERED:
+        return encoded
+    row = conn.execute("SELECT id FROM outcomes WHERE body = ?", (encoded,)).fetchone()
+    if row is not None:
+        return int(row[0])
+    return conn.execute("INSERT INTO outcomes (body) VALUES (?)", (encoded,)).lastrowid
+
+
 def _finish_mixed(
-    conn: sqlite3.Connection, listed: str, state: str, now: float, encoded: str | None
+    conn: sqlite3.Connection, listed: str, state: str, now: float, encoded: str | int | None
 ) -> int:
     """``finish`` of ids of any queues: counted by queue first, then closed.
 
@@ -624,7 +641,8 @@ def items_where(
     conn: sqlite3.Connection, where: str, args: tuple[Any, ...], limit: int
 ) -> list[ItemRecord]:
     rows = conn.execute(
-        f"SELECT {_ITEM_COLS} FROM items WHERE {where} ORDER BY available_at, id LIMIT ?",
+        f"SELECT {_ITEM_COLS}, {_SHARED_OUTCOME} FROM items WHERE {where}"
+        " ORDER BY available_at, id LIMIT ?",
         (*args, limit),
     ).fetchall()
     return [
@@ -637,7 +655,7 @@ def items_where(
             attempts=r[5],
             available_at=r[6],
             updated_at=r[7],
-            outcome=decode(r[8]),
+            outcome=decode(r[8] if r[9] is None else r[9]),
         )
         for r in rows
     ]
