@@ -464,6 +464,43 @@ async def test_delivered_items_share_one_stored_outcome_and_read_it_back(
     assert stored[3].startswith("{")
 
 
+async def test_a_version_10_stores_attempts_read_back_their_items_without_the_attempt_index(
+    tmp_path: Path,
+) -> None:
+    """Migration 11 gives each attempt the list of its items and drops ``attempt_items``'
+    index by attempt: attempts recorded before it and after it both read back whole."""
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await storage.append([event(m) for m in "abc"], now=1.0, dedup_window_s=60)
+    items = await storage.lease("main", "conversions", limit=3, now=2.0, lease_s=30)
+    ids = tuple(i.id for i in items)
+    await storage.record_attempts([Attempt(ids[:2], 3.0, "/r", 503, 1.0, reason=Reason.RETRYING)])
+    await storage.attempts_of(ids)
+    await storage.close()
+    conn = sqlite3.connect(tmp_path / "f.db")
+    conn.execute("ALTER TABLE attempts DROP COLUMN items")
+    conn.execute("CREATE INDEX attempt_items_attempt ON attempt_items (attempt_id)")
+    conn.execute("PRAGMA user_version = 10")
+    conn.commit()
+    conn.close()
+
+    reopened = SqliteStorage(tmp_path / "f.db")
+    await reopened.open()
+    try:
+        await reopened.record_attempts([Attempt(ids, 4.0, "/r", 204, 1.0, reason=Reason.DELIVERED)])
+        attempts = await reopened.attempts_of([ids[0]])
+    finally:
+        await reopened.close()
+    conn = sqlite3.connect(tmp_path / "f.db")
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert [(a.item_ids, a.reason) for a in attempts] == [
+        (ids[:2], Reason.RETRYING),
+        (ids, Reason.DELIVERED),
+    ]
+    assert "attempt_items_attempt" not in indexes
+
+
 def test_dedup_keys_folded_into_arrays_keep_the_newest_event_of_a_key() -> None:
     seen = SeenKeys()
     keys = [k * 256 for k in range(3_000)]  # one shard: folded into its arrays several times

@@ -192,6 +192,19 @@ def _typed_outcomes(conn: sqlite3.Connection) -> None:
         )
 
 
+def _attempt_item_lists(conn: sqlite3.Connection) -> None:
+    """Each attempt keeps the ids of its items (``attempts.items``, a JSON array) for reading it
+    back, so ``attempt_items`` is only searched by item: its index by attempt goes. That index
+    took an entry per item sent (~1.6k of ``record_attempts``' ~4.5k instructions per item,
+    callgrind). Attempts recorded before are given their lists from that index first."""
+    if _add_columns(conn, "attempts", ("items",)):
+        conn.execute(
+            "UPDATE attempts SET items = (SELECT json_group_array(item_id) FROM attempt_items"
+            " WHERE attempt_id = attempts.id)"
+        )
+    conn.execute("DROP INDEX IF EXISTS attempt_items_attempt")
+
+
 def _columns(conn: sqlite3.Connection, table: str) -> set[str]:
     return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
 
@@ -222,6 +235,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         9, "index items_ready split into items_pending and items_leased: cheaper leases", _V9
     ),
     Migration(10, "table outcomes: a delivered item refers to its shared outcome", _V10),
+    Migration(
+        11,
+        "attempts.items lists an attempt's items; index attempt_items_attempt dropped",
+        "",
+        _attempt_item_lists,
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -602,10 +602,13 @@ def counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str], int]:
 
 
 def record_attempts(conn: sqlite3.Connection, attempts: Sequence[Attempt]) -> None:
+    """Each attempt's row lists its items (read back by ``attempts_of``); ``attempt_items``
+    finds the attempts of an item (migration 11)."""
     for a in attempts:
+        listed = id_list(a.item_ids)
         attempt_id = conn.execute(
             "INSERT INTO attempts (at, route, status, duration_ms, correlation_id, error, reason,"
-            " category) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " category, items) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 a.at,
                 a.route,
@@ -615,12 +618,13 @@ def record_attempts(conn: sqlite3.Connection, attempts: Sequence[Attempt]) -> No
                 a.error,
                 a.reason,
                 a.category,
+                listed,
             ),
         ).lastrowid
         conn.execute(
             "INSERT OR IGNORE INTO attempt_items (attempt_id, item_id)"
             " SELECT ?, value FROM json_each(?)",
-            (attempt_id, id_list(a.item_ids)),
+            (attempt_id, listed),
         )
 
 
@@ -661,24 +665,22 @@ def items_where(
     ]
 
 
+_ITEM_IDS = msgspec.json.Decoder(tuple[int, ...])
+
+
 def attempts_of(conn: sqlite3.Connection, item_ids: Sequence[int]) -> list[Attempt]:
     if not item_ids:
         return []
     marks = ",".join("?" * len(item_ids))
     rows = conn.execute(
-        "SELECT a.id, a.at, a.route, a.status, a.duration_ms, a.correlation_id, a.error,"
+        "SELECT a.items, a.at, a.route, a.status, a.duration_ms, a.correlation_id, a.error,"
         " a.reason, a.category FROM attempts a WHERE a.id IN (SELECT attempt_id"
         f" FROM attempt_items WHERE item_id IN ({marks})) ORDER BY a.at",
         tuple(item_ids),
     ).fetchall()
     out = []
     for r in rows:
-        ids = tuple(
-            x[0]
-            for x in conn.execute(
-                "SELECT item_id FROM attempt_items WHERE attempt_id = ?", (r[0],)
-            ).fetchall()
-        )
+        ids = _ITEM_IDS.decode(r[0])
         out.append(
             Attempt(
                 item_ids=ids,
