@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from forwarder.identity.keys import links
-from forwarder.storage.base import Item
+from forwarder.storage.base import Item, Key
 from forwarder.storage.roles import IdentityGraph
 from forwarder.telemetry import get_logger
 
@@ -43,10 +43,17 @@ class Linker:
     ) -> Coroutine[Any, Any, list[Item]] | None:
         """What ``__call__`` does, begun now (the storage call is under way), as a coroutine to
         await for its result; None when ``events`` teach no link (most events)."""
-        groups = [keys for data in events if (keys := links(data))]
-        if not groups:
+        # Each link once: a batch from one device repeats its user's link in every event, and
+        # learning it again in the same call (same clock) changes nothing.
+        distinct: dict[tuple[Key, ...], list[Key]] = {}
+        for data in events:
+            keys = links(data)
+            if keys:
+                distinct.setdefault(tuple(keys), keys)
+        if not distinct:
             return None
         # One storage call for the whole request, however many events teach links.
+        groups = list(distinct.values())
         return self._released(portal, self._storage.learn_soon(portal, groups, now=self._now()))
 
     async def _released(self, portal: str, learning: Awaitable[list[Item]]) -> list[Item]:

@@ -44,9 +44,10 @@ class DefinitionCheck:
     def __init__(self, mapper: Mapper, catalog: DefinitionCatalog) -> None:
         self._mapper = mapper
         self._catalog = catalog
+        self._creates = catalog.creates_missing
 
     def __call__(self, data: Mapping[str, Any]) -> Problem | None:
-        if self._catalog.creates_missing:
+        if self._creates:
             if self._mapper.surely_valid(data):
                 return None  # the common backend event: nothing to find, skip building it
         elif self._surely_valid_mapped(data):
@@ -54,7 +55,7 @@ class DefinitionCheck:
         conversion = self._mapper.conversion(data)
         if conversion is None:
             return None
-        creates = self._catalog.creates_missing
+        creates = self._creates
         if not creates and self._catalog.exists(conversion.event_name) is False:
             return Problem(
                 "$.event", f"custom event {conversion.event_name} is not defined in HubSpot"
@@ -96,10 +97,26 @@ class Destiner:
             name: {m.event: m.timeline_template is not None for m in p.events}
             for name, p in portals.items()
         }
+        self._mapped_tracks = {
+            name: {
+                event: _CONVERSION_AND_TIMELINE if timeline else _CONVERSION
+                for event, timeline in mapped.items()
+            }
+            for name, mapped in self._mapped.items()
+        }
+        """Per portal, the fanout of a track of each mapped name (what ``_destine`` decides for
+        one without ``integrations``)."""
 
     def __call__(
         self, index: int, portal: str, message: Message, data: Mapping[str, Any]
     ) -> Fanout | Rejected:
+        if type(message) is Track and "integrations" not in data:
+            # The common event, decided by its name alone: this runs for every event ingested.
+            mapped = self._mapped_tracks[portal].get(message.event)
+            if mapped is not None:
+                check = self._checks.get(portal)
+                problem = check(data) if check is not None else None
+                return mapped if problem is None else Rejected(index, problem.path, problem.reason)
         fanout = self._destine(index, portal, message, data.get("integrations"))
         check = self._checks.get(portal)
         if (
