@@ -159,6 +159,12 @@ class Mapper:
         ``surely_valid_mapped`` checks of each event against them (None: the definition lacks
         a property the mapping names, every event gets the full check)."""
 
+    def mapped_custom_events(self) -> dict[str, str]:
+        """Each mapped Segment event name and the fully qualified custom event it maps to."""
+        return {
+            name: qualified(self._portal_id, m.custom_event) for name, m in self._mappings.items()
+        }
+
     def custom_event_for(self, name: str) -> str | None:
         """The fully qualified custom event a Segment event name maps to."""
         found = self._names.get(name)

@@ -45,13 +45,19 @@ class DefinitionCheck:
         self._mapper = mapper
         self._catalog = catalog
         self._creates = catalog.creates_missing
+        self._customs = mapper.mapped_custom_events()
 
     def __call__(self, data: Mapping[str, Any]) -> Problem | None:
         if self._creates:
             if self._mapper.surely_valid(data):
                 return None  # the common backend event: nothing to find, skip building it
-        elif self._surely_valid_mapped(data):
-            return None  # a mapped event with plain values: likewise
+        else:
+            # A mapped event with plain values: likewise (this runs for every mapped event).
+            name = data.get("event") or data.get("name")
+            custom = self._customs.get(name) if type(name) is str else None
+            known = self._catalog.properties_of(custom) if custom is not None else None
+            if known is not None and self._mapper.surely_valid_mapped(data, known):
+                return None
         conversion = self._mapper.conversion(data)
         if conversion is None:
             return None
@@ -63,12 +69,6 @@ class DefinitionCheck:
         known = None if creates else self._catalog.properties_of(conversion.event_name)
         found = problems(conversion, known)
         return found[0] if found else None
-
-    def _surely_valid_mapped(self, data: Mapping[str, Any]) -> bool:
-        name = data.get("event") or data.get("name")
-        custom = self._mapper.custom_event_for(name) if type(name) is str else None
-        known = self._catalog.properties_of(custom) if custom is not None else None
-        return known is not None and self._mapper.surely_valid_mapped(data, known)
 
 
 def _attributable(traits: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
