@@ -75,8 +75,14 @@ properties = {{ revenue = "revenue" }}
 """
 
 
-def body(n: int) -> bytes:
-    """The ``n``-th request's batch, as ``benchmarks/ingest.py``'s ``delivered`` app sends it."""
+def body(n: int, fill: bool = False) -> bytes:
+    """The ``n``-th request's batch, as ``benchmarks/ingest.py``'s ``delivered`` app sends it
+    (``fill``: as ``benchmarks/delivery_cpu.py`` fills its store, 1,000 users in turn)."""
+    if fill:
+        from benchmarks.delivery_cpu import event
+
+        events = [event(n * BATCH + i, "run") for i in range(BATCH)]
+        return json.dumps({"batch": events}).encode()
     events = [
         {
             "userId": f"user-{i}",
@@ -96,7 +102,9 @@ def instrument(on: bool) -> None:
     subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], capture_output=True)
 
 
-async def ingest(config: Path, warm: int, counted: int, *, callgrind: bool, tasks: int) -> None:
+async def ingest(
+    config: Path, warm: int, counted: int, *, callgrind: bool, tasks: int, fill: bool
+) -> None:
     """Inside the measured process: ``warm`` requests, then ``counted`` ones measured."""
     import msgspec
 
@@ -113,11 +121,12 @@ async def ingest(config: Path, warm: int, counted: int, *, callgrind: bool, task
     app = create_app(settings, storage=storage)  # as with delivery on: not a shared store
     service, engine = app.state.ingest, app.state.engine
     await storage.open()
-    await engine.load_definitions()
+    if not fill:  # an ingest-only replica (``delivery = false``) does not load them
+        await engine.load_definitions()
     heap.settle()
     auth = "Basic " + base64.b64encode(f"{WRITE_KEY}:".encode()).decode()
     headers = {"authorization": auth, "content-type": "application/json"}
-    bodies = [body(n) for n in range(warm + counted)]
+    bodies = [body(n, fill) for n in range(warm + counted)]
 
     async def one(raw: bytes) -> None:
         async def read() -> bytes:
@@ -165,7 +174,9 @@ def _thread_cpu() -> dict[str, float]:
     return out
 
 
-def count(sandbox_url: str, warm: int, counted: int, keep: Path | None = None) -> list[int]:
+def count(
+    sandbox_url: str, warm: int, counted: int, keep: Path | None = None, *, fill: bool = False
+) -> list[int]:
     """Instructions per thread (in creation order) of a run of ``counted`` requests; with
     ``keep``, callgrind's files are copied there (for ``callgrind_annotate``)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -173,7 +184,7 @@ def count(sandbox_url: str, warm: int, counted: int, keep: Path | None = None) -
         out = Path(tmp) / "callgrind.out"
         cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--instr-atstart=no"]
         cmd += [f"--callgrind-out-file={out}", sys.executable, __file__, "--config", str(config)]
-        cmd += ["--warm", str(warm), "--inside", str(counted)]
+        cmd += ["--warm", str(warm), "--inside", str(counted), *(["--fill"] if fill else [])]
         subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
@@ -229,19 +240,29 @@ def main() -> None:
     parser.add_argument("--warm", type=int, default=30, help="requests before counting")
     parser.add_argument("--cpu", type=int, help="thread CPU of this many requests, no valgrind")
     parser.add_argument("--keep", type=Path, help="copy callgrind's files into this folder")
+    parser.add_argument(
+        "--fill",
+        action="store_true",
+        help="delivery_cpu.py's fill: its events, definitions not loaded (delivery off)",
+    )
     parser.add_argument("--tasks", type=int, default=1, help="requests in flight (--cpu)")
     args = parser.parse_args()
     if args.inside is not None:
-        asyncio.run(ingest(args.config, args.warm, args.inside, callgrind=True, tasks=1))
+        asyncio.run(
+            ingest(args.config, args.warm, args.inside, callgrind=True, tasks=1, fill=args.fill)
+        )
         return
     with sandbox() as url:
         if args.cpu:
             with tempfile.TemporaryDirectory() as tmp:
                 config = write_config(Path(tmp), url)
-                coro = ingest(config, args.warm, args.cpu, callgrind=False, tasks=args.tasks)
+                coro = ingest(
+                    config, args.warm, args.cpu, callgrind=False, tasks=args.tasks, fill=args.fill
+                )
                 asyncio.run(coro)
             return
-        few, many = count(url, args.warm, 2, args.keep), count(url, args.warm, 6, args.keep)
+        few = count(url, args.warm, 2, args.keep, fill=args.fill)
+        many = count(url, args.warm, 6, args.keep, fill=args.fill)
     per = [(m - f) / (4 * BATCH) for f, m in zip(few, many, strict=False)]
     writer = max(range(1, len(per)), key=lambda i: per[i]) if len(per) > 1 else None
     print(f"main thread: {per[0]:,.0f} instructions per event")

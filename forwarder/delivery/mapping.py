@@ -154,7 +154,7 @@ class Mapper:
         """Per mapped event: its property sources as split paths, and their HubSpot names."""
         self._names: dict[str, str] = {}
         """Segment event name -> custom event name ("" for none), computed once per name."""
-        self._plans: dict[str, tuple[Mapping[str, str], _Plan | None]] = {}
+        self._plans: dict[str, tuple[Mapping[str, str] | None, _Plan | None]] = {}
         """Per mapped event: the definition's properties last checked, and what
         ``surely_valid_mapped`` checks of each event against them (None: the definition lacks
         a property the mapping names, every event gets the full check)."""
@@ -253,12 +253,13 @@ class Mapper:
         context = data.get("context")
         return not context or (type(context) is dict and _CONTEXT_KEYS.isdisjoint(context))
 
-    def surely_valid_mapped(self, data: Mapping[str, Any], known: Mapping[str, str]) -> bool:
+    def surely_valid_mapped(self, data: Mapping[str, Any], known: Mapping[str, str] | None) -> bool:
         """The quick test of ``surely_valid`` for a mapped event whose definition HubSpot has
-        (``known``: its property types). True only when ``problems(self.conversion(data),
-        known)`` is certainly empty: every mapped property a valid name the definition has,
-        each value a short scalar (a string only where no number is expected), and no context
-        fields that map to HubSpot's own properties. Anything else gets the full check.
+        (``known``: its property types; None when they are not known, as on a replica that
+        does not deliver). True only when ``problems(self.conversion(data), known)`` is
+        certainly empty: every mapped property a valid name the definition has, each value a
+        short scalar (a string only where no number is expected), and no context fields that
+        map to HubSpot's own properties. Anything else gets the full check.
 
         This runs for every mapped event ingested: what depends on the event's name and the
         definition alone is decided once per definition (``_plan``).
@@ -276,15 +277,19 @@ class Mapper:
         context = data.get("context")
         return not context or (type(context) is dict and _CONTEXT_KEYS.isdisjoint(context))
 
-    def _plan(self, event: str, known: Mapping[str, str]) -> _Plan | None:
+    def _plan(self, event: str, known: Mapping[str, str] | None) -> _Plan | None:
         """Per property ``event`` maps: its source path, and whether a string (or a bool) may
         go there (not where the definition expects a number); None unless every property is a
-        valid name ``known`` has."""
+        valid name ``known`` has (any valid name when ``known`` is None)."""
         sources = self._sources[event]
         targets = [target for _, target in sources]
-        if len(targets) > MAX_PROPERTIES or not all(_valid_name(t) and t in known for t in targets):
+        if len(targets) > MAX_PROPERTIES or not all(
+            _valid_name(t) and (known is None or t in known) for t in targets
+        ):
             return None
-        return tuple((parts, known[target] != "number") for parts, target in sources)
+        return tuple(
+            (parts, known is None or known[target] != "number") for parts, target in sources
+        )
 
     @staticmethod
     def _put(properties: dict[str, str], name: str, value: Any) -> None:

@@ -55,9 +55,14 @@ class DefinitionCheck:
             # A mapped event with plain values: likewise (this runs for every mapped event).
             name = data.get("event") or data.get("name")
             custom = self._customs.get(name) if type(name) is str else None
-            known = self._catalog.properties_of(custom) if custom is not None else None
-            if known is not None and self._mapper.surely_valid_mapped(data, known):
-                return None
+            if custom is not None:
+                known = self._catalog.properties_of(custom)
+                # Definitions not loaded (a replica that does not deliver): nothing is known
+                # to be missing, only names and values can be wrong.
+                if (known is not None or not self._catalog.loaded) and (
+                    self._mapper.surely_valid_mapped(data, known)
+                ):
+                    return None
         conversion = self._mapper.conversion(data)
         if conversion is None:
             return None
