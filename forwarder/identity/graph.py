@@ -43,17 +43,20 @@ class Linker:
     ) -> Coroutine[Any, Any, list[Item]] | None:
         """What ``__call__`` does, begun now (the storage call is under way), as a coroutine to
         await for its result; None when ``events`` teach no link (most events)."""
-        # Each link once: a batch from one device repeats its user's link in every event, and
-        # learning it again in the same call (same clock) changes nothing.
-        distinct: dict[tuple[Key, ...], list[Key]] = {}
+        # A link repeated by the events that follow it is given once: a batch from one device
+        # asserts its user's link in every event, and learning it again in the same call (same
+        # clock) changes nothing. Only the previous link is compared (a list comparison): a
+        # set of every link costs more than it saves when the links all differ.
+        groups: list[list[Key]] = []
+        last: list[Key] | None = None
         for data in events:
             keys = links(data)
-            if keys:
-                distinct.setdefault(tuple(keys), keys)
-        if not distinct:
+            if keys and keys != last:
+                groups.append(keys)
+                last = keys
+        if not groups:
             return None
         # One storage call for the whole request, however many events teach links.
-        groups = list(distinct.values())
         return self._released(portal, self._storage.learn_soon(portal, groups, now=self._now()))
 
     async def _released(self, portal: str, learning: Awaitable[list[Item]]) -> list[Item]:

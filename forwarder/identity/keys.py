@@ -84,7 +84,9 @@ def links(data: Mapping[str, Any]) -> list[Key]:
     if type(traits) is dict or isinstance(traits, Mapping):
         email = traits.get("email")
         if email is not None:
-            email = normalise_email(email)
+            # ``normalise_email``: its remembered answer asked at once for a usual string
+            usual = type(email) is str and len(email) <= 320
+            email = _normalised(email) if usual else normalise_email(email)
             if email is not None:
                 keys.append(("email", email))
     utk = context.get("hubspotutk")

@@ -54,7 +54,7 @@ async def test_deletion_erases_the_person_holding_the_contact_id(storage: Sqlite
     assert await storage.people_of("main", [EMAIL]) == {}
 
 
-async def test_a_link_repeated_by_every_event_of_a_request_is_learned_once(
+async def test_a_link_repeated_by_the_events_of_a_request_is_given_to_the_store_once(
     storage: SqliteStorage,
 ) -> None:
     """A batch from one device asserts its user's link in each event: the store gets it once."""
@@ -68,7 +68,7 @@ async def test_a_link_repeated_by_every_event_of_a_request_is_learned_once(
     storage.learn_soon = counting  # type: ignore[method-assign]
     event = {"type": "track", "userId": "u1", "context": {"traits": {"email": "A@x.io"}}}
     other = {"type": "track", "userId": "u2", "context": {"traits": {"email": "b@x.io"}}}
-    await Linker(storage, lambda: 1.0)("main", [event, other, event, event, other])
+    await Linker(storage, lambda: 1.0)("main", [event, event, event, other, other])
     assert asked == [[[("userId", "u1"), EMAIL], [("userId", "u2"), ("email", "b@x.io")]]]
     [person] = (await storage.people_of("main", [("userId", "u1")])).values()
     assert EMAIL in person
