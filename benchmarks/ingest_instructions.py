@@ -4,7 +4,8 @@ Run by hand, never in CI (deterministic where CPU times of a few µs drift by 20
 machine)::
 
     python benchmarks/ingest_instructions.py                 # callgrind, 2 then 6 batches
-    python benchmarks/ingest_instructions.py --cpu 2000      # thread CPU of 2,000 batches instead
+    python benchmarks/ingest_instructions.py --fill          # delivery_cpu.py's fill instead
+    python benchmarks/ingest_instructions.py --cpu 2000 --tasks 16   # thread CPU, no valgrind
 
 It builds the forwarder as ``forwarder serve`` does (``create_app``, then ``heap.settle``) with
 ``benchmarks/ingest.py``'s ``delivered`` configuration (a mapped ``Order Completed``, SQLite with
@@ -13,6 +14,9 @@ only ingest is counted: the definitions are loaded from a sandbox in its own pro
 valgrind), as a serving process with delivery on loads them at start. The body is the
 ``delivered`` app's batch: 100 events, each with its own ``messageId``, ``userId`` and
 ``context.traits.email`` (the same 100 users every request, as ``ingest.py`` sends them).
+With ``--fill``, ``delivery_cpu.py``'s fill instead: its events (1,000 users in turn) and no
+definitions loaded (its server runs with delivery off). ``--cpu N`` reads each thread's CPU
+time (``/proc``) over N requests, ``--tasks`` of them in flight, and prints µs per event.
 
 Requests go through ``IngestService.process`` (the fast path's entry: authentication, body,
 validation, accept, the group commit, the log line) one after another, each answered before
