@@ -43,8 +43,15 @@ CONTEXT_DEFAULTS: tuple[tuple[str, str], ...] = (
 )
 _CONTEXT_KEYS = frozenset(path.split(".")[1] for path, _ in CONTEXT_DEFAULTS)
 _SHORTEST_LIMIT = 256
-_SHORT_NUMBER = 10**200
-"""Numbers below this have fewer than 256 characters as HubSpot strings."""
+_SHORT_NUMBER = 1e200
+"""Numbers below this have fewer than 256 characters as HubSpot strings (a float: comparing an
+int or a float with it is cheaper than with the int ``10**200``, once per property of every
+event)."""
+_LOW_NUMBER = -_SHORT_NUMBER
+
+
+_Plan = tuple[tuple[tuple[str, ...], bool], ...]
+"""``Mapper._plan``: per mapped property, its source path and whether a string may go there."""
 
 
 def _context_groups() -> dict[str, tuple[tuple[tuple[str, ...], str], ...]]:
@@ -147,9 +154,16 @@ class Mapper:
         """Per mapped event: its property sources as split paths, and their HubSpot names."""
         self._names: dict[str, str] = {}
         """Segment event name -> custom event name ("" for none), computed once per name."""
-        self._known_targets: dict[str, tuple[Mapping[str, str], bool]] = {}
-        """Per mapped event: the definition's properties last checked, and whether they have
-        every property the mapping names (``surely_valid_mapped``)."""
+        self._plans: dict[str, tuple[Mapping[str, str] | None, _Plan | None]] = {}
+        """Per mapped event: the definition's properties last checked, and what
+        ``surely_valid_mapped`` checks of each event against them (None: the definition lacks
+        a property the mapping names, every event gets the full check)."""
+
+    def mapped_custom_events(self) -> dict[str, str]:
+        """Each mapped Segment event name and the fully qualified custom event it maps to."""
+        return {
+            name: qualified(self._portal_id, m.custom_event) for name, m in self._mappings.items()
+        }
 
     def custom_event_for(self, name: str) -> str | None:
         """The fully qualified custom event a Segment event name maps to."""
@@ -230,57 +244,79 @@ class Mapper:
                     if len(value) > _SHORTEST_LIMIT:
                         return False
                 elif kind is int or kind is float:
-                    if not -_SHORT_NUMBER < value < _SHORT_NUMBER:
+                    if not _LOW_NUMBER < value < _SHORT_NUMBER:
                         return False
                 elif (
                     kind is not bool and value is not None and kind is not dict and kind is not list
                 ):
                     return False
         context = data.get("context")
-        return not context or (type(context) is dict and context.keys().isdisjoint(_CONTEXT_KEYS))
+        return not context or (type(context) is dict and _CONTEXT_KEYS.isdisjoint(context))
 
-    def surely_valid_mapped(self, data: Mapping[str, Any], known: Mapping[str, str]) -> bool:
+    def surely_valid_mapped(self, data: Mapping[str, Any], known: Mapping[str, str] | None) -> bool:
         """The quick test of ``surely_valid`` for a mapped event whose definition HubSpot has
-        (``known``: its property types). True only when ``problems(self.conversion(data),
-        known)`` is certainly empty: every mapped property a valid name the definition has,
-        each value a short scalar (a string only where no number is expected), and no context
-        fields that map to HubSpot's own properties. Anything else gets the full check.
+        (``known``: its property types; None when they are not known, as on a replica that
+        does not deliver). True only when ``problems(self.conversion(data), known)`` is
+        certainly empty: every mapped property a valid name the definition has, each value a
+        short scalar (a string only where no number is expected), and no context fields that
+        map to HubSpot's own properties. Anything else gets the full check.
+
+        This runs for every mapped event ingested: what depends on the event's name and the
+        definition alone is decided once per definition (``_plan``).
         """
         name = data.get("event") or data.get("name")
-        mapping = self._mappings.get(name) if type(name) is str else None
-        if mapping is None or not self._targets_known(mapping.event, known):
-            return False
-        for parts, target in self._sources[mapping.event]:
-            value = _walk(data, parts)
-            kind = type(value)
-            if kind is int or kind is float:
-                if not -_SHORT_NUMBER < value < _SHORT_NUMBER:  # NaN fails both
-                    return False
-            elif kind is str or kind is bool:
-                if (kind is str and len(value) > _SHORTEST_LIMIT) or known[target] == "number":
-                    return False
-            elif value is not None:
-                return False
-        context = data.get("context")
-        return not context or (type(context) is dict and context.keys().isdisjoint(_CONTEXT_KEYS))
-
-    def _targets_known(self, event: str, known: Mapping[str, str]) -> bool:
-        """Whether every property ``event`` maps to is a valid name in ``known`` (kept per
-        event for as long as the definitions it was decided for are the current ones)."""
-        decided = self._known_targets.get(event)
+        decided = self._plans.get(name) if type(name) is str else None
         if decided is None or decided[0] is not known:
-            targets = [target for _, target in self._sources[event]]
-            ok = len(targets) <= MAX_PROPERTIES and all(
-                _valid_name(t) and t in known for t in targets
-            )
-            decided = self._known_targets[event] = (known, ok)
-        return decided[1]
+            mapping = self._mappings.get(name) if type(name) is str else None
+            if mapping is None:
+                return False
+            decided = self._plans[mapping.event] = (known, self._plan(mapping.event, known))
+        plan = decided[1]
+        if plan is None or not _plain_values(data, plan):
+            return False
+        context = data.get("context")
+        return not context or (type(context) is dict and _CONTEXT_KEYS.isdisjoint(context))
+
+    def _plan(self, event: str, known: Mapping[str, str] | None) -> _Plan | None:
+        """Per property ``event`` maps: its source path, and whether a string (or a bool) may
+        go there (not where the definition expects a number); None unless every property is a
+        valid name ``known`` has (any valid name when ``known`` is None)."""
+        sources = self._sources[event]
+        targets = [target for _, target in sources]
+        if len(targets) > MAX_PROPERTIES or not all(
+            _valid_name(t) and (known is None or t in known) for t in targets
+        ):
+            return None
+        return tuple(
+            (parts, known is None or known[target] != "number") for parts, target in sources
+        )
 
     @staticmethod
     def _put(properties: dict[str, str], name: str, value: Any) -> None:
         text = coerce(value)
         if text is not None and text != "":
             properties[name] = text
+
+
+def _plain_values(data: Mapping[str, Any], plan: _Plan) -> bool:
+    """Whether every property ``plan`` maps is absent or a short scalar of a type it may have."""
+    for parts, text_ok in plan:
+        value: Any = data
+        for part in parts:  # ``_walk``, inlined: once per mapped property of every event
+            if type(value) is not dict and (value is None or not isinstance(value, Mapping)):
+                value = None
+                break
+            value = value.get(part)
+        kind = type(value)
+        if kind is int or kind is float:
+            if not _LOW_NUMBER < value < _SHORT_NUMBER:  # NaN fails both
+                return False
+        elif kind is str or kind is bool:
+            if not text_ok or (kind is str and len(value) > _SHORTEST_LIMIT):
+                return False
+        elif value is not None:
+            return False
+    return True
 
 
 def problems(conversion: Conversion, known: Mapping[str, str] | None) -> list[Problem]:

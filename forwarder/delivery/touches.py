@@ -73,13 +73,26 @@ class TouchReader:
     def __call__(self, data: Mapping[str, Any], sender: str | None = None) -> list[Touch]:
         """The touches ``data`` carries, oldest first (empty for most events); ``sender`` is the
         configured source that sent it."""
-        context = _mapping(data.get("context"))
-        if not context:
-            return []
+        context = data.get("context")
+        if type(context) is dict:
+            if (
+                "attribution" not in context
+                and "campaign" not in context
+                and "clickIds" not in context
+                and (not self._referrers or data.get("type") != "page")
+            ):
+                return []  # the common case, answered in a few look-ups (every event asks)
+        else:
+            context = _mapping(context)
+        return self._read(data, context, sender) if context else []
+
+    def _read(
+        self, data: Mapping[str, Any], context: Mapping[str, Any], sender: str | None
+    ) -> list[Touch]:
         kept = _mapping(context.get("attribution"))
         campaign = "campaign" in context or "clickIds" in context
         if not (kept or campaign or self._referrer_of(data)):
-            return []  # the common case: nothing to read (and no timestamp to parse)
+            return []  # nothing to read (and no timestamp to parse)
         event_at = epoch(data.get("timestamp"))
         if event_at is None:
             return []

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from forwarder.identity.keys import links
-from forwarder.storage.base import Item
+from forwarder.storage.base import Item, Key
 from forwarder.storage.roles import IdentityGraph
 from forwarder.telemetry import get_logger
 
@@ -43,7 +43,17 @@ class Linker:
     ) -> Coroutine[Any, Any, list[Item]] | None:
         """What ``__call__`` does, begun now (the storage call is under way), as a coroutine to
         await for its result; None when ``events`` teach no link (most events)."""
-        groups = [keys for data in events if (keys := links(data))]
+        # A link repeated by the events that follow it is given once: a batch from one device
+        # asserts its user's link in every event, and learning it again in the same call (same
+        # clock) changes nothing. Only the previous link is compared (a list comparison): a
+        # set of every link costs more than it saves when the links all differ.
+        groups: list[list[Key]] = []
+        last: list[Key] | None = None
+        for data in events:
+            keys = links(data)
+            if keys and keys != last:
+                groups.append(keys)
+                last = keys
         if not groups:
             return None
         # One storage call for the whole request, however many events teach links.

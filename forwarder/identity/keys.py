@@ -51,12 +51,17 @@ def text_id(value: object) -> str | None:
 def person_keys(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The keys an event of a person waits on: its anonymousId and userId."""
     keys: list[tuple[str, str]] = []
-    anonymous = text_id(data.get("anonymousId"))
+    # ``text_id``, inlined for strings: this runs for every event that teaches a link.
+    anonymous = data.get("anonymousId")
     if anonymous is not None:
-        keys.append(("anonymousId", anonymous))
-    user = text_id(data.get("userId"))
+        anonymous = anonymous.strip() if type(anonymous) is str else text_id(anonymous)
+        if anonymous:
+            keys.append(("anonymousId", anonymous))
+    user = data.get("userId")
     if user is not None:
-        keys.append(("userId", user))
+        user = user.strip() if type(user) is str else text_id(user)
+        if user:
+            keys.append(("userId", user))
     return keys
 
 
@@ -77,12 +82,18 @@ def links(data: Mapping[str, Any]) -> list[Key]:
     keys = person_keys(data)
     traits = data.get("traits") if kind == "identify" else context.get("traits")
     if type(traits) is dict or isinstance(traits, Mapping):
-        email = normalise_email(traits.get("email"))
+        email = traits.get("email")
         if email is not None:
-            keys.append(("email", email))
-    utk = text_id(context.get("hubspotutk"))
+            # ``normalise_email``: its remembered answer asked at once for a usual string
+            usual = type(email) is str and len(email) <= 320
+            email = _normalised(email) if usual else normalise_email(email)
+            if email is not None:
+                keys.append(("email", email))
+    utk = context.get("hubspotutk")
     if utk is not None:
-        keys.append(("utk", utk))
+        utk = text_id(utk)
+        if utk is not None:
+            keys.append(("utk", utk))
     hubspot = context.get("hubspot")
     if (
         hubspot is not None  # the ABC check is slow, and most events have none
@@ -93,6 +104,11 @@ def links(data: Mapping[str, Any]) -> list[Key]:
     if kind != "alias":
         # Each kind at most once: no key can repeat.
         return keys if len(keys) >= 2 else []
+    return _aliased(data, keys)
+
+
+def _aliased(data: Mapping[str, Any], keys: list[Key]) -> list[Key]:
+    """``links`` of an alias: ``keys`` and its previousId."""
     previous = text_id(data.get("previousId"))
     if previous is not None:
         # Segment's alias: previousId is usually the anonymousId the user had before.

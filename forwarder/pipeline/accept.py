@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
@@ -23,6 +23,17 @@ from forwarder.storage.base import Accepted, AppendResult, Item, NewEvent
 from forwarder.storage.roles import EventLog, IdentityGraph
 from forwarder.tallies import event_type, reason_label
 from forwarder.telemetry import Metrics
+
+
+class _Prepared(NamedTuple):
+    """``Accepter._prepare``'s answer."""
+
+    events: list[NewEvent]
+    datas: list[dict[str, Any]]
+    kinds: dict[str, int]
+    """How many events of each kind (``event_type``)."""
+    queues: set[str]
+    """Every destination queue of the events."""
 
 
 class AcceptStore(EventLog, IdentityGraph, Protocol):
@@ -86,7 +97,7 @@ class Accepter:
         if await self._storage.pending_count() >= self._max_backlog:
             raise BacklogFullError(f"backlog reached storage.max_backlog ({self._max_backlog})")
         now = self._clock.now()
-        events, datas = self._prepare(source, decoded, now, rejected)
+        events, datas, kinds, queues = self._prepare(source, decoded, now, rejected)
         if rejected:
             self._metrics.discarded.labels("invalid", "false").inc(len(rejected))
             self._tally_rejected(source.name, now, decoded, rejected)
@@ -105,12 +116,16 @@ class Accepter:
         # of the older generations walked (the caller has let go of ``decoded`` already).
         del decoded, datas
         results = await self._store(events, now, touching, linking)
-        accepted = sum(type(r) is Accepted for r in results)
+        accepted = list(map(type, results)).count(Accepted)  # C loops: once per event
         if accepted and self._on_accepted is not None:
-            queues = set(events[0].destinations).union(*(e.destinations for e in events[1:]))
             self._on_accepted(source.portal, tuple(sorted(queues)))
         duplicates = len(results) - accepted
-        self._tally_results(source.name, now, events, results)
+        if duplicates:
+            self._tally_results(source.name, now, events, results)
+        else:  # the common case: counted by kind as the events were prepared
+            for kind, n in kinds.items():
+                self._tally.add(now, source.name, kind, "received", n)
+                self._tally.add(now, source.name, kind, "accepted", n)
         accepted_counter.inc(accepted)
         if duplicates:
             self._metrics.discarded.labels("duplicate", "true").inc(duplicates)
@@ -123,17 +138,21 @@ class Accepter:
 
     def _prepare(
         self, source: SourceSettings, decoded: Decoded, now: float, rejected: list[Rejected]
-    ) -> tuple[list[NewEvent], list[dict[str, Any]]]:
-        """Stamp and route each valid event; the ones to store, and their dicts. Events that
-        routing refuses join ``rejected``. This runs for every event ingested: what the loop
-        reads is looked up once, and ``NewEvent`` is built positionally."""
+    ) -> _Prepared:
+        """Stamp and route each valid event: the ones to store, their dicts, how many of each
+        kind (``event_type``) and their queues. Events that routing refuses join ``rejected``.
+        This runs for every event ingested: what the loop reads is looked up once, and
+        ``NewEvent`` is built positionally."""
         received_at = datetime.fromtimestamp(now, UTC)
         received_iso = iso(received_at)
         stamp, destine, encode = self._stamp, self._destine, self._encode
-        portal, name, always_test = source.portal, source.name, source.test
+        portal, source_name, always_test = source.portal, source.name, source.test
         window = self._fingerprint_window_s
         events: list[NewEvent] = []
         datas: list[dict[str, Any]] = []
+        kinds: dict[str, int] = {}
+        queues: set[str] = set()
+        routed: object = None
         for event in decoded.valid:
             data, message = event.data, event.message
             fingerprinted = stamp(event, received_at, received_iso)
@@ -141,15 +160,22 @@ class Accepter:
             if isinstance(fanout, Rejected):
                 rejected.append(fanout)
                 continue
+            if fanout is not routed:  # most events of a request share one (``destine``)
+                queues.update(fanout.destinations)
+                routed = fanout
             context = data.get("context")
+            kind = data["type"]
+            name = getattr(message, "event", None) or getattr(message, "name", None)
+            counted = name if kind == "track" and name else kind  # ``event_type``, inlined
+            kinds[counted] = kinds.get(counted, 0) + 1
             datas.append(data)
             events.append(
                 NewEvent(
                     portal,
                     data["messageId"],
+                    source_name,
+                    kind,
                     name,
-                    data["type"],
-                    getattr(message, "event", None) or getattr(message, "name", None),
                     now,
                     encode(data),
                     fanout.destinations,
@@ -158,7 +184,7 @@ class Accepter:
                     window if fingerprinted else None,
                 )
             )
-        return events, datas
+        return _Prepared(events, datas, kinds, queues)
 
     async def _store(
         self,

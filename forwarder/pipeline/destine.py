@@ -44,17 +44,29 @@ class DefinitionCheck:
     def __init__(self, mapper: Mapper, catalog: DefinitionCatalog) -> None:
         self._mapper = mapper
         self._catalog = catalog
+        self._creates = catalog.creates_missing
+        self._customs = mapper.mapped_custom_events()
 
     def __call__(self, data: Mapping[str, Any]) -> Problem | None:
-        if self._catalog.creates_missing:
+        if self._creates:
             if self._mapper.surely_valid(data):
                 return None  # the common backend event: nothing to find, skip building it
-        elif self._surely_valid_mapped(data):
-            return None  # a mapped event with plain values: likewise
+        else:
+            # A mapped event with plain values: likewise (this runs for every mapped event).
+            name = data.get("event") or data.get("name")
+            custom = self._customs.get(name) if type(name) is str else None
+            if custom is not None:
+                known = self._catalog.properties_of(custom)
+                # Definitions not loaded (a replica that does not deliver): nothing is known
+                # to be missing, only names and values can be wrong.
+                if (known is not None or not self._catalog.loaded) and (
+                    self._mapper.surely_valid_mapped(data, known)
+                ):
+                    return None
         conversion = self._mapper.conversion(data)
         if conversion is None:
             return None
-        creates = self._catalog.creates_missing
+        creates = self._creates
         if not creates and self._catalog.exists(conversion.event_name) is False:
             return Problem(
                 "$.event", f"custom event {conversion.event_name} is not defined in HubSpot"
@@ -62,12 +74,6 @@ class DefinitionCheck:
         known = None if creates else self._catalog.properties_of(conversion.event_name)
         found = problems(conversion, known)
         return found[0] if found else None
-
-    def _surely_valid_mapped(self, data: Mapping[str, Any]) -> bool:
-        name = data.get("event") or data.get("name")
-        custom = self._mapper.custom_event_for(name) if type(name) is str else None
-        known = self._catalog.properties_of(custom) if custom is not None else None
-        return known is not None and self._mapper.surely_valid_mapped(data, known)
 
 
 def _attributable(traits: Mapping[str, Any], context: Mapping[str, Any]) -> bool:
@@ -96,10 +102,26 @@ class Destiner:
             name: {m.event: m.timeline_template is not None for m in p.events}
             for name, p in portals.items()
         }
+        self._mapped_tracks = {
+            name: {
+                event: _CONVERSION_AND_TIMELINE if timeline else _CONVERSION
+                for event, timeline in mapped.items()
+            }
+            for name, mapped in self._mapped.items()
+        }
+        """Per portal, the fanout of a track of each mapped name (what ``_destine`` decides for
+        one without ``integrations``)."""
 
     def __call__(
         self, index: int, portal: str, message: Message, data: Mapping[str, Any]
     ) -> Fanout | Rejected:
+        if type(message) is Track and "integrations" not in data:
+            # The common event, decided by its name alone: this runs for every event ingested.
+            mapped = self._mapped_tracks[portal].get(message.event)
+            if mapped is not None:
+                check = self._checks.get(portal)
+                problem = check(data) if check is not None else None
+                return mapped if problem is None else Rejected(index, problem.path, problem.reason)
         fanout = self._destine(index, portal, message, data.get("integrations"))
         check = self._checks.get(portal)
         if (

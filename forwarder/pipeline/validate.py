@@ -201,11 +201,28 @@ class Validator:
         if len(datas) > self._max_events:
             return None  # refused by the event-by-event path, with its reason
         shared = _Shared(typed)
+        lends = bool(shared.containers) or shared.sent_at is not None
         valid: list[Valid] = []
         rejected: list[Rejected] = []
+        shares = _OBJECT_FIELDS
+        # Once per event of every batch: the object fields shared (``_OBJECT_FIELDS``), and an
+        # event without times (no year to check) and with an id valid as it is (``_identified``).
         for index, (message, data) in enumerate(zip(typed.batch, datas, strict=True)):
-            _share(message, data)
-            outcome = _lend(index, message, data, shared)
+            for name, key in shares[type(message)]:
+                own = data.get(key)
+                if type(own) is dict:
+                    setattr(message, name, own)
+            if lends:
+                outcome = _lend(index, message, data, shared)
+            elif (message.user_id is not None or message.anonymous_id is not None) and (
+                message.timestamp is None
+                and message.original_timestamp is None
+                and message.sent_at is None
+            ):
+                valid.append(Valid(index, message, data))
+                continue
+            else:
+                outcome = _identified(Valid(index, message, data))
             if isinstance(outcome, Valid):
                 valid.append(outcome)
             else:
@@ -287,18 +304,11 @@ _OBJECT_FIELDS = {
     for cls in MESSAGE_TYPES.values()
 }
 """Per message type, its free-form object fields (``context``, ``properties``...): (attribute,
-JSON name)."""
-
-
-def _share(message: Message, data: dict[str, Any]) -> None:
-    """Point ``message``'s object fields at the same objects of ``data``, which a batch's
-    second decode built equal: the typed copies are freed at once. Every event of a request
-    lives until its request is answered, and the garbage collector walks (and promotes) every
-    container alive whenever a few hundred new ones are: these were a third of them."""
-    for name, key in _OBJECT_FIELDS[type(message)]:
-        own = data.get(key)
-        if type(own) is dict:
-            setattr(message, name, own)
+JSON name). ``Validator._decode_whole`` points a message's object fields at the same objects of
+its dict, which the batch's second decode built equal: the typed copies are freed at once. Every
+event of a request lives until its request is answered, and the garbage collector walks (and
+promotes) every container alive whenever a few hundred new ones are: these were a third of
+them."""
 
 
 def _lend(index: int, message: Message, data: dict[str, Any], shared: _Shared) -> Valid | Rejected:

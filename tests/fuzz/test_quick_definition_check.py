@@ -81,14 +81,14 @@ KNOWN = {"revenue": "number", "currency": "string", "plan": "enumeration"}
     properties=st.none() | st.dictionaries(st.sampled_from(["revenue", "currency", "x"]), values),
     traits=st.none() | st.dictionaries(st.sampled_from(["plan", "email"]), values),
     context=contexts,
-    known=st.sampled_from([KNOWN, {**KNOWN, "revenue": "string"}, {"revenue": "number"}]),
+    known=st.sampled_from([KNOWN, {**KNOWN, "revenue": "string"}, {"revenue": "number"}, None]),
 )
 def test_a_surely_valid_mapped_event_has_no_problems(
     name: str,
     properties: dict[str, Any] | None,
     traits: dict[str, Any] | None,
     context: dict[str, Any] | None,
-    known: dict[str, str],
+    known: dict[str, str] | None,
 ) -> None:
     data: dict[str, Any] = {"type": "track", "event": name}
     for key, value in (("properties", properties), ("traits", traits), ("context", context)):

@@ -52,3 +52,23 @@ async def test_deletion_erases_the_person_holding_the_contact_id(storage: Sqlite
     await storage.link("main", [("contactId", "11"), EMAIL], now=1.0)
     await ContactChanges(storage).deleted("main", 11, now=2.0)
     assert await storage.people_of("main", [EMAIL]) == {}
+
+
+async def test_a_link_repeated_by_the_events_of_a_request_is_given_to_the_store_once(
+    storage: SqliteStorage,
+) -> None:
+    """A batch from one device asserts its user's link in each event: the store gets it once."""
+    asked: list[list[list[tuple[str, str]]]] = []
+    learn_soon = storage.learn_soon
+
+    def counting(portal: str, groups: list[list[tuple[str, str]]], *, now: float) -> object:
+        asked.append([list(g) for g in groups])
+        return learn_soon(portal, groups, now=now)
+
+    storage.learn_soon = counting  # type: ignore[method-assign]
+    event = {"type": "track", "userId": "u1", "context": {"traits": {"email": "A@x.io"}}}
+    other = {"type": "track", "userId": "u2", "context": {"traits": {"email": "b@x.io"}}}
+    await Linker(storage, lambda: 1.0)("main", [event, event, event, other, other])
+    assert asked == [[[("userId", "u1"), EMAIL], [("userId", "u2"), ("email", "b@x.io")]]]
+    [person] = (await storage.people_of("main", [("userId", "u1")])).values()
+    assert EMAIL in person

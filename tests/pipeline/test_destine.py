@@ -99,3 +99,35 @@ class _Loaded(DefinitionCatalog):
     @property
     def creates_missing(self) -> bool:
         return True
+
+
+class _NotLoaded(DefinitionCatalog):
+    """A catalog that never loaded (an ingest-only replica: delivery off)."""
+
+    def __init__(self) -> None:
+        self._known = None
+        self._create = False
+
+
+@pytest.mark.parametrize(
+    ("properties", "expected"),
+    [
+        (
+            {"revenue": 12.5, "coupon": "SPRING"},
+            Fanout(destinations=(DestinationName.CONVERSIONS,)),
+        ),
+        ({"coupon": "x" * 300}, "value is 300 characters; HubSpot takes 256"),
+        ({"revenue": "lots"}, Fanout(destinations=(DestinationName.CONVERSIONS,))),  # type unknown
+    ],
+)
+def test_without_definitions_a_mapped_event_is_checked_for_what_can_be_known(
+    properties: dict[str, Any], expected: Fanout | str
+) -> None:
+    """Definitions not loaded: nothing is missing, and a value can still be too long."""
+    router = Destiner({"main": PORTAL}, {"main": DefinitionCheck(Mapper(PORTAL), _NotLoaded())})
+    result = route(router, event="Order Completed", properties=properties)
+    if isinstance(expected, str):
+        assert isinstance(result, Rejected)
+        assert (result.path, result.reason) == ("$.properties.coupon_code", expected)
+    else:
+        assert result == expected

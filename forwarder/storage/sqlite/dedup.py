@@ -132,6 +132,22 @@ class SeenKeys:
         shard = self._shards[key & _SHARD]  # asked for every event appended: no tuple made
         return key in shard.recent or shard._find(key) >= 0
 
+    def held(self, keys: Iterable[int]) -> set[int]:
+        """Those of ``keys`` the index holds (``in`` of each, in one call: every key appended
+        is asked, and a call and its look-ups per key cost more than the answer)."""
+        shards = self._shards
+        found: set[int] = set()
+        for key in keys:
+            shard = shards[key & _SHARD]
+            if key in shard.recent:
+                found.add(key)
+                continue
+            sorted_keys = shard.keys
+            at = bisect_left(sorted_keys, key)
+            if at < len(sorted_keys) and sorted_keys[at] == key:
+                found.add(key)
+        return found
+
     def get(self, key: int) -> tuple[int, float] | None:
         """(seq, seen_at) of the key's last accepted event, or None."""
         found = self._shards[key & _SHARD].get(key)

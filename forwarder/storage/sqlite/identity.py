@@ -234,7 +234,8 @@ def _unsettled(portal: str, jobs: Jobs, settled: SettledLinks) -> Jobs:
     """``jobs`` without the groups that are settled and share no key with a group that is not
     (learning that one restamps their keys too). Two settled groups sharing a key are one
     person's keys, the same set: one pass finds them all."""
-    skip = [[settled.settled(portal, frozenset(g)) for g in groups] for groups, _ in jobs]
+    known = settled.of(portal)  # asked once per link of every request: no call per link
+    skip = [[frozenset(g) in known for g in groups] for groups, _ in jobs]
     if not any(any(s) for s in skip):
         return jobs
     learned = {

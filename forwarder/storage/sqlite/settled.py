@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 
 from forwarder.storage.base import Key
 
 _EPOCH_KEY = "identity_epoch"
+_NONE: frozenset[frozenset[Key]] = frozenset()
 _MAX_LINKS = 100_000
 """Links kept at most; past it the cache starts again empty (forgetting only costs a learn)."""
 
@@ -34,13 +36,15 @@ class SettledLinks:
     """Per portal, the settled links (as key sets), with the epoch they were settled in."""
 
     def __init__(self) -> None:
-        self._links: set[tuple[str, frozenset[Key]]] = set()
+        self._links: dict[str, set[frozenset[Key]]] = {}
+        """Per portal, its settled links."""
+        self._count = 0
         self._by_key: dict[tuple[str, Key], list[frozenset[Key]]] = {}
         self._epoch = -1
         """The ``identity_epoch`` this cache is valid for (-1: not read yet)."""
 
     def __len__(self) -> int:
-        return len(self._links)
+        return self._count
 
     def check(self, conn: sqlite3.Connection) -> None:
         """Forget everything when another process changed the graph or its holds since the
@@ -52,26 +56,37 @@ class SettledLinks:
 
     def settled(self, portal: str, keys: frozenset[Key]) -> bool:
         """Whether learning ``keys`` again would change nothing but their stamps."""
-        return (portal, keys) in self._links
+        return keys in self.of(portal)
+
+    def of(self, portal: str) -> AbstractSet[frozenset[Key]]:
+        """The settled links of ``portal`` (``settled`` of many links, without a call each);
+        valid until this cache next changes."""
+        return self._links.get(portal) or _NONE
 
     def add(self, portal: str, keys: frozenset[Key]) -> None:
-        if len(self._links) >= _MAX_LINKS:
+        if self._count >= _MAX_LINKS:
             self.clear()
-        if (portal, keys) in self._links:
+        links = self._links.setdefault(portal, set())
+        if keys in links:
             return
-        self._links.add((portal, keys))
+        links.add(keys)
+        self._count += 1
         for key in keys:
             self._by_key.setdefault((portal, key), []).append(keys)
 
     def forget(self, portal: str, keys: Iterable[Key]) -> None:
         """Forget every settled link holding one of ``keys``."""
+        links = self._links.get(portal)
         for key in keys:
-            for links in self._by_key.pop((portal, key), ()):
-                self._links.discard((portal, links))
+            for gone in self._by_key.pop((portal, key), ()):
+                if links is not None and gone in links:
+                    links.discard(gone)
+                    self._count -= 1
 
     def clear(self) -> None:
         self._links.clear()
         self._by_key.clear()
+        self._count = 0
 
     def reset(self) -> None:
         """Forget everything, the epoch too (a transaction that changed either rolled back)."""

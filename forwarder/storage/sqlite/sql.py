@@ -241,14 +241,17 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
     fresh = _Fresh(next_seq)
     keys: list[int] = []
     values: list[int] = []
+    fresh_seqs, fresh_events, fresh_nows = fresh.seqs, fresh.events, fresh.nows
     for job in jobs:
         results: list[AppendResult] = []
         opened = 0
         now = job.now
         stamp = seen_value(0, now)
-        for ev in job.events:
-            key = key_of(ev.portal, ev.message_id)
-            if key in fresh.seqs or key in seen:
+        events = job.events
+        job_keys = [key_of(ev.portal, ev.message_id) for ev in events]
+        held = seen.held(job_keys)  # one call, not one per event
+        for ev, key in zip(events, job_keys, strict=True):
+            if key in fresh_seqs or key in held:
                 window = job.window_s if ev.dedup_window_s is None else ev.dedup_window_s
                 earlier = _earlier(conn, seen, fresh, key, ev)
                 if earlier is not None and earlier[1] > now - window:
@@ -256,9 +259,9 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
                     continue
             seq = next_seq
             next_seq += 1
-            fresh.seqs[key] = seq
-            fresh.events.append(ev)
-            fresh.nows.append(now)
+            fresh_seqs[key] = seq
+            fresh_events.append(ev)
+            fresh_nows.append(now)
             keys.append(key)
             values.append(stamp | seq << SEQ_SHIFT)
             add(seq, ev, now)
