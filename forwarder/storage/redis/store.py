@@ -628,9 +628,9 @@ def _pack_kvs(keys: Sequence[Key]) -> bytes:
     return _pack_msgpack([f"{kind}{SEP}{value}" for kind, value in keys])
 
 
-def _ids(ids: Sequence[int]) -> str:
-    """Item ids as one comma-joined argument (a script splits it)."""
-    return ",".join(map(str, ids))
+def _ids(ids: Sequence[int]) -> bytes:
+    """Item ids as one msgpack array (a script unpacks it): no ``str`` per id here."""
+    return _pack_msgpack(ids)
 
 
 def _pack(e: NewEvent, payload_arg: int) -> list[Any]:
