@@ -323,6 +323,26 @@ async def test_a_leased_item_carries_its_event_exactly_as_stored() -> None:
     assert {(i.portal, i.destination, i.attempts) for i in items} == {("main", "conversions", 0)}
 
 
+async def test_leased_ids_and_seqs_of_every_msgpack_integer_size_arrive_as_stored() -> None:
+    """The lease's script writes ids, seqs and attempts as msgpack integers: one byte below
+    128, four below 2**32, eight from there."""
+    now = time.time()
+    async with redis_storage() as (storage, _prefix):
+        await storage.client.set(storage.keys.name("seq"), 125)
+        await storage.client.set(storage.keys.name("item_seq"), 2**32 - 3)
+        await storage.append([event(f"m{i}", now) for i in range(4)], now=now, dedup_window_s=60)
+        first = await storage.lease("main", "conversions", limit=4, now=now, lease_s=30)
+        await storage.retry([i.id for i in first], available_at=now, now=now)
+        again = await storage.lease("main", "conversions", limit=4, now=now + 1, lease_s=30)
+    assert [(i.id, i.event.seq, i.attempts) for i in first] == [
+        (2**32 - 2, 126, 0),
+        (2**32 - 1, 127, 0),
+        (2**32, 128, 0),
+        (2**32 + 1, 129, 0),
+    ]
+    assert sorted((i.id, i.attempts) for i in again) == [(i.id, 1) for i in first]
+
+
 async def test_people_of_answers_for_more_keys_than_one_command_takes() -> None:
     """The script reads the keys in parts of 1,000 (Lua's unpack has a stack limit)."""
     groups = [[("userId", f"u{i}"), ("email", f"{i}@x.co")] for i in range(1500)]

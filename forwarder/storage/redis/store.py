@@ -71,8 +71,8 @@ _pack_msgpack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(list[Any]).decode
 _decode_touch = msgspec.json.Decoder(Touch).decode
 _decode_items = msgspec.msgpack.Decoder(list[Item], strict=False).decode
-"""A lease's reply: the script writes the items as msgpack maps, their numbers and flags as the
-strings stored (``item_packed``), which ``strict=False`` converts."""
+"""A lease's reply: the script writes the items as msgpack maps (``item_packed``), an event's
+time as the string stored, which ``strict=False`` converts."""
 _decode_people = msgspec.msgpack.Decoder(tuple[list[list[Key]], list[tuple[int, int]]]).decode
 """``people_of``'s reply: each person once, then (index of a key asked, index of its person)."""
 _SCRIPTS = {
