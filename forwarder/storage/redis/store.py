@@ -65,6 +65,8 @@ _PURGE_BATCH = 500
 _MAX_CONNECTIONS = 64
 _POOL_WAIT_S = 5.0
 _CLOSE_WAIT_S = 5.0
+_READ_SIZE = 1 << 20
+"""The most one socket read hands redis-py's parser (asyncio buffers ~0.4 MB at most)."""
 _ERASE_SCAN = 1000
 _encode = msgspec.json.Encoder().encode
 _pack_msgpack = msgspec.msgpack.Encoder().encode
@@ -206,6 +208,9 @@ class RedisStorage(Storage):
             socket_timeout=5.0,
             retry=Retry(NoBackoff(), 1),
             health_check_interval=15,
+            # A lease's reply is ~0.3 MB: read in 32 KB parts (redis-py's default) each part
+            # moved the rest of asyncio's buffer down, so a reply was copied ~5 times over.
+            socket_read_size=_READ_SIZE,
         )
         self._client = aioredis.Redis(connection_pool=pool)
         self._scripts = {n: self._client.register_script(s) for n, s in _SCRIPTS.items()}
