@@ -75,8 +75,9 @@ _decode_touch = msgspec.json.Decoder(Touch).decode
 _decode_items = msgspec.msgpack.Decoder(list[Item], strict=False).decode
 """A lease's reply: the script writes the items as msgpack maps (``item_packed``), an event's
 time as the string stored, which ``strict=False`` converts."""
-_decode_people = msgspec.msgpack.Decoder(tuple[list[list[Key]], list[tuple[int, int]]]).decode
-"""``people_of``'s reply: each person once, then (index of a key asked, index of its person)."""
+_decode_people = msgspec.msgpack.Decoder(tuple[list[list[Key]], list[int]]).decode
+"""``people_of``'s reply: each person once, then per key asked the index of its person (0:
+none)."""
 _SCRIPTS = {
     name: lua.source(name)
     for name in (
@@ -430,10 +431,10 @@ class RedisStorage(Storage):
             return {}
         # The keys go as one argument and come back as one string: a batch's thousand keys
         # are not a thousand arguments packed and replies parsed one by one.
-        packed = await self._run("PEOPLE_OF", portal, _pack_kvs(keys))
-        people, rows = _decode_people(packed)
+        packed = await self._run("PEOPLE_OF", portal, _pack_msgpack(keys))
+        people, at = _decode_people(packed)
         # Keys of one person share its list (callers only read it).
-        return {keys[i - 1]: people[p - 1] for i, p in rows}
+        return {key: people[p - 1] for key, p in zip(keys, at, strict=True) if p}
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
         if not keys:
@@ -521,7 +522,7 @@ class RedisStorage(Storage):
         unique = list(dict.fromkeys(keys))
         if not unique:
             return {}
-        packed = await self._run("TOUCHES_OF", portal, _pack_kvs(unique))
+        packed = await self._run("TOUCHES_OF", portal, _pack_msgpack(unique))
         rows = _unpack(packed) if isinstance(packed, bytes) else []
         return {
             unique[i - 1]: TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
@@ -626,11 +627,6 @@ def _unpack_touch(value: bytes | str) -> Touch:
 def _key(kv: bytes | str) -> Key:
     kind, _, value = (kv if isinstance(kv, str) else kv.decode()).partition(SEP)
     return (kind, value)
-
-
-def _pack_kvs(keys: Sequence[Key]) -> bytes:
-    """Keys as one msgpack array of ``kind SEP value`` strings (a script unpacks it)."""
-    return _pack_msgpack([f"{kind}{SEP}{value}" for kind, value in keys])
 
 
 def _ids(ids: Sequence[int]) -> bytes:
