@@ -72,9 +72,8 @@ _encode = msgspec.json.Encoder().encode
 _pack_msgpack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(list[Any]).decode
 _decode_touch = msgspec.json.Decoder(Touch).decode
-_decode_items = msgspec.msgpack.Decoder(list[Item], strict=False).decode
-"""A lease's reply: the script writes the items as msgpack maps (``item_packed``), an event's
-time as the string stored, which ``strict=False`` converts."""
+_decode_items = msgspec.msgpack.Decoder(list[Item]).decode
+"""A lease's reply: the script writes the items as msgpack maps (``item_packed``)."""
 _decode_people = msgspec.msgpack.Decoder(tuple[list[list[Key]], list[int]]).decode
 """``people_of``'s reply: each person once, then per key asked the index of its person (0:
 none)."""

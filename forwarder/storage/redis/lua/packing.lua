@@ -1,9 +1,9 @@
 -- Included by lease.lua: msgpack written by hand for a reply msgspec decodes straight into
 -- Items. cmsgpack has no bin type (a payload is bytes), a table cannot hold nil (an event's
 -- missing name), and a cmsgpack.pack per value costs Redis four times the concatenation.
--- Ids, counts and flags go as msgpack integers and booleans (a string the client's decoder
--- parses costs it more than the script's tonumber); a time goes as the string stored, which
--- the decoder converts (msgspec's strict=False). Field names are literal fixstr (a header
+-- Ids, counts, flags and times go as msgpack integers, booleans and floats (a string the
+-- client's decoder parses costs it more than the script's tonumber; cmsgpack writes a float
+-- to the last bit, as a float32 when that is exact). Field names are literal fixstr (a header
 -- byte 0xa0 + length, then the name): what a script builds at its start it builds on every
 -- call.
 local function mp_u32(n)
@@ -48,5 +48,5 @@ local function item_packed(id, portal, attempts, dest, seq)
     '\168attempts', mp_uint(attempts), '\165event',
     '\137\163seq', mp_uint(seq), '\166portal', mp_str(ev[1]), '\170message_id', mp_str(ev[2]),
     '\166source', mp_str(ev[3]), '\164type', mp_str(ev[4]), '\164name', name,
-    '\171received_at', mp_str(ev[6]), '\167payload', mp_bin(ev[8]), '\164test', test})
+    '\171received_at', cmsgpack.pack(tonumber(ev[6])), '\167payload', mp_bin(ev[8]), '\164test', test})
 end
