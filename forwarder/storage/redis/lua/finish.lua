@@ -9,7 +9,8 @@ local function group(t, key, make)
   if not g then g = make(); t[key] = g end
   return g
 end
-for _, id in ipairs(cmsgpack.unpack(ARGV[6])) do
+for _, n in ipairs(cmsgpack.unpack(ARGV[6])) do
+  local id = tostring(n)  -- once: a number is formatted again wherever it is used
   local it = K.item(id)
   local v = redis.call('HMGET', it, 'state', 'portal', 'dest', 'av', 'sid', 'out')
   local was, portal, dest = v[1], v[2], v[3]
