@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import msgspec
 import pytest
 import structlog
 
@@ -321,6 +322,40 @@ async def test_a_leased_item_carries_its_event_exactly_as_stored() -> None:
         for r, e in zip(results, events, strict=True)
     ]
     assert {(i.portal, i.destination, i.attempts) for i in items} == {("main", "conversions", 0)}
+
+
+async def test_leased_ids_and_seqs_of_every_msgpack_integer_size_arrive_as_stored() -> None:
+    """The lease's script writes ids, seqs and attempts as msgpack integers: one byte below
+    128, four below 2**32, eight from there."""
+    now = time.time()
+    async with redis_storage() as (storage, _prefix):
+        await storage.client.set(storage.keys.name("seq"), 125)
+        await storage.client.set(storage.keys.name("item_seq"), 2**32 - 3)
+        await storage.append([event(f"m{i}", now) for i in range(4)], now=now, dedup_window_s=60)
+        first = await storage.lease("main", "conversions", limit=4, now=now, lease_s=30)
+        await storage.retry([i.id for i in first], available_at=now, now=now)
+        again = await storage.lease("main", "conversions", limit=4, now=now + 1, lease_s=30)
+    assert [(i.id, i.event.seq, i.attempts) for i in first] == [
+        (2**32 - 2, 126, 0),
+        (2**32 - 1, 127, 0),
+        (2**32, 128, 0),
+        (2**32 + 1, 129, 0),
+    ]
+    assert sorted((i.id, i.attempts) for i in again) == [(i.id, 1) for i in first]
+
+
+async def test_leased_times_whole_or_exact_in_a_float32_arrive_as_floats() -> None:
+    """cmsgpack writes a whole time as an integer and a time a float32 holds as a float32:
+    the Item still has the float stored."""
+    times = [1_765_000_000.0, 0.5, 1_765_000_000.1]
+    async with redis_storage() as (storage, _prefix):
+        for i, at in enumerate(times):
+            stored = msgspec.structs.replace(event(f"m{i}", at), received_at=at)
+            await storage.append([stored], now=at, dedup_window_s=60)
+        items = await storage.lease("main", "conversions", limit=5, now=2e9, lease_s=30)
+    assert [(type(i.event.received_at), i.event.received_at) for i in items] == [
+        (float, at) for at in times
+    ]
 
 
 async def test_people_of_answers_for_more_keys_than_one_command_takes() -> None:

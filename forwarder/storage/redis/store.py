@@ -65,16 +65,18 @@ _PURGE_BATCH = 500
 _MAX_CONNECTIONS = 64
 _POOL_WAIT_S = 5.0
 _CLOSE_WAIT_S = 5.0
+_READ_SIZE = 1 << 20
+"""The most one socket read hands redis-py's parser (asyncio buffers ~0.4 MB at most)."""
 _ERASE_SCAN = 1000
 _encode = msgspec.json.Encoder().encode
 _pack_msgpack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(list[Any]).decode
 _decode_touch = msgspec.json.Decoder(Touch).decode
-_decode_items = msgspec.msgpack.Decoder(list[Item], strict=False).decode
-"""A lease's reply: the script writes the items as msgpack maps, their numbers and flags as the
-strings stored (``item_packed``), which ``strict=False`` converts."""
-_decode_people = msgspec.msgpack.Decoder(tuple[list[list[Key]], list[tuple[int, int]]]).decode
-"""``people_of``'s reply: each person once, then (index of a key asked, index of its person)."""
+_decode_items = msgspec.msgpack.Decoder(list[Item]).decode
+"""A lease's reply: the script writes the items as msgpack maps (``item_packed``)."""
+_decode_people = msgspec.msgpack.Decoder(tuple[list[list[Key]], list[int]]).decode
+"""``people_of``'s reply: each person once, then per key asked the index of its person (0:
+none)."""
 _SCRIPTS = {
     name: lua.source(name)
     for name in (
@@ -206,6 +208,9 @@ class RedisStorage(Storage):
             socket_timeout=5.0,
             retry=Retry(NoBackoff(), 1),
             health_check_interval=15,
+            # A lease's reply is ~0.3 MB: read in 32 KB parts (redis-py's default) each part
+            # moved the rest of asyncio's buffer down, so a reply was copied ~5 times over.
+            socket_read_size=_READ_SIZE,
         )
         self._client = aioredis.Redis(connection_pool=pool)
         self._scripts = {n: self._client.register_script(s) for n, s in _SCRIPTS.items()}
@@ -425,10 +430,10 @@ class RedisStorage(Storage):
             return {}
         # The keys go as one argument and come back as one string: a batch's thousand keys
         # are not a thousand arguments packed and replies parsed one by one.
-        packed = await self._run("PEOPLE_OF", portal, _pack_kvs(keys))
-        people, rows = _decode_people(packed)
+        packed = await self._run("PEOPLE_OF", portal, _pack_msgpack(keys))
+        people, at = _decode_people(packed)
         # Keys of one person share its list (callers only read it).
-        return {keys[i - 1]: people[p - 1] for i, p in rows}
+        return {key: people[p - 1] for key, p in zip(keys, at, strict=True) if p}
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
         if not keys:
@@ -516,7 +521,7 @@ class RedisStorage(Storage):
         unique = list(dict.fromkeys(keys))
         if not unique:
             return {}
-        packed = await self._run("TOUCHES_OF", portal, _pack_kvs(unique))
+        packed = await self._run("TOUCHES_OF", portal, _pack_msgpack(unique))
         rows = _unpack(packed) if isinstance(packed, bytes) else []
         return {
             unique[i - 1]: TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
@@ -623,14 +628,9 @@ def _key(kv: bytes | str) -> Key:
     return (kind, value)
 
 
-def _pack_kvs(keys: Sequence[Key]) -> bytes:
-    """Keys as one msgpack array of ``kind SEP value`` strings (a script unpacks it)."""
-    return _pack_msgpack([f"{kind}{SEP}{value}" for kind, value in keys])
-
-
-def _ids(ids: Sequence[int]) -> str:
-    """Item ids as one comma-joined argument (a script splits it)."""
-    return ",".join(map(str, ids))
+def _ids(ids: Sequence[int]) -> bytes:
+    """Item ids as one msgpack array (a script unpacks it): no ``str`` per id here."""
+    return _pack_msgpack(ids)
 
 
 def _pack(e: NewEvent, payload_arg: int) -> list[Any]:

@@ -1,4 +1,4 @@
--- ARGV: prefix, now, state, has outcome, outcome, the item ids comma-joined (one argument).
+-- ARGV: prefix, now, state, has outcome, outcome, the item ids as one msgpack array.
 -- Per item its read and its write; what the items share (acks and deletions per queue, the
 -- lease and state indexes, the tallies) once per call. What prelude.finish does, batched.
 local now, state, outcome = ARGV[2], ARGV[3], false
@@ -9,7 +9,8 @@ local function group(t, key, make)
   if not g then g = make(); t[key] = g end
   return g
 end
-for id in string.gmatch(ARGV[6], '[^,]+') do
+for _, n in ipairs(cmsgpack.unpack(ARGV[6])) do
+  local id = tostring(n)  -- once: a number is formatted again wherever it is used
   local it = K.item(id)
   local v = redis.call('HMGET', it, 'state', 'portal', 'dest', 'av', 'sid', 'out')
   local was, portal, dest = v[1], v[2], v[3]
