@@ -51,11 +51,12 @@ def text_id(value: object) -> str | None:
 def person_keys(data: Mapping[str, Any]) -> list[tuple[str, str]]:
     """The keys an event of a person waits on: its anonymousId and userId."""
     keys: list[tuple[str, str]] = []
-    anonymous = text_id(data.get("anonymousId"))
-    if anonymous is not None:
+    # ``text_id`` only for a present id (it runs per event, and most carry one of the two).
+    anonymous = data.get("anonymousId")
+    if anonymous is not None and (anonymous := text_id(anonymous)) is not None:
         keys.append(("anonymousId", anonymous))
-    user = text_id(data.get("userId"))
-    if user is not None:
+    user = data.get("userId")
+    if user is not None and (user := text_id(user)) is not None:
         keys.append(("userId", user))
     return keys
 

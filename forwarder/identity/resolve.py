@@ -63,6 +63,8 @@ class Resolver:
     ) -> None:
         self._portal = portal
         self._order = tuple(order)
+        self._readers = tuple((kind, OWN.get(kind)) for kind in self._order)
+        """Per kind of the order, what reads an event's own identifier of it."""
         self._storage = storage
         self._lookup = lookup
         self._firsts: dict[tuple[str, Candidate], Identity] = {}
@@ -106,11 +108,10 @@ class Resolver:
         the event's own identifier of a kind, then the graph's, then the contact look-up's,
         kind after kind down the order (most events stop at their first candidate); ``later``:
         ``later_kinds`` of the batch."""
-        notes: list[str] = []
-        for kind in self._order:
-            own = OWN.get(kind)
+        notes: list[str] | None = None  # made for the rare event that skips a candidate
+        for kind, own in self._readers:
             first = own(data) if own is not None else None
-            if first is not None and not notes:
+            if first is not None and notes is None:
                 chosen = self._first_valid(kind, first)
                 if chosen is not None:
                     return chosen
@@ -123,14 +124,14 @@ class Resolver:
             for value, source in (first, *found) if first is not None else found:
                 valid = check(kind, value)
                 if valid is None:
+                    notes = notes or []
                     notes.append(f"skipped {kind} from {source}: not a valid {kind}")
                     continue
                 if not notes:
                     return Identity(kind, valid, used(kind, source))
                 notes.append(f"used {kind} from {source}")
                 return Identity(kind, valid, tuple(notes))
-        notes.append(NOTHING_KNOWN)
-        return Identity(None, None, tuple(notes))
+        return Identity(None, None, (*(notes or ()), NOTHING_KNOWN))
 
     def _first_valid(self, kind: str, first: Candidate) -> Identity | None:
         """The identity an event's own identifier makes when it is the first candidate and
