@@ -19,7 +19,6 @@ writer's work runs on its own thread and is not counted. The store is copied fir
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import subprocess

@@ -197,9 +197,12 @@ class Mapper:
         if mapping is not None:
             for parts, target in self._sources[mapping.event]:
                 value = _walk(data, parts)
-                if type(value) is str:  # the common case: nothing to coerce
+                kind = type(value)
+                if kind is str:  # the common cases: nothing to coerce, or an int's text
                     if value:
                         properties[target] = value
+                elif kind is int:
+                    properties[target] = str(value)
                 else:
                     self._put(properties, target, value)
             return properties

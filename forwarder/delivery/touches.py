@@ -73,13 +73,28 @@ class TouchReader:
     def __call__(self, data: Mapping[str, Any], sender: str | None = None) -> list[Touch]:
         """The touches ``data`` carries, oldest first (empty for most events); ``sender`` is the
         configured source that sent it."""
-        context = _mapping(data.get("context"))
+        context = data.get("context")
+        if type(context) is not dict:  # a dict, or absent: answered without a call
+            context = _mapping(context)
         if not context:
             return []
-        kept = _mapping(context.get("attribution"))
+        kept = context.get("attribution")
+        if kept is not None:
+            kept = _mapping(kept)
         campaign = "campaign" in context or "clickIds" in context
-        if not (kept or campaign or self._referrer_of(data)):
+        if not (kept or campaign or (self._referrers and data.get("type") == "page")):
             return []  # the common case: nothing to read (and no timestamp to parse)
+        return self._read(data, context, kept, campaign, sender)
+
+    def _read(
+        self,
+        data: Mapping[str, Any],
+        context: Mapping[str, Any],
+        kept: Mapping[str, Any] | None,
+        campaign: bool,
+        sender: str | None,
+    ) -> list[Touch]:
+        """``__call__`` for an event that carries something to read."""
         event_at = epoch(data.get("timestamp"))
         if event_at is None:
             return []

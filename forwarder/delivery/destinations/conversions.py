@@ -84,23 +84,18 @@ class Conversions:
         item, data, identity, conversion = m
         uuid = self._uuid(item.event.message_id)
         kind, value = identity.kind, identity.value  # ``identity_fields``, inline: per event
+        at = data.get("timestamp") or data.get("receivedAt")  # ``occurred_at``, inline
+        # Positional: per event, and msgspec matches keywords to fields by name.
         event = EventCompletion(
-            event_name=conversion.event_name,
-            properties=conversion.properties,
-            uuid=uuid,
-            occurred_at=str(data.get("timestamp") or data.get("receivedAt")),  # ``occurred_at``
-            email=value if kind == "email" else None,
-            utk=value if kind == "utk" else None,
-            object_id=value if kind == "objectId" else None,
-        )
-        return Ready(
-            item,
-            event,
+            conversion.event_name,
+            conversion.properties,
             uuid,
-            outcome=delivered(identity),
-            identifier=kind,
-            campaign=carries_campaign(data),
+            value if kind == "email" else None,  # email
+            value if kind == "utk" else None,  # utk
+            value if kind == "objectId" else None,  # object_id
+            at if type(at) is str else str(at),  # occurred_at
         )
+        return Ready(item, event, uuid, delivered(identity), kind, carries_campaign(data))
 
     async def send(
         self, client: HubSpotClient, ready: Sequence[Ready]
