@@ -75,13 +75,13 @@ class Conversions:
             items,
             self._mapper,
             self._resolver,
-            usable=lambda _: True,
+            usable=None,  # every mapping makes a conversion
             drop_reason="no mapping for this event any more",
             attributor=self._attributor,
         )
 
     def _ready(self, m: Mapped) -> Ready:
-        item, data, identity, conversion = m
+        item, data, identity, conversion = m.item, m.data, m.identity, m.conversion
         uuid = self._uuid(item.event.message_id)
         kind, value = identity.kind, identity.value  # ``identity_fields``, inline: per event
         at = data.get("timestamp") or data.get("receivedAt")  # ``occurred_at``, inline
