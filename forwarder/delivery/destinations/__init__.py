@@ -68,6 +68,11 @@ class StableUuids:
         self._prefix = _sha1_of(prefix)
 
     def __call__(self, message_id: str) -> str:
+        return self.of(message_id)
+
+    def of(self, message_id: str) -> str:
+        """The uuid of one messageId (what a call gives; per event, callers keep this bound
+        method: calling the instance goes through a slot, 600 instructions more)."""
         digest = self._prefix.copy()
         digest.update(message_id.encode())
         x = digest.hexdigest()

@@ -44,7 +44,7 @@ class Conversions:
         attributor: Attributor | None = None,
     ) -> None:
         self._portal = portal
-        self._uuid = StableUuids(portal.portal_id)
+        self._uuid = StableUuids(portal.portal_id).of
         self.route = paths_for(portal.api_version).events_send_batch
         self._attributor = attributor
         self._mapper = mapper
