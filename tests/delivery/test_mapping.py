@@ -46,3 +46,33 @@ def test_mapped_values_are_sent_in_hubspots_string_forms() -> None:
         "text": "EUR",
         "nested": '{"a":1}',
     }
+
+
+def test_context_fields_fill_hubspots_own_properties_and_other_context_is_ignored() -> None:
+    """Contexts without any of the fields are common (a backend's ``traits`` only): they add
+    nothing; one with a page and a campaign fills ``hs_*`` properties."""
+    mapper = _mapper()
+    plain = {"event": "Order Completed", "properties": {"count": 1}, "context": {"traits": {}}}
+    visit = {
+        "event": "Order Completed",
+        "properties": {"count": 1},
+        "context": {
+            "traits": {},
+            "page": {"url": "https://shop.example/p?q=1", "title": "Shop"},
+            "campaign": {"source": "news", "name": ""},
+            "locale": "de-DE",
+        },
+    }
+
+    plain_conversion, visit_conversion = mapper.conversion(plain), mapper.conversion(visit)
+
+    assert plain_conversion is not None
+    assert visit_conversion is not None
+    assert plain_conversion.properties == {"count": "1"}
+    assert visit_conversion.properties == {
+        "count": "1",
+        "hs_page_url": "https://shop.example/p?q=1",
+        "hs_page_title": "Shop",
+        "hs_language": "de-DE",
+        "hs_utm_source": "news",
+    }
