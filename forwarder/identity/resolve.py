@@ -8,6 +8,8 @@ a userId, the contact that holds it in the configured unique property (batch rea
 from __future__ import annotations
 
 from collections.abc import Container, Mapping, Sequence
+from itertools import chain
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from forwarder.identity.choice import (
@@ -26,6 +28,7 @@ from forwarder.storage.base import Key
 from forwarder.storage.roles import IdentityGraph
 
 _GRAPH_KINDS = {"email": "email", "utk": "utk", "contactId": "objectId"}
+_KIND_OF = itemgetter(0)
 
 
 _FIRSTS_CACHED = 16_384
@@ -45,7 +48,10 @@ class People(NamedTuple):
 def later_kinds(people: Mapping[Key, list[Key]], contacts: Mapping[str, str | None]) -> set[str]:
     """The kinds a batch may have candidates of beyond the events' own: those the graph knows
     of its senders, and objectId when a contact look-up found any."""
-    kinds = {_GRAPH_KINDS.get(kind, "") for members in people.values() for kind, _ in members}
+    # The kinds of every member, gathered in C (a comprehension over a batch's graph cost a
+    # third of choosing its identities); the few distinct ones mapped after.
+    known = set(map(_KIND_OF, chain.from_iterable(people.values())))
+    kinds = {_GRAPH_KINDS.get(kind, "") for kind in known}
     if any(contact is not None for contact in contacts.values()):
         kinds.add("objectId")
     return kinds
@@ -74,7 +80,8 @@ class Resolver:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
         own = [person_keys(data) for data in events]
         graph = await self._storage.people_of(
-            self._portal, list(dict.fromkeys(k for keys in own for k in keys))
+            self._portal,
+            list(dict.fromkeys(chain.from_iterable(own))),  # each key once, in C
         )
         return People(own, graph)
 
