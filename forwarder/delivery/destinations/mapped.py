@@ -58,8 +58,9 @@ async def map_and_identify(
         ]
     settled: list[Prepared] = []
     mapped: list[Mapped] = []
+    convert = mapper.conversion
     for item, data, identity in zip(items, datas, identities, strict=True):
-        conversion = mapper.conversion(data)
+        conversion = convert(data)
         if conversion is None or (usable is not None and not usable(conversion)):
             settled.append(Drop(item, drop_reason))
         elif identity.kind is None:
