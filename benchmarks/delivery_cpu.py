@@ -399,8 +399,16 @@ class Bench:
 
 
 def run_backend(args: argparse.Namespace, backend: str, *, count_trips: bool = False) -> Run:
-    """Fill and drain one backend; with ``count_trips``, under ``redis-cli MONITOR``."""
-    with tempfile.TemporaryDirectory(prefix=f"delivery-cpu-{backend}-") as tmp:
+    """Fill and drain one backend; with ``count_trips``, under ``redis-cli MONITOR``; with
+    ``--keep DIR``, fill only, into ``DIR`` (store and ``forwarder-fill.toml`` kept)."""
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            tmp = str(Path(args.keep).resolve())
+            Path(tmp).mkdir(parents=True, exist_ok=True)
+        else:
+            tmp = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix=f"delivery-cpu-{backend}-")
+            )
         bench = Bench(args, backend, Path(tmp), count_trips=count_trips)
         sandbox_cmd = [sys.executable, "-m", "forwarder", "sandbox"]
         sandbox_cmd += ["--port", bench.sandbox.rsplit(":", 1)[1], "--portal-id", str(PORTAL_ID)]
@@ -413,12 +421,14 @@ def run_backend(args: argparse.Namespace, backend: str, *, count_trips: bool = F
                 started = time.monotonic()
                 bench.fill()
                 print(f"{backend}: filled in {time.monotonic() - started:.1f} s", flush=True)
-                bench.drain()
+                if not args.keep:
+                    bench.drain()
         except Exception:
             print((Path(tmp) / "server.log").read_text()[-4000:], file=sys.stderr)
             raise
         finally:
-            bench.cleanup()
+            if not args.keep:
+                bench.cleanup()
         return bench.result
 
 
@@ -435,6 +445,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--profile", metavar="DIR", help="py-spy the server's drain into DIR/<backend>-drain.txt"
+    )
+    parser.add_argument(
+        "--keep",
+        metavar="DIR",
+        help="fill only, into DIR, and keep the store and its forwarder-fill.toml there "
+        "(for delivery_instructions.py)",
     )
     parser.add_argument("--server-cpu", default="1")
     parser.add_argument("--load-cpu", default="0")

@@ -131,9 +131,10 @@ class Attributor:
         memory = await self._storage.touches_of(self._portal, _touch_keys(own, people))
         out = []
         nothing = Attribution(None, None, self._window_s)
+        read = self._reader.__call__  # bound: calling the instance goes through a slot
         for i, data in enumerate(events):
             sender = senders[i] if i < len(senders) else None
-            on_event = self._reader(data, sender)
+            on_event = read(data, sender)
             if not on_event and not memory:
                 out.append(nothing)  # the common case: no touch anywhere, nothing to decide
                 continue

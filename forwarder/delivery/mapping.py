@@ -188,10 +188,15 @@ class Mapper:
         mapping = self._mappings.get(name)
         if mapping is None and not self._auto:
             return None
-        properties = self._own_properties(mapping, data)
+        if mapping is not None:
+            properties = self._mapped_properties(mapping, data)
+        else:
+            properties = self._auto_properties(data)
         context = data.get("context")
         # Decoded JSON is made of dicts: test for dict first, the ABC check is slow.
-        if type(context) is dict or (context is not None and isinstance(context, Mapping)):
+        if (type(context) is dict or (context is not None and isinstance(context, Mapping))) and (
+            not _CONTEXT_KEYS.isdisjoint(context)  # most contexts have none: one C call
+        ):
             for key, defaults in _CONTEXT_GROUPS.items():
                 if key not in context:
                     continue
@@ -203,20 +208,29 @@ class Mapper:
         template = mapping.timeline_template if mapping is not None else None
         return Conversion(event_name, properties, template)
 
-    def _own_properties(
-        self, mapping: EventMapping | None, data: Mapping[str, Any]
-    ) -> dict[str, str]:
-        """The event's properties: as the mapping names them, or every scalar one (auto)."""
+    def _mapped_properties(self, mapping: EventMapping, data: Mapping[str, Any]) -> dict[str, str]:
+        """The event's properties as its mapping names them."""
         properties: dict[str, str] = {}
-        if mapping is not None:
-            for parts, target in self._sources[mapping.event]:
-                value = _walk(data, parts)
-                if type(value) is str:  # the common case: nothing to coerce
-                    if value:
-                        properties[target] = value
-                else:
-                    self._put(properties, target, value)
-            return properties
+        for parts, target in self._sources[mapping.event]:
+            value: Any = data  # ``_walk``, inline: per event and property
+            for part in parts:
+                if type(value) is not dict and (value is None or not isinstance(value, Mapping)):
+                    value = None
+                    break
+                value = value.get(part)
+            kind = type(value)
+            if kind is str:  # the common cases: nothing to coerce, or an int's text
+                if value:
+                    properties[target] = value
+            elif kind is int:
+                properties[target] = str(value)
+            else:
+                self._put(properties, target, value)
+        return properties
+
+    def _auto_properties(self, data: Mapping[str, Any]) -> dict[str, str]:
+        """Every scalar property of an unmapped event (``unmapped_events = "auto"``)."""
+        properties: dict[str, str] = {}
         own = data.get("properties")
         if isinstance(own, Mapping):
             for key, value in own.items():

@@ -6,6 +6,7 @@ message (the outcome's ``message``), so they group.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 from forwarder.delivery.destinations import Drop, Hold, Ready
@@ -57,14 +58,16 @@ class DeliveryTally:
         """Conversions sent: with which identifier, resolved or not, campaign, latency."""
         # Events of a batch share a few shapes (those of one ingest request their received_at
         # too): count each shape, then its latency bucket and its metrics once.
-        received: dict[tuple[str, str, str | None, str, float, bool], int] = {}
+        of_each: list[tuple[str, str, str | None, str, float, bool]] = []
         for r in ready:
             kind = r.identifier
             if kind is None:
                 continue
             event = r.item.event
-            shape = (event.source, event.type, event.name, kind, event.received_at, r.campaign)
-            received[shape] = received.get(shape, 0) + 1
+            of_each.append(
+                (event.source, event.type, event.name, kind, event.received_at, r.campaign)
+            )
+        received = Counter(of_each)  # counted in C: each shape hashed once, not twice
         shapes: dict[tuple[str, str, str | None, str, int, bool], int] = {}
         for (source, type_, name, kind, received_at, campaign), n in received.items():
             bucket = latency_bucket(max(0.0, (at - received_at) * 1000))

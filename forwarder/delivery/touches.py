@@ -74,25 +74,27 @@ class TouchReader:
         """The touches ``data`` carries, oldest first (empty for most events); ``sender`` is the
         configured source that sent it."""
         context = data.get("context")
-        if type(context) is dict:
-            if (
-                "attribution" not in context
-                and "campaign" not in context
-                and "clickIds" not in context
-                and (not self._referrers or data.get("type") != "page")
-            ):
-                return []  # the common case, answered in a few look-ups (every event asks)
-        else:
+        if type(context) is not dict:  # a dict, or absent: answered without a call
             context = _mapping(context)
-        return self._read(data, context, sender) if context else []
+        if not context:
+            return []
+        kept = context.get("attribution")
+        if kept is not None:
+            kept = _mapping(kept)
+        campaign = "campaign" in context or "clickIds" in context
+        if not (kept or campaign or (self._referrers and data.get("type") == "page")):
+            return []  # the common case: nothing to read (and no timestamp to parse)
+        return self._read(data, context, kept, campaign, sender)
 
     def _read(
-        self, data: Mapping[str, Any], context: Mapping[str, Any], sender: str | None
+        self,
+        data: Mapping[str, Any],
+        context: Mapping[str, Any],
+        kept: Mapping[str, Any] | None,
+        campaign: bool,
+        sender: str | None,
     ) -> list[Touch]:
-        kept = _mapping(context.get("attribution"))
-        campaign = "campaign" in context or "clickIds" in context
-        if not (kept or campaign or self._referrer_of(data)):
-            return []  # nothing to read (and no timestamp to parse)
+        """``__call__`` for an event that carries something to read."""
         event_at = epoch(data.get("timestamp"))
         if event_at is None:
             return []

@@ -262,7 +262,7 @@ class QueueWorker:
         if drops:
             self._metrics.discarded.labels("policy", "true").inc(len(drops))
             self._quality.dropped(drops, now)
-        if self.test_sandbox is not None and any(r.item.event.test for r in ready):
+        if self.test_sandbox is not None and any([r.item.event.test for r in ready]):
             tests = [r for r in ready if r.item.event.test]  # never to a real portal
             ready = [r for r in ready if not r.item.event.test]
             await self._send(tests, await self.test_sandbox.client_for(tests))
@@ -273,7 +273,7 @@ class QueueWorker:
         """Send one batch to HubSpot, or with ``sandbox`` to the test sandbox (which spends
         none of the portal's envelopes)."""
         sent = [r for r in ready if r.input is not None]
-        attempt = 1 + max(r.item.attempts for r in ready)
+        attempt = 1 + max([r.item.attempts for r in ready])  # a list: per event, no generator
         ticket = sent_at = None
         if sandbox is None:
             sent_at = await self._envelopes.acquire(self.destination.name, len(sent))
@@ -329,7 +329,7 @@ class QueueWorker:
             if isinstance(outcome, Retry) and outcome.policy is not None:
                 self._metrics.hubspot_rate_limited.labels(self.portal, route, outcome.policy).inc()
         attempt = Attempt(
-            item_ids=tuple(r.item.id for r in ready),
+            item_ids=tuple([r.item.id for r in ready]),
             at=self._clock.now(),
             route=self.destination.route,
             status=status,

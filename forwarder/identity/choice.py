@@ -65,13 +65,23 @@ def _first(*found: tuple[Any, str]) -> Candidate | None:
 
 def own_email(data: Mapping[str, Any]) -> Candidate | None:
     """The email an event carries itself, and its path (the first present one wins)."""
-    traits = _object(data.get("traits")).get("email")
-    if traits is not None and traits != "":
-        return str(traits), "traits.email"  # the common cases first, without a tuple of paths
-    context_traits = _object(_object(data.get("context")).get("traits")).get("email")
-    if context_traits is not None and context_traits != "":
-        return str(context_traits), "context.traits.email"
-    return _first((_object(data.get("properties")).get("email"), "properties.email"))
+    # Absent objects are skipped before any call, and dicts before the ABC check: per event.
+    traits = data.get("traits")
+    if traits is not None:
+        found = (traits if type(traits) is dict else _object(traits)).get("email")
+        if found is not None and found != "":
+            return (found if type(found) is str else str(found)), "traits.email"
+    context = data.get("context")
+    if context is not None:
+        traits = (context if type(context) is dict else _object(context)).get("traits")
+        if traits is not None:
+            found = (traits if type(traits) is dict else _object(traits)).get("email")
+            if found is not None and found != "":
+                return (found if type(found) is str else str(found)), "context.traits.email"
+    properties = data.get("properties")
+    if properties is None:
+        return None
+    return _first((_object(properties).get("email"), "properties.email"))
 
 
 def own_utk(data: Mapping[str, Any]) -> Candidate | None:
@@ -86,7 +96,9 @@ def own_utk(data: Mapping[str, Any]) -> Candidate | None:
 
 def own_object_id(data: Mapping[str, Any]) -> Candidate | None:
     """The HubSpot contact id an event carries itself, and its path."""
-    context = _object(data.get("context"))
+    context = data.get("context")
+    if type(context) is not dict:  # decoded JSON is made of dicts: the ABC check is slow
+        context = _object(context)
     if not context:
         return None  # the common case for a backend event: no context to read
     hubspot = context.get("hubspot")

@@ -20,6 +20,11 @@ from forwarder.hubspot.responses import HubSpotResponse
 from forwarder.storage.base import Item
 from forwarder.storage.outcomes import Outcome, Reason
 
+try:  # CPython's own SHA-1 (see ``_sha1_of``); typeshed has no stub for the module
+    from _sha1 import sha1 as _builtin_sha1  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - a Python built without it: OpenSSL's
+    _builtin_sha1 = None
+
 _NAMESPACE = uuid.UUID("5b0c3d1e-8f0a-4b8e-9d2c-2f7c0e3a9b11")
 
 
@@ -41,6 +46,17 @@ def stable_uuid(portal_id: int, message_id: str, destination: str = "") -> str:
 _VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
+def _sha1_of(data: bytes) -> Any:
+    """A SHA-1 object to copy per event: CPython's built-in one where there is one.
+
+    Copying OpenSSL's (``hashlib``) allocates an EVP context, and its ``hexdigest`` copies it
+    again: 5,200 instructions per event under callgrind, against 3,500 for the built-in one,
+    whose copy is a memcpy of its state. Both compute the same SHA-1."""
+    if _builtin_sha1 is not None:
+        return _builtin_sha1(data)
+    return hashlib.sha1(data, usedforsecurity=False)
+
+
 class StableUuids:
     """``stable_uuid`` of one portal and destination, for a batch of messageIds.
 
@@ -49,9 +65,14 @@ class StableUuids:
 
     def __init__(self, portal_id: int, destination: str = "") -> None:
         prefix = _NAMESPACE_BYTES + f"{portal_id}:{destination}:".encode()
-        self._prefix = hashlib.sha1(prefix, usedforsecurity=False)
+        self._prefix = _sha1_of(prefix)
 
     def __call__(self, message_id: str) -> str:
+        return self.of(message_id)
+
+    def of(self, message_id: str) -> str:
+        """The uuid of one messageId (what a call gives; per event, callers keep this bound
+        method: calling the instance goes through a slot, 600 instructions more)."""
         digest = self._prefix.copy()
         digest.update(message_id.encode())
         x = digest.hexdigest()

@@ -44,7 +44,7 @@ class Conversions:
         attributor: Attributor | None = None,
     ) -> None:
         self._portal = portal
-        self._uuid = StableUuids(portal.portal_id)
+        self._uuid = StableUuids(portal.portal_id).of
         self.route = paths_for(portal.api_version).events_send_batch
         self._attributor = attributor
         self._mapper = mapper
@@ -75,32 +75,27 @@ class Conversions:
             items,
             self._mapper,
             self._resolver,
-            usable=lambda _: True,
+            usable=None,  # every mapping makes a conversion
             drop_reason="no mapping for this event any more",
             attributor=self._attributor,
         )
 
     def _ready(self, m: Mapped) -> Ready:
-        item, data, identity, conversion = m
+        item, data, identity, conversion = m.item, m.data, m.identity, m.conversion
         uuid = self._uuid(item.event.message_id)
         kind, value = identity.kind, identity.value  # ``identity_fields``, inline: per event
+        at = data.get("timestamp") or data.get("receivedAt")  # ``occurred_at``, inline
+        # Positional: per event, and msgspec matches keywords to fields by name.
         event = EventCompletion(
-            event_name=conversion.event_name,
-            properties=conversion.properties,
-            uuid=uuid,
-            occurred_at=str(data.get("timestamp") or data.get("receivedAt")),  # ``occurred_at``
-            email=value if kind == "email" else None,
-            utk=value if kind == "utk" else None,
-            object_id=value if kind == "objectId" else None,
-        )
-        return Ready(
-            item,
-            event,
+            conversion.event_name,
+            conversion.properties,
             uuid,
-            outcome=delivered(identity),
-            identifier=kind,
-            campaign=carries_campaign(data),
+            value if kind == "email" else None,  # email
+            value if kind == "utk" else None,  # utk
+            value if kind == "objectId" else None,  # object_id
+            at if type(at) is str else str(at),  # occurred_at
         )
+        return Ready(item, event, uuid, delivered(identity), kind, carries_campaign(data))
 
     async def send(
         self, client: HubSpotClient, ready: Sequence[Ready]

@@ -21,8 +21,13 @@ from forwarder.storage.outcomes import Outcome, Reason
 _decode = msgspec.json.decode
 
 
-class Mapped(NamedTuple):
-    """An item that can be sent: its event, identity and mapping."""
+class Mapped(msgspec.Struct, frozen=True, gc=False):
+    """An item that can be sent: its event, identity and mapping.
+
+    A Struct, not a NamedTuple: one is made per event, and a NamedTuple's ``__new__`` runs in
+    Python (3,200 instructions a call under callgrind, against 800). Untracked by the garbage
+    collector, like ``Ready``: nothing it holds refers back to it.
+    """
 
     item: Item
     data: dict[str, Any]
@@ -35,11 +40,12 @@ async def map_and_identify(
     mapper: Mapper,
     resolver: Resolver,
     *,
-    usable: Callable[[Conversion], bool],
+    usable: Callable[[Conversion], bool] | None,
     drop_reason: str,
     attributor: Attributor | None = None,
 ) -> tuple[list[Prepared], list[Mapped]]:
-    """Drops and holds, and the items that are ready to be turned into inputs."""
+    """Drops and holds, and the items that are ready to be turned into inputs; ``usable``:
+    which mappings this destination can send (None: every one)."""
     datas = [_decode(item.event.payload) for item in items]  # ``decode``, inline: per event
     people = await resolver.people(datas)  # one graph look-up, shared with attribution
     identities = await resolver.identities(datas, people)
@@ -52,9 +58,10 @@ async def map_and_identify(
         ]
     settled: list[Prepared] = []
     mapped: list[Mapped] = []
+    convert = mapper.conversion
     for item, data, identity in zip(items, datas, identities, strict=True):
-        conversion = mapper.conversion(data)
-        if conversion is None or not usable(conversion):
+        conversion = convert(data)
+        if conversion is None or (usable is not None and not usable(conversion)):
             settled.append(Drop(item, drop_reason))
         elif identity.kind is None:
             settled.append(Hold(item, identity.notes, person_keys(data)))

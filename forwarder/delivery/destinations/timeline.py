@@ -54,7 +54,7 @@ class Timeline:
         self._attributor = attributor
         self._mapper = mapper
         self._resolver = resolver
-        self._uuid = StableUuids(portal.portal_id, self.name)
+        self._uuid = StableUuids(portal.portal_id, self.name).of
         paths = paths_for(portal.api_version)
         self.route = paths.timeline_batch
         self._dated = paths.dated_timeline
