@@ -622,8 +622,11 @@ async def test_an_attempt_is_committed_with_the_finish_queued_after_it(tmp_path:
     try:
         await storage.append([event("a")], now=1.0, dedup_window_s=60)
         [item] = await storage.lease("main", "conversions", limit=1, now=1.0, lease_s=30)
-        gate = threading.Event()
-        busy = storage._queue(lambda c: gate.wait(5))
+        gate, inside = threading.Event(), threading.Event()
+        busy = storage._queue(lambda c: inside.set() or gate.wait(5))
+        # The writer is busy before both jobs are queued (a loaded machine may wake it late:
+        # it would then take the attempt with ``busy``, in a group of their own).
+        assert await asyncio.to_thread(inside.wait, 5)
         await asyncio.wait_for(storage.record_attempts([_attempt((item.id,))]), 1)
         finished = asyncio.ensure_future(storage.finish([item.id], "delivered", now=2.0))
         await asyncio.sleep(0)
