@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +27,7 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.callgrind import copy_sqlite, instrument, thread_totals  # noqa: E402
 from forwarder.config import load_settings  # noqa: E402 - after the path fix
 from forwarder.delivery.attribution import Attributor  # noqa: E402
 from forwarder.delivery.destinations.conversions import Conversions  # noqa: E402
@@ -43,21 +41,13 @@ from forwarder.tallies import QualityTally  # noqa: E402
 BATCH = 500
 
 
-def instrument(on: bool) -> None:
-    state = "on" if on else "off"
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], capture_output=True)
-
-
 async def rounds(config: Path, n: int) -> None:
     """Inside callgrind: ``n`` rounds of one batch, instrumented."""
     settings = load_settings(config)
     storage_settings = settings.storage
     with tempfile.TemporaryDirectory() as tmp:
         if storage_settings.url.startswith("sqlite"):
-            source = sqlite_path(storage_settings.url)
-            for f in source.parent.glob(source.name + "*"):
-                shutil.copy(f, Path(tmp) / f.name)
-            url = f"sqlite:///{Path(tmp) / source.name}"
+            url = f"sqlite:///{copy_sqlite(sqlite_path(storage_settings.url), Path(tmp))}"
             storage_settings = msgspec.structs.replace(storage_settings, url=url)
         storage = create_storage(storage_settings)
         await storage.open()
@@ -79,14 +69,7 @@ async def rounds(config: Path, n: int) -> None:
 
 def count(config: Path, n: int) -> int:
     """Main-thread instructions of a run of ``n`` rounds."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--instr-atstart=no"]
-        cmd += [f"--callgrind-out-file={out}", sys.executable, __file__, "--config", str(config)]
-        subprocess.run([*cmd, "--inside", str(n)], check=True, capture_output=True)
-        main = out.with_name(out.name + "-01")
-        line = next(x for x in main.read_text().splitlines() if x.startswith("totals:"))
-        return int(line.split()[1])
+    return thread_totals(__file__, "--config", str(config), "--inside", str(n))[0]
 
 
 def main() -> None:

@@ -19,9 +19,6 @@ writer's work runs on its own thread and is not counted. The store is copied fir
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +28,8 @@ import msgspec
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.processes import process, wait_http  # noqa: E402 - after the path fix
+from benchmarks.callgrind import copy_sqlite, instrument, thread_totals  # noqa: E402 - path fix
+from benchmarks.processes import process, wait_http  # noqa: E402
 from forwarder import heap  # noqa: E402
 from forwarder.clock import SystemClock  # noqa: E402
 from forwarder.compose import DeliveryWiring  # noqa: E402
@@ -43,11 +41,6 @@ from forwarder.telemetry import Metrics, Redactor, configure_logging  # noqa: E4
 from tests.support import free_port  # noqa: E402
 
 BATCH = 500
-
-
-def instrument(on: bool) -> None:
-    state = "on" if on else "off"
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], capture_output=True)
 
 
 async def rounds(config: Path, store: Path, sandbox: str, n: int) -> None:
@@ -84,16 +77,9 @@ def count(config: Path, sandbox: str, n: int) -> int:
     """Main-thread instructions of a run of ``n`` batches, on a fresh copy of the store."""
     source = sqlite_path(load_settings(config).storage.url)
     with tempfile.TemporaryDirectory() as tmp:
-        for f in source.parent.glob(source.name + "*"):
-            shutil.copy(f, Path(tmp) / f.name)
-        out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--instr-atstart=no"]
-        cmd += [f"--callgrind-out-file={out}", sys.executable, __file__, "--config", str(config)]
-        cmd += ["--store", str(Path(tmp) / source.name), "--sandbox", sandbox, "--inside", str(n)]
-        subprocess.run(cmd, check=True, capture_output=True)
-        main = out.with_name(out.name + "-01")
-        line = next(x for x in main.read_text().splitlines() if x.startswith("totals:"))
-        return int(line.split()[1])
+        store = copy_sqlite(source, Path(tmp))
+        args = ("--config", str(config), "--store", str(store), "--sandbox", sandbox)
+        return thread_totals(__file__, *args, "--inside", str(n))[0]
 
 
 def main() -> None:

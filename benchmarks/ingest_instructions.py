@@ -35,7 +35,6 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,7 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support import free_port  # noqa: E402 - after the path fix
+from benchmarks.callgrind import instrument, thread_totals  # noqa: E402 - after the path fix
+from tests.support import free_port  # noqa: E402
 
 BATCH = 100
 WRITE_KEY = "bench_write_key_0123456789"
@@ -99,11 +99,6 @@ def body(n: int, fill: bool = False) -> bytes:
         for i in range(BATCH)
     ]
     return json.dumps({"batch": events}).encode()
-
-
-def instrument(on: bool) -> None:
-    state = "on" if on else "off"
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], capture_output=True)
 
 
 async def ingest(
@@ -182,23 +177,13 @@ def count(
     sandbox_url: str, warm: int, counted: int, keep: Path | None = None, *, fill: bool = False
 ) -> list[int]:
     """Instructions per thread (in creation order) of a run of ``counted`` requests; with
-    ``keep``, callgrind's files are copied there (for ``callgrind_annotate``)."""
+    ``keep``, callgrind's files are copied into its folder ``<counted>`` (for
+    ``callgrind_annotate``)."""
     with tempfile.TemporaryDirectory() as tmp:
         config = write_config(Path(tmp), sandbox_url)
-        out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--instr-atstart=no"]
-        cmd += [f"--callgrind-out-file={out}", sys.executable, __file__, "--config", str(config)]
-        cmd += ["--warm", str(warm), "--inside", str(counted), *(["--fill"] if fill else [])]
-        subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            for path in Path(tmp).glob("callgrind.out-*"):
-                shutil.copy(path, keep / f"{path.name}-{counted}")
-        totals = []
-        for path in sorted(Path(tmp).glob("callgrind.out-*"), key=lambda p: int(p.name[-2:])):
-            line = next(x for x in path.read_text().splitlines() if x.startswith("totals:"))
-            totals.append(int(line.split()[1]))
-        return totals
+        args = ("--config", str(config), "--warm", str(warm), "--inside", str(counted))
+        kept = None if keep is None else keep / str(counted)
+        return thread_totals(__file__, *args, *(["--fill"] if fill else []), cwd=ROOT, keep=kept)
 
 
 def write_config(work: Path, sandbox_url: str) -> Path:

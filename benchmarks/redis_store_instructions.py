@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import delivery_cpu  # noqa: E402 - after the path fix
+from benchmarks.callgrind import VALGRIND, instrument, totals  # noqa: E402
 from benchmarks.processes import cpu_s  # noqa: E402
 from forwarder.identity.keys import person_keys  # noqa: E402
 from forwarder.storage.base import Attempt, Key  # noqa: E402
@@ -51,10 +52,9 @@ STEPS = ("lease", "people_of", "touches_of", "record_attempts", "finish")
 DELIVERED = Outcome(Reason.DELIVERED, identifier="email", notes=("used email from graph",))
 
 
-def instrument(on: bool, *pids: int) -> None:
-    state = "on" if on else "off"
+def instrument_all(on: bool, *pids: int) -> None:
     for pid in pids:
-        subprocess.run(["callgrind_control", "-i", state, str(pid)], capture_output=True)
+        instrument(on, pid)
 
 
 class Round:
@@ -106,11 +106,11 @@ async def rounds(url: str, run_id: str, n: int, without: str, server: int) -> No
     for name in STEPS:  # scripts loaded, connections made, caches warm
         await work.step(name)()
     steps = [work.step(name) for name in STEPS if name != without]
-    instrument(True, server, os.getpid())  # the client counts least of the switching
+    instrument_all(True, server, os.getpid())  # the client counts least of the switching
     for _ in range(n):
         for step in steps:
             await step()
-    instrument(False, os.getpid(), server)
+    instrument_all(False, os.getpid(), server)
     await storage.close()
 
 
@@ -137,14 +137,6 @@ async def timed(url: str, run_id: str, n: int, server: int) -> None:
     print(f"µs per event: Redis {redis_s / events * 1e6:.2f}")
 
 
-def totals(path: Path) -> int:
-    found = {}
-    for line in path.read_text().splitlines():
-        if line.startswith(("totals:", "summary:")):
-            found[line.split(":")[0]] = int(line.split()[1])
-    return found.get("totals", found.get("summary", 0))
-
-
 class Meter:
     """The client runs and the callgrind'ed server they drive."""
 
@@ -168,8 +160,7 @@ class Meter:
         """(client main-thread, server) instructions of a run of ``n`` rounds."""
         self.server_dump()  # zero what the server counted before
         out = self.work / f"client-{without or 'all'}-{n}.out"
-        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--instr-atstart=no"]
-        cmd += [f"--callgrind-out-file={out}", sys.executable, __file__]
+        cmd = [*VALGRIND, f"--callgrind-out-file={out}", sys.executable, __file__]
         cmd += ["--inside", str(n), f"--without={without}", "--url", self.url]
         cmd += ["--run-id", self.run_id, "--server-pid", str(self.server_pid)]
         subprocess.run(cmd, check=True, capture_output=True)

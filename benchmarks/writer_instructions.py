@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,7 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from forwarder.config import load_settings  # noqa: E402 - after the path fix
+from benchmarks.callgrind import copy_sqlite, instrument, thread_totals  # noqa: E402 - path fix
+from forwarder.config import load_settings  # noqa: E402
 from forwarder.storage import sqlite_path  # noqa: E402
 from forwarder.storage.base import Attempt  # noqa: E402
 from forwarder.storage.outcomes import Outcome, Reason  # noqa: E402
@@ -42,11 +40,6 @@ BATCH = 500
 LEASE_S = 120.0
 DELIVERED = Outcome(Reason.DELIVERED, identifier="email", notes=("used email from the event",))
 JOBS = ("lease", "record_attempts", "finish")
-
-
-def instrument(on: bool) -> None:
-    state = "on" if on else "off"
-    subprocess.run(["callgrind_control", "-i", state, str(os.getpid())], capture_output=True)
 
 
 async def one_round(storage: SqliteStorage, portal: str, measured: str | None) -> None:
@@ -78,10 +71,8 @@ async def rounds(config: Path, n: int, job: str | None) -> None:
     """Inside callgrind: ``n`` rounds (``job``: instrumented around that call alone)."""
     settings = load_settings(config)
     with tempfile.TemporaryDirectory() as tmp:
-        source = sqlite_path(settings.storage.url)
-        for f in source.parent.glob(source.name + "*"):
-            shutil.copy(f, Path(tmp) / f.name)
-        storage = SqliteStorage(Path(tmp) / source.name, synchronous=settings.storage.synchronous)
+        store = copy_sqlite(sqlite_path(settings.storage.url), Path(tmp))
+        storage = SqliteStorage(store, synchronous=settings.storage.synchronous)
         await storage.open()
         portal = next(iter(settings.portals))
         await one_round(storage, portal, None)  # caches warm, as in a running server
@@ -96,17 +87,8 @@ async def rounds(config: Path, n: int, job: str | None) -> None:
 
 def count(config: Path, n: int, job: str | None) -> dict[int, int]:
     """Instructions per thread (1 = main, 2 = the writer) of a run of ``n`` rounds."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "callgrind.out"
-        cmd = ["valgrind", "--tool=callgrind", "--separate-threads=yes", "--instr-atstart=no"]
-        cmd += [f"--callgrind-out-file={out}", sys.executable, __file__, "--config", str(config)]
-        cmd += ["--inside", str(n), *(["--job", job] if job else [])]
-        subprocess.run(cmd, check=True, capture_output=True)
-        totals = {}
-        for part in sorted(Path(tmp).glob("callgrind.out-*")):
-            line = next(x for x in part.read_text().splitlines() if x.startswith("totals:"))
-            totals[int(part.name.rsplit("-", 1)[1])] = int(line.split()[1])
-        return totals
+    args = ("--config", str(config), "--inside", str(n), *(["--job", job] if job else []))
+    return dict(enumerate(thread_totals(__file__, *args), start=1))
 
 
 def per_event(config: Path, job: str | None) -> dict[int, float]:
