@@ -274,6 +274,17 @@ async def test_purge_keeps_events_as_long_as_their_dedup_keys(tmp_path: Path) ->
     await storage.close()
 
 
+def _as_version(path: Path, version: int, *statements: str) -> None:
+    """Turn a store back into one of schema ``version``: ``statements`` undo the migrations
+    after it (what an older release wrote)."""
+    conn = sqlite3.connect(path)
+    for statement in statements:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {version}")
+    conn.commit()
+    conn.close()
+
+
 def test_dedup_keys_expire_part_by_part_across_all_shards() -> None:
     seen = SeenKeys()
     old = [(k, seen_value(k + 1_000, 10.0)) for k in range(-500, 500)]
@@ -314,11 +325,7 @@ async def test_version_1_database_gains_touch_memory_and_still_delivers(
     await storage.open()
     await storage.append([event("old")], now=1.0, dedup_window_s=60)
     await storage.close()
-    conn = sqlite3.connect(tmp_path / "f.db")
-    conn.execute("DROP TABLE touches")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
+    _as_version(tmp_path / "f.db", 1, "DROP TABLE touches")
 
     reopened = SqliteStorage(tmp_path / "f.db")
     await reopened.open()
@@ -350,15 +357,13 @@ async def test_a_version_7_store_reads_parked_items_through_the_rewritten_index(
     first, _ = await storage.lease("main", "conversions", limit=2, now=2.0, lease_s=30)
     await storage.finish([first.id], "dead", now=3.0)
     await storage.close()
-    conn = sqlite3.connect(tmp_path / "f.db")
-    conn.execute("DROP INDEX items_parked")
-    conn.execute(
+    _as_version(
+        tmp_path / "f.db",
+        7,
+        "DROP INDEX items_parked",
         "CREATE INDEX items_parked ON items (state, available_at)"
-        " WHERE state IN ('held', 'dead', 'expired')"
+        " WHERE state IN ('held', 'dead', 'expired')",
     )
-    conn.execute("PRAGMA user_version = 7")
-    conn.commit()
-    conn.close()
 
     reopened = SqliteStorage(tmp_path / "f.db")
     await reopened.open()
@@ -397,16 +402,14 @@ async def test_a_version_8_stores_leases_come_back_through_the_split_ready_index
     await storage.append([event("a"), event("b"), event("c")], now=1.0, dedup_window_s=60)
     await storage.lease("main", "conversions", limit=2, now=2.0, lease_s=30)
     await storage.close()
-    conn = sqlite3.connect(tmp_path / "f.db")
-    conn.execute("DROP INDEX items_pending")
-    conn.execute("DROP INDEX items_leased")
-    conn.execute(
+    _as_version(
+        tmp_path / "f.db",
+        8,
+        "DROP INDEX items_pending",
+        "DROP INDEX items_leased",
         "CREATE INDEX items_ready ON items (portal, destination, available_at)"
-        " WHERE state IN ('pending', 'leased')"
+        " WHERE state IN ('pending', 'leased')",
     )
-    conn.execute("PRAGMA user_version = 8")
-    conn.commit()
-    conn.close()
 
     reopened = SqliteStorage(tmp_path / "f.db", release_leases=False)
     await reopened.open()
@@ -477,12 +480,12 @@ async def test_a_version_10_stores_attempts_read_back_their_items_without_the_at
     await storage.record_attempts([Attempt(ids[:2], 3.0, "/r", 503, 1.0, reason=Reason.RETRYING)])
     await storage.attempts_of(ids)
     await storage.close()
-    conn = sqlite3.connect(tmp_path / "f.db")
-    conn.execute("ALTER TABLE attempts DROP COLUMN items")
-    conn.execute("CREATE INDEX attempt_items_attempt ON attempt_items (attempt_id)")
-    conn.execute("PRAGMA user_version = 10")
-    conn.commit()
-    conn.close()
+    _as_version(
+        tmp_path / "f.db",
+        10,
+        "ALTER TABLE attempts DROP COLUMN items",
+        "CREATE INDEX attempt_items_attempt ON attempt_items (attempt_id)",
+    )
 
     reopened = SqliteStorage(tmp_path / "f.db")
     await reopened.open()
