@@ -7,7 +7,9 @@ worker around them owns leasing, envelopes, retries and final states.
 from __future__ import annotations
 
 import hashlib
+import struct
 import uuid
+from binascii import hexlify
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -75,8 +77,16 @@ class StableUuids:
         method: calling the instance goes through a slot, 600 instructions more)."""
         digest = self._prefix.copy()
         digest.update(message_id.encode())
-        x = digest.hexdigest()
-        return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+        # The groups cut out of the hex digits by one C call, not five slices (each ~700
+        # instructions in 3.11): 11.2k -> 10.5k per uuid under callgrind.
+        a, b, c, variant, d, e = _GROUPS(hexlify(digest.digest()))
+        return (b"%b-%b-5%b-%b%b-%b" % (a, b, c, _VARIANT_BYTES[variant], d, e)).decode()
+
+
+_GROUPS = struct.Struct("8s4sx3s1s3s12s8x").unpack
+"""A uuid's groups in SHA-1's 40 hex digits: 8, 4, the version's digit skipped, 3, the
+variant's digit, 3, 12, and the 8 digits a uuid does not use."""
+_VARIANT_BYTES = {d.encode(): v.encode() for d, v in _VARIANT.items()}
 
 
 class Ready(msgspec.Struct, gc=False):
