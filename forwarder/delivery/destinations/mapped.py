@@ -18,7 +18,8 @@ from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import Item
 from forwarder.storage.outcomes import Outcome, Reason
 
-_decode = msgspec.json.decode
+_decode = msgspec.json.Decoder().decode
+"""Built once: ``msgspec.json.decode`` sets up a decoder per call (~350 instructions)."""
 
 
 class Mapped(msgspec.Struct, frozen=True, gc=False):
