@@ -5,6 +5,9 @@ from __future__ import annotations
 import uuid
 from types import MappingProxyType
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from forwarder.delivery.destinations import _NAMESPACE, StableUuids, stable_uuid
 from forwarder.delivery.destinations.mapped import carries_campaign
 from forwarder.events.destinations import DestinationName
@@ -66,3 +69,14 @@ def test_an_event_carries_a_campaign_only_by_its_context_campaign_click_ids_or_p
         ({"context": MappingProxyType({"traits": {}})}, False),
     ]
     assert [carries_campaign(data) for data, _ in cases] == [expected for _, expected in cases]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(), max_size=40), st.integers(1, 10**12))
+def test_a_batch_s_uuids_are_the_uuid5_of_each_message_id(
+    message_ids: list[str], portal: int
+) -> None:
+    """Whatever the messageIds (any text, repeated or not) and the portal, ``many`` gives each
+    the standard UUIDv5, in order."""
+    expected = [str(uuid.uuid5(_NAMESPACE, f"{portal}::{m}")) for m in message_ids]
+    assert StableUuids(portal).many(message_ids) == expected
