@@ -74,7 +74,7 @@ async def stages(config: Path, store: Path) -> None:
         return destination._map(items)  # ``map_and_identify`` as conversions call it
 
     mapped = (await mapped_all())[1]
-    ready = [destination._ready(m) for m in mapped]
+    ready = destination._inputs(mapped)
     runs: list[tuple[str, Callable[[], Any]]] = [
         ("decode", lambda: [decode(i.event.payload) for i in items]),
         ("people", lambda: resolver.people(datas)),
@@ -82,7 +82,7 @@ async def stages(config: Path, store: Path) -> None:
         ("attribute", lambda: attributor.attribute(datas, senders, people)),
         ("conversion", lambda: [mapper.conversion(d) for d in datas]),
         ("map_and_identify", mapped_all),
-        ("inputs", lambda: [destination._ready(m) for m in mapped]),
+        ("inputs", lambda: destination._inputs(mapped)),
         ("preview", lambda: destination.preview(items)),
         ("encode", lambda: encoder.encode(BatchInput([r.input for r in ready]))),
         ("tally", lambda: tally.delivered(ready, time.time())),  # type: ignore[arg-type]

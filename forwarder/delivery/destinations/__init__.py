@@ -7,7 +7,9 @@ worker around them owns leasing, envelopes, retries and final states.
 from __future__ import annotations
 
 import hashlib
+import struct
 import uuid
+from binascii import hexlify
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -75,8 +77,56 @@ class StableUuids:
         method: calling the instance goes through a slot, 600 instructions more)."""
         digest = self._prefix.copy()
         digest.update(message_id.encode())
-        x = digest.hexdigest()
-        return f"{x[:8]}-{x[8:12]}-5{x[13:16]}-{_VARIANT[x[16]]}{x[17:20]}-{x[20:32]}"
+        # The groups cut out of the hex digits by one C call, not five slices (each ~700
+        # instructions in 3.11): 11.2k -> 10.5k per uuid under callgrind.
+        a, b, c, variant, d, e = _GROUPS(hexlify(digest.digest()))
+        return (b"%b-%b-5%b-%b%b-%b" % (a, b, c, _VARIANT_BYTES[variant], d, e)).decode()
+
+    def many(self, message_ids: Sequence[str]) -> list[str]:
+        """The uuids of a batch's messageIds, in order: what ``of`` gives each, formatted for
+        the whole batch at once.
+
+        Per event only the SHA-1 (copy, update, digest); the digests are joined and turned to
+        hex by one call, and each of a uuid's digits is moved into place for every event by one
+        strided copy (``_MOVES``), the variant's through a translation table: per
+        event 9.0k -> 5.0k instructions under callgrind, against ``of`` in a loop."""
+        if not message_ids:
+            return []
+        prefix = self._prefix
+        digests = []
+        for message_id in message_ids:
+            digest = prefix.copy()
+            digest.update(message_id.encode())
+            digests.append(digest.digest())
+        hexes = hexlify(b"".join(digests))
+        out = bytearray(_TEMPLATE * len(message_ids))
+        for to, at in _MOVES:
+            out[to::_UUID_LINE] = hexes[at::_SHA1_HEX]
+        out[_VARIANT_AT::_UUID_LINE] = hexes[16::_SHA1_HEX].translate(_HEX_TO_VARIANT)
+        return out.decode().split()
+
+
+_TEMPLATE = b"00000000-0000-5000-0000-000000000000\n"
+"""One uuid's line in ``many``'s buffer: dashes, the version's digit and the line's end are
+set here; the other digits are copied in."""
+_UUID_LINE = len(_TEMPLATE)
+_SHA1_HEX = 40
+_VARIANT_AT = 19
+_MOVES = tuple(
+    zip(
+        [p for p in range(36) if p not in (8, 13, 14, 18, _VARIANT_AT, 23)],
+        [q for q in range(32) if q not in (12, 16)],  # the version's and the variant's digits
+        strict=True,
+    )
+)
+"""(where in a uuid, where in SHA-1's hex digits) of the 30 digits copied as they are."""
+_HEX_TO_VARIANT = bytes.maketrans(b"0123456789abcdef", b"89ab89ab89ab89ab")
+"""The RFC 4122 variant keeps two bits of its digit (``_VARIANT``)."""
+
+_GROUPS = struct.Struct("8s4sx3s1s3s12s8x").unpack
+"""A uuid's groups in SHA-1's 40 hex digits: 8, 4, the version's digit skipped, 3, the
+variant's digit, 3, 12, and the 8 digits a uuid does not use."""
+_VARIANT_BYTES = {d.encode(): v.encode() for d, v in _VARIANT.items()}
 
 
 class Ready(msgspec.Struct, gc=False):

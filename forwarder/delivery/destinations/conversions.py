@@ -44,7 +44,7 @@ class Conversions:
         attributor: Attributor | None = None,
     ) -> None:
         self._portal = portal
-        self._uuid = StableUuids(portal.portal_id).of
+        self._uuids = StableUuids(portal.portal_id).many
         self.route = paths_for(portal.api_version).events_send_batch
         self._attributor = attributor
         self._mapper = mapper
@@ -61,14 +61,13 @@ class Conversions:
             if shape not in shapes:
                 shapes.add(shape)
                 await self._catalog.ensure(m.conversion)
-            out.append(self._ready(m))
-        return out
+        return out + self._inputs(mapped)
 
     async def preview(self, items: Sequence[Item]) -> list[Prepared]:
         """What ``prepare`` would make of these items now, without touching HubSpot (no
         definition is created): for the debugger."""
         out, mapped = await self._map(items)
-        return out + [self._ready(m) for m in mapped]
+        return out + self._inputs(mapped)
 
     async def _map(self, items: Sequence[Item]) -> tuple[list[Prepared], list[Mapped]]:
         return await map_and_identify(
@@ -80,9 +79,14 @@ class Conversions:
             attributor=self._attributor,
         )
 
-    def _ready(self, m: Mapped) -> Ready:
+    def _inputs(self, mapped: list[Mapped]) -> list[Ready]:
+        """Each mapped item's input, with its uuid (made for the whole batch at once)."""
+        uuids = self._uuids([m.item.event.message_id for m in mapped])
+        ready = self._ready
+        return [ready(m, uuid) for m, uuid in zip(mapped, uuids, strict=True)]
+
+    def _ready(self, m: Mapped, uuid: str) -> Ready:
         item, data, identity, conversion = m.item, m.data, m.identity, m.conversion
-        uuid = self._uuid(item.event.message_id)
         kind, value = identity.kind, identity.value  # ``identity_fields``, inline: per event
         at = data.get("timestamp") or data.get("receivedAt")  # ``occurred_at``, inline
         # Positional: per event, and msgspec matches keywords to fields by name.

@@ -54,7 +54,7 @@ class Timeline:
         self._attributor = attributor
         self._mapper = mapper
         self._resolver = resolver
-        self._uuid = StableUuids(portal.portal_id, self.name).of
+        self._uuids = StableUuids(portal.portal_id, self.name).many
         paths = paths_for(portal.api_version)
         self.route = paths.timeline_batch
         self._dated = paths.dated_timeline
@@ -69,8 +69,8 @@ class Timeline:
             drop_reason="no timeline template mapped for this event",
             attributor=self._attributor,
         )
-        for m in mapped:
-            event_id = self._uuid(m.item.event.message_id)
+        ids = self._uuids([m.item.event.message_id for m in mapped])
+        for m, event_id in zip(mapped, ids, strict=True):
             event = self._occurrence(m, event_id) if self._dated else self._event(m, event_id)
             out.append(Ready(m.item, event, event_id, outcome=delivered(m.identity)))
         return out
