@@ -433,3 +433,25 @@ async def test_a_lease_and_a_finish_run_a_few_commands_per_item_inside_their_scr
     assert len(leased) == 50
     assert len(leasing) <= 3 * 50 + 10
     assert len(finishing) <= 2 * 50 + 10
+
+
+async def test_a_whole_batchs_lease_and_finish_run_in_scripts_of_a_hundred_items() -> None:
+    """Redis runs nothing else while a script runs: a batch of 250 is leased and finished in
+    three scripts each (100, 100, 50), so no script holds every ingest's append for a batch."""
+    now = time.time()
+    async with redis_storage() as (storage, prefix):
+        await storage.append([event(f"m{i}", now) for i in range(260)], now=now, dedup_window_s=60)
+        leased: list[int] = []
+
+        async def lease() -> None:
+            items = await storage.lease("main", "conversions", limit=250, now=now, lease_s=30)
+            leased.extend(i.id for i in items)
+
+        leasing = await _commands_of(prefix, lease)
+        finishing = await _commands_of(prefix, lambda: storage.finish(leased, "delivered", now=now))
+        counts = await storage.counts()
+    assert len(set(leased)) == 250
+    assert leasing == ["EVALSHA"] * 3
+    assert finishing == ["EVALSHA"] * 3
+    assert counts[("main", "conversions", "delivered")] == 250
+    assert counts[("main", "conversions", "pending")] == 10

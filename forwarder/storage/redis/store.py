@@ -68,6 +68,13 @@ _CLOSE_WAIT_S = 5.0
 _READ_SIZE = 1 << 20
 """The most one socket read hands redis-py's parser (asyncio buffers ~0.4 MB at most)."""
 _ERASE_SCAN = 1000
+_SCRIPT_ITEMS = 100
+"""The most items one lease, finish or retry script handles. Redis runs one command at a time,
+and delivery's scripts cost it 30-40 us an item: a whole batch of 500 in one script kept every
+ingest's append waiting up to 20 ms (ingest p99 ~50 ms at half the peak). A batch now takes a
+few round trips (500 / 100), still a constant per batch."""
+_RENEW_ITEMS = 1000
+"""The most leases one renewal script extends (a ZADD each: ~2 us an item)."""
 _encode = msgspec.json.Encoder().encode
 _pack_msgpack = msgspec.msgpack.Encoder().encode
 _unpack = msgspec.msgpack.Decoder(list[Any]).decode
@@ -274,9 +281,11 @@ class RedisStorage(Storage):
             # Renewed at most until the lease the caller asked for, as if never capped.
             for item_id in [i for i, (_, _, asked) in self._leased.items() if asked <= now]:
                 del self._leased[item_id]
-            flat = [x for i, (p, d, _) in list(self._leased.items()) for x in (i, p, d)]
+            leases = list(self._leased.items())
             try:
-                await self._run("RENEW", _f(until), *flat)
+                for part in _parts(leases, _RENEW_ITEMS):
+                    flat = [x for i, (p, d, _) in part for x in (i, p, d)]
+                    await self._run("RENEW", _f(until), *flat)
             except Exception:  # a long-lived loop: log and carry on (leases then expire)
                 self._log.warning("lease_renewal_failed", exc_info=True)
 
@@ -344,22 +353,36 @@ class RedisStorage(Storage):
     async def lease(
         self, portal: str, destination: str, *, limit: int, now: float, lease_s: float
     ) -> list[Item]:
-        until = now + min(lease_s, self._max_lease_s)
-        replies = await self._run(
-            "LEASE", _f(now), _f(until), limit, self._consumer, portal, destination
-        )
-        items = _decode_items(replies) if isinstance(replies, bytes) else []
+        # In scripts of at most _SCRIPT_ITEMS items: Redis runs nothing else while a script
+        # runs, and a batch of 500 in one script held every ingest's append for ~20 ms.
+        at, until = _f(now), _f(now + min(lease_s, self._max_lease_s))
+        items: list[Item] = []
         leased, lease = self._leased, (portal, destination, now + lease_s)
-        for item in items:
-            leased[item.id] = lease
+        while len(items) < limit:
+            ask = min(limit - len(items), _SCRIPT_ITEMS)
+            try:
+                replies = await self._run(
+                    "LEASE", at, until, ask, self._consumer, portal, destination
+                )
+            except StorageUnavailableError:
+                if not items:
+                    raise
+                break  # hand over what is already leased rather than strand it
+            part = _decode_items(replies) if isinstance(replies, bytes) else []
+            for item in part:
+                leased[item.id] = lease
+            items += part
+            if len(part) < ask:  # the queue has no more ready now
+                break
         return items
 
     async def finish(
         self, ids: Sequence[int], state: FinalState, *, now: float, outcome: Outcome | None = None
     ) -> None:
         self._forget_leases(ids)
-        if ids:
-            closed = await self._run("FINISH", _f(now), state, *_outcome(outcome), _ids(ids))
+        at, stored = _f(now), _outcome(outcome)
+        for part in _parts(ids):
+            closed = await self._run("FINISH", at, state, *stored, _ids(part))
             self._open_total -= closed
 
     async def retry(
@@ -372,9 +395,9 @@ class RedisStorage(Storage):
         count_attempt: bool = True,
     ) -> None:
         self._forget_leases(ids)
-        if ids:
-            counted = int(count_attempt)
-            await self._run("RETRY", _f(now), _f(available_at), *_outcome(outcome), counted, *ids)
+        args = (_f(now), _f(available_at), *_outcome(outcome), int(count_attempt))
+        for part in _parts(ids):
+            await self._run("RETRY", *args, *part)
 
     async def expedite(self, portal: str, destination: str, *, now: float) -> int:
         moved: int = await self._run("EXPEDITE", portal, destination, _f(now))
@@ -626,6 +649,11 @@ def _unpack_touch(value: bytes | str) -> Touch:
 def _key(kv: bytes | str) -> Key:
     kind, _, value = (kv if isinstance(kv, str) else kv.decode()).partition(SEP)
     return (kind, value)
+
+
+def _parts(values: Sequence[T], size: int = _SCRIPT_ITEMS) -> list[Sequence[T]]:
+    """``values`` in consecutive parts of at most ``size`` (none when empty)."""
+    return [values[start : start + size] for start in range(0, len(values), size)]
 
 
 def _ids(ids: Sequence[int]) -> bytes:
