@@ -181,6 +181,12 @@ class QueueWorker:
                     task.add_done_callback(self._inflight.discard)
             except asyncio.CancelledError:
                 raise
+            except StorageUnavailableError as exc:
+                # Storage failing, locked or full: an outage, not a bug. One line without a
+                # traceback; the items stay stored and the loop looks again.
+                self._log.warning("delivery_storage_unavailable", error=exc.reason)
+                self._metrics.errors.labels("delivery", "storage").inc()
+                await self._clock.sleep(1.0)
             except Exception:
                 self._log.exception("delivery_loop_failed")
                 self._metrics.errors.labels("delivery", "loop").inc()
