@@ -13,8 +13,10 @@ from pathlib import Path
 
 import msgspec
 import pytest
+import structlog
 
 from forwarder.config import ContactSettings, EventMapping, LimitSettings, PortalSettings
+from forwarder.errors import StorageUnavailableError
 from forwarder.sandbox import DEFAULT_TOKEN, FaultSpec, SandboxConfig
 from tests.delivery.harness import Forwarder, running, track, until
 from tests.delivery.test_faults import (
@@ -171,3 +173,42 @@ async def test_backlog_after_a_full_outage_drains_at_envelope_speed_soon_after_r
 
 async def _delivered_any(fw: Forwarder) -> bool:
     return (await fw.counts()).get("delivered", 0) > 0
+
+
+class FailingLeases:
+    """The worker's storage, whose next ``failures`` leases fail as a full disk does."""
+
+    def __init__(self, storage: object, failures: int) -> None:
+        self._storage = storage
+        self.failures = failures
+
+    async def lease(self, *args: object, **kwargs: object) -> object:
+        if self.failures:
+            self.failures -= 1
+            raise StorageUnavailableError("disk I/O error")
+        return await self._storage.lease(*args, **kwargs)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._storage, name)
+
+
+async def test_a_lease_refused_by_failing_storage_is_a_storage_error_and_delivery_goes_on(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, orders(10.0), with_order_definition) as fw:
+        worker = fw.client.app.state.engine.workers[("main", "conversions")]
+        failing = FailingLeases(worker._storage, failures=2)
+        worker._storage = failing
+        with structlog.testing.capture_logs() as logs:
+            await fw.send([track(i, a=i, b="x") for i in range(5)])
+
+            async def delivered() -> bool:
+                return (await fw.counts()).get("delivered", 0) == 5
+
+            await until(delivered, timeout_s=20)
+    assert failing.failures == 0
+    assert metric(fw, "forwarder_errors_total", stage="delivery", error_type="storage") == 2
+    assert metric(fw, "forwarder_errors_total", stage="delivery", error_type="loop") == 0
+    warnings = [e for e in logs if e["event"] == "delivery_storage_unavailable"]
+    assert [(e["log_level"], e["error"]) for e in warnings] == [("warning", "disk I/O error")] * 2
+    assert not [e for e in logs if e["log_level"] in ("error", "exception") or "exc_info" in e]
