@@ -412,24 +412,35 @@ async def test_items_finished_together_leave_their_queues_indexes_and_holds() ->
     }
 
 
-async def test_a_lease_and_a_finish_run_a_few_commands_per_item_inside_their_scripts() -> None:
-    """Lease: per item its read, its state and its event; finish: per item its read and its
-    write; indexes, acks and tallies once per call (they were 5 and 11 commands an item)."""
+async def _lease_and_finish(
+    stored: int, limit: int, *, inside_scripts: bool
+) -> tuple[list[int], list[str], list[str], dict[tuple[str, str, str], int]]:
+    """Store ``stored`` events, lease up to ``limit`` and finish them as delivered: the ids
+    leased, the commands of the lease and of the finish, and the counts after."""
     now = time.time()
     async with redis_storage() as (storage, prefix):
-        await storage.append([event(f"m{i}", now) for i in range(50)], now=now, dedup_window_s=60)
+        events = [event(f"m{i}", now) for i in range(stored)]
+        await storage.append(events, now=now, dedup_window_s=60)
         leased: list[int] = []
 
         async def lease() -> None:
-            items = await storage.lease("main", "conversions", limit=50, now=now, lease_s=30)
+            items = await storage.lease("main", "conversions", limit=limit, now=now, lease_s=30)
             leased.extend(i.id for i in items)
 
-        leasing = await _commands_of(prefix, lease, inside_scripts=True)
+        leasing = await _commands_of(prefix, lease, inside_scripts=inside_scripts)
         finishing = await _commands_of(
             prefix,
             lambda: storage.finish(leased, "delivered", now=now),
-            inside_scripts=True,
+            inside_scripts=inside_scripts,
         )
+        counts = await storage.counts()
+    return leased, leasing, finishing, counts
+
+
+async def test_a_lease_and_a_finish_run_a_few_commands_per_item_inside_their_scripts() -> None:
+    """Lease: per item its read, its state and its event; finish: per item its read and its
+    write; indexes, acks and tallies once per call (they were 5 and 11 commands an item)."""
+    leased, leasing, finishing, _ = await _lease_and_finish(50, 50, inside_scripts=True)
     assert len(leased) == 50
     assert len(leasing) <= 3 * 50 + 10
     assert len(finishing) <= 2 * 50 + 10
@@ -438,18 +449,7 @@ async def test_a_lease_and_a_finish_run_a_few_commands_per_item_inside_their_scr
 async def test_a_whole_batchs_lease_and_finish_run_in_scripts_of_a_hundred_items() -> None:
     """Redis runs nothing else while a script runs: a batch of 250 is leased and finished in
     three scripts each (100, 100, 50), so no script holds every ingest's append for a batch."""
-    now = time.time()
-    async with redis_storage() as (storage, prefix):
-        await storage.append([event(f"m{i}", now) for i in range(260)], now=now, dedup_window_s=60)
-        leased: list[int] = []
-
-        async def lease() -> None:
-            items = await storage.lease("main", "conversions", limit=250, now=now, lease_s=30)
-            leased.extend(i.id for i in items)
-
-        leasing = await _commands_of(prefix, lease)
-        finishing = await _commands_of(prefix, lambda: storage.finish(leased, "delivered", now=now))
-        counts = await storage.counts()
+    leased, leasing, finishing, counts = await _lease_and_finish(260, 250, inside_scripts=False)
     assert len(set(leased)) == 250
     assert leasing == ["EVALSHA"] * 3
     assert finishing == ["EVALSHA"] * 3
