@@ -129,3 +129,46 @@ def test_a_batch_with_several_outcomes_finishes_each_item_with_its_own() -> None
     for outcome, ids in _by_outcome(ready_with([email, again, utk])):
         merged.setdefault(outcome, []).extend(ids)
     assert merged == {email: [0, 1], utk: [2]}
+
+
+class Catalog:
+    """A definition catalog that records what it was asked to ensure."""
+
+    def __init__(self, *, creates_missing: bool) -> None:
+        self.creates_missing = creates_missing
+        self.ensured: list[Conversion] = []
+
+    async def ensure(self, conversion: Conversion) -> None:
+        self.ensured.append(conversion)
+
+
+class Mapped3(Conversions):
+    """Conversions whose items are already mapped: one shape twice, another once."""
+
+    async def _map(self, items: Any) -> tuple[list[Any], list[Mapped]]:
+        shapes = [("pe1_a", {"x": "1"}), ("pe1_a", {"x": "2"}), ("pe1_a", {"y": "3"})]
+        identity = Identity("email", "a@b.io", ("used email from traits.email",))
+        return [], [
+            Mapped(item(n, f"m-{n}"), {}, identity, Conversion(name, properties))
+            for n, (name, properties) in enumerate(shapes)
+        ]
+
+
+async def test_each_definition_shape_is_ensured_once_per_batch_when_missing_ones_are_created() -> (
+    None
+):
+    catalog = Catalog(creates_missing=True)
+    destination = Mapped3(PortalSettings(portal_id=PORTAL_ID), None, catalog, None)  # type: ignore[arg-type]
+    assert len(await destination.prepare([])) == 3
+    assert [(c.event_name, list(c.properties)) for c in catalog.ensured] == [
+        ("pe1_a", ["x"]),
+        ("pe1_a", ["y"]),
+    ]
+
+
+async def test_a_portal_that_creates_no_definitions_checks_none_per_event() -> None:
+    """``ensure`` would do nothing: the per-event pass over the batch is skipped."""
+    catalog = Catalog(creates_missing=False)
+    destination = Mapped3(PortalSettings(portal_id=PORTAL_ID), None, catalog, None)  # type: ignore[arg-type]
+    assert len(await destination.prepare([])) == 3
+    assert catalog.ensured == []

@@ -53,14 +53,15 @@ class Conversions:
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
         out, mapped = await self._map(items)
-        shapes: set[tuple[str, ...]] = set()
-        for m in mapped:
-            # The definition a conversion needs depends on its name and property names only:
-            # check each shape once per batch.
-            shape = (m.conversion.event_name, *m.conversion.properties)
-            if shape not in shapes:
-                shapes.add(shape)
-                await self._catalog.ensure(m.conversion)
+        if self._catalog.creates_missing:  # else ``ensure`` does nothing: skip the pass
+            shapes: set[tuple[str, ...]] = set()
+            for m in mapped:
+                # The definition a conversion needs depends on its name and property names
+                # only: check each shape once per batch.
+                shape = (m.conversion.event_name, *m.conversion.properties)
+                if shape not in shapes:
+                    shapes.add(shape)
+                    await self._catalog.ensure(m.conversion)
         return out + self._inputs(mapped)
 
     async def preview(self, items: Sequence[Item]) -> list[Prepared]:
