@@ -14,12 +14,7 @@ from forwarder.delivery.destinations import Drop, Hold, Ready
 from forwarder.events.destinations import DestinationName
 from forwarder.storage.base import StoredEvent
 from forwarder.storage.outcomes import Outcome, Reason, describe
-from forwarder.tallies import (
-    QualityTally,
-    event_type,
-    latency_bucket,
-    reason_label,
-)
+from forwarder.tallies import QualityTally, event_type, latency_bucket, reason_label
 
 ATTRIBUTED = DestinationName.CONVERSIONS
 """The queue whose items stand for an event in holds and identifier shares (a timeline copy
@@ -108,6 +103,8 @@ def _times_by_event(
 ) -> list[tuple[EventOf, list[float]]]:
     """The received_at of the conversions among ``shapes``, by (source, type, name)."""
     events = {shape[:3] for shape in counted if shape[3] is not None}
+    if not events:  # no conversion among them (a timeline batch)
+        return []
     if len(events) == 1 and all(shape[3] is not None for shape in counted):
         return [(events.pop(), received)]  # the common case: one kind of event
     times: dict[EventOf, list[float]] = {}
