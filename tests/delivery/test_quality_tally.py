@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gc
 
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from forwarder.delivery.destinations import Drop, Hold, Ready
 from forwarder.delivery.mapping import Conversion
 from forwarder.delivery.quality import DeliveryTally
 from forwarder.hubspot.models import EventCompletion
 from forwarder.identity.choice import Identity
 from forwarder.storage.base import Item, StoredEvent
-from forwarder.tallies import LATENCY_BOUNDS_MS, QualityTally, latency_bucket
+from forwarder.tallies import LATENCY_BOUNDS_MS, Key, QualityTally, event_type, latency_bucket
 
 AT = 1_800_000_000.0
 
@@ -73,3 +77,67 @@ def test_a_delivered_batch_is_not_tracked_by_the_garbage_collector() -> None:
         Conversion("pe1_order_completed", {"revenue": "25"}),
     ]
     assert [type(v).__name__ for v in values if gc.is_tracked(v)] == []
+
+
+def counted_one_shape_at_a_time(ready: list[Ready], at: float) -> dict[Key, int]:
+    """What the tally counted before it bucketed latencies from sorted times: every event's
+    latency bucketed on its own."""
+    tally = QualityTally()
+    for r in ready:
+        if r.identifier is None:
+            continue
+        event = r.item.event
+        of = (event.source, event_type(event.type, event.name))
+        bucket = latency_bucket(max(0.0, (at - event.received_at) * 1000))
+        metrics = ["sent", f"sent:{r.identifier}", f"latency_le:{bucket}"]
+        metrics += ["resolved"] if r.identifier in ("objectId", "email") else []
+        metrics += ["campaign"] if r.campaign else []
+        for metric in metrics:
+            tally.add(at, *of, metric)
+    return tally.drain()
+
+
+def shaped(n: int, source: str, name: str | None, kind: str | None, campaign: bool) -> Ready:
+    r = ready(n, received_at=AT, identifier=kind)
+    event = msgspec.structs.replace(r.item.event, source=source, name=name)
+    return msgspec.structs.replace(
+        r, item=msgspec.structs.replace(r.item, event=event), campaign=campaign
+    )
+
+
+ages_s = st.one_of(
+    st.sampled_from([b / 1000 for b in LATENCY_BOUNDS_MS]),  # right on a bucket's bound
+    st.floats(-10.0, 2e5, allow_nan=False),  # a clock that stepped back included
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["web", "backend"]),
+            st.sampled_from(["Order Completed", "Signed Up", None]),
+            st.sampled_from(["email", "utk", "objectId", None]),
+            st.booleans(),
+            ages_s,
+        ),
+        max_size=40,
+    ),
+    st.booleans(),
+)
+def test_a_delivered_batch_counts_what_each_event_counts_on_its_own(
+    events: list[tuple[str, str | None, str | None, bool, float]], one_shape: bool
+) -> None:
+    """Whatever the batch's shapes (one or many, timeline items without an identifier among
+    them) and its events' ages (on a bound, negative, distinct per event), the counts are
+    those of each event bucketed on its own."""
+    if one_shape:
+        events = [(*events[0][:4], age) for *_, age in events]
+    batch = []
+    for n, (source, name, kind, campaign, age_s) in enumerate(events):
+        r = shaped(n, source, name, kind, campaign)
+        event = msgspec.structs.replace(r.item.event, received_at=AT - age_s)
+        batch.append(msgspec.structs.replace(r, item=msgspec.structs.replace(r.item, event=event)))
+    tally = QualityTally()
+    DeliveryTally(tally).delivered(batch, AT)
+    assert tally.drain() == counted_one_shape_at_a_time(batch, AT)

@@ -53,14 +53,15 @@ class Conversions:
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
         out, mapped = await self._map(items)
-        shapes: set[tuple[str, ...]] = set()
-        for m in mapped:
-            # The definition a conversion needs depends on its name and property names only:
-            # check each shape once per batch.
-            shape = (m.conversion.event_name, *m.conversion.properties)
-            if shape not in shapes:
-                shapes.add(shape)
-                await self._catalog.ensure(m.conversion)
+        if self._catalog.creates_missing:  # else ``ensure`` does nothing: skip the pass
+            shapes: set[tuple[str, ...]] = set()
+            for m in mapped:
+                # The definition a conversion needs depends on its name and property names
+                # only: check each shape once per batch.
+                shape = (m.conversion.event_name, *m.conversion.properties)
+                if shape not in shapes:
+                    shapes.add(shape)
+                    await self._catalog.ensure(m.conversion)
         return out + self._inputs(mapped)
 
     async def preview(self, items: Sequence[Item]) -> list[Prepared]:
@@ -80,26 +81,30 @@ class Conversions:
         )
 
     def _inputs(self, mapped: list[Mapped]) -> list[Ready]:
-        """Each mapped item's input, with its uuid (made for the whole batch at once)."""
-        uuids = self._uuids([m.item.event.message_id for m in mapped])
-        ready = self._ready
-        return [ready(m, uuid) for m, uuid in zip(mapped, uuids, strict=True)]
+        """Each mapped item's input, with its uuid (made for the whole batch at once).
 
-    def _ready(self, m: Mapped, uuid: str) -> Ready:
-        item, data, identity, conversion = m.item, m.data, m.identity, m.conversion
-        kind, value = identity.kind, identity.value  # ``identity_fields``, inline: per event
-        at = data.get("timestamp") or data.get("receivedAt")  # ``occurred_at``, inline
-        # Positional: per event, and msgspec matches keywords to fields by name.
-        event = EventCompletion(
-            conversion.event_name,
-            conversion.properties,
-            uuid,
-            value if kind == "email" else None,  # email
-            value if kind == "utk" else None,  # utk
-            value if kind == "objectId" else None,  # object_id
-            at if type(at) is str else str(at),  # occurred_at
-        )
-        return Ready(item, event, uuid, delivered(identity), kind, carries_campaign(data))
+        One loop, with the per-event work inline rather than a method called per event
+        (~700 instructions per event less under callgrind)."""
+        uuids = self._uuids([m.item.event.message_id for m in mapped])
+        out: list[Ready] = []
+        append = out.append
+        for m, uuid in zip(mapped, uuids, strict=True):
+            data, identity, conversion = m.data, m.identity, m.conversion
+            kind, value = identity.kind, identity.value  # ``identity_fields``, inline
+            at = data.get("timestamp") or data.get("receivedAt")  # ``occurred_at``, inline
+            # Positional: per event, and msgspec matches keywords to fields by name.
+            event = EventCompletion(
+                conversion.event_name,
+                conversion.properties,
+                uuid,
+                value if kind == "email" else None,  # email
+                value if kind == "utk" else None,  # utk
+                value if kind == "objectId" else None,  # object_id
+                at if type(at) is str else str(at),  # occurred_at
+            )
+            outcome = delivered(identity)
+            append(Ready(m.item, event, uuid, outcome, kind, carries_campaign(data)))
+        return out
 
     async def send(
         self, client: HubSpotClient, ready: Sequence[Ready]
