@@ -29,7 +29,8 @@ import msgspec
 
 from forwarder.config import AttributionSettings
 from forwarder.delivery.touches import UTM_FIELDS, TouchReader, epoch
-from forwarder.identity.keys import person_keys
+from forwarder.events.payload import Payload
+from forwarder.identity.keys import payload_keys
 from forwarder.identity.resolve import People
 from forwarder.storage.base import Key, Touch, TouchMemory
 from forwarder.storage.roles import IdentityGraph
@@ -114,7 +115,7 @@ class Attributor:
 
     async def attribute(
         self,
-        events: Sequence[Mapping[str, Any]],
+        events: Sequence[Payload],
         senders: Sequence[str | None] = (),
         known: People | None = None,
     ) -> list[Attribution]:
@@ -122,7 +123,7 @@ class Attributor:
         ``known``: what the identity graph knows of these events (read once per batch)."""
         people: Mapping[Key, list[Key]]
         if known is None:
-            own = [person_keys(data) for data in events]
+            own = [payload_keys(data) for data in events]
             people = await self._storage.people_of(
                 self._portal, list(dict.fromkeys(k for keys in own for k in keys))
             )
@@ -131,7 +132,7 @@ class Attributor:
         memory = await self._storage.touches_of(self._portal, _touch_keys(own, people))
         out = []
         nothing = Attribution(None, None, self._window_s)
-        read = self._reader.__call__  # bound: calling the instance goes through a slot
+        read = self._reader.of_payload
         for i, data in enumerate(events):
             sender = senders[i] if i < len(senders) else None
             on_event = read(data, sender)
@@ -147,7 +148,7 @@ class Attributor:
 
     def decide(
         self,
-        data: Mapping[str, Any],
+        data: Payload,
         on_event: Sequence[Touch],
         own: set[Key],
         everyone: Sequence[Key],
@@ -158,7 +159,7 @@ class Attributor:
         remembered: list[UsedTouch] = []
         at_most = math.inf
         if memory and any(key in memory for key in everyone):  # else no time to parse
-            happened = epoch(data.get("timestamp"))
+            happened = epoch(data.timestamp)
             at_most = math.inf if happened is None else happened
         for key in everyone:
             found = memory.get(key)
@@ -190,9 +191,9 @@ def wire(touch: Touch) -> dict[str, Any]:
     return out
 
 
-def apply(data: dict[str, Any], attribution: Attribution) -> dict[str, Any]:
-    """``data`` with the attribution written in (a new dict; touches the event carried stay
-    exactly as it sent them), or ``data`` itself when there is nothing to write."""
+def apply(data: Payload, attribution: Attribution) -> Payload:
+    """``data`` with the attribution written in (a new payload and context; touches the event
+    carried stay exactly as it sent them), or ``data`` itself when there is nothing to write."""
     first, last = attribution.first, attribution.last
     carried = TouchReason.ON_EVENT
     if (first is None or first.reason is carried) and (last is None or last.reason is carried):
@@ -202,7 +203,7 @@ def apply(data: dict[str, Any], attribution: Attribution) -> dict[str, Any]:
         for field, used in (("firstTouch", first), ("lastTouch", last))
         if used is not None and used.reason is not TouchReason.ON_EVENT
     }
-    context = dict(data.get("context") or {})
+    context = dict(data.context or {})
     kept = context.get("attribution")
     touches = dict(kept) if isinstance(kept, dict) else {}
     touches.update({field: wire(touch) for field, touch in replaced.items()})
@@ -214,4 +215,4 @@ def apply(data: dict[str, Any], attribution: Attribution) -> dict[str, Any]:
             context["campaign"] = campaign
         if latest.click_ids:
             context["clickIds"] = dict(latest.click_ids)
-    return {**data, "context": context}
+    return msgspec.structs.replace(data, context=context)

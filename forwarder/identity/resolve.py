@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Container, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from forwarder.events.payload import Payload
 from forwarder.identity.choice import (
     NOTHING_KNOWN,
     OWN,
@@ -22,7 +23,7 @@ from forwarder.identity.choice import (
     from_event,
     used,
 )
-from forwarder.identity.keys import person_keys
+from forwarder.identity.keys import payload_keys
 from forwarder.identity.lookup import ContactLookup
 from forwarder.storage.base import Key
 from forwarder.storage.roles import IdentityGraph
@@ -40,7 +41,7 @@ class People(NamedTuple):
     choice and attribution both need it)."""
 
     own: list[list[Key]]
-    """Per event, the keys it waits on (``person_keys``)."""
+    """Per event, the keys it waits on (``person_keys``, ``payload_keys``)."""
     graph: Mapping[Key, list[Key]]
     """Per known key, every key of its person, least recently seen first."""
 
@@ -76,9 +77,9 @@ class Resolver:
         self._firsts: dict[tuple[str, Candidate], Identity] = {}
         """``_first_valid``'s answers, by kind and candidate."""
 
-    async def people(self, events: Sequence[Mapping[str, Any]]) -> People:
+    async def people(self, events: Sequence[Payload]) -> People:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
-        own = [person_keys(data) for data in events]
+        own = [payload_keys(data) for data in events]
         graph = await self._storage.people_of(
             self._portal,
             list(dict.fromkeys(chain.from_iterable(own))),  # each key once, in C
@@ -86,7 +87,7 @@ class Resolver:
         return People(own, graph)
 
     async def identities(
-        self, events: Sequence[Mapping[str, Any]], known: People | None = None
+        self, events: Sequence[Payload], known: People | None = None
     ) -> list[Identity]:
         """One identity per event (kind None when nothing usable is known yet); ``known``:
         ``people(events)`` when the caller already has it."""
@@ -105,7 +106,7 @@ class Resolver:
 
     def _choose(
         self,
-        data: Mapping[str, Any],
+        data: Payload,
         keys: list[Key],
         people: Mapping[Key, list[Key]],
         contacts: Mapping[str, str | None],
@@ -181,7 +182,7 @@ class Resolver:
 
     def candidates(
         self,
-        data: Mapping[str, Any],
+        data: Payload,
         keys: list[Key],
         people: Mapping[Key, list[Key]],
         contacts: Mapping[str, str | None],

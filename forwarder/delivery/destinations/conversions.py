@@ -88,7 +88,7 @@ class Conversions:
     def _ready(self, m: Mapped, uuid: str) -> Ready:
         item, data, identity, conversion = m.item, m.data, m.identity, m.conversion
         kind, value = identity.kind, identity.value  # ``identity_fields``, inline: per event
-        at = data.get("timestamp") or data.get("receivedAt")  # ``occurred_at``, inline
+        at = data.timestamp or data.receivedAt  # ``occurred_at``, inline
         # Positional: per event, and msgspec matches keywords to fields by name.
         event = EventCompletion(
             conversion.event_name,
