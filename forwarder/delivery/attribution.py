@@ -39,6 +39,12 @@ _TOUCH_KINDS = ("anonymousId", "userId")
 """The identifiers touches are remembered under."""
 
 
+_TOUCH_FIELDS = frozenset(("attribution", "campaign", "clickIds"))
+"""The context fields an event's touches are read from (``TouchReader``)."""
+_NO_TOUCHES: list[Touch] = []
+"""What ``TouchReader`` reads off an event that carries none (shared: never changed)."""
+
+
 class TouchReason(enum.StrEnum):
     """Why a touch was used for a conversion."""
 
@@ -133,9 +139,17 @@ class Attributor:
         out = []
         nothing = Attribution(None, None, self._window_s)
         read = self._reader.of_payload
+        pages = self._reader.counts_referrers  # a page view's referrer may be a touch
         for i, data in enumerate(events):
-            sender = senders[i] if i < len(senders) else None
-            on_event = read(data, sender)
+            context = data.context
+            if context is None or (
+                type(context) is dict
+                and _TOUCH_FIELDS.isdisjoint(context)
+                and not (pages and data.type == "page")
+            ):
+                on_event = _NO_TOUCHES  # what ``read`` finds on most events, asked inline
+            else:
+                on_event = read(data, senders[i] if i < len(senders) else None)
             if not on_event and not memory:
                 out.append(nothing)  # the common case: no touch anywhere, nothing to decide
                 continue

@@ -215,42 +215,12 @@ class Mapper:
     def conversion_of(self, payload: Payload) -> Conversion | None:
         """``conversion`` of a leased event (delivery's typed ``Payload``)."""
         name = payload.event or payload.name
-        if type(name) is not str and not isinstance(name, str):
-            return None
-        mapping = self._mappings.get(name)
-        if mapping is None and not self._auto:
-            return None
-        if mapping is not None:
-            properties = self._rooted_properties(
-                self._rooted[mapping.event], (payload.properties, payload.context, payload.traits)
-            )
-        else:
-            properties = self._auto_properties({"properties": payload.properties})
-        context = payload.context
-        if (type(context) is dict or (context is not None and isinstance(context, Mapping))) and (
-            not _CONTEXT_KEYS.isdisjoint(context)  # most contexts have none: one C call
-        ):
-            self._context_defaults(properties, context)
-        event_name = self._names.get(name) or self.custom_event_for(name)
-        assert event_name is not None
-        template = mapping.timeline_template if mapping is not None else None
-        return Conversion(event_name, properties, template)
-
-    def _context_defaults(self, properties: dict[str, str], context: Mapping[str, Any]) -> None:
-        """HubSpot's default properties filled from the context, where not mapped already."""
-        for key, defaults in _CONTEXT_GROUPS.items():
-            if key not in context:
-                continue
-            for rest, target in defaults:
-                if target not in properties:
-                    self._put(properties, target, _walk(context[key], rest))
-
-    def _rooted_properties(
-        self, sources: tuple[tuple[int, tuple[str, ...], str], ...], roots: tuple[Any, Any, Any]
-    ) -> dict[str, str]:
-        """``_mapped_properties`` from a ``Payload``'s top-level fields (``roots``)."""
+        mapping = self._mappings.get(name) if isinstance(name, str) else None
+        if mapping is None:
+            return self._auto_conversion_of(payload, name)
+        roots = (payload.properties, payload.context, payload.traits)
         properties: dict[str, str] = {}
-        for root, parts, target in sources:
+        for root, parts, target in self._rooted[mapping.event]:
             value: Any = roots[root]  # ``_walk``, inline: per event and property
             for part in parts:
                 if type(value) is not dict and (value is None or not isinstance(value, Mapping)):
@@ -265,7 +235,36 @@ class Mapper:
                 properties[target] = str(value)
             else:
                 self._put(properties, target, value)
-        return properties
+        return self._conversion_of(name, properties, payload.context, mapping.timeline_template)
+
+    def _auto_conversion_of(self, payload: Payload, name: Any) -> Conversion | None:
+        """``conversion_of`` of an event no mapping names (``unmapped_events = "auto"``)."""
+        if not self._auto or not isinstance(name, str):
+            return None
+        properties = self._auto_properties({"properties": payload.properties})
+        return self._conversion_of(name, properties, payload.context, None)
+
+    def _conversion_of(
+        self, name: str, properties: dict[str, str], context: Any, template: str | None
+    ) -> Conversion:
+        """The conversion of an event of this name, with HubSpot's default properties from
+        its context added to its mapped ones."""
+        if (type(context) is dict or (context is not None and isinstance(context, Mapping))) and (
+            not _CONTEXT_KEYS.isdisjoint(context)  # most contexts have none: one C call
+        ):
+            self._context_defaults(properties, context)
+        event_name = self._names.get(name) or self.custom_event_for(name)
+        assert event_name is not None
+        return Conversion(event_name, properties, template)
+
+    def _context_defaults(self, properties: dict[str, str], context: Mapping[str, Any]) -> None:
+        """HubSpot's default properties filled from the context, where not mapped already."""
+        for key, defaults in _CONTEXT_GROUPS.items():
+            if key not in context:
+                continue
+            for rest, target in defaults:
+                if target not in properties:
+                    self._put(properties, target, _walk(context[key], rest))
 
     def _mapped_properties(self, mapping: EventMapping, data: Mapping[str, Any]) -> dict[str, str]:
         """The event's properties as its mapping names them."""

@@ -71,6 +71,11 @@ class TouchReader:
         self._counted = tuple(k for k in _STRONGEST_FIRST if k.value in wanted)
         self._referrers = TouchKind.REFERRER in self._counted
 
+    @property
+    def counts_referrers(self) -> bool:
+        """Whether a page view's plain referrer may be a touch."""
+        return self._referrers
+
     def __call__(self, data: Mapping[str, Any], sender: str | None = None) -> list[Touch]:
         """The touches ``data`` carries, oldest first (empty for most events); ``sender`` is the
         configured source that sent it."""

@@ -112,6 +112,19 @@ def own_object_id(data: Payload) -> Candidate | None:
     return None
 
 
+_OBJECT_ID_FIELDS = frozenset(("hubspot", "hubspotContactId"))
+"""The context fields ``own_object_id`` reads."""
+
+
+def carries_object_id(data: Payload) -> bool:
+    """Whether ``own_object_id`` may find a contact id on the event: False when its context has
+    neither field (answered by one C call, without reading either)."""
+    context = data.context
+    if type(context) is dict:
+        return not _OBJECT_ID_FIELDS.isdisjoint(context)
+    return context is not None and isinstance(context, Mapping)
+
+
 OWN: Mapping[str, Callable[[Payload], Candidate | None]] = {
     "objectId": own_object_id,
     "email": own_email,

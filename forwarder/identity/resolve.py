@@ -7,7 +7,7 @@ a userId, the contact that holds it in the configured unique property (batch rea
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
 from typing import NamedTuple
@@ -19,6 +19,7 @@ from forwarder.identity.choice import (
     Candidate,
     Candidates,
     Identity,
+    carries_object_id,
     check,
     from_event,
     used,
@@ -98,9 +99,14 @@ class Resolver:
             if user_ids:
                 contacts = await self._lookup.resolve(user_ids)
         later = later_kinds(people, contacts)
+        readers = self._readers
+        if "objectId" not in later and not any(map(carries_object_id, events)):
+            # No objectId anywhere in the batch (the common case for most senders): no event
+            # reads its context for one; it would find none, and skip the kind without a note.
+            readers = tuple(reader for reader in readers if reader[0] != "objectId")
         choose_one = self._choose
         return [
-            choose_one(data, keys, people, contacts, later)
+            choose_one(data, keys, people, contacts, later, readers)
             for data, keys in zip(events, own, strict=True)
         ]
 
@@ -111,16 +117,19 @@ class Resolver:
         people: Mapping[Key, list[Key]],
         contacts: Mapping[str, str | None],
         later: Container[str],
+        readers: tuple[tuple[str, Callable[[Payload], Candidate | None] | None], ...] | None = None,
     ) -> Identity:
         """``choose(self.candidates(...), order)``, reading candidates only until one is valid:
         the event's own identifier of a kind, then the graph's, then the contact look-up's,
         kind after kind down the order (most events stop at their first candidate); ``later``:
-        ``later_kinds`` of the batch."""
+        ``later_kinds`` of the batch; ``readers``: the kinds of the order to read (all of them
+        by default), each with its reader of the event's own identifier."""
         notes: list[str] | None = None  # made for the rare event that skips a candidate
-        for kind, own in self._readers:
+        for kind, own in readers or self._readers:
             first = own(data) if own is not None else None
             if first is not None and notes is None:
-                chosen = self._first_valid(kind, first)
+                # ``_first_valid``'s remembered answer asked inline (per event), then itself
+                chosen = self._firsts.get((kind, first)) or self._first_valid(kind, first)
                 if chosen is not None:
                     return chosen
             if kind in later:
