@@ -23,6 +23,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import msgspec
@@ -98,15 +99,16 @@ def _person(keys: list[Key], people: Mapping[Key, list[Key]]) -> list[Key]:
 
 def _touch_keys(own: list[list[Key]], people: Mapping[Key, list[Key]]) -> list[Key]:
     """The keys touches may be remembered under, of every event's whole person, each once
-    (what ``_person`` gives each event, without a list per event)."""
-    wanted: dict[Key, None] = {}
-    for keys in own:
-        for key in keys:
-            if key[0] in _TOUCH_KINDS:
-                wanted[key] = None
-            for linked in people.get(key, ()):
-                if linked[0] in _TOUCH_KINDS:
-                    wanted[linked] = None
+    (what ``_person`` gives each event, without a list per event): the events' own keys
+    (anonymousId and userId, ``payload_keys``), then the graph's other keys of those kinds."""
+    wanted = dict.fromkeys(chain.from_iterable(own))  # in C; each person's keys looked up once
+    found = people.get
+    for key in list(wanted):
+        linked = found(key)
+        if linked:
+            for other in linked:
+                if other[0] in _TOUCH_KINDS:
+                    wanted[other] = None
     return list(wanted)
 
 

@@ -208,6 +208,13 @@ def campaign_of_dict(data: dict[str, Any]) -> bool:
     return carries_campaign(payload_of(data))  # it reads ``context`` alone
 
 
+def touch_keys_of(own: list[list[Key]], people: Mapping[Key, list[Key]]) -> list[Key]:
+    """Every event's whole person (``_person``), each key of a kind touches are remembered
+    under, once: what the touch memory is asked for."""
+    every = (k for keys in own for k in _person(keys, people))
+    return list(dict.fromkeys(k for k in every if k[0] in ("anonymousId", "userId")))
+
+
 async def dict_path(
     data: dict[str, Any], graph: Graph, mapper: Mapper, attributor: Attributor
 ) -> tuple[Any, ...]:
@@ -220,7 +227,7 @@ async def dict_path(
             Resolver._add_graph(candidates, key[0], people[key])
     identity = choose(candidates, ORDER)
     on_event = attributor._reader(data, "backend")
-    memory = await graph.touches_of("main", _touch_keys([own], people))
+    memory = await graph.touches_of("main", touch_keys_of([own], people))
     everyone = _person(own, people) if on_event or memory else []
     if on_event or any(k in memory for k in everyone):
         found = attributor.decide(payload_of(data), on_event, set(own), everyone, memory)
@@ -321,3 +328,16 @@ def test_identity_is_the_shared_value_for_a_known_email() -> None:
     first = asyncio.run(resolver.identities([event, event]))
     assert first[0] is first[1]
     assert first[0] == Identity("email", "a@x.io", ("used email from context.traits.email",))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    own=st.lists(st.lists(keys, max_size=2, unique=True), max_size=4),
+    people=st.dictionaries(keys, members, max_size=3),
+)
+def test_the_touch_memory_is_asked_for_each_key_of_every_events_person_once(
+    own: list[list[Key]], people: dict[Key, list[Key]]
+) -> None:
+    found = _touch_keys(own, people)
+    assert len(found) == len(set(found))
+    assert set(found) == set(touch_keys_of(own, people))
