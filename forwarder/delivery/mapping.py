@@ -27,7 +27,8 @@ _NAME_OK = re.compile(r"^[a-z][a-z0-9_]*$")
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
 _TOP_LEVEL = ("properties.", "context.", "traits.")
 _ROOTS = {"properties": 0, "context": 1, "traits": 2}
-"""A mapped source's first part: its index in ``Mapper._roots`` (what a ``Payload`` holds)."""
+"""A mapped source's first part: the index of that field of a ``Payload`` in the roots
+``Mapper.conversion_of`` walks from."""
 _NAMES_CACHED = 4096
 
 # HubSpot's default event properties filled from Segment's context (docs/hubspot-contract.md,
@@ -159,8 +160,8 @@ class Mapper:
             event: tuple((_ROOTS[parts[0]], parts[1:], target) for parts, target in sources)
             for event, sources in self._sources.items()
         }
-        """``_sources`` for a ``Payload``: each path's top-level field (by index in
-        ``_roots``) apart from the rest of it."""
+        """``_sources`` for a ``Payload``: each path's top-level field (its ``_ROOTS`` index)
+        apart from the rest of it."""
         self._names: dict[str, str] = {}
         """Segment event name -> custom event name ("" for none), computed once per name."""
         self._plans: dict[str, tuple[Mapping[str, str] | None, _Plan | None]] = {}

@@ -125,7 +125,7 @@ class Resolver:
         ``later_kinds`` of the batch; ``readers``: the kinds of the order to read (all of them
         by default), each with its reader of the event's own identifier."""
         notes: list[str] | None = None  # made for the rare event that skips a candidate
-        for kind, own in readers or self._readers:
+        for kind, own in self._readers if readers is None else readers:
             first = own(data) if own is not None else None
             if first is not None and notes is None:
                 # ``_first_valid``'s remembered answer asked inline (per event), then itself

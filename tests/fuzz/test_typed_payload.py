@@ -341,3 +341,21 @@ def test_the_touch_memory_is_asked_for_each_key_of_every_events_person_once(
     found = _touch_keys(own, people)
     assert len(found) == len(set(found))
     assert set(found) == set(touch_keys_of(own, people))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    batch=st.lists(events, max_size=5),
+    people=st.dictionaries(keys, members, max_size=3),
+    order=st.lists(st.sampled_from(ORDER), max_size=3, unique=True),
+)
+def test_a_batch_s_identities_are_each_event_s_choice_among_all_its_candidates(
+    batch: list[dict[str, Any]], people: dict[Key, list[Key]], order: list[str]
+) -> None:
+    """Whether the batch skips reading objectIds or not."""
+    resolver = Resolver("main", order, Graph(people, {}))  # type: ignore[arg-type]
+    payloads = [decode_payload(msgspec.json.encode(data)) for data in batch]
+    expected = [
+        choose(resolver.candidates(p, payload_keys(p), people, {}), order) for p in payloads
+    ]
+    assert expected == asyncio.run(resolver.identities(payloads))
