@@ -36,6 +36,7 @@ from forwarder.delivery.attribution import Attributor  # noqa: E402
 from forwarder.delivery.destinations.conversions import Conversions  # noqa: E402
 from forwarder.delivery.mapping import Mapper  # noqa: E402
 from forwarder.delivery.quality import DeliveryTally  # noqa: E402
+from forwarder.events.payload import decode_payload  # noqa: E402
 from forwarder.hubspot.models import BatchInput  # noqa: E402
 from forwarder.identity.resolve import Resolver  # noqa: E402
 from forwarder.storage import create_storage, sqlite_path  # noqa: E402
@@ -63,7 +64,7 @@ async def stages(config: Path, store: Path) -> None:
     tally, encoder, decode = (
         DeliveryTally(QualityTally()),
         msgspec.json.Encoder(),
-        msgspec.json.decode,
+        decode_payload,  # what ``map_and_identify`` decodes each leased event into
     )
     heap.settle()
     datas = [decode(i.event.payload) for i in items]
@@ -80,7 +81,7 @@ async def stages(config: Path, store: Path) -> None:
         ("people", lambda: resolver.people(datas)),
         ("identities", lambda: resolver.identities(datas, people)),
         ("attribute", lambda: attributor.attribute(datas, senders, people)),
-        ("conversion", lambda: [mapper.conversion(d) for d in datas]),
+        ("conversion", lambda: [mapper.conversion_of(d) for d in datas]),
         ("map_and_identify", mapped_all),
         ("inputs", lambda: destination._inputs(mapped)),
         ("preview", lambda: destination.preview(items)),

@@ -25,6 +25,7 @@ from forwarder.debugger.models import (
 )
 from forwarder.debugger.touches import conversion_attribution
 from forwarder.events.destinations import DestinationName
+from forwarder.events.payload import payload_of
 from forwarder.identity.choice import Identity
 from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import Attempt, ItemRecord, StoredEvent
@@ -145,7 +146,7 @@ async def identity_now(
 ) -> Identity:
     """The identifier the forwarder would send this event with now (graph, no HubSpot look-up)."""
     order = settings.portals[portal].identity_order if portal in settings.portals else ()
-    [identity] = await Resolver(portal, order, storage).identities([data])
+    [identity] = await Resolver(portal, order, storage).identities([payload_of(data)])
     return identity
 
 

@@ -15,6 +15,7 @@ from forwarder.config import Settings
 from forwarder.debugger import models
 from forwarder.debugger.masking import Masker
 from forwarder.delivery.attribution import Attribution, Attributor, TouchReason, UsedTouch
+from forwarder.events.payload import payload_of
 from forwarder.storage.base import Key, StoredEvent, Touch
 from forwarder.storage.roles import IdentityGraph
 
@@ -128,7 +129,7 @@ async def conversion_attribution(
             ],
         )
     attributor = Attributor(event.portal, portal.attribution, storage)
-    [found] = await attributor.attribute([data], [event.source])
+    [found] = await attributor.attribute([payload_of(data)], [event.source])
     return attribution_view(found, masker)
 
 

@@ -23,19 +23,27 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any
 
 import msgspec
 
 from forwarder.config import AttributionSettings
 from forwarder.delivery.touches import UTM_FIELDS, TouchReader, epoch
-from forwarder.identity.keys import person_keys
+from forwarder.events.payload import Payload
+from forwarder.identity.keys import payload_keys
 from forwarder.identity.resolve import People
 from forwarder.storage.base import Key, Touch, TouchMemory
 from forwarder.storage.roles import IdentityGraph
 
 _TOUCH_KINDS = ("anonymousId", "userId")
 """The identifiers touches are remembered under."""
+
+
+_TOUCH_FIELDS = frozenset(("attribution", "campaign", "clickIds"))
+"""The context fields an event's touches are read from (``TouchReader``)."""
+_NO_TOUCHES: list[Touch] = []
+"""What ``TouchReader`` reads off an event that carries none (shared: never changed)."""
 
 
 class TouchReason(enum.StrEnum):
@@ -91,15 +99,16 @@ def _person(keys: list[Key], people: Mapping[Key, list[Key]]) -> list[Key]:
 
 def _touch_keys(own: list[list[Key]], people: Mapping[Key, list[Key]]) -> list[Key]:
     """The keys touches may be remembered under, of every event's whole person, each once
-    (what ``_person`` gives each event, without a list per event)."""
-    wanted: dict[Key, None] = {}
-    for keys in own:
-        for key in keys:
-            if key[0] in _TOUCH_KINDS:
-                wanted[key] = None
-            for linked in people.get(key, ()):
-                if linked[0] in _TOUCH_KINDS:
-                    wanted[linked] = None
+    (what ``_person`` gives each event, without a list per event): the events' own keys
+    (anonymousId and userId, ``payload_keys``), then the graph's other keys of those kinds."""
+    wanted = dict.fromkeys(chain.from_iterable(own))  # in C; each person's keys looked up once
+    found = people.get
+    for key in list(wanted):
+        linked = found(key)
+        if linked:
+            for other in linked:
+                if other[0] in _TOUCH_KINDS:
+                    wanted[other] = None
     return list(wanted)
 
 
@@ -114,7 +123,7 @@ class Attributor:
 
     async def attribute(
         self,
-        events: Sequence[Mapping[str, Any]],
+        events: Sequence[Payload],
         senders: Sequence[str | None] = (),
         known: People | None = None,
     ) -> list[Attribution]:
@@ -122,7 +131,7 @@ class Attributor:
         ``known``: what the identity graph knows of these events (read once per batch)."""
         people: Mapping[Key, list[Key]]
         if known is None:
-            own = [person_keys(data) for data in events]
+            own = [payload_keys(data) for data in events]
             people = await self._storage.people_of(
                 self._portal, list(dict.fromkeys(k for keys in own for k in keys))
             )
@@ -131,10 +140,18 @@ class Attributor:
         memory = await self._storage.touches_of(self._portal, _touch_keys(own, people))
         out = []
         nothing = Attribution(None, None, self._window_s)
-        read = self._reader.__call__  # bound: calling the instance goes through a slot
+        read = self._reader.of_payload
+        pages = self._reader.counts_referrers  # a page view's referrer may be a touch
         for i, data in enumerate(events):
-            sender = senders[i] if i < len(senders) else None
-            on_event = read(data, sender)
+            context = data.context
+            if context is None or (
+                type(context) is dict
+                and _TOUCH_FIELDS.isdisjoint(context)
+                and not (pages and data.type == "page")
+            ):
+                on_event = _NO_TOUCHES  # what ``read`` finds on most events, asked inline
+            else:
+                on_event = read(data, senders[i] if i < len(senders) else None)
             if not on_event and not memory:
                 out.append(nothing)  # the common case: no touch anywhere, nothing to decide
                 continue
@@ -147,7 +164,7 @@ class Attributor:
 
     def decide(
         self,
-        data: Mapping[str, Any],
+        data: Payload,
         on_event: Sequence[Touch],
         own: set[Key],
         everyone: Sequence[Key],
@@ -158,7 +175,7 @@ class Attributor:
         remembered: list[UsedTouch] = []
         at_most = math.inf
         if memory and any(key in memory for key in everyone):  # else no time to parse
-            happened = epoch(data.get("timestamp"))
+            happened = epoch(data.timestamp)
             at_most = math.inf if happened is None else happened
         for key in everyone:
             found = memory.get(key)
@@ -190,9 +207,9 @@ def wire(touch: Touch) -> dict[str, Any]:
     return out
 
 
-def apply(data: dict[str, Any], attribution: Attribution) -> dict[str, Any]:
-    """``data`` with the attribution written in (a new dict; touches the event carried stay
-    exactly as it sent them), or ``data`` itself when there is nothing to write."""
+def apply(data: Payload, attribution: Attribution) -> Payload:
+    """``data`` with the attribution written in (a new payload and context; touches the event
+    carried stay exactly as it sent them), or ``data`` itself when there is nothing to write."""
     first, last = attribution.first, attribution.last
     carried = TouchReason.ON_EVENT
     if (first is None or first.reason is carried) and (last is None or last.reason is carried):
@@ -202,7 +219,7 @@ def apply(data: dict[str, Any], attribution: Attribution) -> dict[str, Any]:
         for field, used in (("firstTouch", first), ("lastTouch", last))
         if used is not None and used.reason is not TouchReason.ON_EVENT
     }
-    context = dict(data.get("context") or {})
+    context = dict(data.context or {})
     kept = context.get("attribution")
     touches = dict(kept) if isinstance(kept, dict) else {}
     touches.update({field: wire(touch) for field, touch in replaced.items()})
@@ -214,4 +231,4 @@ def apply(data: dict[str, Any], attribution: Attribution) -> dict[str, Any]:
             context["campaign"] = campaign
         if latest.click_ids:
             context["clickIds"] = dict(latest.click_ids)
-    return {**data, "context": context}
+    return msgspec.structs.replace(data, context=context)

@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from forwarder.config import EventMapping, PortalSettings
+from forwarder.events.payload import Payload
 
 MAX_PROPERTIES = 50
 MAX_NAME = 50
@@ -25,6 +26,9 @@ _QUALIFIED = re.compile(r"^pe\d+_")
 _NAME_OK = re.compile(r"^[a-z][a-z0-9_]*$")
 _NOT_NAME = re.compile(r"[^a-z0-9]+")
 _TOP_LEVEL = ("properties.", "context.", "traits.")
+_ROOTS = {"properties": 0, "context": 1, "traits": 2}
+"""A mapped source's first part: the index of that field of a ``Payload`` in the roots
+``Mapper.conversion_of`` walks from."""
 _NAMES_CACHED = 4096
 
 # HubSpot's default event properties filled from Segment's context (docs/hubspot-contract.md,
@@ -152,6 +156,12 @@ class Mapper:
             for m in portal.events
         }
         """Per mapped event: its property sources as split paths, and their HubSpot names."""
+        self._rooted: dict[str, tuple[tuple[int, tuple[str, ...], str], ...]] = {
+            event: tuple((_ROOTS[parts[0]], parts[1:], target) for parts, target in sources)
+            for event, sources in self._sources.items()
+        }
+        """``_sources`` for a ``Payload``: each path's top-level field (its ``_ROOTS`` index)
+        apart from the rest of it."""
         self._names: dict[str, str] = {}
         """Segment event name -> custom event name ("" for none), computed once per name."""
         self._plans: dict[str, tuple[Mapping[str, str] | None, _Plan | None]] = {}
@@ -197,16 +207,65 @@ class Mapper:
         if (type(context) is dict or (context is not None and isinstance(context, Mapping))) and (
             not _CONTEXT_KEYS.isdisjoint(context)  # most contexts have none: one C call
         ):
-            for key, defaults in _CONTEXT_GROUPS.items():
-                if key not in context:
-                    continue
-                for rest, target in defaults:
-                    if target not in properties:
-                        self._put(properties, target, _walk(context[key], rest))
+            self._context_defaults(properties, context)
         event_name = self._names.get(name) or self.custom_event_for(name)
         assert event_name is not None
         template = mapping.timeline_template if mapping is not None else None
         return Conversion(event_name, properties, template)
+
+    def conversion_of(self, payload: Payload) -> Conversion | None:
+        """``conversion`` of a leased event (delivery's typed ``Payload``)."""
+        name = payload.event or payload.name
+        mapping = self._mappings.get(name) if isinstance(name, str) else None
+        if mapping is None:
+            return self._auto_conversion_of(payload, name)
+        roots = (payload.properties, payload.context, payload.traits)
+        properties: dict[str, str] = {}
+        for root, parts, target in self._rooted[mapping.event]:
+            value: Any = roots[root]  # ``_walk``, inline: per event and property
+            for part in parts:
+                if type(value) is not dict and (value is None or not isinstance(value, Mapping)):
+                    value = None
+                    break
+                value = value.get(part)
+            kind = type(value)
+            if kind is str:  # the common cases: nothing to coerce, or an int's text
+                if value:
+                    properties[target] = value
+            elif kind is int:
+                properties[target] = str(value)
+            else:
+                self._put(properties, target, value)
+        return self._conversion_of(name, properties, payload.context, mapping.timeline_template)
+
+    def _auto_conversion_of(self, payload: Payload, name: Any) -> Conversion | None:
+        """``conversion_of`` of an event no mapping names (``unmapped_events = "auto"``)."""
+        if not self._auto or not isinstance(name, str):
+            return None
+        properties = self._auto_properties({"properties": payload.properties})
+        return self._conversion_of(name, properties, payload.context, None)
+
+    def _conversion_of(
+        self, name: str, properties: dict[str, str], context: Any, template: str | None
+    ) -> Conversion:
+        """The conversion of an event of this name, with HubSpot's default properties from
+        its context added to its mapped ones."""
+        if (type(context) is dict or (context is not None and isinstance(context, Mapping))) and (
+            not _CONTEXT_KEYS.isdisjoint(context)  # most contexts have none: one C call
+        ):
+            self._context_defaults(properties, context)
+        event_name = self._names.get(name) or self.custom_event_for(name)
+        assert event_name is not None
+        return Conversion(event_name, properties, template)
+
+    def _context_defaults(self, properties: dict[str, str], context: Mapping[str, Any]) -> None:
+        """HubSpot's default properties filled from the context, where not mapped already."""
+        for key, defaults in _CONTEXT_GROUPS.items():
+            if key not in context:
+                continue
+            for rest, target in defaults:
+                if target not in properties:
+                    self._put(properties, target, _walk(context[key], rest))
 
     def _mapped_properties(self, mapping: EventMapping, data: Mapping[str, Any]) -> dict[str, str]:
         """The event's properties as its mapping names them."""

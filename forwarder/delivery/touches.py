@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from forwarder.events.payload import Payload, as_dict
 from forwarder.identity.keys import text_id
 from forwarder.storage.base import Touch, TouchKind, TouchOrigin
 
@@ -70,6 +71,11 @@ class TouchReader:
         self._counted = tuple(k for k in _STRONGEST_FIRST if k.value in wanted)
         self._referrers = TouchKind.REFERRER in self._counted
 
+    @property
+    def counts_referrers(self) -> bool:
+        """Whether a page view's plain referrer may be a touch."""
+        return self._referrers
+
     def __call__(self, data: Mapping[str, Any], sender: str | None = None) -> list[Touch]:
         """The touches ``data`` carries, oldest first (empty for most events); ``sender`` is the
         configured source that sent it."""
@@ -85,6 +91,23 @@ class TouchReader:
         if not (kept or campaign or (self._referrers and data.get("type") == "page")):
             return []  # the common case: nothing to read (and no timestamp to parse)
         return self._read(data, context, kept, campaign, sender)
+
+    def of_payload(self, payload: Payload, sender: str | None = None) -> list[Touch]:
+        """``__call__`` of a leased event (delivery's typed ``Payload``)."""
+        context = payload.context
+        if type(context) is not dict:  # a dict, or absent: answered without a call
+            context = _mapping(context)
+        if not context:
+            return []
+        kept = context.get("attribution")
+        if kept is not None:
+            kept = _mapping(kept)
+        campaign = "campaign" in context or "clickIds" in context
+        if not (kept or campaign or (self._referrers and payload.type == "page")):
+            return []  # the common case: nothing to read (and no timestamp to parse)
+        # The rare event with touches: read as the dict of its fields (every top-level key
+        # ``_read`` looks up is one).
+        return self._read(as_dict(payload), context, kept, campaign, sender)
 
     def _read(
         self,

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from forwarder.events.payload import Payload
 from forwarder.identity.keys import normalise_email
 
 _UTK = re.compile(r"^[A-Za-z0-9]{16,64}$")
@@ -63,40 +64,40 @@ def _first(*found: tuple[Any, str]) -> Candidate | None:
     return None
 
 
-def own_email(data: Mapping[str, Any]) -> Candidate | None:
+def own_email(data: Payload) -> Candidate | None:
     """The email an event carries itself, and its path (the first present one wins)."""
     # Absent objects are skipped before any call, and dicts before the ABC check: per event.
-    traits = data.get("traits")
+    traits = data.traits
     if traits is not None:
         found = (traits if type(traits) is dict else _object(traits)).get("email")
         if found is not None and found != "":
             return (found if type(found) is str else str(found)), "traits.email"
-    context = data.get("context")
+    context = data.context
     if context is not None:
         traits = (context if type(context) is dict else _object(context)).get("traits")
         if traits is not None:
             found = (traits if type(traits) is dict else _object(traits)).get("email")
             if found is not None and found != "":
                 return (found if type(found) is str else str(found)), "context.traits.email"
-    properties = data.get("properties")
+    properties = data.properties
     if properties is None:
         return None
     return _first((_object(properties).get("email"), "properties.email"))
 
 
-def own_utk(data: Mapping[str, Any]) -> Candidate | None:
+def own_utk(data: Payload) -> Candidate | None:
     """The ``hubspotutk`` cookie an event carries itself, and its path."""
-    context = _object(data.get("context"))
+    context = _object(data.context)
     return _first(
         (context.get("hubspotutk"), "context.hubspotutk"),
         (_object(context.get("traits")).get("hubspotutk"), "context.traits.hubspotutk"),
-        (_object(data.get("properties")).get("hubspotutk"), "properties.hubspotutk"),
+        (_object(data.properties).get("hubspotutk"), "properties.hubspotutk"),
     )
 
 
-def own_object_id(data: Mapping[str, Any]) -> Candidate | None:
+def own_object_id(data: Payload) -> Candidate | None:
     """The HubSpot contact id an event carries itself, and its path."""
-    context = data.get("context")
+    context = data.context
     if type(context) is not dict:  # decoded JSON is made of dicts: the ABC check is slow
         context = _object(context)
     if not context:
@@ -111,7 +112,20 @@ def own_object_id(data: Mapping[str, Any]) -> Candidate | None:
     return None
 
 
-OWN: Mapping[str, Callable[[Mapping[str, Any]], Candidate | None]] = {
+_OBJECT_ID_FIELDS = frozenset(("hubspot", "hubspotContactId"))
+"""The context fields ``own_object_id`` reads."""
+
+
+def carries_object_id(data: Payload) -> bool:
+    """Whether ``own_object_id`` may find a contact id on the event: False when its context has
+    neither field (answered by one C call, without reading either)."""
+    context = data.context
+    if type(context) is dict:
+        return not _OBJECT_ID_FIELDS.isdisjoint(context)
+    return context is not None and isinstance(context, Mapping)
+
+
+OWN: Mapping[str, Callable[[Payload], Candidate | None]] = {
     "objectId": own_object_id,
     "email": own_email,
     "utk": own_utk,
@@ -120,7 +134,7 @@ OWN: Mapping[str, Callable[[Mapping[str, Any]], Candidate | None]] = {
 the first present one wins and the later ones are not read)."""
 
 
-def from_event(data: Mapping[str, Any]) -> Candidates:
+def from_event(data: Payload) -> Candidates:
     """The identifiers an event carries itself (``(value, source path)`` pairs)."""
     found = Candidates()
     for kind, read in OWN.items():

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from forwarder.events.payload import Payload
 from forwarder.storage.base import Key
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -58,6 +59,22 @@ def person_keys(data: Mapping[str, Any]) -> list[tuple[str, str]]:
         if anonymous:
             keys.append(("anonymousId", anonymous))
     user = data.get("userId")
+    if user is not None:
+        user = user.strip() if type(user) is str else text_id(user)
+        if user:
+            keys.append(("userId", user))
+    return keys
+
+
+def payload_keys(payload: Payload) -> list[tuple[str, str]]:
+    """``person_keys`` of a leased event (delivery's typed ``Payload``)."""
+    keys: list[tuple[str, str]] = []
+    anonymous = payload.anonymousId
+    if anonymous is not None:
+        anonymous = anonymous.strip() if type(anonymous) is str else text_id(anonymous)
+        if anonymous:
+            keys.append(("anonymousId", anonymous))
+    user = payload.userId
     if user is not None:
         user = user.strip() if type(user) is str else text_id(user)
         if user:

@@ -7,22 +7,24 @@ a userId, the contact that holds it in the configured unique property (batch rea
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
+from forwarder.events.payload import Payload
 from forwarder.identity.choice import (
     NOTHING_KNOWN,
     OWN,
     Candidate,
     Candidates,
     Identity,
+    carries_object_id,
     check,
     from_event,
     used,
 )
-from forwarder.identity.keys import person_keys
+from forwarder.identity.keys import payload_keys
 from forwarder.identity.lookup import ContactLookup
 from forwarder.storage.base import Key
 from forwarder.storage.roles import IdentityGraph
@@ -40,7 +42,7 @@ class People(NamedTuple):
     choice and attribution both need it)."""
 
     own: list[list[Key]]
-    """Per event, the keys it waits on (``person_keys``)."""
+    """Per event, the keys it waits on (``person_keys``, ``payload_keys``)."""
     graph: Mapping[Key, list[Key]]
     """Per known key, every key of its person, least recently seen first."""
 
@@ -76,9 +78,9 @@ class Resolver:
         self._firsts: dict[tuple[str, Candidate], Identity] = {}
         """``_first_valid``'s answers, by kind and candidate."""
 
-    async def people(self, events: Sequence[Mapping[str, Any]]) -> People:
+    async def people(self, events: Sequence[Payload]) -> People:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
-        own = [person_keys(data) for data in events]
+        own = [payload_keys(data) for data in events]
         graph = await self._storage.people_of(
             self._portal,
             list(dict.fromkeys(chain.from_iterable(own))),  # each key once, in C
@@ -86,7 +88,7 @@ class Resolver:
         return People(own, graph)
 
     async def identities(
-        self, events: Sequence[Mapping[str, Any]], known: People | None = None
+        self, events: Sequence[Payload], known: People | None = None
     ) -> list[Identity]:
         """One identity per event (kind None when nothing usable is known yet); ``known``:
         ``people(events)`` when the caller already has it."""
@@ -97,29 +99,37 @@ class Resolver:
             if user_ids:
                 contacts = await self._lookup.resolve(user_ids)
         later = later_kinds(people, contacts)
+        readers = self._readers
+        if "objectId" not in later and not any(map(carries_object_id, events)):
+            # No objectId anywhere in the batch (the common case for most senders): no event
+            # reads its context for one; it would find none, and skip the kind without a note.
+            readers = tuple(reader for reader in readers if reader[0] != "objectId")
         choose_one = self._choose
         return [
-            choose_one(data, keys, people, contacts, later)
+            choose_one(data, keys, people, contacts, later, readers)
             for data, keys in zip(events, own, strict=True)
         ]
 
     def _choose(
         self,
-        data: Mapping[str, Any],
+        data: Payload,
         keys: list[Key],
         people: Mapping[Key, list[Key]],
         contacts: Mapping[str, str | None],
         later: Container[str],
+        readers: tuple[tuple[str, Callable[[Payload], Candidate | None] | None], ...] | None = None,
     ) -> Identity:
         """``choose(self.candidates(...), order)``, reading candidates only until one is valid:
         the event's own identifier of a kind, then the graph's, then the contact look-up's,
         kind after kind down the order (most events stop at their first candidate); ``later``:
-        ``later_kinds`` of the batch."""
+        ``later_kinds`` of the batch; ``readers``: the kinds of the order to read (all of them
+        by default), each with its reader of the event's own identifier."""
         notes: list[str] | None = None  # made for the rare event that skips a candidate
-        for kind, own in self._readers:
+        for kind, own in self._readers if readers is None else readers:
             first = own(data) if own is not None else None
             if first is not None and notes is None:
-                chosen = self._first_valid(kind, first)
+                # ``_first_valid``'s remembered answer asked inline (per event), then itself
+                chosen = self._firsts.get((kind, first)) or self._first_valid(kind, first)
                 if chosen is not None:
                     return chosen
             if kind in later:
@@ -181,7 +191,7 @@ class Resolver:
 
     def candidates(
         self,
-        data: Mapping[str, Any],
+        data: Payload,
         keys: list[Key],
         people: Mapping[Key, list[Key]],
         contacts: Mapping[str, str | None],

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from forwarder.delivery.destinations import _NAMESPACE, StableUuids, stable_uuid
 from forwarder.delivery.destinations.mapped import carries_campaign
 from forwarder.events.destinations import DestinationName
+from forwarder.events.payload import payload_of
 
 
 def test_stable_uuid_is_the_uuid5_of_portal_destination_and_message_id() -> None:
@@ -68,7 +69,9 @@ def test_an_event_carries_a_campaign_only_by_its_context_campaign_click_ids_or_p
         ({"context": MappingProxyType({"campaign": {"name": "spring"}})}, True),
         ({"context": MappingProxyType({"traits": {}})}, False),
     ]
-    assert [carries_campaign(data) for data, _ in cases] == [expected for _, expected in cases]
+    assert [carries_campaign(payload_of(data)) for data, _ in cases] == [
+        expected for _, expected in cases
+    ]
 
 
 @settings(max_examples=200, deadline=None)

@@ -7,6 +7,7 @@ from typing import Any
 from forwarder.config import AttributionSettings
 from forwarder.delivery.attribution import Attributor, TouchReason, apply
 from forwarder.delivery.touches import TouchReader, epoch
+from forwarder.events.payload import payload_of
 from forwarder.storage.base import Touch, TouchKind, TouchMemory, TouchOrigin
 from forwarder.storage.sqlite import SqliteStorage
 
@@ -84,7 +85,7 @@ def decide(data: dict[str, Any], memory: dict[tuple[str, str], TouchMemory]) -> 
     attributor = Attributor("main", AttributionSettings(), SqliteStorage(":memory:"))
     own = {("anonymousId", "A")}
     everyone = [("anonymousId", "A"), ("userId", "U"), ("anonymousId", "B")]
-    return attributor.decide(data, DEFAULT(data), own, everyone, memory)
+    return attributor.decide(payload_of(data), DEFAULT(data), own, everyone, memory)
 
 
 def test_touch_on_the_event_wins_last_touch_and_the_earliest_remembered_wins_first() -> None:
@@ -112,7 +113,7 @@ def test_touch_on_the_event_wins_last_touch_and_the_earliest_remembered_wins_fir
         "anonymousId",
     )
     assert (chosen.last.touch.name, chosen.last.reason) == ("on-event", TouchReason.ON_EVENT)
-    context_ = apply(data, chosen)["context"]
+    context_ = apply(payload_of(data), chosen).context
     assert context_["attribution"]["firstTouch"]["name"] == "other-device"
     assert "lastTouch" not in context_["attribution"]  # the event's own stays as it was sent
     assert context_["campaign"] == {"name": "on-event"}
@@ -127,4 +128,4 @@ def test_touches_remembered_after_the_conversion_are_not_used_for_it() -> None:
     chosen = decide(data, memory)
     assert (chosen.first.touch.name, chosen.last.touch.name) == ("before", "before")
     assert chosen.last.reason == TouchReason.LINKED
-    assert apply(data, chosen)["context"]["campaign"] == {"name": "before"}
+    assert apply(payload_of(data), chosen).context["campaign"] == {"name": "before"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from forwarder.events.payload import payload_of
 from forwarder.identity.choice import Candidates, choose, from_event
 
 ORDER = ("objectId", "email", "utk")
@@ -13,7 +14,7 @@ def test_event_carries_its_email_utk_and_contact_id_with_their_paths() -> None:
         "properties": {"email": "p@x.io"},
         "context": {"traits": {"email": "t@x.io"}, "hubspotutk": UTK, "hubspotContactId": "9"},
     }
-    found = from_event(event)
+    found = from_event(payload_of(event))
     assert found.email == [("t@x.io", "context.traits.email")]
     assert found.utk == [(UTK, "context.hubspotutk")]
     assert found.objectId == [("9", "context.hubspotContactId")]

@@ -15,6 +15,7 @@ import pytest
 
 from forwarder.clock import ManualClock
 from forwarder.config import Secret
+from forwarder.events.payload import payload_of
 from forwarder.hubspot.auth import StaticToken
 from forwarder.hubspot.client import HubSpotClient
 from forwarder.hubspot.models import RateLimitHeaders
@@ -131,7 +132,7 @@ async def test_resolver_sends_a_user_with_the_contact_id_the_look_up_found(
     await storage.open()
     try:
         resolver = Resolver("main", ("objectId", "email"), storage, p.lookup)
-        [identity] = await resolver.identities([{"type": "track", "userId": "b"}])
+        [identity] = await resolver.identities([payload_of({"type": "track", "userId": "b"})])
     finally:
         await storage.close()
     assert (identity.kind, identity.value) == ("objectId", p.ids["b"])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from forwarder.events.payload import payload_of
 from forwarder.identity.graph import Linker
 from forwarder.identity.resolve import Resolver
 from forwarder.storage.sqlite import SqliteStorage
@@ -28,7 +29,7 @@ async def test_anonymous_event_is_sent_with_the_email_an_earlier_identify_taught
     identify = {"type": "identify", "anonymousId": "A", "traits": {"email": "a@x.io"}}
     await Linker(storage, lambda: 1.0)("main", [identify])
     [identity] = await Resolver("main", ("objectId", "email"), storage).identities(
-        [{"type": "track", "anonymousId": "A"}]
+        [payload_of({"type": "track", "anonymousId": "A"})]
     )
     assert (identity.kind, identity.value) == ("email", "a@x.io")
 
@@ -36,7 +37,7 @@ async def test_anonymous_event_is_sent_with_the_email_an_earlier_identify_taught
 async def test_the_event_s_own_email_wins_over_the_graph_s(storage: SqliteStorage) -> None:
     await storage.link("main", [("anonymousId", "A"), ("email", "a@x.io")], now=1.0)
     event = {"type": "track", "anonymousId": "A", "context": {"traits": {"email": "b@x.io"}}}
-    [identity] = await Resolver("main", ("email",), storage).identities([event])
+    [identity] = await Resolver("main", ("email",), storage).identities([payload_of(event)])
     assert identity.value == "b@x.io"
 
 
@@ -45,5 +46,6 @@ async def test_graph_contact_id_comes_before_the_event_s_email_in_the_default_or
 ) -> None:
     await storage.link("main", [("userId", "u1"), ("contactId", "901")], now=1.0)
     event = {"type": "track", "userId": "u1", "properties": {"email": "u1@x.io"}}
-    [identity] = await Resolver("main", ("objectId", "email", "utk"), storage).identities([event])
+    resolver = Resolver("main", ("objectId", "email", "utk"), storage)
+    [identity] = await resolver.identities([payload_of(event)])
     assert (identity.kind, identity.value) == ("objectId", "901")

@@ -91,7 +91,7 @@ class Conversions:
         for m, uuid in zip(mapped, uuids, strict=True):
             data, identity, conversion = m.data, m.identity, m.conversion
             kind, value = identity.kind, identity.value  # ``identity_fields``, inline
-            at = data.get("timestamp") or data.get("receivedAt")  # ``occurred_at``, inline
+            at = data.timestamp or data.receivedAt  # ``occurred_at``, inline
             # Positional: per event, and msgspec matches keywords to fields by name.
             event = EventCompletion(
                 conversion.event_name,
