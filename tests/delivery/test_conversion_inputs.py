@@ -15,6 +15,7 @@ from forwarder.delivery.destinations.conversions import Conversions
 from forwarder.delivery.destinations.mapped import Mapped, carries_campaign, delivered
 from forwarder.delivery.mapping import Conversion
 from forwarder.delivery.worker import _by_outcome
+from forwarder.events.payload import payload_of
 from forwarder.hubspot.models import BatchInput, EventCompletion
 from forwarder.identity.choice import Identity
 from forwarder.storage.base import Item, StoredEvent
@@ -46,7 +47,7 @@ def item(n: int, message_id: str) -> Item:
 def one_by_one(m: Mapped, uuid: str) -> Ready:
     """What a mapped item became before the batch loop: each field placed by keyword."""
     kind, value = m.identity.kind, m.identity.value
-    at = m.data.get("timestamp") or m.data.get("receivedAt")
+    at = m.data.timestamp or m.data.receivedAt
     event = EventCompletion(
         event_name=m.conversion.event_name,
         properties=m.conversion.properties,
@@ -85,7 +86,8 @@ def mapped_items(draw: Any) -> list[Mapped]:
         kind, value, notes = draw(identities)
         properties = draw(st.dictionaries(texts, texts, max_size=3))
         conversion = Conversion(draw(st.sampled_from(["pe1_a", "pe1_b"])), properties)
-        out.append(Mapped(item(n, draw(texts)), data, Identity(kind, value, notes), conversion))
+        identity = Identity(kind, value, notes)
+        out.append(Mapped(item(n, draw(texts)), payload_of(data), identity, conversion))
     return out
 
 
@@ -149,7 +151,7 @@ class Mapped3(Conversions):
         shapes = [("pe1_a", {"x": "1"}), ("pe1_a", {"x": "2"}), ("pe1_a", {"y": "3"})]
         identity = Identity("email", "a@b.io", ("used email from traits.email",))
         return [], [
-            Mapped(item(n, f"m-{n}"), {}, identity, Conversion(name, properties))
+            Mapped(item(n, f"m-{n}"), payload_of({}), identity, Conversion(name, properties))
             for n, (name, properties) in enumerate(shapes)
         ]
 
