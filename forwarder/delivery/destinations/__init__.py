@@ -195,9 +195,10 @@ class Destination(Protocol):
 
 
 PREPARE_PART = 100
-"""The most items prepared in one turn of the event loop. Delivery shares the loop with ingest:
-a whole batch of 500 (~15 us of CPU an event) held every request that arrived meanwhile for
-~7 ms. A part's storage reads are one call each, so a batch of 500 makes five of each: still a
+"""The most items prepared between two turns of the event loop. Delivery shares the loop with
+ingest: a whole batch of 500 held every request that arrived meanwhile for stretches of 2-3 ms
+of CPU between its storage reads; in parts of 100, under 1 ms (``benchmarks/prepare_turns.py``).
+A part's storage reads are one call each, so a batch of 500 makes five of each: still a
 constant per batch."""
 
 

@@ -77,7 +77,7 @@ _SCRIPT_KEYS = 200
 """The most identifiers one identity or touch read (``PEOPLE_OF``, ``TOUCHES_OF``) looks up:
 a whole batch's keys in one script (a ZRANGE per person) took up to 10.8 ms, and every ingest
 waited for it. Delivery reads a part of a batch at a time (``PREPARE_PART``, 100 events: one
-script, or two with an anonymousId and a userId each)."""
+script for their anonymousIds and userIds, more only for people with many identifiers)."""
 _RENEW_ITEMS = 1000
 """The most leases one renewal script extends (a ZADD each: ~2 us an item)."""
 _encode = msgspec.json.Encoder().encode
