@@ -14,7 +14,8 @@ its servers and sandboxes with ``PYTHONPATH=TREE``), measured in the same rounds
 with this tree's: an A/B of a change in one run. ``--probe`` loads ``loop_probe/`` into every
 server: each stall of its event loop longer than 5 ms is written with the stacks it ran
 (``loop-<server>-<app>.jsonl`` in the kept temp dir; see ``loop_probe/sitecustomize.py``).
-An app and its twin are measured at the same constant rate (see ``_latency_rate``).
+An app and its twin are measured at the same constant rate (see ``_latency_rate``), the base
+first in every other round.
 
 For each ASGI server it starts the apps of ``--apps``, all one worker on uvloop with the
 access log off:
@@ -441,6 +442,16 @@ def alone(targets: list[Target], t: Target) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
+def _twins_swapped(targets: list[Target]) -> list[Target]:
+    """``targets`` with each app and its ``--base`` twin in each other's place: every other
+    round measures the base first, so neither tree always follows the same app."""
+    out = list(targets)
+    for i, t in enumerate(targets):
+        if t.tree and i > 0 and targets[i - 1].app == t.app and not targets[i - 1].tree:
+            out[i - 1], out[i] = t, targets[i - 1]
+    return out
+
+
 def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
     """Rounds of single, batch and constant-rate latency, interleaved across targets; each
     measurement with only its own app running."""
@@ -448,16 +459,17 @@ def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None
         with alone(targets, t):
             _wrk(t.url("/v1/track"), t.single_body, args, 2)
     for n in range(args.rounds):
-        for t in targets:
+        order = targets if n % 2 == 0 else _twins_swapped(targets)
+        for t in order:
             with alone(targets, t):
                 t.single.append(_wrk(t.url("/v1/track"), t.single_body, args, args.duration))
             print(f"round {n + 1} {t.name:24} single {t.single[-1]:9.0f} req/s", flush=True)
-        for t in targets:
+        for t in order:
             with alone(targets, t):
                 batch = _wrk(t.url("/v1/batch"), t.batch_body, args, args.duration)
             t.batch.append(batch * BATCH_SIZE)
             print(f"round {n + 1} {t.name:24} batch  {t.batch[-1]:9.0f} events/s", flush=True)
-        for t in targets:
+        for t in order:
             with alone(targets, t):
                 _mark(t, f"latency {n + 1}", args)
                 t.latency.append(_loadgen(t, _latency_rate(targets, t), args))
