@@ -7,6 +7,15 @@ something)::
     python benchmarks/ingest.py                      # uvicorn and granian, 2 rounds
     python benchmarks/ingest.py --servers uvicorn --rounds 1 --duration 5
     python benchmarks/ingest.py --write              # also update benchmarks/RESULTS.md
+    python benchmarks/ingest.py --apps bare,delivered --base /work/wt/base --probe
+
+``--base TREE`` runs every app but ``bare`` a second time from another checkout (``app@base``:
+its servers and sandboxes with ``PYTHONPATH=TREE``), measured in the same rounds, interleaved
+with this tree's: an A/B of a change in one run. ``--probe`` loads ``loop_probe/`` into every
+server: each stall of its event loop longer than 5 ms is written with the stacks it ran
+(``loop-<server>-<app>.jsonl`` in the kept temp dir; see ``loop_probe/sitecustomize.py``).
+An app and its twin are measured at the same constant rate (see ``_latency_rate``), the base
+first in every other round.
 
 For each ASGI server it starts the apps of ``--apps``, all one worker on uvloop with the
 access log off:
@@ -23,8 +32,8 @@ access log off:
   ``Order Completed`` with a unique ``messageId`` and no identity (held, never delivered);
 * ``delivered``: the same with ``context.traits.email`` in the body (identity linked,
   delivered: the backlog drains at the envelope while the load runs);
-* ``delivered-redis``: ``delivered`` on Redis storage (127.0.0.1:6379, a fresh key prefix,
-  deleted at the end).
+* ``delivered-redis``: ``delivered`` on Redis storage (127.0.0.1:6379, or ``--redis-port``; a
+  fresh key prefix, deleted at the end).
 * ``delivered-proc``, ``delivered-redis-proc``: ``delivered`` and ``delivered-redis`` with
   delivery in a child process (``server.delivery_processes = 1``), pinned to the load CPU.
 
@@ -168,13 +177,19 @@ class Target:
     batch_body: Path
     sandbox: subprocess.Popen[bytes] | None = None
     redis_prefix: str | None = None
+    tree: str = ""
+    """"base" for an app run from ``--base``, else empty (this tree)."""
     single: list[float] = field(default_factory=list)
     batch: list[float] = field(default_factory=list)
     latency: list[dict[str, float]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
-        return f"{self.server}/{self.app}"
+        return f"{self.server}/{self.label}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.app}@{self.tree}" if self.tree else self.app
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -187,14 +202,32 @@ def _free_port() -> int:
         return port
 
 
-def _start_sandbox(work: Path, args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], str]:
+def _env(args: argparse.Namespace, tree: str, log_name: str) -> dict[str, str]:
+    """A child's environment: the tree it runs from (``--base``), the loop probe (``--probe``)."""
+    env = dict(os.environ)
+    # Children run in the temp dir (``python -m`` puts the working directory first on
+    # ``sys.path``): the code is this tree's, or the base's, by ``PYTHONPATH`` alone.
+    paths = [str(Path(args.base).resolve() if tree else HERE.parent)]
+    if args.probe:
+        paths.append(str(HERE / "loop_probe"))
+        env["LOOP_PROBE_LOG"] = str(Path(args.work) / f"loop-{log_name}.jsonl")
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def _start_sandbox(
+    work: Path, args: argparse.Namespace, tree: str = ""
+) -> tuple[subprocess.Popen[bytes], str]:
     """A ``forwarder sandbox`` process at the envelope, on the load CPU."""
     port = _free_port()
     log = open(work / f"sandbox-{port}.log", "wb")  # noqa: SIM115 - lives as long as the sandbox
     cmd = [sys.executable, "-m", "forwarder", "sandbox", "--port", str(port)]
     cmd += ["--portal-id", str(PORTAL_ID), "--events-rps", str(args.envelope_rps)]
     cmd += ["--define", "order_completed:revenue"]
-    proc = subprocess.Popen(["taskset", "-c", args.load_cpu, *cmd], stdout=log, stderr=log)
+    env = dict(os.environ, PYTHONPATH=str(Path(args.base).resolve() if tree else HERE.parent))
+    proc = subprocess.Popen(
+        ["taskset", "-c", args.load_cpu, *cmd], stdout=log, stderr=log, env=env, cwd=work
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -205,14 +238,20 @@ def _start_sandbox(work: Path, args: argparse.Namespace) -> tuple[subprocess.Pop
 
 
 def _real_config(
-    target_port: int, server: str, app: str, work: Path, sandbox: str, args: argparse.Namespace
+    target_port: int,
+    server: str,
+    app: str,
+    work: Path,
+    sandbox: str,
+    args: argparse.Namespace,
+    name: str,
 ) -> tuple[str, str | None]:
     prefix = None
     if "redis" in app:
         prefix = f"bench-ingest-{secrets.token_hex(4)}"
-        url = f"redis://127.0.0.1:6379/0?prefix={prefix}"
+        url = f"redis://127.0.0.1:{args.redis_port}/0?prefix={prefix}"
     else:
-        url = f"sqlite:///{work / f'{server}-{app}.db'}"
+        url = f"sqlite:///{work / f'{name}.db'}"
     from forwarder.sandbox import DEFAULT_TOKEN
 
     text = REAL_CONFIG.format(
@@ -229,18 +268,19 @@ def _real_config(
     return text, prefix
 
 
-def _start(server: str, app: str, work: Path, args: argparse.Namespace) -> Target:
+def _start(server: str, app: str, work: Path, args: argparse.Namespace, tree: str = "") -> Target:
     port = _free_port()
-    log = open(work / f"{server}-{app}.log", "wb")  # noqa: SIM115 - lives as long as the server
+    name = f"{server}-{app}{'-' + tree if tree else ''}"
+    log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - lives as long as the server
     single, batch = _bodies(work, app)
     sandbox, prefix = None, None
     if app == "bare":
         cmd = [sys.executable, str(HERE / "bare_app.py"), "--port", str(port), "--server", server]
     else:
-        config = work / f"{server}-{app}.toml"
+        config = work / f"{name}.toml"
         if app in REAL_PATH:
-            sandbox, sandbox_url = _start_sandbox(work, args)
-            text, prefix = _real_config(port, server, app, work, sandbox_url, args)
+            sandbox, sandbox_url = _start_sandbox(work, args, tree)
+            text, prefix = _real_config(port, server, app, work, sandbox_url, args, name)
         else:
             text = CONFIG.format(
                 port=port,
@@ -251,8 +291,11 @@ def _start(server: str, app: str, work: Path, args: argparse.Namespace) -> Targe
             )
         config.write_text(text)
         cmd = [sys.executable, "-m", "forwarder", "serve", "--config", str(config)]
-    proc = subprocess.Popen(["taskset", "-c", args.server_cpu, *cmd], stdout=log, stderr=log)
-    target = Target(server, app, port, proc, single, batch, sandbox, prefix)
+    env = _env(args, tree, name)
+    proc = subprocess.Popen(
+        ["taskset", "-c", args.server_cpu, *cmd], stdout=log, stderr=log, env=env, cwd=work
+    )
+    target = Target(server, app, port, proc, single, batch, sandbox, prefix, tree=tree)
     _wait_ready(target)
     if app.endswith("-proc"):
         _pin_children(proc.pid, args.load_cpu)
@@ -358,10 +401,12 @@ def _bodies(work: Path, app: str) -> tuple[Path, Path]:
 
 def _latency_rate(targets: list[Target], t: Target) -> float:
     """Half the delivered path's peak of this round and server when it runs, else half t's;
-    a Redis app's rate is always half its own peak (it cannot sustain half of SQLite's)."""
-    delivered = [d for d in targets if d.server == t.server and d.app == "delivered"]
-    own = "redis" in t.app or not delivered
-    return (t if own else delivered[0]).single[-1] / 2
+    a Redis app's rate is always half its own peak (it cannot sustain half of SQLite's). With
+    ``--base`` an app and its twin run at the same rate: half the higher of their peaks."""
+    delivered = any(d.server == t.server and d.app == "delivered" for d in targets)
+    app = "delivered" if delivered and "redis" not in t.app else t.app
+    pair = [d for d in targets if d.server == t.server and d.app == app]
+    return max(d.single[-1] for d in pair) / 2
 
 
 def _family(pid: int) -> list[int]:
@@ -371,6 +416,14 @@ def _family(pid: int) -> list[int]:
     except OSError:
         return [pid]
     return [pid] + [p for kid in kids for p in _family(int(kid))]
+
+
+def _mark(t: Target, phase: str, args: argparse.Namespace) -> None:
+    """With ``--probe``: a line in ``t``'s stall log where a measurement begins or ends."""
+    if args.probe:
+        path = Path(args.work) / f"loop-{t.server}-{t.app}{'-' + t.tree if t.tree else ''}.jsonl"
+        with path.open("a") as log:
+            log.write(json.dumps({"phase": phase, "at": round(time.time(), 3)}) + "\n")
 
 
 @contextlib.contextmanager
@@ -389,6 +442,16 @@ def alone(targets: list[Target], t: Target) -> Iterator[None]:
             os.kill(pid, signal.SIGCONT)
 
 
+def _twins_swapped(targets: list[Target]) -> list[Target]:
+    """``targets`` with each app and its ``--base`` twin in each other's place: every other
+    round measures the base first, so neither tree always follows the same app."""
+    out = list(targets)
+    for i, t in enumerate(targets):
+        if t.tree and i > 0 and targets[i - 1].app == t.app and not targets[i - 1].tree:
+            out[i - 1], out[i] = t, targets[i - 1]
+    return out
+
+
 def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None:
     """Rounds of single, batch and constant-rate latency, interleaved across targets; each
     measurement with only its own app running."""
@@ -396,18 +459,21 @@ def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None
         with alone(targets, t):
             _wrk(t.url("/v1/track"), t.single_body, args, 2)
     for n in range(args.rounds):
-        for t in targets:
+        order = targets if n % 2 == 0 else _twins_swapped(targets)
+        for t in order:
             with alone(targets, t):
                 t.single.append(_wrk(t.url("/v1/track"), t.single_body, args, args.duration))
             print(f"round {n + 1} {t.name:24} single {t.single[-1]:9.0f} req/s", flush=True)
-        for t in targets:
+        for t in order:
             with alone(targets, t):
                 batch = _wrk(t.url("/v1/batch"), t.batch_body, args, args.duration)
             t.batch.append(batch * BATCH_SIZE)
             print(f"round {n + 1} {t.name:24} batch  {t.batch[-1]:9.0f} events/s", flush=True)
-        for t in targets:
+        for t in order:
             with alone(targets, t):
+                _mark(t, f"latency {n + 1}", args)
                 t.latency.append(_loadgen(t, _latency_rate(targets, t), args))
+                _mark(t, "end", args)
             lat = t.latency[-1]
             print(
                 f"round {n + 1} {t.name:24} @{lat['rate_target']:.0f}/s "
@@ -437,7 +503,7 @@ def table(targets: list[Target]) -> str:
         b = bare.get(t.server)
         single, batch = statistics.median(t.single), statistics.median(t.batch)
         rows.append(
-            f"| {t.server} | {t.app} | {single:,.0f} | {_ratio(single, b and b.single)} "
+            f"| {t.server} | {t.label} | {single:,.0f} | {_ratio(single, b and b.single)} "
             f"| {batch:,.0f} | {_ratio(batch, b and b.batch)} "
             f"| {_median_latency(t, 'rate_target'):,.0f} | {_median_latency(t, 'p50_ms'):.2f} "
             f"| {_median_latency(t, 'p99_ms'):.2f} |"
@@ -454,7 +520,7 @@ def rounds_table(targets: list[Target]) -> str:
     for t in targets:
         for n, lat in enumerate(t.latency):
             rows.append(
-                f"| {t.server} | {t.app} | {n + 1} | {t.single[n]:,.0f} | {t.batch[n]:,.0f} "
+                f"| {t.server} | {t.label} | {n + 1} | {t.single[n]:,.0f} | {t.batch[n]:,.0f} "
                 f"| {lat['rate_target']:,.0f} | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} |"
             )
     return "\n".join(rows)
@@ -522,6 +588,8 @@ def running(args: argparse.Namespace, work: Path) -> Iterator[list[Target]]:
                 if app not in APPS:
                     raise SystemExit(f"unknown app {app!r}; known: {', '.join(APPS)}")
                 targets.append(_start(server, app, work, args))
+                if args.base and app != "bare":
+                    targets.append(_start(server, app, work, args, tree="base"))
         yield targets
     finally:
         procs = [t.proc for t in targets] + [t.sandbox for t in targets if t.sandbox]
@@ -534,14 +602,15 @@ def running(args: argparse.Namespace, work: Path) -> Iterator[list[Target]]:
                 proc.kill()
         for t in targets:
             if t.redis_prefix:
-                _delete_redis_keys(t.redis_prefix)
+                _delete_redis_keys(t.redis_prefix, args.redis_port)
 
 
-def _delete_redis_keys(prefix: str) -> None:
-    scan = ["redis-cli", "--scan", "--pattern", f"{prefix}:*"]
+def _delete_redis_keys(prefix: str, port: int) -> None:
+    scan = ["redis-cli", "-p", str(port), "--scan", "--pattern", f"{prefix}:*"]
     keys = subprocess.run(scan, capture_output=True, text=True, check=True).stdout.split()
     for start in range(0, len(keys), 500):
-        subprocess.run(["redis-cli", "DEL", *keys[start : start + 500]], capture_output=True)
+        delete = ["redis-cli", "-p", str(port), "DEL", *keys[start : start + 500]]
+        subprocess.run(delete, capture_output=True)
 
 
 def main() -> None:
@@ -561,11 +630,17 @@ def main() -> None:
     parser.add_argument("--load-cpu", default="0")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, dbs)")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    parser.add_argument("--base", help="another checkout: every app but bare also runs from it")
+    parser.add_argument("--probe", action="store_true", help="log the servers' loop stalls")
+    parser.add_argument(
+        "--redis-port", type=int, default=6379, help="the Redis apps' server (127.0.0.1)"
+    )
     argv = sys.argv[1:]
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install -y wrk")
     work = Path(tempfile.mkdtemp(prefix="forwarder-bench-"))
+    args.work = str(work)
     try:
         with running(args, work) as targets:
             measure(targets, args, work)

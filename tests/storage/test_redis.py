@@ -455,3 +455,32 @@ async def test_a_whole_batchs_lease_and_finish_run_in_scripts_of_a_hundred_items
     assert finishing == ["EVALSHA"] * 3
     assert counts[("main", "conversions", "delivered")] == 250
     assert counts[("main", "conversions", "pending")] == 10
+
+
+async def test_a_batchs_identity_and_touch_reads_run_in_scripts_of_a_bounded_number_of_keys() -> (
+    None
+):
+    """Redis runs nothing else while a script runs: 450 identifiers are looked up in the graph
+    and in the touch memory in three scripts each (200, 200, 50), and the answers are those of
+    one read (people found across scripts, touches of keys in any of them)."""
+    from tests.storage.contract.test_identity_graph import touch
+
+    groups = [[("userId", f"u{i}"), ("anonymousId", f"a{i}")] for i in range(225)]
+    keys = [key for keys in groups for key in keys]
+    async with redis_storage() as (storage, prefix):
+        await storage.learn("main", groups, now=1.0)
+        remembered = keys[::9]
+        await storage.remember_touches("main", [(k, touch(1.0, k[1])) for k in remembered])
+        await storage.people_of("main", keys[:1])  # the scripts are loaded by now
+        await storage.touches_of("main", keys[:1])
+        people: dict[object, object] = {}
+        memory: dict[object, object] = {}
+
+        async def read() -> None:
+            people.update(await storage.people_of("main", keys))
+            memory.update(await storage.touches_of("main", keys))
+
+        reading = await _commands_of(prefix, read)
+    assert reading == ["EVALSHA"] * 6
+    assert people == {key: sorted(g) for g in groups for key in g}
+    assert sorted(memory) == sorted(remembered)  # type: ignore[type-var]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from forwarder.config import PortalSettings
 from forwarder.delivery.attribution import Attributor
 from forwarder.delivery.definitions import DefinitionCatalog
-from forwarder.delivery.destinations import Prepared, Ready, StableUuids
+from forwarder.delivery.destinations import Prepared, Ready, StableUuids, in_parts
 from forwarder.delivery.destinations.mapped import (
     Mapped,
     carries_campaign,
@@ -52,6 +52,10 @@ class Conversions:
         self._resolver = resolver
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
+        # In parts of ``PREPARE_PART``: ingest's requests are answered between them.
+        return await in_parts(self._prepare, items)
+
+    async def _prepare(self, items: Sequence[Item]) -> list[Prepared]:
         out, mapped = await self._map(items)
         if self._catalog.creates_missing:  # else ``ensure`` does nothing: skip the pass
             shapes: set[tuple[str, ...]] = set()

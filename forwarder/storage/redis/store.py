@@ -73,6 +73,11 @@ _SCRIPT_ITEMS = 100
 and delivery's scripts cost it 30-40 us an item: a whole batch of 500 in one script kept every
 ingest's append waiting up to 20 ms (ingest p99 ~50 ms at half the peak). A batch now takes a
 few round trips (500 / 100), still a constant per batch."""
+_SCRIPT_KEYS = 200
+"""The most identifiers one identity or touch read (``PEOPLE_OF``, ``TOUCHES_OF``) looks up:
+a whole batch's keys in one script (a ZRANGE per person) took up to 10.8 ms, and every ingest
+waited for it. Delivery reads a part of a batch at a time (``PREPARE_PART``, 100 events: one
+script for their anonymousIds and userIds, more only for people with many identifiers)."""
 _RENEW_ITEMS = 1000
 """The most leases one renewal script extends (a ZADD each: ~2 us an item)."""
 _encode = msgspec.json.Encoder().encode
@@ -452,11 +457,15 @@ class RedisStorage(Storage):
         if not keys:
             return {}
         # The keys go as one argument and come back as one string: a batch's thousand keys
-        # are not a thousand arguments packed and replies parsed one by one.
-        packed = await self._run("PEOPLE_OF", portal, _pack_msgpack(keys))
-        people, at = _decode_people(packed)
-        # Keys of one person share its list (callers only read it).
-        return {key: people[p - 1] for key, p in zip(keys, at, strict=True) if p}
+        # are not a thousand arguments packed and replies parsed one by one; in scripts of
+        # at most _SCRIPT_KEYS keys, so that ingest's appends wait for none long.
+        found: dict[Key, list[Key]] = {}
+        for part in _parts(keys, _SCRIPT_KEYS):
+            packed = await self._run("PEOPLE_OF", portal, _pack_msgpack(part))
+            people, at = _decode_people(packed)
+            # Keys of one person share its list (callers only read it).
+            found.update({key: people[p - 1] for key, p in zip(part, at, strict=True) if p})
+        return found
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
         if not keys:
@@ -544,12 +553,14 @@ class RedisStorage(Storage):
         unique = list(dict.fromkeys(keys))
         if not unique:
             return {}
-        packed = await self._run("TOUCHES_OF", portal, _pack_msgpack(unique))
-        rows = _unpack(packed) if isinstance(packed, bytes) else []
-        return {
-            unique[i - 1]: TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
-            for i, first, last in rows
-        }
+        found: dict[Key, TouchMemory] = {}
+        for part in _parts(unique, _SCRIPT_KEYS):  # as ``people_of``
+            packed = await self._run("TOUCHES_OF", portal, _pack_msgpack(part))
+            rows = _unpack(packed) if isinstance(packed, bytes) else []
+            for i, first, last in rows:
+                memory = TouchMemory(first=_unpack_touch(first), last=_unpack_touch(last))
+                found[part[i - 1]] = memory
+        return found
 
     # -- reading back ---------------------------------------------------------------------
     @property
