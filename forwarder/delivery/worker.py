@@ -261,13 +261,27 @@ class QueueWorker:
     async def _deliver_and_release(self, batch: list[Item]) -> None:
         try:
             await self._deliver(batch)
+        except StorageUnavailableError as exc:
+            # Storage failing, locked, full or out of connections: an outage, not a bug. One
+            # line without a traceback; the batch is taken again (each input keeps its uuid).
+            self._log.warning(
+                "batch_delivery_storage_unavailable", items=len(batch), error=exc.reason
+            )
+            self._metrics.errors.labels("delivery", "storage").inc()
+            await self._retry_soon(batch)
         except Exception:
             self._log.exception("batch_delivery_failed", items=len(batch))
             self._metrics.errors.labels("delivery", "batch").inc()
-            now = self._clock.now()
-            await self._storage.retry([i.id for i in batch], available_at=now + 5, now=now)
+            await self._retry_soon(batch)
         finally:
             self._slots.release()
+
+    async def _retry_soon(self, batch: list[Item]) -> None:
+        """A failed batch back in 5 s; if storage refuses that too, its lease runs out and
+        the items come back then."""
+        now = self._clock.now()
+        with contextlib.suppress(StorageUnavailableError):
+            await self._storage.retry([i.id for i in batch], available_at=now + 5, now=now)
 
     async def _deliver(self, batch: list[Item]) -> None:
         prepared = await self.destination.prepare(batch)

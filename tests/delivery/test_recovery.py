@@ -175,29 +175,45 @@ async def _delivered_any(fw: Forwarder) -> bool:
     return (await fw.counts()).get("delivered", 0) > 0
 
 
-class FailingLeases:
-    """The worker's storage, whose next ``failures`` leases fail as a full disk does."""
+class FailingStorage:
+    """The worker's storage, whose next ``failures`` calls of ``method`` fail as a full disk
+    (or a Redis out of connections) does."""
 
-    def __init__(self, storage: object, failures: int) -> None:
+    def __init__(self, storage: object, method: str, failures: int) -> None:
         self._storage = storage
+        self._method = method
         self.failures = failures
 
-    async def lease(self, *args: object, **kwargs: object) -> object:
-        if self.failures:
-            self.failures -= 1
-            raise StorageUnavailableError("disk I/O error")
-        return await self._storage.lease(*args, **kwargs)  # type: ignore[attr-defined]
-
     def __getattr__(self, name: str) -> object:
-        return getattr(self._storage, name)
+        real = getattr(self._storage, name)
+        if name != self._method:
+            return real
+
+        async def failing(*args: object, **kwargs: object) -> object:
+            if self.failures:
+                self.failures -= 1
+                raise StorageUnavailableError("disk I/O error")
+            return await real(*args, **kwargs)
+
+        return failing
 
 
-async def test_a_lease_refused_by_failing_storage_is_a_storage_error_and_delivery_goes_on(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    ("method", "event"),
+    [
+        pytest.param("lease", "delivery_storage_unavailable", id="lease"),
+        pytest.param("finish", "batch_delivery_storage_unavailable", id="finish"),
+    ],
+)
+async def test_failing_storage_is_a_storage_error_without_a_traceback_and_delivery_goes_on(
+    tmp_path: Path, method: str, event: str
 ) -> None:
+    """A lease refused, or a sent batch whose finish is refused: one warning line each, no
+    traceback, counted as storage errors; the items are delivered once storage answers (a
+    batch whose finish failed is sent again with the same uuids)."""
     async with running(tmp_path, orders(10.0), with_order_definition) as fw:
         worker = fw.client.app.state.engine.workers[("main", "conversions")]
-        failing = FailingLeases(worker._storage, failures=2)
+        failing = FailingStorage(worker._storage, method, failures=2)
         worker._storage = failing
         with structlog.testing.capture_logs() as logs:
             await fw.send([track(i, a=i, b="x") for i in range(5)])
@@ -205,10 +221,13 @@ async def test_a_lease_refused_by_failing_storage_is_a_storage_error_and_deliver
             async def delivered() -> bool:
                 return (await fw.counts()).get("delivered", 0) == 5
 
-            await until(delivered, timeout_s=20)
+            await until(delivered, timeout_s=30)
+        received = fw.received()
     assert failing.failures == 0
     assert metric(fw, "forwarder_errors_total", stage="delivery", error_type="storage") == 2
     assert metric(fw, "forwarder_errors_total", stage="delivery", error_type="loop") == 0
-    warnings = [e for e in logs if e["event"] == "delivery_storage_unavailable"]
+    assert metric(fw, "forwarder_errors_total", stage="delivery", error_type="batch") == 0
+    warnings = [e for e in logs if e["event"] == event]
     assert [(e["log_level"], e["error"]) for e in warnings] == [("warning", "disk I/O error")] * 2
     assert not [e for e in logs if e["log_level"] in ("error", "exception") or "exc_info" in e]
+    assert len({e["uuid"] for e in received}) == 5
