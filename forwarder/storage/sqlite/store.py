@@ -513,7 +513,9 @@ class SqliteStorage(Storage):
         keys: Sequence[Key] = (),
     ) -> None:
         def job(conn: sqlite3.Connection) -> None:
-            sql.move(conn, ids, "held", until, now, outcome, "leased")
+            # A leased item is a ``pending`` row; its lease lets go of it when the rest of
+            # its batch is finished (``sql.unlease``), or runs out.
+            sql.move(conn, ids, "held", until, now, outcome, "pending")
             if keys:
                 portal = conn.execute("SELECT portal FROM items WHERE id = ?", (ids[0],)).fetchone()
                 if portal is not None:
@@ -653,7 +655,7 @@ class SqliteStorage(Storage):
         if state not in (*FINAL_STATES, *OPEN_STATES):
             raise ValueError(f"unknown state {state!r}")
         # A literal state lets SQLite use the partial indexes (held/dead/expired, open).
-        where = f"state = '{state}'"
+        where = sql.state_where(state)
         args: tuple[str, ...] = ()
         if portal is not None:
             where, args = f"{where} AND portal = ?", (portal,)
