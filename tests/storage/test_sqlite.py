@@ -687,3 +687,29 @@ async def test_a_lease_alone_is_committed_without_fsync_and_with_anything_else_s
     finally:
         await storage.close()
     assert (synced[0], alone, synced[-1]) == (False, 2, True)  # 2: FULL
+
+
+async def test_a_lease_is_one_row_and_leaves_its_items_rows_as_they_were(tmp_path: Path) -> None:
+    """Migration 12: a lease writes one row of ``leases`` (its queue, end and item ids), not
+    its items' rows (each would leave and enter an index); the finish of its batch removes it."""
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await storage.append([event(str(i)) for i in range(4)], now=1.0, dedup_window_s=60)
+
+    def rows() -> list[tuple[Any, ...]]:
+        with sqlite3.connect(tmp_path / "f.db") as conn:
+            return conn.execute("SELECT * FROM items ORDER BY id").fetchall()
+
+    def leases() -> list[tuple[Any, ...]]:
+        with sqlite3.connect(tmp_path / "f.db") as conn:
+            return conn.execute("SELECT portal, destination, until, items FROM leases").fetchall()
+
+    before = rows()
+    items = await storage.lease("main", "conversions", limit=3, now=2.0, lease_s=30)
+    after, leased = rows(), leases()
+    await storage.finish([i.id for i in items], "delivered", now=3.0)
+    finished = leases()
+    await storage.close()
+    assert after == before
+    assert leased == [("main", "conversions", 32.0, "[1,2,3]")]
+    assert finished == []
