@@ -406,8 +406,9 @@ async def test_a_version_8_stores_leases_come_back_through_the_split_ready_index
         tmp_path / "f.db",
         8,
         "UPDATE items SET state = 'leased', available_at = 32.0, updated_at = 2.0"
-        " WHERE id IN (SELECT j.value FROM leases, json_each(leases.items) j)",
+        " WHERE id IN (SELECT item FROM leased)",
         "DROP TABLE leases",
+        "DROP TABLE leased",
         "DROP INDEX items_pending",
         "CREATE INDEX items_ready ON items (portal, destination, available_at)"
         " WHERE state IN ('pending', 'leased')",
@@ -690,8 +691,9 @@ async def test_a_lease_alone_is_committed_without_fsync_and_with_anything_else_s
 
 
 async def test_a_lease_is_one_row_and_leaves_its_items_rows_as_they_were(tmp_path: Path) -> None:
-    """Migration 12: a lease writes one row of ``leases`` (its queue, end and item ids), not
-    its items' rows (each would leave and enter an index); the finish of its batch removes it."""
+    """Migration 12: a lease writes one row of ``leases`` (its queue, end and item ids) and an
+    entry per item in ``leased``, not its items' rows (each would leave one index of the items
+    and enter another); the finish of its batch removes them."""
     storage = SqliteStorage(tmp_path / "f.db")
     await storage.open()
     await storage.append([event(str(i)) for i in range(4)], now=1.0, dedup_window_s=60)
@@ -702,7 +704,10 @@ async def test_a_lease_is_one_row_and_leaves_its_items_rows_as_they_were(tmp_pat
 
     def leases() -> list[tuple[Any, ...]]:
         with sqlite3.connect(tmp_path / "f.db") as conn:
-            return conn.execute("SELECT portal, destination, until, items FROM leases").fetchall()
+            return conn.execute(
+                "SELECT l.portal, l.destination, l.until, l.items, json_group_array(d.item)"
+                " FROM leases l JOIN leased d ON d.lease = l.id GROUP BY l.id"
+            ).fetchall()
 
     before = rows()
     items = await storage.lease("main", "conversions", limit=3, now=2.0, lease_s=30)
@@ -711,5 +716,5 @@ async def test_a_lease_is_one_row_and_leaves_its_items_rows_as_they_were(tmp_pat
     finished = leases()
     await storage.close()
     assert after == before
-    assert leased == [("main", "conversions", 32.0, "[1,2,3]")]
+    assert leased == [("main", "conversions", 32.0, "[1,2,3]", "[1,2,3]")]
     assert finished == []

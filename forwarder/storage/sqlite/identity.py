@@ -11,7 +11,7 @@ import msgspec
 from forwarder.storage.base import Erasure, Item, Key
 from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.storage.sqlite.settled import SettledLinks
-from forwarder.storage.sqlite.sql import EVENT_COLS, event_from_row, finish, id_list, unlease
+from forwarder.storage.sqlite.sql import EVENT_COLS, event_from_row, finish
 from forwarder.storage.sqlite.touch import forget as forget_touches
 
 if TYPE_CHECKING:  # people.py reads through this module
@@ -396,8 +396,6 @@ def _release(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> list[I
                 event=event_from_row(event),
             )
         )
-    if released:  # held in a batch whose lease is still in flight: due now, not at its end
-        unlease(conn, id_list([item.id for item in released]))
     return released
 
 

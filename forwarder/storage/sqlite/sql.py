@@ -50,8 +50,9 @@ def id_list(ids: Sequence[int]) -> str:
 EVENT_COLS = (
     "e.seq, e.portal, e.message_id, e.source, e.type, e.name, e.received_at, e.payload, e.test"
 )
-_LEASED = "(SELECT j.value FROM leases l, json_each(l.items) j)"
-"""The ids every lease lists (migration 12): a ``pending`` item among them is leased."""
+_LEASED = "(SELECT item FROM leased)"
+"""The leased items (migration 12): ``pending`` rows with an entry in ``leased``; ``IN`` looks
+each up by its rowid there."""
 _ITEM_COLS = (
     "id, event_seq, portal, destination,"
     f" CASE WHEN state = 'pending' AND id IN {_LEASED} THEN 'leased' ELSE state END,"
@@ -96,6 +97,7 @@ def release_leases(conn: sqlite3.Connection) -> None:
 
     A leased item kept its ``available_at`` (when it was due): it is due again at once.
     """
+    conn.execute("DELETE FROM leased")
     conn.execute("DELETE FROM leases")
 
 
@@ -401,16 +403,20 @@ _LEASE_COLS = (
 """A leased item and its event (the event's portal is the queue's: not read per row)."""
 _LEASE_PENDING = (
     f"SELECT {_LEASE_COLS} FROM items i JOIN events e ON e.seq = i.event_seq"
-    " WHERE i.portal = ?1 AND i.destination = ?2 AND i.state = 'pending' AND i.available_at <= ?3"
-    " AND i.id NOT IN (SELECT j.value FROM leases l, json_each(l.items) j"
-    " WHERE l.portal = ?1 AND l.destination = ?2) ORDER BY i.available_at, i.id LIMIT ?4"
+    " WHERE i.portal = ? AND i.destination = ? AND i.state = 'pending' AND i.available_at <= ?"
+    f" AND i.id NOT IN {_LEASED} ORDER BY i.available_at, i.id LIMIT ?"
 )
-"""Due items no lease lists: those of the leases in flight are the first ones of the queue's
-range of ``items_pending``, stepped over (the ids of the queue's leases are gathered once)."""
+"""Due items not leased: those of the leases in flight are the first ones of the queue's range
+of ``items_pending``, each stepped over after one look-up in ``leased``."""
 _LEASE_AGAIN = (
-    f"SELECT {_LEASE_COLS} FROM items i JOIN events e ON e.seq = i.event_seq"
-    f" WHERE i.id IN {_IDS} AND i.state = 'pending' ORDER BY i.available_at, i.id"
+    f"SELECT {_LEASE_COLS} FROM json_each(?1) j JOIN leased l ON l.item = j.value"
+    " JOIN items i ON i.id = j.value JOIN events e ON e.seq = i.event_seq"
+    " WHERE l.lease = ?2 AND i.state = 'pending' ORDER BY i.available_at, i.id"
 )
+"""The items an expired lease still holds (those let go since, or leased again, are not)."""
+_LEASE = "INSERT INTO leases (portal, destination, until, items) VALUES (?, ?, ?, ?)"
+_LEASE_ITEMS = "INSERT OR REPLACE INTO leased (item, lease) SELECT value, ? FROM json_each(?)"
+"""``OR REPLACE``: the items of an expired lease move to the new one."""
 
 
 def lease(
@@ -425,35 +431,24 @@ def lease(
     """The queue's due items, leased until ``now + lease_s``: first those of leases that ran
     out (a crashed worker's, oldest lease first), then pending ones in due order.
 
-    A lease is one row of ``leases`` listing its items (migration 12); the items' rows are not
-    written. Without expired leases: one read (a range of ``items_pending``) and one insert."""
-    until = now + lease_s
+    A lease is a row of ``leases`` and an entry per item in ``leased`` (migration 12); the
+    items' rows are not written. Without expired leases: one read (a range of
+    ``items_pending``) and two inserts."""
     rows: list[Any] = []
-    row_id = None
     if conn.execute(
         "SELECT 1 FROM leases WHERE portal = ? AND destination = ? AND until <= ? LIMIT 1",
         (portal, destination, now),
     ).fetchone():
         rows = _lease_expired(conn, portal, destination, limit, now)
-        if rows:
-            row_id = conn.execute(
-                "INSERT INTO leases (portal, destination, until, items) VALUES (?, ?, ?, ?)",
-                (portal, destination, until, id_list([row[0] for row in rows])),
-            ).lastrowid
     if len(rows) < limit:
-        fresh = conn.execute(
+        rows += conn.execute(
             _LEASE_PENDING, (portal, destination, now, limit - len(rows))
         ).fetchall()
-        if fresh:
-            rows += fresh
-            listed = id_list([row[0] for row in rows])
-            if row_id is None:
-                conn.execute(
-                    "INSERT INTO leases (portal, destination, until, items) VALUES (?, ?, ?, ?)",
-                    (portal, destination, until, listed),
-                )
-            else:
-                conn.execute("UPDATE leases SET items = ? WHERE id = ?", (listed, row_id))
+    if not rows:
+        return []
+    listed = id_list([row[0] for row in rows])
+    lease_id = conn.execute(_LEASE, (portal, destination, now + lease_s, listed)).lastrowid
+    conn.execute(_LEASE_ITEMS, (lease_id, listed))
     # Positional, in the structs' field order (id, portal, destination, attempts, event): per item.
     return [
         Item(
@@ -472,43 +467,40 @@ def lease(
 def _lease_expired(
     conn: sqlite3.Connection, portal: str, destination: str, limit: int, now: float
 ) -> list[Any]:
-    """Up to ``limit`` open items of the queue's expired leases, oldest lease first; the
-    leases give them up (one keeps what did not fit)."""
+    """Up to ``limit`` open items of the queue's expired leases, oldest lease first. A lease
+    that gave up all it still held goes; one that kept some (more than ``limit``) stays
+    expired, and the next lease takes them."""
     rows: list[Any] = []
     expired = conn.execute(
         "SELECT id, items FROM leases WHERE portal = ? AND destination = ? AND until <= ?"
         " ORDER BY until, id",
         (portal, destination, now),
     ).fetchall()
-    for lease_id, items in expired:
+    for lease_id, listed in expired:
         if len(rows) >= limit:
             break
-        found = conn.execute(_LEASE_AGAIN, (items,)).fetchall()
+        found = conn.execute(_LEASE_AGAIN, (listed, lease_id)).fetchall()
         taken = found[: limit - len(rows)]
         rows += taken
-        left = [row[0] for row in found[len(taken) :]]
-        if left:
-            conn.execute("UPDATE leases SET items = ? WHERE id = ?", (id_list(left), lease_id))
-        else:
+        if len(taken) == len(found):
             conn.execute("DELETE FROM leases WHERE id = ?", (lease_id,))
     return rows
 
 
-def unlease(conn: sqlite3.Connection, listed: str) -> None:
-    """The leases give up the items ``listed`` (an ``id_list``): they were finished, retried or
-    released. A batch leased and finished whole is its lease's exact list: one delete. Else
-    every lease listing one of them keeps only its other items that are still pending
-    (items held since, or finished apart, go too); a lease left empty goes."""
-    if conn.execute("DELETE FROM leases WHERE items = ?", (listed,)).rowcount:
+def unlease(conn: sqlite3.Connection, ids: Sequence[int], listed: str) -> None:
+    """The items ``ids`` (``listed``: their ``id_list``) are no longer leased: finished,
+    retried or held. A batch finished whole is its lease's exact list: the lease goes, and its
+    entries in ``leased`` as a range of rowids (a look-up per item costs ~2k more, callgrind).
+    Else each item's entry goes, and the lease row stays until it runs out (the lease then
+    finds nothing left in it)."""
+    whole = conn.execute("SELECT id FROM leases WHERE items = ?", (listed,)).fetchone()
+    if whole is None:
+        conn.execute(f"DELETE FROM leased WHERE item IN {_IDS}", (listed,))
         return
     conn.execute(
-        "UPDATE leases SET items = (SELECT json_group_array(j.value) FROM json_each(leases.items) j"
-        " JOIN items i ON i.id = j.value WHERE i.state = 'pending'"
-        f" AND j.value NOT IN {_IDS}) WHERE EXISTS (SELECT 1 FROM json_each(leases.items)"
-        f" WHERE value IN {_IDS})",
-        (listed, listed),
+        "DELETE FROM leased WHERE item BETWEEN ? AND ? AND lease = ?", (min(ids), max(ids), *whole)
     )
-    conn.execute("DELETE FROM leases WHERE items = '[]'")
+    conn.execute("DELETE FROM leases WHERE id = ?", whole)
 
 
 _STILL_OPEN = "(state = 'pending' OR state = 'held')"
@@ -541,7 +533,7 @@ def finish(
             _tally(conn, [(queue[0], queue[1], state, closed)])
     if queue is None or closed != len(ids):
         closed += _finish_mixed(conn, listed, state, now, encoded)
-    unlease(conn, listed)
+    unlease(conn, ids, listed)
     return closed
 
 
@@ -620,7 +612,7 @@ def retry(
         f" updated_at = ?, outcome = ? WHERE id IN {_IDS} AND state = 'pending'",
         (int(count_attempt), available_at, now, encode(outcome), listed),
     )
-    unlease(conn, listed)  # due at ``available_at``, not when the lease would have run out
+    unlease(conn, ids, listed)  # due at ``available_at``, not when the lease would have run out
 
 
 def move(
@@ -632,20 +624,21 @@ def move(
     outcome: Outcome | None,
     from_state: str,
 ) -> None:
+    listed = id_list(ids)
     conn.execute(
         "UPDATE items SET state = ?, available_at = ?, updated_at = ?,"
         f" outcome = coalesce(?, outcome) WHERE id IN {_IDS} AND state = ?",
-        (state, available_at, now, encode(outcome), id_list(ids), from_state),
+        (state, available_at, now, encode(outcome), listed, from_state),
     )
+    unlease(conn, ids, listed)
 
 
 def ready_at(conn: sqlite3.Connection, portal: str, destination: str) -> float | None:
     """When the queue's next item is due: its earliest pending item no lease lists, or the
     earliest lease expiry."""
     due = conn.execute(
-        "SELECT available_at FROM items WHERE portal = ?1 AND destination = ?2"
-        " AND state = 'pending' AND id NOT IN (SELECT j.value FROM leases l, json_each(l.items) j"
-        " WHERE l.portal = ?1 AND l.destination = ?2) ORDER BY available_at LIMIT 1",
+        "SELECT available_at FROM items WHERE portal = ? AND destination = ?"
+        f" AND state = 'pending' AND id NOT IN {_LEASED} ORDER BY available_at LIMIT 1",
         (portal, destination),
     ).fetchone()
     ends = conn.execute(
@@ -687,8 +680,8 @@ def counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str], int]:
     ).fetchall()
     found = {(r[0], r[1], r[2]): int(r[3]) for r in rows}
     leased = conn.execute(
-        f"SELECT portal, destination, count(*) FROM items WHERE id IN {_LEASED}"
-        " AND state = 'pending' GROUP BY 1, 2"
+        "SELECT i.portal, i.destination, count(*) FROM leased l JOIN items i ON i.id = l.item"
+        " WHERE i.state = 'pending' GROUP BY 1, 2"
     ).fetchall()
     for portal, destination, n in leased:  # pending rows that a lease lists
         found[(portal, destination, "pending")] -= n
