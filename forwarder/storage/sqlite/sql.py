@@ -503,6 +503,8 @@ def unlease(conn: sqlite3.Connection, ids: Sequence[int], listed: str) -> None:
     conn.execute("DELETE FROM leases WHERE id = ?", whole)
 
 
+_IS_LEASED = f"(state = 'pending' AND id IN {_LEASED})"
+"""The row's item is leased (``state`` was ``leased`` before migration 12)."""
 _STILL_OPEN = "(state = 'pending' OR state = 'held')"
 """``state IN`` the open states (a leased item is ``pending``), as ORs, the common case first:
 ~0.3k instructions per row fewer than the ``IN`` list (callgrind)."""
@@ -609,7 +611,7 @@ def retry(
     listed = id_list(ids)
     conn.execute(
         "UPDATE items SET state = 'pending', attempts = attempts + ?, available_at = ?,"
-        f" updated_at = ?, outcome = ? WHERE id IN {_IDS} AND state = 'pending'",
+        f" updated_at = ?, outcome = ? WHERE id IN {_IDS} AND {_IS_LEASED}",
         (int(count_attempt), available_at, now, encode(outcome), listed),
     )
     unlease(conn, ids, listed)  # due at ``available_at``, not when the lease would have run out
@@ -625,12 +627,15 @@ def move(
     from_state: str,
 ) -> None:
     listed = id_list(ids)
+    was = _IS_LEASED if from_state == "leased" else "state = ?"  # leased: a ``pending`` row
     conn.execute(
         "UPDATE items SET state = ?, available_at = ?, updated_at = ?,"
-        f" outcome = coalesce(?, outcome) WHERE id IN {_IDS} AND state = ?",
-        (state, available_at, now, encode(outcome), listed, from_state),
+        f" outcome = coalesce(?, outcome) WHERE id IN {_IDS} AND {was}",
+        (state, available_at, now, encode(outcome), listed)
+        + (() if from_state == "leased" else (from_state,)),
     )
-    unlease(conn, ids, listed)
+    if from_state == "leased":
+        unlease(conn, ids, listed)
 
 
 def ready_at(conn: sqlite3.Connection, portal: str, destination: str) -> float | None:
@@ -755,7 +760,7 @@ def items_where(
     ]
 
 
-_ATTEMPT_IDS = msgspec.json.Decoder(tuple[int, ...])
+_ITEM_IDS = msgspec.json.Decoder(tuple[int, ...])
 
 
 def attempts_of(conn: sqlite3.Connection, item_ids: Sequence[int]) -> list[Attempt]:
@@ -770,7 +775,7 @@ def attempts_of(conn: sqlite3.Connection, item_ids: Sequence[int]) -> list[Attem
     ).fetchall()
     out = []
     for r in rows:
-        ids = () if r[0] is None else _ATTEMPT_IDS.decode(r[0])
+        ids = () if r[0] is None else _ITEM_IDS.decode(r[0])
         out.append(
             Attempt(
                 item_ids=ids,

@@ -513,8 +513,7 @@ class SqliteStorage(Storage):
         keys: Sequence[Key] = (),
     ) -> None:
         def job(conn: sqlite3.Connection) -> None:
-            # A leased item is a ``pending`` row (migration 12); the move lets go of its lease.
-            sql.move(conn, ids, "held", until, now, outcome, "pending")
+            sql.move(conn, ids, "held", until, now, outcome, "leased")
             if keys:
                 portal = conn.execute("SELECT portal FROM items WHERE id = ?", (ids[0],)).fetchone()
                 if portal is not None:
