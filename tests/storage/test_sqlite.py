@@ -405,10 +405,9 @@ async def test_a_version_8_stores_leases_come_back_through_the_split_ready_index
     _as_version(
         tmp_path / "f.db",
         8,
-        "UPDATE items SET state = 'leased', available_at = 32.0, updated_at = 2.0"
-        " WHERE id IN (SELECT item FROM leased)",
+        "UPDATE items SET state = 'leased', available_at = 32.0, updated_at = 2.0, lease = NULL"
+        " WHERE lease IS NOT NULL",
         "DROP TABLE leases",
-        "DROP TABLE leased",
         "DROP INDEX items_pending",
         "CREATE INDEX items_ready ON items (portal, destination, available_at)"
         " WHERE state IN ('pending', 'leased')",
@@ -690,31 +689,32 @@ async def test_a_lease_alone_is_committed_without_fsync_and_with_anything_else_s
     assert (synced[0], alone, synced[-1]) == (False, 2, True)  # 2: FULL
 
 
-async def test_a_lease_is_one_row_and_leaves_its_items_rows_as_they_were(tmp_path: Path) -> None:
-    """Migration 12: a lease writes one row of ``leases`` (its queue, end and item ids) and an
-    entry per item in ``leased``, not its items' rows (each would leave one index of the items
-    and enter another); the finish of its batch removes them."""
+async def test_a_lease_is_one_row_and_its_number_in_its_items_rows(tmp_path: Path) -> None:
+    """Migration 12: a lease writes one row of ``leases`` (its queue, end and item ids) and its
+    number in each item's ``lease``; the items keep their state (``pending``), due time and
+    clock, leave ``items_pending`` and enter no other index; the finish of the batch removes
+    the lease row."""
     storage = SqliteStorage(tmp_path / "f.db")
     await storage.open()
     await storage.append([event(str(i)) for i in range(4)], now=1.0, dedup_window_s=60)
 
-    def rows() -> list[tuple[Any, ...]]:
+    def read(query: str) -> list[tuple[Any, ...]]:
         with sqlite3.connect(tmp_path / "f.db") as conn:
-            return conn.execute("SELECT * FROM items ORDER BY id").fetchall()
+            return conn.execute(query).fetchall()
 
-    def leases() -> list[tuple[Any, ...]]:
-        with sqlite3.connect(tmp_path / "f.db") as conn:
-            return conn.execute(
-                "SELECT l.portal, l.destination, l.until, l.items, json_group_array(d.item)"
-                " FROM leases l JOIN leased d ON d.lease = l.id GROUP BY l.id"
-            ).fetchall()
-
-    before = rows()
-    items = await storage.lease("main", "conversions", limit=3, now=2.0, lease_s=30)
-    after, leased = rows(), leases()
-    await storage.finish([i.id for i in items], "delivered", now=3.0)
-    finished = leases()
+    items = "SELECT id, state, available_at, updated_at, lease FROM items ORDER BY id"
+    leases = "SELECT id, portal, destination, until, items FROM leases"
+    waiting = (
+        "SELECT id FROM items INDEXED BY items_pending WHERE portal = 'main'"
+        " AND destination = 'conversions' AND state = 'pending' AND lease IS NULL"
+    )
+    before = read(items)
+    leased = await storage.lease("main", "conversions", limit=3, now=2.0, lease_s=30)
+    after, lease_rows, left = read(items), read(leases), read(waiting)
+    await storage.finish([i.id for i in leased], "delivered", now=3.0)
+    finished = read(leases)
     await storage.close()
-    assert after == before
-    assert leased == [("main", "conversions", 32.0, "[1,2,3]", "[1,2,3]")]
+    assert after == [(*row[:4], 1 if row[0] <= 3 else None) for row in before]
+    assert lease_rows == [(1, "main", "conversions", 32.0, "[1,2,3]")]
+    assert left == [(4,)]
     assert finished == []

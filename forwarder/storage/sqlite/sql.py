@@ -50,13 +50,12 @@ def id_list(ids: Sequence[int]) -> str:
 EVENT_COLS = (
     "e.seq, e.portal, e.message_id, e.source, e.type, e.name, e.received_at, e.payload, e.test"
 )
-_LEASED = "(SELECT item FROM leased)"
-"""The leased items (migration 12): ``pending`` rows with an entry in ``leased``; ``IN`` looks
-each up by its rowid there."""
+_LEASED = "(SELECT j.value FROM leases l, json_each(l.items) j)"
+"""Ids of every lease (migration 12): a leased item is among them, ``pending`` with a ``lease``
+(the ``leased`` state of the rows before)."""
+_STATE = "CASE WHEN state = 'pending' AND lease IS NOT NULL THEN 'leased' ELSE state END"
 _ITEM_COLS = (
-    "id, event_seq, portal, destination,"
-    f" CASE WHEN state = 'pending' AND id IN {_LEASED} THEN 'leased' ELSE state END,"
-    " attempts, available_at, updated_at, outcome"
+    f"id, event_seq, portal, destination, {_STATE}, attempts, available_at, updated_at, outcome"
 )
 
 
@@ -65,9 +64,9 @@ def state_where(state: str) -> str:
     partial indexes); ``leased`` and ``pending`` items are both ``pending`` rows, told apart
     by the leases."""
     if state == "leased":
-        return f"state = 'pending' AND id IN {_LEASED}"
+        return f"id IN {_LEASED} AND state = 'pending' AND lease IS NOT NULL"
     if state == "pending":
-        return f"state = 'pending' AND id NOT IN {_LEASED}"
+        return "state = 'pending' AND lease IS NULL"
     return f"state = '{state}'"
 
 
@@ -97,7 +96,7 @@ def release_leases(conn: sqlite3.Connection) -> None:
 
     A leased item kept its ``available_at`` (when it was due): it is due again at once.
     """
-    conn.execute("DELETE FROM leased")
+    conn.execute(f"UPDATE items SET lease = NULL WHERE id IN {_LEASED} AND lease IS NOT NULL")
     conn.execute("DELETE FROM leases")
 
 
@@ -403,20 +402,16 @@ _LEASE_COLS = (
 """A leased item and its event (the event's portal is the queue's: not read per row)."""
 _LEASE_PENDING = (
     f"SELECT {_LEASE_COLS} FROM items i JOIN events e ON e.seq = i.event_seq"
-    " WHERE i.portal = ? AND i.destination = ? AND i.state = 'pending' AND i.available_at <= ?"
-    f" AND i.id NOT IN {_LEASED} ORDER BY i.available_at, i.id LIMIT ?"
+    " WHERE i.portal = ? AND i.destination = ? AND i.state = 'pending' AND i.lease IS NULL"
+    " AND i.available_at <= ? ORDER BY i.available_at, i.id LIMIT ?"
 )
-"""Due items not leased: those of the leases in flight are the first ones of the queue's range
-of ``items_pending``, each stepped over after one look-up in ``leased``."""
 _LEASE_AGAIN = (
-    f"SELECT {_LEASE_COLS} FROM json_each(?1) j JOIN leased l ON l.item = j.value"
-    " JOIN items i ON i.id = j.value JOIN events e ON e.seq = i.event_seq"
-    " WHERE l.lease = ?2 AND i.state = 'pending' ORDER BY i.available_at, i.id"
+    f"SELECT {_LEASE_COLS} FROM items i JOIN events e ON e.seq = i.event_seq"
+    f" WHERE i.id IN {_IDS} AND i.lease = ? AND i.state = 'pending'"
+    " ORDER BY i.available_at, i.id"
 )
-"""The items an expired lease still holds (those let go since, or leased again, are not)."""
-_LEASE = "INSERT INTO leases (portal, destination, until, items) VALUES (?, ?, ?, ?)"
-_LEASE_ITEMS = "INSERT OR REPLACE INTO leased (item, lease) SELECT value, ? FROM json_each(?)"
-"""``OR REPLACE``: the items of an expired lease move to the new one."""
+"""The items an expired lease still holds (not those finished, let go or leased again)."""
+_LEASE = f"UPDATE items SET lease = ? WHERE id IN {_IDS}"
 
 
 def lease(
@@ -431,9 +426,9 @@ def lease(
     """The queue's due items, leased until ``now + lease_s``: first those of leases that ran
     out (a crashed worker's, oldest lease first), then pending ones in due order.
 
-    A lease is a row of ``leases`` and an entry per item in ``leased`` (migration 12); the
-    items' rows are not written. Without expired leases: one read (a range of
-    ``items_pending``) and two inserts."""
+    A lease is a row of ``leases`` and its number in each item's ``lease`` (migration 12): the
+    item leaves ``items_pending`` and enters no other index. Without expired leases: one read
+    (a range of ``items_pending``), an insert and an update."""
     rows: list[Any] = []
     if conn.execute(
         "SELECT 1 FROM leases WHERE portal = ? AND destination = ? AND until <= ? LIMIT 1",
@@ -447,8 +442,11 @@ def lease(
     if not rows:
         return []
     listed = id_list([row[0] for row in rows])
-    lease_id = conn.execute(_LEASE, (portal, destination, now + lease_s, listed)).lastrowid
-    conn.execute(_LEASE_ITEMS, (lease_id, listed))
+    lease_id = conn.execute(
+        "INSERT INTO leases (portal, destination, until, items) VALUES (?, ?, ?, ?)",
+        (portal, destination, now + lease_s, listed),
+    ).lastrowid
+    conn.execute(_LEASE, (lease_id, listed))
     # Positional, in the structs' field order (id, portal, destination, attempts, event): per item.
     return [
         Item(
@@ -487,29 +485,13 @@ def _lease_expired(
     return rows
 
 
-def unlease(conn: sqlite3.Connection, ids: Sequence[int], listed: str) -> None:
-    """The items ``ids`` (``listed``: their ``id_list``) are no longer leased: finished,
-    retried or held. A batch finished whole is its lease's exact list: the lease goes, and its
-    entries in ``leased`` as a range of rowids (a look-up per item costs ~2k more, callgrind).
-    Else each item's entry goes, and the lease row stays until it runs out (the lease then
-    finds nothing left in it)."""
-    whole = conn.execute("SELECT id FROM leases WHERE items = ?", (listed,)).fetchone()
-    if whole is None:
-        conn.execute(f"DELETE FROM leased WHERE item IN {_IDS}", (listed,))
-        return
-    conn.execute(
-        "DELETE FROM leased WHERE item BETWEEN ? AND ? AND lease = ?", (min(ids), max(ids), *whole)
-    )
-    conn.execute("DELETE FROM leases WHERE id = ?", whole)
-
-
-_IS_LEASED = f"(state = 'pending' AND id IN {_LEASED})"
-"""The row's item is leased (``state`` was ``leased`` before migration 12)."""
+_IS_LEASED = "(state = 'pending' AND lease IS NOT NULL)"
+"""The row's item is leased (its ``state`` was ``leased`` before migration 12)."""
 _STILL_OPEN = "(state = 'pending' OR state = 'held')"
 """``state IN`` the open states (a leased item is ``pending``), as ORs, the common case first:
 ~0.3k instructions per row fewer than the ``IN`` list (callgrind)."""
 _FINISH_QUEUE = (
-    f"UPDATE items SET state = ?, updated_at = ?, outcome = ? WHERE id IN {_IDS}"
+    f"UPDATE items SET state = ?, updated_at = ?, outcome = ?, lease = NULL WHERE id IN {_IDS}"
     f" AND {_STILL_OPEN} AND +portal = ? AND +destination = ?"
 )
 """``+``: the queue is checked on each row found by id, never searched through an index."""
@@ -535,7 +517,8 @@ def finish(
             _tally(conn, [(queue[0], queue[1], state, closed)])
     if queue is None or closed != len(ids):
         closed += _finish_mixed(conn, listed, state, now, encoded)
-    unlease(conn, ids, listed)
+    # A batch finished whole is its lease's list; else the lease goes when it runs out.
+    conn.execute("DELETE FROM leases WHERE items = ?", (listed,))
     return closed
 
 
@@ -569,8 +552,8 @@ def _finish_mixed(
     if not closed:
         return 0
     conn.execute(
-        f"UPDATE items SET state = ?, updated_at = ?, outcome = ? WHERE id IN {_IDS}"
-        f" AND {_STILL_OPEN}",
+        "UPDATE items SET state = ?, updated_at = ?, outcome = ?, lease = NULL"
+        f" WHERE id IN {_IDS} AND {_STILL_OPEN}",
         (state, now, encoded, listed),
     )
     _tally(conn, closed)
@@ -580,7 +563,7 @@ def _finish_mixed(
 def expedite(conn: sqlite3.Connection, portal: str, destination: str, now: float) -> int:
     return conn.execute(
         "UPDATE items SET available_at = ? WHERE portal = ? AND destination = ?"
-        " AND state = 'pending' AND available_at > ?",
+        " AND state = 'pending' AND lease IS NULL AND available_at > ?",
         (now, portal, destination, now),
     ).rowcount
 
@@ -591,7 +574,7 @@ def requeue(conn: sqlite3.Connection, ids: Sequence[int], state: str, now: float
     for item_id in ids:
         row = conn.execute(
             "UPDATE items SET state = 'pending', attempts = 0, available_at = ?, updated_at = ?,"
-            " outcome = ? WHERE id = ? AND state = ? RETURNING portal, destination",
+            " outcome = ?, lease = NULL WHERE id = ? AND state = ? RETURNING portal, destination",
             (now, now, _REPLAYED, item_id, state),
         ).fetchone()
         if row is not None:
@@ -608,13 +591,12 @@ def retry(
     outcome: Outcome | None,
     count_attempt: bool = True,
 ) -> None:
-    listed = id_list(ids)
+    # Let go of their lease: due at ``available_at``, not when the lease would have run out.
     conn.execute(
         "UPDATE items SET state = 'pending', attempts = attempts + ?, available_at = ?,"
-        f" updated_at = ?, outcome = ? WHERE id IN {_IDS} AND {_IS_LEASED}",
-        (int(count_attempt), available_at, now, encode(outcome), listed),
+        f" updated_at = ?, outcome = ?, lease = NULL WHERE id IN {_IDS} AND {_IS_LEASED}",
+        (int(count_attempt), available_at, now, encode(outcome), id_list(ids)),
     )
-    unlease(conn, ids, listed)  # due at ``available_at``, not when the lease would have run out
 
 
 def move(
@@ -626,24 +608,21 @@ def move(
     outcome: Outcome | None,
     from_state: str,
 ) -> None:
-    listed = id_list(ids)
     was = _IS_LEASED if from_state == "leased" else "state = ?"  # leased: a ``pending`` row
     conn.execute(
         "UPDATE items SET state = ?, available_at = ?, updated_at = ?,"
-        f" outcome = coalesce(?, outcome) WHERE id IN {_IDS} AND {was}",
-        (state, available_at, now, encode(outcome), listed)
+        f" outcome = coalesce(?, outcome), lease = NULL WHERE id IN {_IDS} AND {was}",
+        (state, available_at, now, encode(outcome), id_list(ids))
         + (() if from_state == "leased" else (from_state,)),
     )
-    if from_state == "leased":
-        unlease(conn, ids, listed)
 
 
 def ready_at(conn: sqlite3.Connection, portal: str, destination: str) -> float | None:
-    """When the queue's next item is due: its earliest pending item no lease lists, or the
-    earliest lease expiry."""
+    """When the queue's next item is due: its earliest pending item not leased, or the earliest
+    lease expiry."""
     due = conn.execute(
-        "SELECT available_at FROM items WHERE portal = ? AND destination = ?"
-        f" AND state = 'pending' AND id NOT IN {_LEASED} ORDER BY available_at LIMIT 1",
+        "SELECT min(available_at) FROM items WHERE portal = ? AND destination = ?"
+        " AND state = 'pending' AND lease IS NULL",
         (portal, destination),
     ).fetchone()
     ends = conn.execute(
@@ -657,12 +636,15 @@ def ready_at(conn: sqlite3.Connection, portal: str, destination: str) -> float |
 def queue_depth(
     conn: sqlite3.Connection, portal: str, destination: str, now: float
 ) -> tuple[int, float]:
-    """Waiting items of one queue (pending and leased: both ``pending`` rows) and the age of the
-    oldest, read from the ``items_pending`` index alone (ids grow with the events, so the
-    smallest id is the oldest item)."""
+    """Waiting items of one queue, pending and leased, and the age of the oldest: pending ones
+    read from the ``items_pending`` index alone, leased ones through the queue's leases (ids
+    grow with the events, so the smallest id is the oldest item)."""
     count, oldest = conn.execute(
-        "SELECT count(*), min(id) FROM items WHERE portal = ? AND destination = ?"
-        " AND state = 'pending'",
+        "SELECT sum(n), min(m) FROM (SELECT count(*) AS n, min(id) AS m FROM items"
+        " WHERE portal = ?1 AND destination = ?2 AND state = 'pending' AND lease IS NULL"
+        " UNION ALL SELECT count(*), min(i.id) FROM leases l, json_each(l.items) j"
+        " JOIN items i ON i.id = j.value WHERE l.portal = ?1 AND l.destination = ?2"
+        " AND i.lease = l.id AND i.state = 'pending')",
         (portal, destination),
     ).fetchone()
     if oldest is None:
@@ -677,23 +659,13 @@ def queue_depth(
 def counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str], int]:
     """Open items counted from the rows; accepted and final states from the tallies."""
     rows = conn.execute(
-        f"SELECT portal, destination, state, count(*) FROM items WHERE state IN {_OPEN}"
+        f"SELECT portal, destination, {_STATE}, count(*) FROM items WHERE state IN {_OPEN}"
         " GROUP BY 1, 2, 3"
     ).fetchall()
     rows += conn.execute(
         "SELECT portal, destination, state, n FROM tallies WHERE n != 0"
     ).fetchall()
-    found = {(r[0], r[1], r[2]): int(r[3]) for r in rows}
-    leased = conn.execute(
-        "SELECT i.portal, i.destination, count(*) FROM leased l JOIN items i ON i.id = l.item"
-        " WHERE i.state = 'pending' GROUP BY 1, 2"
-    ).fetchall()
-    for portal, destination, n in leased:  # pending rows that a lease lists
-        found[(portal, destination, "pending")] -= n
-        if not found[(portal, destination, "pending")]:
-            del found[(portal, destination, "pending")]
-        found[(portal, destination, "leased")] = int(n)
-    return found
+    return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
 
 
 def record_attempts(conn: sqlite3.Connection, attempts: Sequence[Attempt]) -> None:
