@@ -1,7 +1,7 @@
 """A store at SQLite schema 11 (an item's lease in its own row: state ``leased``, due again at
-the lease's end) opens under migration 12 (a lease is one row of ``leases``) and delivers its
-backlog once: live leases stay leased until they end, a dead run's expired leases come back
-first, pending items follow in due order."""
+the lease's end) opens under migration 12 (a lease is a row of ``leases`` and its number in
+``items.lease``) and delivers its backlog once: live leases stay leased until they end, a dead
+run's expired leases come back first, pending items follow in due order."""
 
 from __future__ import annotations
 
