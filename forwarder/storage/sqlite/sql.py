@@ -62,7 +62,7 @@ _ITEM_COLS = (
 def state_where(state: str) -> str:
     """The condition of items in ``state`` (a known state, inlined: SQLite then uses the
     partial indexes); ``leased`` and ``pending`` items are both ``pending`` rows, told apart
-    by the leases."""
+    by ``lease``. No index holds leased items: they are found through the leases' lists."""
     if state == "leased":
         return f"id IN {_LEASED} AND state = 'pending' AND lease IS NOT NULL"
     if state == "pending":
