@@ -405,8 +405,10 @@ async def test_a_version_8_stores_leases_come_back_through_the_split_ready_index
     _as_version(
         tmp_path / "f.db",
         8,
+        "UPDATE items SET state = 'leased', available_at = 32.0, updated_at = 2.0, lease = NULL"
+        " WHERE lease IS NOT NULL",
+        "DROP TABLE leases",
         "DROP INDEX items_pending",
-        "DROP INDEX items_leased",
         "CREATE INDEX items_ready ON items (portal, destination, available_at)"
         " WHERE state IN ('pending', 'leased')",
     )
@@ -423,22 +425,20 @@ async def test_a_version_8_stores_leases_come_back_through_the_split_ready_index
         await reopened.close()
     conn = sqlite3.connect(tmp_path / "f.db")
     indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    plans = [
-        conn.execute(f"EXPLAIN QUERY PLAN {query}", ("main", "conversions", 1.0, 5)).fetchall()
-        for query in (sql._LEASE_PENDING, sql._LEASE_EXPIRED)
-    ]
+    plan = conn.execute(
+        f"EXPLAIN QUERY PLAN {sql._LEASE_PENDING}", ("main", "conversions", 1.0, 5)
+    ).fetchall()
     conn.close()
     assert due_at == 1.0
     assert [i.event.message_id for i in pending] == ["c"]
     assert waiting[0] == 3
     assert early == []
     assert [i.event.message_id for i in expired] == ["a", "b"]
-    assert {"items_pending", "items_leased"} <= indexes
-    assert "items_ready" not in indexes
-    assert [p[0][3] for p in plans] == [
-        "SEARCH i USING INDEX items_pending (portal=? AND destination=? AND available_at<?)",
-        "SEARCH i USING INDEX items_leased (portal=? AND destination=? AND available_at<?)",
-    ]
+    assert "items_pending" in indexes
+    assert not {"items_ready", "items_leased"} & indexes  # items_leased: dropped by migration 12
+    assert plan[0][3] == (
+        "SEARCH i USING INDEX items_pending (portal=? AND destination=? AND available_at<?)"
+    )
 
 
 async def test_delivered_items_share_one_stored_outcome_and_read_it_back(
@@ -687,3 +687,34 @@ async def test_a_lease_alone_is_committed_without_fsync_and_with_anything_else_s
     finally:
         await storage.close()
     assert (synced[0], alone, synced[-1]) == (False, 2, True)  # 2: FULL
+
+
+async def test_a_lease_is_one_row_and_its_number_in_its_items_rows(tmp_path: Path) -> None:
+    """Migration 12: a lease writes one row of ``leases`` (its queue, end and item ids) and its
+    number in each item's ``lease``; the items keep their state (``pending``), due time and
+    clock, leave ``items_pending`` and enter no other index; the finish of the batch removes
+    the lease row."""
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    await storage.append([event(str(i)) for i in range(4)], now=1.0, dedup_window_s=60)
+
+    def read(query: str) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(tmp_path / "f.db") as conn:
+            return conn.execute(query).fetchall()
+
+    items = "SELECT id, state, available_at, updated_at, lease FROM items ORDER BY id"
+    leases = "SELECT id, portal, destination, until, items FROM leases"
+    waiting = (
+        "SELECT id FROM items INDEXED BY items_pending WHERE portal = 'main'"
+        " AND destination = 'conversions' AND state = 'pending' AND lease IS NULL"
+    )
+    before = read(items)
+    leased = await storage.lease("main", "conversions", limit=3, now=2.0, lease_s=30)
+    after, lease_rows, left = read(items), read(leases), read(waiting)
+    await storage.finish([i.id for i in leased], "delivered", now=3.0)
+    finished = read(leases)
+    await storage.close()
+    assert after == [(*row[:4], 1 if row[0] <= 3 else None) for row in before]
+    assert lease_rows == [(1, "main", "conversions", 32.0, "[1,2,3]")]
+    assert left == [(4,)]
+    assert finished == []

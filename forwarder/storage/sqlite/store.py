@@ -653,7 +653,7 @@ class SqliteStorage(Storage):
         if state not in (*FINAL_STATES, *OPEN_STATES):
             raise ValueError(f"unknown state {state!r}")
         # A literal state lets SQLite use the partial indexes (held/dead/expired, open).
-        where = f"state = '{state}'"
+        where = sql.state_where(state)
         args: tuple[str, ...] = ()
         if portal is not None:
             where, args = f"{where} AND portal = ?", (portal,)

@@ -193,3 +193,60 @@ async def test_items_dropped_at_append_keep_the_policy_words(storage: Storage) -
     await storage.append([dropped], now=NOW, dedup_window_s=WINDOW)
     [record] = await storage.items_in_state("dropped")
     assert record.outcome == Outcome(Reason.POLICY, "no template")
+
+
+async def test_an_item_retried_out_of_a_batch_is_due_at_its_retry_not_at_the_lease_end(
+    storage: Storage,
+) -> None:
+    """Retrying part of a leased batch frees those items from its lease (the rest stays
+    leased): they are due again when the retry says, however long the lease still runs."""
+    await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
+    a, b = await storage.lease("main", "conversions", limit=2, now=NOW, lease_s=300)
+    await storage.retry([a.id], available_at=NOW + 5, now=NOW + 1, outcome=BUSY)
+    assert await storage.lease("main", "conversions", limit=5, now=NOW + 4, lease_s=30) == []
+    [again] = await storage.lease("main", "conversions", limit=5, now=NOW + 5, lease_s=30)
+    assert again.id == a.id
+    assert sorted(i.id for i in await storage.items_in_state("leased")) == [a.id, b.id]
+
+
+async def test_an_item_released_from_hold_while_its_batch_is_in_flight_is_due_at_once(
+    storage: Storage,
+) -> None:
+    await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
+    a, b = await storage.lease("main", "conversions", limit=2, now=NOW, lease_s=300)
+    aid = ("anonymousId", "A")
+    waiting = Outcome(Reason.AWAITING_IDENTITY, notes=("no identity",))
+    await storage.hold([a.id], until=NOW + 1000, now=NOW, outcome=waiting, keys=[aid])
+    await storage.release_for("main", [aid], now=NOW + 1)
+    [released] = await storage.lease("main", "conversions", limit=5, now=NOW + 1, lease_s=30)
+    assert released.id == a.id
+    await storage.finish([b.id], "delivered", now=NOW + 2)
+    assert [i.id for i in await storage.items_in_state("leased")] == [a.id]
+    assert await storage.pending_count() == 1
+
+
+async def test_the_unfinished_rest_of_a_batch_stays_leased_until_its_lease_ends(
+    storage: Storage,
+) -> None:
+    await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
+    a, b = await storage.lease("main", "conversions", limit=2, now=NOW, lease_s=30)
+    await storage.finish([a.id], "delivered", now=NOW + 1)
+    assert await storage.lease("main", "conversions", limit=5, now=NOW + 29, lease_s=30) == []
+    assert await storage.ready_at("main", "conversions") == NOW + 30
+    [again] = await storage.lease("main", "conversions", limit=5, now=NOW + 30, lease_s=30)
+    assert again.id == b.id
+
+
+async def test_an_expired_lease_bigger_than_the_next_batch_comes_back_over_several(
+    storage: Storage,
+) -> None:
+    """A crashed worker's lease of three comes back first, two then one, before newer items;
+    what did not fit stays out of reach of the pending items' lease until it is taken."""
+    await storage.append([event(str(i)) for i in range(3)], now=NOW, dedup_window_s=WINDOW)
+    crashed = await storage.lease("main", "conversions", limit=3, now=NOW, lease_s=30)
+    await storage.append([event("new")], now=NOW + 10, dedup_window_s=WINDOW)
+    first = await storage.lease("main", "conversions", limit=2, now=NOW + 31, lease_s=30)
+    second = await storage.lease("main", "conversions", limit=2, now=NOW + 31, lease_s=30)
+    assert [i.id for i in first + second[:1]] == [i.id for i in crashed]
+    assert [i.event.message_id for i in second] == ["2", "new"]
+    assert await storage.lease("main", "conversions", limit=2, now=NOW + 31, lease_s=30) == []
