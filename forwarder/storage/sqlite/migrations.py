@@ -191,6 +191,39 @@ def _lease_rows(conn: sqlite3.Connection) -> None:
     )
 
 
+_V13 = """
+CREATE TABLE IF NOT EXISTS queues (
+    id INTEGER PRIMARY KEY, portal TEXT NOT NULL, destination TEXT NOT NULL,
+    UNIQUE (portal, destination)
+);
+"""
+"""A queue's number: ``items_pending``'s key starts with it (``items.queue``) instead of the
+queue's two strings. Every seek in that index (a lease's range, the delete of each leased item,
+each append's and retry's insert) compared the portal and destination of each key on its way
+down: ~3k instructions per delivered item (callgrind)."""
+_V13_INDEX = """
+DROP INDEX IF EXISTS items_pending;
+CREATE INDEX items_pending ON items (queue, available_at)
+    WHERE state = 'pending' AND lease IS NULL;
+"""
+
+
+def _queue_numbers(conn: sqlite3.Connection) -> None:
+    """``items.queue`` for every item (any may be pending again: a retry, a released hold, a
+    replayed dead letter), then ``items_pending`` by queue number."""
+    _add_columns(conn, "items", ("queue",), "INTEGER")
+    conn.execute(
+        "INSERT OR IGNORE INTO queues (portal, destination)"
+        " SELECT DISTINCT portal, destination FROM items ORDER BY 1, 2"
+    )
+    conn.execute(
+        "UPDATE items SET queue = (SELECT q.id FROM queues q WHERE q.portal = items.portal"
+        " AND q.destination = items.destination)"
+    )
+    for statement in _statements(_V13_INDEX):
+        conn.execute(statement)
+
+
 _ATTEMPT_REASONS = {
     "Retry": "retrying",
     "RetryPartial": "partial",
@@ -289,6 +322,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         " items_leased dropped",
         "",
         _lease_rows,
+    ),
+    Migration(
+        13,
+        "table queues numbers each queue; items.queue; items_pending by queue number",
+        _V13,
+        _queue_numbers,
     ),
 )
 LATEST = MIGRATIONS[-1].version

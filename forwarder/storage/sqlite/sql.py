@@ -139,9 +139,10 @@ class _Rows:
     of a group: a single-event append costs no statement of its own).
     """
 
-    __slots__ = ("events", "parts", "tallies")
+    __slots__ = ("events", "parts", "queues", "tallies")
 
-    def __init__(self) -> None:
+    def __init__(self, queues: _QueueNumbers) -> None:
+        self.queues = queues
         self.events: list[object] = []
         """The events' values, row after row (``_EVENT_WIDTH`` each): no tuple per event."""
         self.parts: list[_Run | list[tuple[object, ...]]] = []
@@ -189,7 +190,8 @@ class _Rows:
             self.parts.append(last)
         tallies = self.tallies
         for destination, state, outcome in items:
-            last.append((seq, portal, destination, state, now, now, outcome))
+            queue = self.queues.get(portal, destination)
+            last.append((seq, portal, destination, state, now, now, outcome, queue))
             counted = ("accepted", "dropped") if state == "dropped" else ("accepted",)
             for tally in [(portal, destination, name) for name in counted]:
                 tallies[tally] = tallies.get(tally, 0) + 1
@@ -202,7 +204,8 @@ class _Rows:
                 insert_rows(conn, _BOUND_ITEMS, part)
                 continue
             for destination in part.destinations:
-                conn.execute(_OPEN_ITEMS, (destination, part.first, part.last))
+                queue = self.queues.get(part.portal, destination)
+                conn.execute(_OPEN_ITEMS, (destination, queue, part.first, part.last))
                 tally = (part.portal, destination, "accepted")
                 tallies[tally] = tallies.get(tally, 0) + part.last - part.first + 1
         _tally(conn, [(*k, n) for k, n in tallies.items()])
@@ -229,13 +232,50 @@ class _Run:
 
 _OPEN_ITEMS = (
     "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
-    " outcome) SELECT seq, portal, ?, 'pending', received_at, received_at, NULL FROM events"
-    " WHERE seq BETWEEN ? AND ? ORDER BY seq"
+    " outcome, queue) SELECT seq, portal, ?, 'pending', received_at, received_at, NULL, ?"
+    " FROM events WHERE seq BETWEEN ? AND ? ORDER BY seq"
 )
 _BOUND_ITEMS = (
     "INSERT INTO items (event_seq, portal, destination, state, available_at, updated_at,"
-    " outcome) VALUES "
+    " outcome, queue) VALUES "
 )
+
+
+class _QueueNumbers:
+    """Queue numbers (``queues``, migration 13) within one transaction: each item is stored
+    with its queue's, by which ``items_pending`` is ordered. A queue's first item gives it its
+    number. Not kept across transactions (one read per queue and append job): a rolled-back
+    transaction must leave no number behind."""
+
+    __slots__ = ("conn", "numbers")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.numbers: dict[tuple[str, str], int] = {}
+
+    def get(self, portal: str, destination: str) -> int:
+        key = (portal, destination)
+        number = self.numbers.get(key)
+        if number is not None:
+            return number
+        row = self.conn.execute(
+            "SELECT id FROM queues WHERE portal = ? AND destination = ?", key
+        ).fetchone()
+        if row is not None:
+            number = int(row[0])
+        else:
+            added = self.conn.execute(
+                "INSERT INTO queues (portal, destination) VALUES (?, ?)", key
+            ).lastrowid
+            assert added is not None
+            number = added
+        self.numbers[key] = number
+        return number
+
+
+QUEUE = "(SELECT id FROM queues WHERE portal = ? AND destination = ?)"
+"""The number of the queue (portal, destination) given as the next two parameters, for
+``items.queue = QUEUE`` (an index's key: SQLite runs the subquery once)."""
 
 
 def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys) -> Appended:
@@ -248,7 +288,7 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
     """
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     next_seq = (row[0] if row else 0) + 1
-    rows = _Rows()
+    rows = _Rows(_QueueNumbers(conn))
     add = rows.add
     out: list[tuple[list[AppendResult], int]] = []
     fresh = _Fresh(next_seq)
@@ -402,7 +442,7 @@ _LEASE_COLS = (
 """A leased item and its event (the event's portal is the queue's: not read per row)."""
 _LEASE_PENDING = (
     f"SELECT {_LEASE_COLS} FROM items i JOIN events e ON e.seq = i.event_seq"
-    " WHERE i.portal = ? AND i.destination = ? AND i.state = 'pending' AND i.lease IS NULL"
+    f" WHERE i.queue = {QUEUE} AND i.state = 'pending' AND i.lease IS NULL"
     " AND i.available_at <= ? ORDER BY i.available_at, i.id LIMIT ?"
 )
 _LEASE_AGAIN = (
@@ -562,7 +602,7 @@ def _finish_mixed(
 
 def expedite(conn: sqlite3.Connection, portal: str, destination: str, now: float) -> int:
     return conn.execute(
-        "UPDATE items SET available_at = ? WHERE portal = ? AND destination = ?"
+        f"UPDATE items SET available_at = ? WHERE queue = {QUEUE}"
         " AND state = 'pending' AND lease IS NULL AND available_at > ?",
         (now, portal, destination, now),
     ).rowcount
@@ -621,7 +661,7 @@ def ready_at(conn: sqlite3.Connection, portal: str, destination: str) -> float |
     """When the queue's next item is due: its earliest pending item not leased, or the earliest
     lease expiry."""
     due = conn.execute(
-        "SELECT min(available_at) FROM items WHERE portal = ? AND destination = ?"
+        f"SELECT min(available_at) FROM items WHERE queue = {QUEUE}"
         " AND state = 'pending' AND lease IS NULL",
         (portal, destination),
     ).fetchone()
@@ -641,7 +681,8 @@ def queue_depth(
     grow with the events, so the smallest id is the oldest item)."""
     count, oldest = conn.execute(
         "SELECT sum(n), min(m) FROM (SELECT count(*) AS n, min(id) AS m FROM items"
-        " WHERE portal = ?1 AND destination = ?2 AND state = 'pending' AND lease IS NULL"
+        " WHERE queue = (SELECT id FROM queues WHERE portal = ?1 AND destination = ?2)"
+        " AND state = 'pending' AND lease IS NULL"
         " UNION ALL SELECT count(*), min(i.id) FROM leases l, json_each(l.items) j"
         " JOIN items i ON i.id = j.value WHERE l.portal = ?1 AND l.destination = ?2"
         " AND i.lease = l.id AND i.state = 'pending')",
