@@ -19,8 +19,6 @@ import sqlite3
 from collections.abc import Callable
 from typing import NamedTuple
 
-import msgspec
-
 from forwarder.errors import StoreVersionError
 from forwarder.storage.outcomes import encode, from_detail
 
@@ -202,8 +200,7 @@ CREATE TABLE IF NOT EXISTS queues (
 """A queue's number: ``items_pending``'s key starts with it (``items.queue``) instead of the
 queue's two strings. Every seek in that index (a lease's range, the delete of each leased item,
 each append's and retry's insert) compared the portal and destination of each key on its way
-down: ~3k instructions per delivered item (callgrind). Migration 13 also adds ``events.head``
-(see ``sql._HEAD_OF``): ~4k instructions per leased item fewer."""
+down: ~3k instructions per delivered item (callgrind)."""
 _V13_INDEX = """
 DROP INDEX IF EXISTS items_pending;
 CREATE INDEX items_pending ON items (queue, available_at)
@@ -211,26 +208,10 @@ CREATE INDEX items_pending ON items (queue, available_at)
 """
 
 
-def _heads_of_open_events(conn: sqlite3.Connection) -> None:
-    """``events.head`` for the events of open items (the backlog a lease reads next); other
-    events keep NULL, which a lease reads column by column (a replayed dead letter)."""
-    encode = msgspec.msgpack.Encoder().encode
-    rows = conn.execute(
-        "SELECT seq, message_id, source, type, name, received_at, test FROM events"
-        " WHERE seq IN (SELECT event_seq FROM items WHERE state = 'pending' OR state = 'held')"
-    ).fetchall()
-    conn.executemany(
-        "UPDATE events SET head = ? WHERE seq = ?",
-        [(encode((*row[:6], bool(row[6]))), row[0]) for row in rows],
-    )
-
-
 def _queue_numbers(conn: sqlite3.Connection) -> None:
     """``items.queue`` for every item (any may be pending again: a retry, a released hold, a
     replayed dead letter), then ``items_pending`` by queue number."""
     _add_columns(conn, "items", ("queue",), "INTEGER")
-    if _add_columns(conn, "events", ("head",), "BLOB"):
-        _heads_of_open_events(conn)
     conn.execute(
         "INSERT OR IGNORE INTO queues (portal, destination)"
         " SELECT DISTINCT portal, destination FROM items ORDER BY 1, 2"
@@ -344,7 +325,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         13,
-        "table queues numbers each queue; items.queue; items_pending by queue number; events.head",
+        "table queues numbers each queue; items.queue; items_pending by queue number",
         _V13,
         _queue_numbers,
     ),

@@ -163,7 +163,6 @@ class _Rows:
             ev.received_at,
             1 if ev.test else 0,
             bytearray(ev.payload),
-            _HEAD_OF((seq, ev.message_id, ev.source, ev.type, ev.name, ev.received_at, ev.test)),
         )
         destinations = ev.destinations
         if destinations:
@@ -214,17 +213,9 @@ class _Rows:
 
 _EVENTS = (
     "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
-    " payload, head) VALUES "
+    " payload) VALUES "
 )
-_EVENT_WIDTH = 10
-_Head = tuple[int, str, str, str, str | None, float, bool]
-_HEAD_OF = msgspec.msgpack.Encoder().encode
-"""``events.head`` (migration 13): what a leased item's ``StoredEvent`` holds but its portal and
-payload, (seq, message_id, source, type, name, received_at, test) as one MessagePack value, so
-that a lease reads 4 columns a row instead of 9: sqlite3 releases and takes back the GIL around
-each column it reads (~0.6-1k instructions a column and row, callgrind). NULL for events stored
-before migration 13 or erased since: the lease reads their columns instead."""
-_HEAD = msgspec.msgpack.Decoder(_Head).decode
+_EVENT_WIDTH = 9
 
 
 class _Run:
@@ -444,9 +435,14 @@ def purge_chunk(conn: sqlite3.Connection, events_before: float, after_seq: int) 
     return len(gone), -1 if done else old[-1]
 
 
-_LEASE_COLS = "i.id, i.attempts, e.head, e.payload"
-"""A leased item and its event: the event's fields in ``head`` (``_HEAD_OF``), its portal the
-queue's (neither read column by column)."""
+_LEASE_COLS = (
+    "i.id, i.attempts * 2 + (e.test != 0), e.seq, e.message_id, e.source, e.type, e.name,"
+    " e.received_at, e.payload"
+)
+"""A leased item and its event (the event's portal is the queue's: not read per row). The
+item's attempts and the event's ``test`` flag are one number (``attempts * 2 + test``):
+sqlite3 releases and takes back the GIL for each column it reads, ~1k instructions per column
+and row (callgrind), more than the shift and mask that split them."""
 _LEASE_PENDING = (
     f"SELECT {_LEASE_COLS} FROM items i JOIN events e ON e.seq = i.event_seq"
     f" WHERE i.queue = {QUEUE} AND i.state = 'pending' AND i.lease IS NULL"
@@ -495,26 +491,18 @@ def lease(
     ).lastrowid
     conn.execute(_LEASE, (lease_id, listed))
     # Positional, in the structs' field order (id, portal, destination, attempts, event): per item.
-    items = []
-    head_of = _HEAD
-    for row in rows:
-        head = row[2]
-        if head is None:  # stored before migration 13, or erased
-            items.append(Item(row[0], portal, destination, row[1], _event_of(conn, row[0])))
-            continue
-        seq, message_id, source, type_, name, received_at, test = head_of(head)
-        event = StoredEvent(seq, portal, message_id, source, type_, name, received_at, row[3], test)
-        items.append(Item(row[0], portal, destination, row[1], event))
-    return items
-
-
-def _event_of(conn: sqlite3.Connection, item_id: int) -> StoredEvent:
-    """The event of an item, from its columns."""
-    row = conn.execute(
-        f"SELECT {EVENT_COLS} FROM items i JOIN events e ON e.seq = i.event_seq WHERE i.id = ?",
-        (item_id,),
-    ).fetchone()
-    return event_from_row(row)
+    return [
+        Item(
+            row[0],
+            portal,
+            destination,
+            row[1] >> 1,
+            StoredEvent(
+                row[2], portal, row[3], row[4], row[5], row[6], row[7], row[8], row[1] & 1 == 1
+            ),
+        )
+        for row in rows
+    ]
 
 
 def _lease_expired(
