@@ -112,3 +112,33 @@ async def test_finishing_any_items_in_any_order_leaves_exactly_the_open_ones_que
             assert await _stream_items(storage) == sorted(open_ids)
             depth, _ = await storage.queue_depth("main", "conversions", now=time.time())
             assert depth == len(open_ids)
+
+
+_VALUES = st.text(st.characters(blacklist_characters="\x1f", blacklist_categories=("Cs",)))
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    groups=st.lists(
+        st.lists(st.one_of(_VALUES, st.text(min_size=30, max_size=300)), min_size=1, max_size=4),
+        min_size=1,
+        max_size=20,
+    )
+)
+async def test_people_of_replies_each_person_with_all_its_keys_whatever_their_length(
+    groups: list[list[str]],
+) -> None:
+    async with redis_storage() as (storage, _):
+        # each group one person (values unique across groups: a shared value would merge them)
+        people = [
+            [("userId", f"{g}:{i}:{v}") for i, v in enumerate(group)]
+            for g, group in enumerate(groups)
+        ]
+        for keys in people:
+            await storage.link("main", keys, now=NOW)
+        asked = [k for keys in people for k in keys] + [("userId", "nobody")]
+        found = await storage.people_of("main", asked)
+        assert set(found) == set(asked) - {("userId", "nobody")}
+        for keys in people:
+            for key in keys:
+                assert sorted(found[key]) == sorted(keys)
