@@ -2,12 +2,13 @@
 
 ``redis://[:password@]host:port/db`` (or ``rediss://``); query options ``prefix`` (key prefix,
 default ``fwd``) and ``lease_s`` (longest lease handed out, default 30). Items wait in one
-Redis Stream per ``(portal, destination)`` read through one consumer group: a lease is a stream
-entry in the pending entries list (PEL) with a deadline; a replica that dies leaves its entries
-there and others claim them (``XCLAIM``) once the deadline passes, while a live replica renews
-its leases in the background. An entry is acknowledged (``XACK``) only when its item reaches a
-final state. Every change is one Lua script (``redis.scripts``), so a dedup check and its append,
-or a state change and its tallies, are atomic across replicas. Redis errors become
+Redis Stream per ``(portal, destination)`` read through one consumer group (``NOACK``: no
+pending entries list); a lease is the item's deadline in the queue's lease index (a sorted set):
+a replica that dies leaves its leases there and others take them over once the deadline passes,
+while a live replica renews its leases in the background. An item's stream entry is deleted
+when the item reaches a final state (and acknowledged, for entries a release before NOACK read
+into the pending list). Every change is one Lua script (``redis.scripts``), so a dedup check and
+its append, or a state change and its tallies, are atomic across replicas. Redis errors become
 ``StorageUnavailableError`` here, where they enter.
 """
 
