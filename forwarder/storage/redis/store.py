@@ -2,12 +2,13 @@
 
 ``redis://[:password@]host:port/db`` (or ``rediss://``); query options ``prefix`` (key prefix,
 default ``fwd``) and ``lease_s`` (longest lease handed out, default 30). Items wait in one
-Redis Stream per ``(portal, destination)`` read through one consumer group: a lease is a stream
-entry in the pending entries list (PEL) with a deadline; a replica that dies leaves its entries
-there and others claim them (``XCLAIM``) once the deadline passes, while a live replica renews
-its leases in the background. An entry is acknowledged (``XACK``) only when its item reaches a
-final state. Every change is one Lua script (``redis.scripts``), so a dedup check and its append,
-or a state change and its tallies, are atomic across replicas. Redis errors become
+Redis Stream per ``(portal, destination)`` read through one consumer group (``NOACK``: no
+pending entries list); a lease is the item's deadline in the queue's lease index (a sorted set):
+a replica that dies leaves its leases there and others take them over once the deadline passes,
+while a live replica renews its leases in the background. An item's stream entry is deleted
+when the item reaches a final state (and acknowledged, for entries a release before NOACK read
+into the pending list). Every change is one Lua script (``redis.scripts``), so a dedup check and
+its append, or a state change and its tallies, are atomic across replicas. Redis errors become
 ``StorageUnavailableError`` here, where they enter.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import socket
 import time
@@ -132,6 +134,19 @@ class _Learning(NamedTuple):
 
 def _f(x: float) -> str:
     return repr(float(x))
+
+
+_WHOLE_SECOND_LEASE_S = 10.0
+"""A lease at least this long ends on a whole second (``_deadline``)."""
+
+
+def _deadline(at: float, lease_s: float) -> str:
+    """A lease's end, rounded up to a whole second when the lease is long enough for that to
+    be at most a tenth more. The lease index is a sorted set: Redis keeps a small one as a
+    listpack and walks it to insert, parsing every float score it passes with ``strtod``
+    (a fifth of a lease script's CPU); a whole number is stored as an integer there."""
+    end = at + lease_s
+    return _f(math.ceil(end)) if lease_s >= _WHOLE_SECOND_LEASE_S else _f(end)
 
 
 def _kv(key: Key) -> str:
@@ -282,7 +297,7 @@ class RedisStorage(Storage):
                 continue
             # The store is built without a Clock (create_storage); leases are wall times.
             now = time.time()
-            until = now + self._max_lease_s
+            until = _deadline(now, self._max_lease_s)
             # Renewed at most until the lease the caller asked for, as if never capped.
             for item_id in [i for i, (_, _, asked) in self._leased.items() if asked <= now]:
                 del self._leased[item_id]
@@ -290,7 +305,7 @@ class RedisStorage(Storage):
             try:
                 for part in _parts(leases, _RENEW_ITEMS):
                     flat = [x for i, (p, d, _) in part for x in (i, p, d)]
-                    await self._run("RENEW", _f(until), *flat)
+                    await self._run("RENEW", until, *flat)
             except Exception:  # a long-lived loop: log and carry on (leases then expire)
                 self._log.warning("lease_renewal_failed", exc_info=True)
 
@@ -360,7 +375,7 @@ class RedisStorage(Storage):
     ) -> list[Item]:
         # In scripts of at most _SCRIPT_ITEMS items: Redis runs nothing else while a script
         # runs, and a batch of 500 in one script held every ingest's append for ~20 ms.
-        at, until = _f(now), _f(now + min(lease_s, self._max_lease_s))
+        at, until = _f(now), _deadline(now, min(lease_s, self._max_lease_s))
         items: list[Item] = []
         leased, lease = self._leased, (portal, destination, now + lease_s)
         while len(items) < limit:
