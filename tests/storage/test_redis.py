@@ -15,10 +15,11 @@ import structlog
 from forwarder.clock import SystemClock
 from forwarder.config import StorageSettings
 from forwarder.delivery.ratelimit import SlidingWindowLimiter
-from forwarder.errors import StorageUnavailableError
+from forwarder.errors import ConfigError, StorageUnavailableError
 from forwarder.storage import create_storage
 from forwarder.storage.base import Accepted, Duplicate, NewEvent, StoredEvent
 from forwarder.storage.redis import RedisStorage
+from forwarder.storage.redis.shared import check_version
 from tests.storage.redis_server import REDIS_URL, redis_prefix, redis_storage, replica_pair
 
 
@@ -484,3 +485,17 @@ async def test_a_batchs_identity_and_touch_reads_run_in_scripts_of_a_bounded_num
     assert reading == ["EVALSHA"] * 6
     assert people == {key: sorted(g) for g in groups for key in g}
     assert sorted(memory) == sorted(remembered)  # type: ignore[type-var]
+
+
+@pytest.mark.parametrize("version", ["5.0.7", "6.0.16", "6.1.0"])
+def test_a_redis_older_than_6_2_is_refused_in_one_line_naming_the_setting(version: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        check_version(version)
+    assert str(refused.value) == (
+        f"config error at storage.url: Redis {version} is too old: 6.2 or later is needed"
+    )
+
+
+@pytest.mark.parametrize("version", ["6.2.0", "7.0.15", "7.2.4", "8.0.1", ""])
+def test_redis_6_2_and_later_or_an_unknown_version_open(version: str) -> None:
+    check_version(version)

@@ -16,7 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from forwarder.errors import StorageUnavailableError
+from forwarder.errors import ConfigError, StorageUnavailableError
 from forwarder.storage.base import SharedWindow
 from forwarder.storage.redis import scripts as lua
 from forwarder.storage.redis.keys import Keys
@@ -165,6 +165,23 @@ class RedisCoordination:
 
     def tokens(self, portal: str) -> RedisTokens:
         return RedisTokens(self, portal)
+
+
+MIN_REDIS = (6, 2)
+"""The oldest Redis the scripts run on: ``FINISH`` trims a stream with ``XTRIM MINID``."""
+
+
+def check_version(version: str) -> None:
+    """Refuse a Redis older than ``MIN_REDIS`` at open, in one line, rather than fail every
+    finish later.
+
+    Raises:
+        ConfigError: ``version`` (``INFO server``'s ``redis_version``) is too old.
+    """
+    found = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+    if found and found < MIN_REDIS:  # a server that does not say: its first finish will
+        need = ".".join(map(str, MIN_REDIS))
+        raise ConfigError("storage.url", f"Redis {version} is too old: {need} or later is needed")
 
 
 async def check_persistence(client: aioredis.Redis, log: Any) -> None:

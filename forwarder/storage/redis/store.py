@@ -31,7 +31,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from forwarder.errors import StorageUnavailableError, StoreVersionError
+from forwarder.errors import ConfigError, StorageUnavailableError, StoreVersionError
 from forwarder.storage import SchemaPlan
 from forwarder.storage.base import (
     Accepted,
@@ -59,7 +59,7 @@ from forwarder.storage.redis import scripts as lua
 from forwarder.storage.redis.keys import SEP, Keys
 from forwarder.storage.redis.read import RedisReader, item_from_packed, item_from_reply
 from forwarder.storage.redis.settled import SettledLinks
-from forwarder.storage.redis.shared import RedisCoordination, check_persistence
+from forwarder.storage.redis.shared import RedisCoordination, check_persistence, check_version
 from forwarder.telemetry import get_logger
 
 T = TypeVar("T")
@@ -243,12 +243,13 @@ class RedisStorage(Storage):
         self._scripts = {n: self._client.register_script(s) for n, s in _SCRIPTS.items()}
         self._reader = RedisReader(self._client, self.keys)
         try:
+            check_version(str((await self._client.info("server")).get("redis_version", "")))
             await check_persistence(self._client, self._log)
             applied = await migrations.migrate(self._client, self.keys, self.describe())
         except RedisError as exc:
             await self.close()
             raise _translate(exc) from exc
-        except StoreVersionError:
+        except (StoreVersionError, ConfigError):
             await self.close()
             raise
         for migration in applied:
