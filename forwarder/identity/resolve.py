@@ -19,7 +19,7 @@ from forwarder.identity.choice import (
     Candidate,
     Candidates,
     Identity,
-    carries_object_id,
+    any_carries_object_id,
     check,
     from_event,
     used,
@@ -100,7 +100,7 @@ class Resolver:
                 contacts = await self._lookup.resolve(user_ids)
         later = later_kinds(people, contacts)
         readers = self._readers
-        if "objectId" not in later and not any(map(carries_object_id, events)):
+        if "objectId" not in later and not any_carries_object_id(events):
             # No objectId anywhere in the batch (the common case for most senders): no event
             # reads its context for one; it would find none, and skip the kind without a note.
             readers = tuple(reader for reader in readers if reader[0] != "objectId")
