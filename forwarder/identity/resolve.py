@@ -19,7 +19,7 @@ from forwarder.identity.choice import (
     Candidate,
     Candidates,
     Identity,
-    carries_object_id,
+    any_carries_object_id,
     check,
     from_event,
     used,
@@ -75,8 +75,9 @@ class Resolver:
         """Per kind of the order, what reads an event's own identifier of it."""
         self._storage = storage
         self._lookup = lookup
-        self._firsts: dict[tuple[str, Candidate], Identity] = {}
-        """``_first_valid``'s answers, by kind and candidate."""
+        self._firsts: dict[str, dict[Candidate, Identity]] = {kind: {} for kind in self._order}
+        """``_first_valid``'s answers, by kind, then candidate (one dict per kind: no
+        ``(kind, candidate)`` tuple made and hashed per event)."""
 
     async def people(self, events: Sequence[Payload]) -> People:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
@@ -100,7 +101,7 @@ class Resolver:
                 contacts = await self._lookup.resolve(user_ids)
         later = later_kinds(people, contacts)
         readers = self._readers
-        if "objectId" not in later and not any(map(carries_object_id, events)):
+        if "objectId" not in later and not any_carries_object_id(events):
             # No objectId anywhere in the batch (the common case for most senders): no event
             # reads its context for one; it would find none, and skip the kind without a note.
             readers = tuple(reader for reader in readers if reader[0] != "objectId")
@@ -129,7 +130,7 @@ class Resolver:
             first = own(data) if own is not None else None
             if first is not None and notes is None:
                 # ``_first_valid``'s remembered answer asked inline (per event), then itself
-                chosen = self._firsts.get((kind, first)) or self._first_valid(kind, first)
+                chosen = self._firsts[kind].get(first) or self._first_valid(kind, first)
                 if chosen is not None:
                     return chosen
             if kind in later:
@@ -154,15 +155,16 @@ class Resolver:
         """The identity an event's own identifier makes when it is the first candidate and
         valid (None when it is not valid). Remembered per ``(value, path)``: a known
         visitor's events carry the same email again and again."""
-        known = self._firsts.get((kind, first))
+        firsts = self._firsts[kind]
+        known = firsts.get(first)
         if known is not None:
             return known
         valid = check(kind, first[0])
         if valid is None:
             return None
-        if len(self._firsts) >= _FIRSTS_CACHED:
-            self._firsts.clear()
-        chosen = self._firsts[(kind, first)] = Identity(kind, valid, used(kind, first[1]))
+        if len(firsts) >= _FIRSTS_CACHED:
+            firsts.clear()
+        chosen = firsts[first] = Identity(kind, valid, used(kind, first[1]))
         return chosen
 
     @staticmethod

@@ -73,6 +73,28 @@ identities = st.sampled_from(["email", "utk", "objectId"]).flatmap(
 )
 
 
+_ABSENT = object()
+contexts = st.sampled_from(
+    [
+        _ABSENT,
+        None,
+        "x",
+        [],
+        {},
+        {"traits": {"email": "a@x.io"}},
+        {"campaign": {"name": "spring"}},
+        {"campaign": {}},
+        {"clickIds": {"gclid": "1"}},
+        {"page": {"url": "https://shop.example/p?gclid=1"}},
+        {"page": {"url": "https://shop.example/p"}},
+        {"page": {"search": "?fbclid=2"}},
+        {"page": "x"},
+    ]
+)
+"""Contexts with and without the fields ``carries_campaign`` reads, and not objects at all: a
+batch of dicts only is flagged in C, any other batch event by event."""
+
+
 @st.composite
 def mapped_items(draw: Any) -> list[Mapped]:
     out = []
@@ -81,8 +103,9 @@ def mapped_items(draw: Any) -> list[Mapped]:
         if (at := draw(timestamps)) is not None:
             data["timestamp"] = at
         data["receivedAt"] = draw(texts)
-        if draw(st.booleans()):
-            data["context"] = {"campaign": {"name": draw(texts)}}
+        context = draw(contexts)
+        if context is not _ABSENT:
+            data["context"] = context
         kind, value, notes = draw(identities)
         properties = draw(st.dictionaries(texts, texts, max_size=3))
         conversion = Conversion(draw(st.sampled_from(["pe1_a", "pe1_b"])), properties)

@@ -343,6 +343,27 @@ def test_the_touch_memory_is_asked_for_each_key_of_every_events_person_once(
     assert set(found) == set(touch_keys_of(own, people))
 
 
+def touch_keys_looped(own: list[list[Key]], people: Mapping[Key, list[Key]]) -> list[Key]:
+    """``_touch_keys`` as a loop over every graph member in Python (before it ran in C)."""
+    wanted = dict.fromkeys(k for keys in own for k in keys)
+    for key in list(wanted):
+        for other in people.get(key) or ():
+            if other[0] in ("anonymousId", "userId"):
+                wanted[other] = None
+    return list(wanted)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    own=st.lists(st.lists(keys, max_size=2, unique=True), max_size=4),
+    people=st.dictionaries(keys, members, max_size=3),
+)
+def test_the_touch_memory_keys_come_in_the_order_the_loop_over_graph_members_gave(
+    own: list[list[Key]], people: dict[Key, list[Key]]
+) -> None:
+    assert _touch_keys(own, people) == touch_keys_looped(own, people)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     batch=st.lists(events, max_size=5),
