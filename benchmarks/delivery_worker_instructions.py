@@ -23,21 +23,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-import msgspec
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.callgrind import copy_sqlite, instrument, thread_totals  # noqa: E402 - path fix
 from benchmarks.processes import process, wait_http  # noqa: E402
-from forwarder import heap  # noqa: E402
-from forwarder.clock import SystemClock  # noqa: E402
-from forwarder.compose import DeliveryWiring  # noqa: E402
-from forwarder.config import load_settings, secrets_of  # noqa: E402
-from forwarder.sandbox import DEFAULT_TOKEN  # noqa: E402
-from forwarder.sandboxes import TestSandboxes  # noqa: E402
-from forwarder.storage import create_storage, sqlite_path  # noqa: E402
-from forwarder.telemetry import Metrics, Redactor, configure_logging  # noqa: E402
+from benchmarks.warm_worker import warm_worker  # noqa: E402
+from forwarder.config import load_settings  # noqa: E402
+from forwarder.storage import sqlite_path  # noqa: E402
 from tests.support import free_port  # noqa: E402
 
 BATCH = 500
@@ -45,32 +38,11 @@ BATCH = 500
 
 async def rounds(config: Path, store: Path, sandbox: str, n: int) -> None:
     """Inside callgrind: ``n`` batches of the conversions worker, instrumented."""
-    settings = load_settings(config)
-    name, portal = next(iter(settings.portals.items()))
-    settings = msgspec.structs.replace(
-        settings,
-        storage=msgspec.structs.replace(settings.storage, url=f"sqlite:///{store}"),
-        portals={name: msgspec.structs.replace(portal, base_url=sandbox)},
-    )
-    # As ``forwarder serve`` logs: JSON lines, gathered and written by a thread of their own.
-    configure_logging(Redactor(secrets_of(settings)), fmt=settings.server.log_format)
-    storage = create_storage(settings.storage, dedup_window_s=settings.dedup.window_s)
-    wiring = DeliveryWiring(
-        settings, storage, SystemClock(), Metrics(), sandbox_token=DEFAULT_TOKEN
-    )
-    engine = wiring.engine({}, TestSandboxes(settings).transport)
-    await storage.open()
-    await engine.load_definitions()
-    worker = engine.workers[(name, "conversions")]
-    heap.settle()
-    for _ in range(2):  # connection open, caches warm, as in a running server
-        await worker._deliver(await worker._form_batch())
-    instrument(True)
-    for _ in range(n):
-        await worker._deliver(await worker._form_batch())
-    instrument(False)
-    await engine.stop(5.0)
-    await storage.close()
+    async with warm_worker(config, store, sandbox) as worker:
+        instrument(True)
+        for _ in range(n):
+            await worker._deliver(await worker._form_batch())
+        instrument(False)
 
 
 def count(config: Path, sandbox: str, n: int) -> int:

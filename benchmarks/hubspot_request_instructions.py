@@ -28,21 +28,14 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import msgspec
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.callgrind import VALGRIND, copy_sqlite, totals  # noqa: E402 - after the path fix
 from benchmarks.processes import process, wait_http  # noqa: E402
-from forwarder import heap  # noqa: E402
-from forwarder.clock import SystemClock  # noqa: E402
-from forwarder.compose import DeliveryWiring  # noqa: E402
-from forwarder.config import load_settings, secrets_of  # noqa: E402
-from forwarder.sandbox import DEFAULT_TOKEN  # noqa: E402
-from forwarder.sandboxes import TestSandboxes  # noqa: E402
-from forwarder.storage import create_storage, sqlite_path  # noqa: E402
-from forwarder.telemetry import Metrics, Redactor, configure_logging  # noqa: E402
+from benchmarks.warm_worker import warm_worker  # noqa: E402
+from forwarder.config import load_settings  # noqa: E402
+from forwarder.storage import sqlite_path  # noqa: E402
 from tests.support import free_port  # noqa: E402
 
 BATCH = 500
@@ -55,43 +48,23 @@ def control(*args: str) -> None:
 
 async def sends(config: Path, store: str, sandbox: str) -> None:
     """Inside callgrind: 1 then 4 sends of each kind, instrumented and dumped apart."""
-    settings = load_settings(config)
-    name, portal = next(iter(settings.portals.items()))
-    settings = msgspec.structs.replace(
-        settings,
-        storage=msgspec.structs.replace(settings.storage, url=f"sqlite:///{store}"),
-        portals={name: msgspec.structs.replace(portal, base_url=sandbox)},
-    )
-    configure_logging(Redactor(secrets_of(settings)), fmt=settings.server.log_format)
-    storage = create_storage(settings.storage, dedup_window_s=settings.dedup.window_s)
-    wiring = DeliveryWiring(
-        settings, storage, SystemClock(), Metrics(), sandbox_token=DEFAULT_TOKEN
-    )
-    engine = wiring.engine({}, TestSandboxes(settings).transport)
-    await storage.open()
-    await engine.load_definitions()
-    worker = engine.workers[(name, "conversions")]
-    heap.settle()
-    for _ in range(2):  # connection open, caches warm, as in a running server
-        await worker._deliver(await worker._form_batch())
-    batches = [await worker.destination.prepare(await worker._form_batch()) for _ in range(5)]
-    client, route = worker._client, worker.destination.route
-    runs: dict[str, Callable[[int], Awaitable[object]]] = {
-        "batch": lambda i: worker.destination.send(client, batches[i]),  # type: ignore[arg-type]
-        "empty": lambda i: client.send_event_batch([]),
-    }
-    for kind in KINDS:
-        for n in (1, 4):
-            control("-i", "on")
-            for i in range(n):
-                if kind == "build":
-                    client._http.build_request("POST", route, content=b'{"inputs":[]}')
-                else:
-                    await runs[kind](i)
-            control("-i", "off")
-            control("-d", f"{kind}-{n}")
-    await engine.stop(5.0)
-    await storage.close()
+    async with warm_worker(config, store, sandbox) as worker:
+        batches = [await worker.destination.prepare(await worker._form_batch()) for _ in range(5)]
+        client, route = worker._client, worker.destination.route
+        runs: dict[str, Callable[[int], Awaitable[object]]] = {
+            "batch": lambda i: worker.destination.send(client, batches[i]),  # type: ignore[arg-type]
+            "empty": lambda i: client.send_event_batch([]),
+        }
+        for kind in KINDS:
+            for n in (1, 4):
+                control("-i", "on")
+                for i in range(n):
+                    if kind == "build":
+                        client._http.build_request("POST", route, content=b'{"inputs":[]}')
+                    else:
+                        await runs[kind](i)
+                control("-i", "off")
+                control("-d", f"{kind}-{n}")
 
 
 def main() -> None:
