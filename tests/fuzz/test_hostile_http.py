@@ -1,8 +1,8 @@
 """Hostile requests against a real ``forwarder serve``: each refused cheaply, with a clear status,
 and the server healthy afterwards.
 
-"Cheaply" is measured per request on loopback (the client's own encoding excluded): well under
-100 ms, where the limits are applied before any storage work.
+"Cheaply" is measured per request on loopback (the client's own encoding excluded): the cheapest
+of three tries is well under 100 ms, where the limits are applied before any storage work.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 from tests.support import SERVER_KEY, ServerProcess, config_toml, free_port, track
 
 CHEAP_S = 0.1
+ATTEMPTS = 3
 
 
 @pytest.fixture(scope="module")
@@ -101,17 +102,21 @@ def test_hostile_body_is_refused_cheaply_with_a_clear_status(
         body = _bomb()
     with httpx.Client(base_url=server.url, auth=(SERVER_KEY, ""), timeout=10) as http:
         http.get("/healthz")  # the connection is open before the clock starts
-        request = http.build_request(
-            "POST", path, content=body, headers={"Content-Type": "application/json", **headers}
-        )
-        started = time.perf_counter()
-        response = http.send(request)
-        took = time.perf_counter() - started
-        assert response.status_code == status, response.text[:300]
-        answer = response.json()
-        assert answer["success"] is False
-        assert answer["error"] or answer["rejected"]
-        assert took < CHEAP_S, f"{took * 1000:.0f} ms"
+        tooks = []
+        for _ in range(ATTEMPTS):
+            request = http.build_request(
+                "POST", path, content=body, headers={"Content-Type": "application/json", **headers}
+            )
+            started = time.perf_counter()
+            response = http.send(request)
+            tooks.append(time.perf_counter() - started)
+            assert response.status_code == status, response.text[:300]
+            answer = response.json()
+            assert answer["success"] is False
+            assert answer["error"] or answer["rejected"]
+        # The cheapest of a few: a refusal that costs work costs it every time, while a
+        # scheduling hiccup on a loaded 2-core machine (one was 153 ms in CI) does not repeat.
+        assert min(tooks) < CHEAP_S, [f"{took * 1000:.0f} ms" for took in tooks]
         assert http.post("/v1/track", json=track()).status_code == 200
         assert http.get("/readyz").status_code == 200
 
