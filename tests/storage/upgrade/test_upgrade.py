@@ -55,9 +55,12 @@ def old_db(tmp_path: Path) -> Path:
 @pytest.fixture
 def old_redis() -> Iterator[str]:
     """0.1.0's key space restored under its own prefix (values name their keys, so the prefix
-    cannot change); removed afterwards."""
+    cannot change); removed afterwards. The fixed prefix is held under a lock outside it, so two
+    test runs on one redis-server (a CI run beside a developer's) take turns."""
     client = redis.Redis.from_url(REDIS_URL)
     prefix = REDIS_DUMP["prefix"]
+    turn = client.lock(f"{prefix}-lock", timeout=300, blocking_timeout=300)
+    assert turn.acquire(), "another test run held the 0.1.0 fixture for 5 minutes"
 
     def clear() -> None:
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
@@ -71,6 +74,7 @@ def old_redis() -> Iterator[str]:
         yield f"{REDIS_URL}?prefix={prefix}"
     finally:
         clear()
+        turn.release()
         client.close()
 
 
