@@ -345,6 +345,23 @@ async def test_leased_ids_and_seqs_of_every_msgpack_integer_size_arrive_as_store
     assert sorted((i.id, i.attempts) for i in again) == [(i.id, 1) for i in first]
 
 
+async def test_seqs_and_item_ids_of_fifteen_digits_are_stored_and_leased_exactly() -> None:
+    """The append formats each seq and item id once, as a whole number: past 10**14 Lua's own
+    number formatting ('%.14g') would write them with an exponent."""
+    now = time.time()
+    async with redis_storage() as (storage, _prefix):
+        await storage.client.set(storage.keys.name("seq"), 10**15)
+        await storage.client.set(storage.keys.name("item_seq"), 2 * 10**15)
+        results = await storage.append([event("m", now)], now=now, dedup_window_s=60)
+        items = await storage.lease("main", "conversions", limit=1, now=now, lease_s=30)
+        stored = await storage.client.hget(storage.keys.item(2 * 10**15 + 1), "seq")
+        last = await storage.client.mget(storage.keys.name("seq"), storage.keys.name("item_seq"))
+    assert results == [Accepted(seq=10**15 + 1)]
+    assert [(i.id, i.event.seq) for i in items] == [(2 * 10**15 + 1, 10**15 + 1)]
+    assert stored == str(10**15 + 1).encode()
+    assert last == [str(10**15 + 1).encode(), str(2 * 10**15 + 1).encode()]
+
+
 async def test_leased_times_whole_or_exact_in_a_float32_arrive_as_floats() -> None:
     """cmsgpack writes a whole time as an integer and a time a float32 holds as a float32:
     the Item still has the float stored."""

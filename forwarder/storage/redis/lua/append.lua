@@ -13,8 +13,8 @@ local events = cmsgpack.unpack(ARGV[4])
 -- call), then the seqs and item ids, which are taken before anything is written, so a script
 -- failing halfway never hands them out again.
 local out, opened, fresh, kept = {}, 0, {}, {}
-local seq = tonumber(redis.call('GET', K.seq()) or 0)
-local item_id = tonumber(redis.call('GET', K.item_seq()) or 0)
+local last = redis.call('MGET', K.seq(), K.item_seq())
+local seq, item_id = tonumber(last[1] or 0), tonumber(last[2] or 0)
 for i, e in ipairs(events) do
   local window = default_window
   if e[3] ~= '' then window = tonumber(e[3]) end
@@ -32,9 +32,10 @@ for i, e in ipairs(events) do
   end
 end
 if #kept > 0 then
-  redis.call('SET', K.seq(), seq)
-  redis.call('SET', K.item_seq(), item_id)
-  -- Pass 2 writes.
+  redis.call('MSET', K.seq(), int(seq), K.item_seq(), int(item_id))
+  -- Pass 2 writes. Seqs and ids go as strings formatted once each (int): Redis formats a
+  -- number argument with '%.17g' and Lua a number it concatenates with '%.14g', both far
+  -- dearer than '%d', and an event's seq was formatted a dozen times.
   local by_seq, at_of, dedup, dedup_at, pev, dropped, tallies = {}, {}, {}, {}, {}, {}, {}
   local function push(list, a, b) list[#list + 1] = a; list[#list + 1] = b end
   local function tally(portal, dest, state)
@@ -44,11 +45,12 @@ if #kept > 0 then
   end
   local queued = {}
   for _, k in ipairs(kept) do
-    local e, seq, id = k[1], k[2], k[4]
+    local e, seq, id = k[1], int(k[2]), k[4]
     local portal = e[1]
     local ids = {}
     for _, dest in ipairs(e[10]) do
       id = id + 1
+      local item = int(id)
       local q = K.queue(portal, dest)
       if not queued[q] then
         queued[q] = true
@@ -56,23 +58,24 @@ if #kept > 0 then
           redis.call('XGROUP', 'CREATE', q, GROUP, '0', 'MKSTREAM')
         end
       end
-      local sid = redis.call('XADD', q, '*', 'i', id, 'a', now, 'r', e[7])
-      redis.call('HSET', K.item(id), 'seq', seq, 'portal', portal, 'dest', dest,
-                 'state', 'pending', 'att', 0, 'av', now, 'up', now, 'sid', sid)
+      local sid = redis.call('XADD', q, '*', 'i', item, 'a', now, 'r', e[7])
+      redis.call('HSET', K.item(item), 'seq', seq, 'portal', portal, 'dest', dest,
+                 'state', 'pending', 'att', '0', 'av', now, 'up', now, 'sid', sid)
       tally(portal, dest, 'pending')
       tally(portal, dest, 'accepted')
-      ids[#ids + 1] = id
+      ids[#ids + 1] = item
       opened = opened + 1
     end
     for _, drop in ipairs(e[11]) do
       id = id + 1
-      redis.call('HSET', K.item(id), 'seq', seq, 'portal', portal, 'dest', drop[1],
-                 'state', 'dropped', 'att', 0, 'av', now, 'up', now, 'out', drop[2])
+      local item = int(id)
+      redis.call('HSET', K.item(item), 'seq', seq, 'portal', portal, 'dest', drop[1],
+                 'state', 'dropped', 'att', '0', 'av', now, 'up', now, 'out', drop[2])
       dropped[portal] = dropped[portal] or {}
-      push(dropped[portal], now, id)
+      push(dropped[portal], now, item)
       tally(portal, drop[1], 'accepted')
       tally(portal, drop[1], 'dropped')
-      ids[#ids + 1] = id
+      ids[#ids + 1] = item
     end
     local ev = {'portal', portal, 'mid', e[2], 'src', e[4], 'type', e[5], 'at', e[7],
                 'test', e[8], 'payload', ARGV[5 + e[9]], 'items', table.concat(ids, ',')}
@@ -94,9 +97,9 @@ if #kept > 0 then
     redis.call('SADD', K.portals(), portal)
   end
   for portal, members in pairs(dropped) do many('ZADD', K.in_state(portal, 'dropped'), members) end
-  for _, t in pairs(tallies) do count(t[1], t[2], t[3], t[4]) end
+  for _, t in pairs(tallies) do count(t[1], t[2], t[3], int(t[4])) end
 end
-redis.call('INCRBY', K.open_total(), opened)
+redis.call('INCRBY', K.open_total(), int(opened))
 -- The learning: the epoch of the caller's settled links, then per learning its portal, now,
 -- groups and a flag per group it holds settled.
 local riders = cmsgpack.unpack(ARGV[5])

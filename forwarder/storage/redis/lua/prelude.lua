@@ -1,5 +1,9 @@
 -- Shared by every script (after the generated key functions K.*): helpers for items and queues.
 local function f(...) return table.concat({...}, SEP) end
+-- A whole number as a string: Redis formats a number argument with '%.17g', and Lua one it
+-- concatenates with '%.14g', several times dearer; a number used more than once is formatted
+-- once this way.
+local function int(n) return string.format('%d', n) end
 local OPEN = {pending = true, leased = true, held = true}
 local function count(portal, dest, state, n)
   local field = f(portal, dest, state)
