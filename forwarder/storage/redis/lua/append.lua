@@ -104,13 +104,16 @@ redis.call('INCRBY', K.open_total(), int(opened))
 -- groups and a flag per group it holds settled.
 local riders = cmsgpack.unpack(ARGV[5])
 local released, settled, epoch = {}, {}, 0
+-- The store's epoch, read once: only a learning that changed the graph moves it (unsettle).
+if #riders[2] > 0 then epoch = tonumber(redis.call('GET', K.identity_epoch()) or 0) end
 for i, l in ipairs(riders[2]) do
   local changed
-  released[i], settled[i], changed = learn(l[1], l[2], l[3], skippable(l[1], riders[1], l[3], l[4]))
-  -- what an earlier learning found settled may be no more
+  released[i], settled[i], changed =
+    learn(l[1], l[2], l[3], skippable(l[1], riders[1], epoch, l[3], l[4]))
   if changed then
+    epoch = tonumber(redis.call('GET', K.identity_epoch()) or 0)
+    -- what an earlier learning found settled may be no more
     for j = 1, i - 1 do settled[j] = {} end
   end
 end
-if #riders[2] > 0 then epoch = tonumber(redis.call('GET', K.identity_epoch()) or 0) end
 return cmsgpack.pack({opened, out, released, settled, epoch})

@@ -93,14 +93,14 @@ local function learn(portal, now, groups, skip)
   return released, settled, changed
 end
 -- The groups a replica holds settled as of epoch (assumed: a flag per group) that it may
--- skip: all of them when epoch is the store's and nothing is held on them, else none.
-local function skippable(portal, epoch, groups, assumed)
+-- skip: all of them when epoch is the store's (current) and nothing is held on them, else none.
+local function skippable(portal, epoch, current, groups, assumed)
   local marked = {}
   for i, kvs in ipairs(groups) do
     if assumed[i] then marked[#marked + 1] = kvs end
   end
   if #marked == 0 then return nil end
-  if epoch ~= tonumber(redis.call('GET', K.identity_epoch()) or 0) then return nil end
+  if epoch ~= current then return nil end
   if held_on(portal, marked) then return nil end
   return assumed
 end
