@@ -40,8 +40,10 @@ _TOUCH_KINDS = ("anonymousId", "userId")
 """The identifiers touches are remembered under."""
 
 
-_TOUCH_FIELDS = frozenset(("attribution", "campaign", "clickIds"))
-"""The context fields an event's touches are read from (``TouchReader``)."""
+TOUCH_FIELDS = frozenset(("attribution", "campaign", "clickIds"))
+"""The context fields an event's touches are read from (``TouchReader``; a page view's
+``page`` too, when referrers are counted)."""
+_TOUCH_FIELDS = TOUCH_FIELDS
 _NO_TOUCHES: list[Touch] = []
 """What ``TouchReader`` reads off an event that carries none (shared: never changed)."""
 
@@ -126,9 +128,13 @@ class Attributor:
         events: Sequence[Payload],
         senders: Sequence[str | None] = (),
         known: People | None = None,
+        *,
+        plain_contexts: bool = False,
     ) -> list[Attribution]:
         """One attribution per event, from the touch memory of each event's whole person;
-        ``known``: what the identity graph knows of these events (read once per batch)."""
+        ``known``: what the identity graph knows of these events (read once per batch);
+        ``plain_contexts``: the caller found that no event's context has a field touches are
+        read from (``TOUCH_FIELDS``, ``page``)."""
         people: Mapping[Key, list[Key]]
         if known is None:
             own = [payload_keys(data) for data in events]
@@ -138,8 +144,10 @@ class Attributor:
         else:
             own, people = known
         memory = await self._storage.touches_of(self._portal, _touch_keys(own, people))
-        out = []
         nothing = Attribution(None, None, self._window_s)
+        if plain_contexts and not memory:
+            return [nothing] * len(events)  # no touch on any event, none remembered
+        out = []
         read = self._reader.of_payload
         pages = self._reader.counts_referrers  # a page view's referrer may be a touch
         for i, data in enumerate(events):

@@ -45,7 +45,9 @@ CONTEXT_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("context.campaign.term", "hs_utm_term"),
     ("context.campaign.content", "hs_utm_content"),
 )
-_CONTEXT_KEYS = frozenset(path.split(".")[1] for path, _ in CONTEXT_DEFAULTS)
+CONTEXT_KEYS = frozenset(path.split(".")[1] for path, _ in CONTEXT_DEFAULTS)
+"""The context fields HubSpot's default properties are read from."""
+_CONTEXT_KEYS = CONTEXT_KEYS
 _SHORTEST_LIMIT = 256
 _SHORT_NUMBER = 1e200
 """Numbers below this have fewer than 256 characters as HubSpot strings (a float: comparing an
@@ -215,28 +217,52 @@ class Mapper:
 
     def conversion_of(self, payload: Payload) -> Conversion | None:
         """``conversion`` of a leased event (delivery's typed ``Payload``)."""
-        name = payload.event or payload.name
-        mapping = self._mappings.get(name) if isinstance(name, str) else None
-        if mapping is None:
-            return self._auto_conversion_of(payload, name)
-        roots = (payload.properties, payload.context, payload.traits)
-        properties: dict[str, str] = {}
-        for root, parts, target in self._rooted[mapping.event]:
-            value: Any = roots[root]  # ``_walk``, inline: per event and property
-            for part in parts:
-                if type(value) is not dict and (value is None or not isinstance(value, Mapping)):
-                    value = None
-                    break
-                value = value.get(part)
-            kind = type(value)
-            if kind is str:  # the common cases: nothing to coerce, or an int's text
-                if value:
-                    properties[target] = value
-            elif kind is int:
-                properties[target] = str(value)
-            else:
-                self._put(properties, target, value)
-        return self._conversion_of(name, properties, payload.context, mapping.timeline_template)
+        return self.conversions_of((payload,))[0]
+
+    def conversions_of(
+        self, payloads: Sequence[Payload], plain_contexts: bool = False
+    ) -> list[Conversion | None]:
+        """``conversion_of`` of each event of a batch, in one loop (per event, no method call
+        for a mapped event); ``plain_contexts``: no event's context has a field of
+        ``CONTEXT_KEYS`` (checked by the caller for the batch), so no context is looked at."""
+        out: list[Conversion | None] = []
+        append = out.append
+        mappings, rooted, names = self._mappings, self._rooted, self._names
+        for payload in payloads:
+            name = payload.event or payload.name
+            mapping = mappings.get(name) if isinstance(name, str) else None
+            if mapping is None:
+                append(self._auto_conversion_of(payload, name))
+                continue
+            roots = (payload.properties, payload.context, payload.traits)
+            properties: dict[str, str] = {}
+            for root, parts, target in rooted[mapping.event]:
+                value: Any = roots[root]  # ``_walk``, inline: per event and property
+                for part in parts:
+                    if type(value) is not dict and (
+                        value is None or not isinstance(value, Mapping)
+                    ):
+                        value = None
+                        break
+                    value = value.get(part)
+                kind = type(value)
+                if kind is str:  # the common cases: nothing to coerce, or an int's text
+                    if value:
+                        properties[target] = value
+                elif kind is int:
+                    properties[target] = str(value)
+                else:
+                    self._put(properties, target, value)
+            if not plain_contexts:  # ``_conversion_of``, inline
+                context = payload.context
+                if (
+                    type(context) is dict or (context is not None and isinstance(context, Mapping))
+                ) and not _CONTEXT_KEYS.isdisjoint(context):  # most have none: one C call
+                    self._context_defaults(properties, context)
+            event_name = names.get(name) or self.custom_event_for(name)
+            assert event_name is not None
+            append(Conversion(event_name, properties, mapping.timeline_template))
+        return out
 
     def _auto_conversion_of(self, payload: Payload, name: Any) -> Conversion | None:
         """``conversion_of`` of an event no mapping names (``unmapped_events = "auto"``)."""

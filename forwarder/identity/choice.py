@@ -113,8 +113,9 @@ def own_object_id(data: Payload) -> Candidate | None:
     return None
 
 
-_OBJECT_ID_FIELDS = frozenset(("hubspot", "hubspotContactId"))
+OBJECT_ID_FIELDS = frozenset(("hubspot", "hubspotContactId"))
 """The context fields ``own_object_id`` reads."""
+_OBJECT_ID_FIELDS = OBJECT_ID_FIELDS
 
 
 def carries_object_id(data: Payload) -> bool:

@@ -89,10 +89,15 @@ class Resolver:
         return People(own, graph)
 
     async def identities(
-        self, events: Sequence[Payload], known: People | None = None
+        self,
+        events: Sequence[Payload],
+        known: People | None = None,
+        *,
+        plain_contexts: bool = False,
     ) -> list[Identity]:
         """One identity per event (kind None when nothing usable is known yet); ``known``:
-        ``people(events)`` when the caller already has it."""
+        ``people(events)`` when the caller already has it; ``plain_contexts``: the caller found
+        that no event's context has a field ``own_object_id`` reads (``OBJECT_ID_FIELDS``)."""
         own, people = known if known is not None else await self.people(events)
         contacts: dict[str, str | None] = {}
         if self._lookup is not None:
@@ -101,7 +106,7 @@ class Resolver:
                 contacts = await self._lookup.resolve(user_ids)
         later = later_kinds(people, contacts)
         readers = self._readers
-        if "objectId" not in later and not any_carries_object_id(events):
+        if "objectId" not in later and (plain_contexts or not any_carries_object_id(events)):
             # No objectId anywhere in the batch (the common case for most senders): no event
             # reads its context for one; it would find none, and skip the kind without a note.
             readers = tuple(reader for reader in readers if reader[0] != "objectId")

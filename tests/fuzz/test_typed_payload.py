@@ -254,11 +254,12 @@ async def payload_path(
         usable=None,
         drop_reason="no mapping",
         attributor=attributor,
+        campaigns=True,
     )
     if mapped:
         [m] = mapped
         at = m.data.timestamp or m.data.receivedAt  # as ``Conversions._ready`` reads it
-        return ("send", m.identity, m.conversion, at, carries_campaign(m.data))
+        return ("send", m.identity, m.conversion, at, m.campaign)
     [done] = settled
     if isinstance(done, Drop):
         return ("drop",)
