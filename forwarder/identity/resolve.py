@@ -45,6 +45,9 @@ class People(NamedTuple):
     """Per event, the keys it waits on (``person_keys``, ``payload_keys``)."""
     graph: Mapping[Key, list[Key]]
     """Per known key, every key of its person, least recently seen first."""
+    keys: dict[Key, None] | None = None
+    """Every key of ``own``, once, in order (as asked of the graph): attribution copies it
+    rather than hash each key again."""
 
 
 def later_kinds(people: Mapping[Key, list[Key]], contacts: Mapping[str, str | None]) -> set[str]:
@@ -82,11 +85,9 @@ class Resolver:
     async def people(self, events: Sequence[Payload]) -> People:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
         own = [payload_keys(data) for data in events]
-        graph = await self._storage.people_of(
-            self._portal,
-            list(dict.fromkeys(chain.from_iterable(own))),  # each key once, in C
-        )
-        return People(own, graph)
+        keys = dict.fromkeys(chain.from_iterable(own))  # each key once, in C
+        graph = await self._storage.people_of(self._portal, list(keys))
+        return People(own, graph, keys)
 
     async def identities(
         self,
@@ -98,7 +99,8 @@ class Resolver:
         """One identity per event (kind None when nothing usable is known yet); ``known``:
         ``people(events)`` when the caller already has it; ``plain_contexts``: the caller found
         that no event's context has a field ``own_object_id`` reads (``OBJECT_ID_FIELDS``)."""
-        own, people = known if known is not None else await self.people(events)
+        found = known if known is not None else await self.people(events)
+        own, people = found.own, found.graph
         contacts: dict[str, str | None] = {}
         if self._lookup is not None:
             user_ids = [v for keys in own for kind, v in keys if kind == "userId"]
@@ -111,10 +113,20 @@ class Resolver:
             # reads its context for one; it would find none, and skip the kind without a note.
             readers = tuple(reader for reader in readers if reader[0] != "objectId")
         choose_one = self._choose
-        return [
-            choose_one(data, keys, people, contacts, later, readers)
-            for data, keys in zip(events, own, strict=True)
-        ]
+        out: list[Identity] = []
+        append = out.append
+        # ``_choose``'s first step, inline: most events carry an identifier of the order's
+        # first kind that was seen (and found valid) before.
+        kind, read = readers[0] if readers else ("", None)
+        firsts = self._firsts.get(kind, {})
+        for data, keys in zip(events, own, strict=True):
+            if read is not None and (first := read(data)) is not None:
+                chosen = firsts.get(first)
+                if chosen is not None:
+                    append(chosen)
+                    continue
+            append(choose_one(data, keys, people, contacts, later, readers))
+        return out
 
     def _choose(
         self,
