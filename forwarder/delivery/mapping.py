@@ -253,12 +253,8 @@ class Mapper:
                     properties[target] = str(value)
                 else:
                     self._put(properties, target, value)
-            if not plain_contexts:  # ``_conversion_of``, inline
-                context = payload.context
-                if (
-                    type(context) is dict or (context is not None and isinstance(context, Mapping))
-                ) and not _CONTEXT_KEYS.isdisjoint(context):  # most have none: one C call
-                    self._context_defaults(properties, context)
+            if not plain_contexts:
+                self._defaults_of(properties, payload.context)
             event_name = names.get(name) or self.custom_event_for(name)
             assert event_name is not None
             append(Conversion(event_name, properties, mapping.timeline_template))
@@ -276,13 +272,18 @@ class Mapper:
     ) -> Conversion:
         """The conversion of an event of this name, with HubSpot's default properties from
         its context added to its mapped ones."""
-        if (type(context) is dict or (context is not None and isinstance(context, Mapping))) and (
-            not _CONTEXT_KEYS.isdisjoint(context)  # most contexts have none: one C call
-        ):
-            self._context_defaults(properties, context)
+        self._defaults_of(properties, context)
         event_name = self._names.get(name) or self.custom_event_for(name)
         assert event_name is not None
         return Conversion(event_name, properties, template)
+
+    def _defaults_of(self, properties: dict[str, str], context: Any) -> None:
+        """``_context_defaults`` of an event's context, when it is an object with a field of
+        ``CONTEXT_KEYS`` (most have none: told by one C call)."""
+        if (type(context) is dict or (context is not None and isinstance(context, Mapping))) and (
+            not _CONTEXT_KEYS.isdisjoint(context)
+        ):
+            self._context_defaults(properties, context)
 
     def _context_defaults(self, properties: dict[str, str], context: Mapping[str, Any]) -> None:
         """HubSpot's default properties filled from the context, where not mapped already."""

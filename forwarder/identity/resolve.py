@@ -24,7 +24,7 @@ from forwarder.identity.choice import (
     from_event,
     used,
 )
-from forwarder.identity.keys import payload_keys
+from forwarder.identity.keys import payloads_keys
 from forwarder.identity.lookup import ContactLookup
 from forwarder.storage.base import Key
 from forwarder.storage.roles import IdentityGraph
@@ -84,7 +84,7 @@ class Resolver:
 
     async def people(self, events: Sequence[Payload]) -> People:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
-        own = [payload_keys(data) for data in events]
+        own = payloads_keys(events)
         keys = dict.fromkeys(chain.from_iterable(own))  # each key once, in C
         graph = await self._storage.people_of(self._portal, list(keys))
         return People(own, graph, keys)
