@@ -93,15 +93,17 @@ none of them is read by none of those steps."""
 
 
 def plain_contexts(datas: Sequence[Payload]) -> bool:
-    """Whether every event's context is absent or a dict without a field of
-    ``PLAIN_CONTEXT``: checked in C for the batch, so that no step asks each event again."""
-    contexts = list(map(_CONTEXT_OF, datas))
-    if not set(map(type, contexts)) <= _DICT_OR_NONE:
+    """Whether no event's context has a field of ``PLAIN_CONTEXT``: checked in C for the
+    batch, so that no step asks each event again.
+
+    A context that is not an object is read by none of those steps either: a string or a list
+    counts as plain unless it holds one of the names (a list with ``"page"``: not plain, to be
+    safe), and one that cannot be iterated (a number) or holds objects makes the batch not
+    plain (``isdisjoint`` raises)."""
+    try:
+        return all(map(PLAIN_CONTEXT.isdisjoint, filter(None, map(_CONTEXT_OF, datas))))
+    except TypeError:
         return False
-    return all(map(PLAIN_CONTEXT.isdisjoint, filter(None, contexts)))
-
-
-_DICT_OR_NONE = frozenset((dict, type(None)))
 
 
 def delivered(identity: Identity) -> Outcome:
