@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from forwarder.events.payload import Payload
 from forwarder.identity.choice import (
+    BATCH_READERS,
     NOTHING_KNOWN,
     OWN,
     Candidate,
@@ -119,8 +120,14 @@ class Resolver:
         # first kind that was seen (and found valid) before.
         kind, read = readers[0] if readers else ("", None)
         firsts = self._firsts.get(kind, {})
-        for data, keys in zip(events, own, strict=True):
-            if read is not None and (first := read(data)) is not None:
+        if read is None:
+            firsts_read: Sequence[Candidate | None] = [None] * len(events)
+        elif (batch_read := BATCH_READERS.get(read)) is not None:
+            firsts_read = batch_read(events)
+        else:
+            firsts_read = [read(data) for data in events]
+        for data, keys, first in zip(events, own, firsts_read, strict=True):
+            if first is not None:
                 chosen = firsts.get(first)
                 if chosen is not None:
                     append(chosen)
