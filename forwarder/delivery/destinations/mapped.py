@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from forwarder.delivery.attribution import TOUCH_FIELDS, Attributor, apply
+from forwarder.delivery.attribution import TOUCH_FIELDS, Attribution, Attributor, apply
 from forwarder.delivery.destinations import Drop, Hold, Prepared
 from forwarder.delivery.mapping import CONTEXT_KEYS, Conversion, Mapper
 from forwarder.events.payload import Payload, decode_payload
@@ -60,15 +60,17 @@ async def map_and_identify(
     people = await resolver.people(datas)  # one graph look-up, shared with attribution
     identities = await resolver.identities(datas, people, plain_contexts=plain)
     if attributor is not None:
-        senders = [item.event.source for item in items]
+        # Plain contexts carry no touch, so no touch's sender is read.
+        senders = () if plain else [item.event.source for item in items]
         found = await attributor.attribute(datas, senders, people, plain_contexts=plain)
-        attributed = [
-            data if a.first is None and a.last is None else apply(data, a)  # most have none
-            for data, a in zip(datas, found, strict=True)
-        ]
-        if plain and any(map(is_not, attributed, datas)):
-            plain = plain_contexts(attributed)  # a remembered touch was written in
-        datas = attributed
+        if not _nothing_to_write(found):
+            attributed = [
+                data if a.first is None and a.last is None else apply(data, a)  # most have none
+                for data, a in zip(datas, found, strict=True)
+            ]
+            if plain and any(map(is_not, attributed, datas)):
+                plain = plain_contexts(attributed)  # a remembered touch was written in
+            datas = attributed
     settled: list[Prepared] = []
     mapped: list[Mapped] = []
     conversions = mapper.conversions_of(datas, plain)
@@ -84,6 +86,18 @@ async def map_and_identify(
         else:
             mapped.append(Mapped(item, data, identity, conversion, campaign))
     return settled, mapped
+
+
+def _nothing_to_write(found: list[Attribution]) -> bool:
+    """Whether a batch's attributions are one answer without a touch (the usual batch: told
+    in C by ``list.count``, the answers being one shared object), so nothing is written in."""
+    one = found[0] if found else None
+    return (
+        one is not None
+        and one.first is None
+        and one.last is None
+        and found.count(one) == len(found)
+    )
 
 
 PLAIN_CONTEXT = CONTEXT_KEYS | TOUCH_FIELDS | OBJECT_ID_FIELDS | {"page", "clickIds"}
