@@ -56,6 +56,9 @@ event)."""
 _LOW_NUMBER = -_SHORT_NUMBER
 
 
+_Rooted = tuple[tuple[int, tuple[str, ...], str], ...]
+"""A mapping's property sources for a ``Payload``: (``_ROOTS`` index, rest of the path,
+HubSpot property) each."""
 _Plan = tuple[tuple[tuple[str, ...], bool], ...]
 """``Mapper._plan``: per mapped property, its source path and whether a string may go there."""
 
@@ -158,12 +161,17 @@ class Mapper:
             for m in portal.events
         }
         """Per mapped event: its property sources as split paths, and their HubSpot names."""
-        self._rooted: dict[str, tuple[tuple[int, tuple[str, ...], str], ...]] = {
-            event: tuple((_ROOTS[parts[0]], parts[1:], target) for parts, target in sources)
+        self._compiled: dict[str, tuple[_Rooted, str, str | None]] = {
+            event: (
+                tuple((_ROOTS[parts[0]], parts[1:], target) for parts, target in sources),
+                qualified(self._portal_id, self._mappings[event].custom_event),
+                self._mappings[event].timeline_template,
+            )
             for event, sources in self._sources.items()
         }
-        """``_sources`` for a ``Payload``: each path's top-level field (its ``_ROOTS`` index)
-        apart from the rest of it."""
+        """Per mapped event, what ``conversions_of`` needs, found by one look-up: ``_sources``
+        for a ``Payload`` (each path's top-level field, its ``_ROOTS`` index, apart from the
+        rest of it), the custom event's name, the timeline template."""
         self._names: dict[str, str] = {}
         """Segment event name -> custom event name ("" for none), computed once per name."""
         self._plans: dict[str, tuple[Mapping[str, str] | None, _Plan | None]] = {}
@@ -227,16 +235,17 @@ class Mapper:
         ``CONTEXT_KEYS`` (checked by the caller for the batch), so no context is looked at."""
         out: list[Conversion | None] = []
         append = out.append
-        mappings, rooted, names = self._mappings, self._rooted, self._names
+        compiled = self._compiled
         for payload in payloads:
             name = payload.event or payload.name
-            mapping = mappings.get(name) if isinstance(name, str) else None
-            if mapping is None:
+            mapped = compiled.get(name) if isinstance(name, str) else None
+            if mapped is None:
                 append(self._auto_conversion_of(payload, name))
                 continue
+            rooted, event_name, template = mapped
             roots = (payload.properties, payload.context, payload.traits)
             properties: dict[str, str] = {}
-            for root, parts, target in rooted[mapping.event]:
+            for root, parts, target in rooted:
                 value: Any = roots[root]  # ``_walk``, inline: per event and property
                 for part in parts:
                     if type(value) is not dict and (
@@ -255,9 +264,7 @@ class Mapper:
                     self._put(properties, target, value)
             if not plain_contexts:
                 self._defaults_of(properties, payload.context)
-            event_name = names.get(name) or self.custom_event_for(name)
-            assert event_name is not None
-            append(Conversion(event_name, properties, mapping.timeline_template))
+            append(Conversion(event_name, properties, template))
         return out
 
     def _auto_conversion_of(self, payload: Payload, name: Any) -> Conversion | None:
