@@ -81,7 +81,7 @@ async def stages(config: Path, store: Path) -> None:
         ("people", lambda: resolver.people(datas)),
         ("identities", lambda: resolver.identities(datas, people)),
         ("attribute", lambda: attributor.attribute(datas, senders, people)),
-        ("conversion", lambda: [mapper.conversion_of(d) for d in datas]),
+        ("conversion", lambda: mapper.conversions_of(datas)),
         ("map_and_identify", mapped_all),
         ("inputs", lambda: destination._inputs(mapped)),
         ("preview", lambda: destination.preview(items)),

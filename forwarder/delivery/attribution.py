@@ -40,8 +40,10 @@ _TOUCH_KINDS = ("anonymousId", "userId")
 """The identifiers touches are remembered under."""
 
 
-_TOUCH_FIELDS = frozenset(("attribution", "campaign", "clickIds"))
-"""The context fields an event's touches are read from (``TouchReader``)."""
+TOUCH_FIELDS = frozenset(("attribution", "campaign", "clickIds"))
+"""The context fields an event's touches are read from (``TouchReader``; a page view's
+``page`` too, when referrers are counted)."""
+_TOUCH_FIELDS = TOUCH_FIELDS
 _NO_TOUCHES: list[Touch] = []
 """What ``TouchReader`` reads off an event that carries none (shared: never changed)."""
 
@@ -97,18 +99,23 @@ def _person(keys: list[Key], people: Mapping[Key, list[Key]]) -> list[Key]:
     return list(dict.fromkeys(k for key in keys for k in [key, *people.get(key, ())]))
 
 
-def _touch_keys(own: list[list[Key]], people: Mapping[Key, list[Key]]) -> list[Key]:
+def _touch_keys(
+    own: list[list[Key]],
+    people: Mapping[Key, list[Key]],
+    unique: dict[Key, None] | None = None,
+) -> list[Key]:
     """The keys touches may be remembered under, of every event's whole person, each once
     (what ``_person`` gives each event, without a list per event): the events' own keys
-    (anonymousId and userId, ``payload_keys``), then the graph's other keys of those kinds."""
-    wanted = dict.fromkeys(chain.from_iterable(own))  # in C; each person's keys looked up once
-    found = people.get
-    for key in list(wanted):
-        linked = found(key)
-        if linked:
-            for other in linked:
-                if other[0] in _TOUCH_KINDS:
-                    wanted[other] = None
+    (anonymousId and userId, ``payload_keys``), then the graph's other keys of those kinds;
+    ``unique``: ``own``'s keys once each, in order (``People.keys``), when known."""
+    if unique is None:
+        unique = dict.fromkeys(chain.from_iterable(own))  # in C
+    wanted = unique.copy()  # a copy of a dict does not hash its keys again
+    # Each person's keys looked up once; keys the graph does not know skipped in C.
+    for linked in filter(None, map(people.get, unique)):
+        for other in linked:
+            if other[0] in _TOUCH_KINDS:
+                wanted[other] = None
     return list(wanted)
 
 
@@ -126,20 +133,27 @@ class Attributor:
         events: Sequence[Payload],
         senders: Sequence[str | None] = (),
         known: People | None = None,
+        *,
+        plain_contexts: bool = False,
     ) -> list[Attribution]:
         """One attribution per event, from the touch memory of each event's whole person;
-        ``known``: what the identity graph knows of these events (read once per batch)."""
+        ``known``: what the identity graph knows of these events (read once per batch);
+        ``plain_contexts``: the caller found that no event's context has a field touches are
+        read from (``TOUCH_FIELDS``, ``page``)."""
         people: Mapping[Key, list[Key]]
+        unique = None
         if known is None:
             own = [payload_keys(data) for data in events]
             people = await self._storage.people_of(
                 self._portal, list(dict.fromkeys(k for keys in own for k in keys))
             )
         else:
-            own, people = known
-        memory = await self._storage.touches_of(self._portal, _touch_keys(own, people))
-        out = []
+            own, people, unique = known
+        memory = await self._storage.touches_of(self._portal, _touch_keys(own, people, unique))
         nothing = Attribution(None, None, self._window_s)
+        if plain_contexts and not memory:
+            return [nothing] * len(events)  # no touch on any event, none remembered
+        out = []
         read = self._reader.of_payload
         pages = self._reader.counts_referrers  # a page view's referrer may be a touch
         for i, data in enumerate(events):

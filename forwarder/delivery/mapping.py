@@ -45,7 +45,9 @@ CONTEXT_DEFAULTS: tuple[tuple[str, str], ...] = (
     ("context.campaign.term", "hs_utm_term"),
     ("context.campaign.content", "hs_utm_content"),
 )
-_CONTEXT_KEYS = frozenset(path.split(".")[1] for path, _ in CONTEXT_DEFAULTS)
+CONTEXT_KEYS = frozenset(path.split(".")[1] for path, _ in CONTEXT_DEFAULTS)
+"""The context fields HubSpot's default properties are read from."""
+_CONTEXT_KEYS = CONTEXT_KEYS
 _SHORTEST_LIMIT = 256
 _SHORT_NUMBER = 1e200
 """Numbers below this have fewer than 256 characters as HubSpot strings (a float: comparing an
@@ -54,6 +56,9 @@ event)."""
 _LOW_NUMBER = -_SHORT_NUMBER
 
 
+_Rooted = tuple[tuple[int, tuple[str, ...], str], ...]
+"""A mapping's property sources for a ``Payload``: (``_ROOTS`` index, rest of the path,
+HubSpot property) each."""
 _Plan = tuple[tuple[tuple[str, ...], bool], ...]
 """``Mapper._plan``: per mapped property, its source path and whether a string may go there."""
 
@@ -156,12 +161,17 @@ class Mapper:
             for m in portal.events
         }
         """Per mapped event: its property sources as split paths, and their HubSpot names."""
-        self._rooted: dict[str, tuple[tuple[int, tuple[str, ...], str], ...]] = {
-            event: tuple((_ROOTS[parts[0]], parts[1:], target) for parts, target in sources)
+        self._compiled: dict[str, tuple[_Rooted, str, str | None]] = {
+            event: (
+                tuple((_ROOTS[parts[0]], parts[1:], target) for parts, target in sources),
+                qualified(self._portal_id, self._mappings[event].custom_event),
+                self._mappings[event].timeline_template,
+            )
             for event, sources in self._sources.items()
         }
-        """``_sources`` for a ``Payload``: each path's top-level field (its ``_ROOTS`` index)
-        apart from the rest of it."""
+        """Per mapped event, what ``conversions_of`` needs, found by one look-up: ``_sources``
+        for a ``Payload`` (each path's top-level field, its ``_ROOTS`` index, apart from the
+        rest of it), the custom event's name, the timeline template."""
         self._names: dict[str, str] = {}
         """Segment event name -> custom event name ("" for none), computed once per name."""
         self._plans: dict[str, tuple[Mapping[str, str] | None, _Plan | None]] = {}
@@ -215,28 +225,47 @@ class Mapper:
 
     def conversion_of(self, payload: Payload) -> Conversion | None:
         """``conversion`` of a leased event (delivery's typed ``Payload``)."""
-        name = payload.event or payload.name
-        mapping = self._mappings.get(name) if isinstance(name, str) else None
-        if mapping is None:
-            return self._auto_conversion_of(payload, name)
-        roots = (payload.properties, payload.context, payload.traits)
-        properties: dict[str, str] = {}
-        for root, parts, target in self._rooted[mapping.event]:
-            value: Any = roots[root]  # ``_walk``, inline: per event and property
-            for part in parts:
-                if type(value) is not dict and (value is None or not isinstance(value, Mapping)):
-                    value = None
-                    break
-                value = value.get(part)
-            kind = type(value)
-            if kind is str:  # the common cases: nothing to coerce, or an int's text
-                if value:
-                    properties[target] = value
-            elif kind is int:
-                properties[target] = str(value)
-            else:
-                self._put(properties, target, value)
-        return self._conversion_of(name, properties, payload.context, mapping.timeline_template)
+        return self.conversions_of((payload,))[0]
+
+    def conversions_of(
+        self, payloads: Sequence[Payload], plain_contexts: bool = False
+    ) -> list[Conversion | None]:
+        """``conversion_of`` of each event of a batch, in one loop (per event, no method call
+        for a mapped event); ``plain_contexts``: no event's context has a field of
+        ``CONTEXT_KEYS`` (checked by the caller for the batch), so no context is looked at."""
+        out: list[Conversion | None] = []
+        append = out.append
+        compiled = self._compiled
+        for payload in payloads:
+            name = payload.event or payload.name
+            mapped = compiled.get(name) if isinstance(name, str) else None
+            if mapped is None:
+                append(self._auto_conversion_of(payload, name))
+                continue
+            rooted, event_name, template = mapped
+            roots = (payload.properties, payload.context, payload.traits)
+            properties: dict[str, str] = {}
+            for root, parts, target in rooted:
+                value: Any = roots[root]  # ``_walk``, inline: per event and property
+                for part in parts:
+                    if type(value) is not dict and (
+                        value is None or not isinstance(value, Mapping)
+                    ):
+                        value = None
+                        break
+                    value = value.get(part)
+                kind = type(value)
+                if kind is str:  # the common cases: nothing to coerce, or an int's text
+                    if value:
+                        properties[target] = value
+                elif kind is int:
+                    properties[target] = str(value)
+                else:
+                    self._put(properties, target, value)
+            if not plain_contexts:
+                self._defaults_of(properties, payload.context)
+            append(Conversion(event_name, properties, template))
+        return out
 
     def _auto_conversion_of(self, payload: Payload, name: Any) -> Conversion | None:
         """``conversion_of`` of an event no mapping names (``unmapped_events = "auto"``)."""
@@ -250,13 +279,18 @@ class Mapper:
     ) -> Conversion:
         """The conversion of an event of this name, with HubSpot's default properties from
         its context added to its mapped ones."""
-        if (type(context) is dict or (context is not None and isinstance(context, Mapping))) and (
-            not _CONTEXT_KEYS.isdisjoint(context)  # most contexts have none: one C call
-        ):
-            self._context_defaults(properties, context)
+        self._defaults_of(properties, context)
         event_name = self._names.get(name) or self.custom_event_for(name)
         assert event_name is not None
         return Conversion(event_name, properties, template)
+
+    def _defaults_of(self, properties: dict[str, str], context: Any) -> None:
+        """``_context_defaults`` of an event's context, when it is an object with a field of
+        ``CONTEXT_KEYS`` (most have none: told by one C call)."""
+        if (type(context) is dict or (context is not None and isinstance(context, Mapping))) and (
+            not _CONTEXT_KEYS.isdisjoint(context)
+        ):
+            self._context_defaults(properties, context)
 
     def _context_defaults(self, properties: dict[str, str], context: Mapping[str, Any]) -> None:
         """HubSpot's default properties filled from the context, where not mapped already."""

@@ -79,11 +79,32 @@ def own_email(data: Payload) -> Candidate | None:
         if traits is not None:
             found = (traits if type(traits) is dict else _object(traits)).get("email")
             if found is not None and found != "":
-                return (found if type(found) is str else str(found)), "context.traits.email"
+                return (found if type(found) is str else str(found)), _CONTEXT_TRAITS_EMAIL
     properties = data.properties
     if properties is None:
         return None
     return _first((_object(properties).get("email"), "properties.email"))
+
+
+_CONTEXT_TRAITS_EMAIL = "context.traits.email"
+
+
+def own_emails(datas: Sequence[Payload]) -> list[Candidate | None]:
+    """``own_email`` of each event of a batch; the usual one (no top-level traits, an email
+    string in ``context.traits``) read without a call."""
+    out: list[Candidate | None] = []
+    append = out.append
+    for data in datas:
+        context = data.context
+        if data.traits is None and type(context) is dict:
+            traits = context.get("traits")
+            if type(traits) is dict:
+                found = traits.get("email")
+                if type(found) is str and found:
+                    append((found, _CONTEXT_TRAITS_EMAIL))
+                    continue
+        append(own_email(data))
+    return out
 
 
 def own_utk(data: Payload) -> Candidate | None:
@@ -113,8 +134,9 @@ def own_object_id(data: Payload) -> Candidate | None:
     return None
 
 
-_OBJECT_ID_FIELDS = frozenset(("hubspot", "hubspotContactId"))
+OBJECT_ID_FIELDS = frozenset(("hubspot", "hubspotContactId"))
 """The context fields ``own_object_id`` reads."""
+_OBJECT_ID_FIELDS = OBJECT_ID_FIELDS
 
 
 def carries_object_id(data: Payload) -> bool:
@@ -137,6 +159,11 @@ def any_carries_object_id(events: Sequence[Payload]) -> bool:
         return not all(map(_OBJECT_ID_FIELDS.isdisjoint, contexts))
     return any(map(carries_object_id, events))
 
+
+BATCH_READERS: Mapping[Callable[[Payload], Candidate | None], Callable[..., Any]] = {
+    own_email: own_emails
+}
+"""Readers of an event's own identifier that have a version for a whole batch."""
 
 OWN: Mapping[str, Callable[[Payload], Candidate | None]] = {
     "objectId": own_object_id,

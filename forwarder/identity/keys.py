@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from forwarder.events.payload import Payload
@@ -80,6 +80,21 @@ def payload_keys(payload: Payload) -> list[tuple[str, str]]:
         if user:
             keys.append(("userId", user))
     return keys
+
+
+def payloads_keys(payloads: Sequence[Payload]) -> list[list[tuple[str, str]]]:
+    """``payload_keys`` of each event of a batch; the usual event (a string userId and no
+    anonymousId, as backends send) without a call per event."""
+    out: list[list[tuple[str, str]]] = []
+    append = out.append
+    for payload in payloads:
+        user = payload.userId
+        if payload.anonymousId is None and type(user) is str:
+            user = user.strip()
+            append([("userId", user)] if user else [])
+        else:
+            append(payload_keys(payload))
+    return out
 
 
 def links(data: Mapping[str, Any]) -> list[Key]:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 from forwarder.events.payload import Payload
 from forwarder.identity.choice import (
+    BATCH_READERS,
     NOTHING_KNOWN,
     OWN,
     Candidate,
@@ -24,7 +25,7 @@ from forwarder.identity.choice import (
     from_event,
     used,
 )
-from forwarder.identity.keys import payload_keys
+from forwarder.identity.keys import payloads_keys
 from forwarder.identity.lookup import ContactLookup
 from forwarder.storage.base import Key
 from forwarder.storage.roles import IdentityGraph
@@ -45,6 +46,9 @@ class People(NamedTuple):
     """Per event, the keys it waits on (``person_keys``, ``payload_keys``)."""
     graph: Mapping[Key, list[Key]]
     """Per known key, every key of its person, least recently seen first."""
+    keys: dict[Key, None] | None = None
+    """Every key of ``own``, once, in order (as asked of the graph): attribution copies it
+    rather than hash each key again."""
 
 
 def later_kinds(people: Mapping[Key, list[Key]], contacts: Mapping[str, str | None]) -> set[str]:
@@ -81,19 +85,23 @@ class Resolver:
 
     async def people(self, events: Sequence[Payload]) -> People:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
-        own = [payload_keys(data) for data in events]
-        graph = await self._storage.people_of(
-            self._portal,
-            list(dict.fromkeys(chain.from_iterable(own))),  # each key once, in C
-        )
-        return People(own, graph)
+        own = payloads_keys(events)
+        keys = dict.fromkeys(chain.from_iterable(own))  # each key once, in C
+        graph = await self._storage.people_of(self._portal, list(keys))
+        return People(own, graph, keys)
 
     async def identities(
-        self, events: Sequence[Payload], known: People | None = None
+        self,
+        events: Sequence[Payload],
+        known: People | None = None,
+        *,
+        plain_contexts: bool = False,
     ) -> list[Identity]:
         """One identity per event (kind None when nothing usable is known yet); ``known``:
-        ``people(events)`` when the caller already has it."""
-        own, people = known if known is not None else await self.people(events)
+        ``people(events)`` when the caller already has it; ``plain_contexts``: the caller found
+        that no event's context has a field ``own_object_id`` reads (``OBJECT_ID_FIELDS``)."""
+        found = known if known is not None else await self.people(events)
+        own, people = found.own, found.graph
         contacts: dict[str, str | None] = {}
         if self._lookup is not None:
             user_ids = [v for keys in own for kind, v in keys if kind == "userId"]
@@ -101,15 +109,31 @@ class Resolver:
                 contacts = await self._lookup.resolve(user_ids)
         later = later_kinds(people, contacts)
         readers = self._readers
-        if "objectId" not in later and not any_carries_object_id(events):
+        if "objectId" not in later and (plain_contexts or not any_carries_object_id(events)):
             # No objectId anywhere in the batch (the common case for most senders): no event
             # reads its context for one; it would find none, and skip the kind without a note.
             readers = tuple(reader for reader in readers if reader[0] != "objectId")
         choose_one = self._choose
-        return [
-            choose_one(data, keys, people, contacts, later, readers)
-            for data, keys in zip(events, own, strict=True)
-        ]
+        out: list[Identity] = []
+        append = out.append
+        # ``_choose``'s first step, inline: most events carry an identifier of the order's
+        # first kind that was seen (and found valid) before.
+        kind, read = readers[0] if readers else ("", None)
+        firsts = self._firsts.get(kind, {})
+        if read is None:
+            firsts_read: Sequence[Candidate | None] = [None] * len(events)
+        elif (batch_read := BATCH_READERS.get(read)) is not None:
+            firsts_read = batch_read(events)
+        else:
+            firsts_read = [read(data) for data in events]
+        for data, keys, first in zip(events, own, firsts_read, strict=True):
+            if first is not None:
+                chosen = firsts.get(first)
+                if chosen is not None:
+                    append(chosen)
+                    continue
+            append(choose_one(data, keys, people, contacts, later, readers))
+        return out
 
     def _choose(
         self,

@@ -110,7 +110,9 @@ def mapped_items(draw: Any) -> list[Mapped]:
         properties = draw(st.dictionaries(texts, texts, max_size=3))
         conversion = Conversion(draw(st.sampled_from(["pe1_a", "pe1_b"])), properties)
         identity = Identity(kind, value, notes)
-        out.append(Mapped(item(n, draw(texts)), payload_of(data), identity, conversion))
+        payload = payload_of(data)
+        flag = carries_campaign(payload)  # what ``map_and_identify`` sets
+        out.append(Mapped(item(n, draw(texts)), payload, identity, conversion, flag))
     return out
 
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from forwarder.events.payload import payload_of
-from forwarder.identity.choice import Candidates, choose, from_event
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forwarder.events.payload import Payload, payload_of
+from forwarder.identity.choice import Candidates, choose, from_event, own_email, own_emails
 
 ORDER = ("objectId", "email", "utk")
 UTK = "a3b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5"
@@ -35,3 +38,25 @@ def test_the_configured_order_decides_between_valid_candidates() -> None:
 def test_nothing_usable_chooses_no_identifier() -> None:
     chosen = choose(Candidates(objectId=[("12ab", "context")], utk=[("short", "context")]), ORDER)
     assert (chosen.kind, chosen.value) == (None, None)
+
+
+_emails = st.none() | st.sampled_from(["", "a@x.io", " B@X.io "]) | st.integers(0, 2)
+_holders = st.none() | st.just("x") | st.fixed_dictionaries({}, optional={"email": _emails})
+_contexts = st.none() | st.just([]) | st.fixed_dictionaries({}, optional={"traits": _holders})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_holders, _contexts, _holders),
+        max_size=6,
+    )
+)
+def test_a_batch_s_own_emails_are_each_event_s(
+    fields: list[tuple[object, object, object]],
+) -> None:
+    """``own_emails`` (with its shortcut for ``context.traits.email``) reads what
+    ``own_email`` reads of each event: top-level traits first, then the context's, then
+    properties; absent, empty, numbers, not objects."""
+    payloads = [Payload(traits=t, context=c, properties=p) for t, c, p in fields]
+    assert own_emails(payloads) == [own_email(p) for p in payloads]

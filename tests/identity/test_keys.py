@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from forwarder.identity.keys import links, normalise_email, person_keys
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from forwarder.events.payload import Payload
+from forwarder.identity.keys import (
+    links,
+    normalise_email,
+    payload_keys,
+    payloads_keys,
+    person_keys,
+)
 
 
 def test_plain_track_asserts_no_links() -> None:
@@ -39,3 +49,15 @@ def test_person_keys_take_numbers_as_text_and_skip_blanks_and_booleans() -> None
 
 def test_overlong_email_is_not_an_email() -> None:
     assert normalise_email("a" * 250 + "@x.io") is None
+
+
+_ids = st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from(["", " ", "u1", " u2 "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_ids, _ids), max_size=8))
+def test_a_batch_s_keys_are_each_event_s_own(ids: list[tuple[object, object]]) -> None:
+    """``payloads_keys`` of a batch (with its shortcut for a string userId alone) gives what
+    ``payload_keys`` gives each event: ids as strings, numbers, booleans, blank or absent."""
+    payloads = [Payload(anonymousId=a, userId=u) for a, u in ids]
+    assert payloads_keys(payloads) == [payload_keys(p) for p in payloads]

@@ -5,16 +5,16 @@ no identity yet: held)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from operator import attrgetter
+from operator import attrgetter, is_not
 from typing import NamedTuple
 
 import msgspec
 
-from forwarder.delivery.attribution import Attributor, apply
+from forwarder.delivery.attribution import TOUCH_FIELDS, Attribution, Attributor, apply
 from forwarder.delivery.destinations import Drop, Hold, Prepared
-from forwarder.delivery.mapping import Conversion, Mapper
+from forwarder.delivery.mapping import CONTEXT_KEYS, Conversion, Mapper
 from forwarder.events.payload import Payload, decode_payload
-from forwarder.identity.choice import Identity
+from forwarder.identity.choice import OBJECT_ID_FIELDS, Identity
 from forwarder.identity.keys import payload_keys
 from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import Item
@@ -34,6 +34,9 @@ class Mapped(msgspec.Struct, frozen=True, gc=False):
     """The fields of the event delivery reads (attribution written in)."""
     identity: Identity
     conversion: Conversion
+    campaign: bool = False
+    """The event carries a campaign or a click id (``carries_campaign``): set only when
+    ``map_and_identify`` is asked for ``campaigns``."""
 
 
 async def map_and_identify(
@@ -44,32 +47,77 @@ async def map_and_identify(
     usable: Callable[[Conversion], bool] | None,
     drop_reason: str,
     attributor: Attributor | None = None,
+    campaigns: bool = False,
 ) -> tuple[list[Prepared], list[Mapped]]:
     """Drops and holds, and the items that are ready to be turned into inputs; ``usable``:
-    which mappings this destination can send (None: every one)."""
+    which mappings this destination can send (None: every one); ``campaigns``: set each
+    ``Mapped.campaign``."""
     # Straight into the fields delivery reads: the rest of each event is skipped, not built.
     datas = [decode_payload(item.event.payload) for item in items]
+    # Most batches (backend events) carry no context field past the traits: then no step
+    # below looks at a context for one (objectId, touches, default properties, campaign).
+    plain = plain_contexts(datas)
     people = await resolver.people(datas)  # one graph look-up, shared with attribution
-    identities = await resolver.identities(datas, people)
+    identities = await resolver.identities(datas, people, plain_contexts=plain)
     if attributor is not None:
-        senders = [item.event.source for item in items]
-        found = await attributor.attribute(datas, senders, people)
-        datas = [
-            data if a.first is None and a.last is None else apply(data, a)  # most have none
-            for data, a in zip(datas, found, strict=True)
-        ]
+        # Plain contexts carry no touch, so no touch's sender is read.
+        senders = () if plain else [item.event.source for item in items]
+        found = await attributor.attribute(datas, senders, people, plain_contexts=plain)
+        if not _nothing_to_write(found):
+            attributed = [
+                data if a.first is None and a.last is None else apply(data, a)  # most have none
+                for data, a in zip(datas, found, strict=True)
+            ]
+            if plain and any(map(is_not, attributed, datas)):
+                plain = plain_contexts(attributed)  # a remembered touch was written in
+            datas = attributed
     settled: list[Prepared] = []
     mapped: list[Mapped] = []
-    convert = mapper.conversion_of
-    for item, data, identity in zip(items, datas, identities, strict=True):
-        conversion = convert(data)
+    conversions = mapper.conversions_of(datas, plain)
+    # Attribution may have written a campaign in: read from the events as they go.
+    flags = campaign_flags(datas) if campaigns and not plain else [False] * len(datas)
+    for item, data, identity, conversion, campaign in zip(
+        items, datas, identities, conversions, flags, strict=True
+    ):
         if conversion is None or (usable is not None and not usable(conversion)):
             settled.append(Drop(item, drop_reason))
         elif identity.kind is None:
             settled.append(Hold(item, identity.notes, payload_keys(data)))
         else:
-            mapped.append(Mapped(item, data, identity, conversion))
+            mapped.append(Mapped(item, data, identity, conversion, campaign))
     return settled, mapped
+
+
+def _nothing_to_write(found: list[Attribution]) -> bool:
+    """Whether a batch's attributions are one answer without a touch (the usual batch: told
+    in C by ``list.count``, the answers being one shared object), so nothing is written in."""
+    one = found[0] if found else None
+    return (
+        one is not None
+        and one.first is None
+        and one.last is None
+        and found.count(one) == len(found)
+    )
+
+
+PLAIN_CONTEXT = CONTEXT_KEYS | TOUCH_FIELDS | OBJECT_ID_FIELDS | {"page", "clickIds"}
+"""The context fields any step of ``map_and_identify`` past identity's own email and utk reads
+(default properties, touches and a page's referrer, objectId, campaign flags): a context with
+none of them is read by none of those steps."""
+
+
+def plain_contexts(datas: Sequence[Payload]) -> bool:
+    """Whether no event's context has a field of ``PLAIN_CONTEXT``: checked in C for the
+    batch, so that no step asks each event again.
+
+    A context that is not an object is read by none of those steps either: a string or a list
+    counts as plain unless it holds one of the names (a list with ``"page"``: not plain, to be
+    safe), and one that cannot be iterated (a number) or holds objects makes the batch not
+    plain (``isdisjoint`` raises)."""
+    try:
+        return all(map(PLAIN_CONTEXT.isdisjoint, filter(None, map(_CONTEXT_OF, datas))))
+    except TypeError:
+        return False
 
 
 def delivered(identity: Identity) -> Outcome:
@@ -116,7 +164,8 @@ _CLICK_PARAMS = ("gclid=", "gbraid=", "wbraid=", "fbclid=", "msclkid=", "li_fat_
 
 
 _CAMPAIGN_KEYS = frozenset(("campaign", "clickIds", "page"))
-"""The context fields ``carries_campaign`` reads: a context with none of them carries none."""
+"""The context fields ``carries_campaign`` reads: a context with none of them carries none
+(all in ``PLAIN_CONTEXT``)."""
 
 
 _CONTEXT_OF = attrgetter("context")
