@@ -121,14 +121,23 @@ class Attributor:
         self._reader = TouchReader(settings.touches)
         self._storage = storage
 
+    async def memory(self, known: People) -> Mapping[Key, TouchMemory]:
+        """The touch memory of these events' people (their own keys and the graph's others
+        of the kinds touches are remembered under): one look-up."""
+        own, people = known
+        return await self._storage.touches_of(self._portal, _touch_keys(own, people))
+
     async def attribute(
         self,
         events: Sequence[Payload],
         senders: Sequence[str | None] = (),
         known: People | None = None,
+        memory: Mapping[Key, TouchMemory] | None = None,
     ) -> list[Attribution]:
         """One attribution per event, from the touch memory of each event's whole person;
-        ``known``: what the identity graph knows of these events (read once per batch)."""
+        ``known``: what the identity graph knows of these events (read once per batch);
+        ``memory``: the touch memory of at least their people (``memory(known)``; else read
+        here)."""
         people: Mapping[Key, list[Key]]
         if known is None:
             own = [payload_keys(data) for data in events]
@@ -137,7 +146,8 @@ class Attributor:
             )
         else:
             own, people = known
-        memory = await self._storage.touches_of(self._portal, _touch_keys(own, people))
+        if memory is None:
+            memory = await self._storage.touches_of(self._portal, _touch_keys(own, people))
         out = []
         nothing = Attribution(None, None, self._window_s)
         read = self._reader.of_payload

@@ -46,6 +46,13 @@ class People(NamedTuple):
     graph: Mapping[Key, list[Key]]
     """Per known key, every key of its person, least recently seen first."""
 
+    def part(self, start: int, stop: int) -> People:
+        """The events ``start:stop``, with the graph's entries for their keys only: what
+        reading those events alone would give (per-batch work such as ``later_kinds`` then
+        walks the part's people, not the whole batch's)."""
+        own, graph = self.own[start:stop], self.graph
+        return People(own, {key: graph[key] for key in chain.from_iterable(own) if key in graph})
+
 
 def later_kinds(people: Mapping[Key, list[Key]], contacts: Mapping[str, str | None]) -> set[str]:
     """The kinds a batch may have candidates of beyond the events' own: those the graph knows
@@ -81,7 +88,15 @@ class Resolver:
 
     async def people(self, events: Sequence[Payload]) -> People:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
-        own = [payload_keys(data) for data in events]
+        return await self.graph_of(self.keys_of(events))
+
+    @staticmethod
+    def keys_of(events: Sequence[Payload]) -> list[list[Key]]:
+        """Per event, the keys it waits on (``People.own``)."""
+        return [payload_keys(data) for data in events]
+
+    async def graph_of(self, own: list[list[Key]]) -> People:
+        """``people`` of the events whose keys are ``own`` (``keys_of``)."""
         graph = await self._storage.people_of(
             self._portal,
             list(dict.fromkeys(chain.from_iterable(own))),  # each key once, in C

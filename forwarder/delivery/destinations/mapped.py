@@ -4,6 +4,7 @@ no identity yet: held)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import NamedTuple
@@ -11,13 +12,13 @@ from typing import NamedTuple
 import msgspec
 
 from forwarder.delivery.attribution import Attributor, apply
-from forwarder.delivery.destinations import Drop, Hold, Prepared
+from forwarder.delivery.destinations import PREPARE_PART, Drop, Hold, Prepared
 from forwarder.delivery.mapping import Conversion, Mapper
 from forwarder.events.payload import Payload, decode_payload
 from forwarder.identity.choice import Identity
 from forwarder.identity.keys import payload_keys
-from forwarder.identity.resolve import Resolver
-from forwarder.storage.base import Item
+from forwarder.identity.resolve import People, Resolver
+from forwarder.storage.base import Item, Key, TouchMemory
 from forwarder.storage.outcomes import Outcome, Reason
 
 
@@ -36,6 +37,49 @@ class Mapped(msgspec.Struct, frozen=True, gc=False):
     conversion: Conversion
 
 
+class Known(NamedTuple):
+    """A part of a batch with what storage knows of it, read for the whole batch at once
+    (``read_batch``)."""
+
+    items: Sequence[Item]
+    datas: list[Payload]
+    """Each item's decoded event."""
+    people: People
+    """The part's keys, and the graph's entries for them."""
+    memory: Mapping[Key, TouchMemory] | None
+    """The touch memory of the whole batch's people (None: no attribution)."""
+
+
+async def read_batch(
+    items: Sequence[Item],
+    resolver: Resolver,
+    attributor: Attributor | None,
+    part: int = PREPARE_PART,
+) -> list[Known]:
+    """A batch decoded, and its identity graph and touch memory read with one storage call
+    each, then cut in parts of ``part`` items to map one at a time. The event loop gets a
+    turn between decoded parts and after the graph's read, as between mapped parts."""
+    if not items:
+        return [Known(items, [], People([], {}), None)]  # as one part: nothing to read
+    datas: list[Payload] = []
+    own: list[list[Key]] = []
+    for start in range(0, len(items), part):
+        if start:
+            await asyncio.sleep(0)
+        decoded = [decode_payload(item.event.payload) for item in items[start : start + part]]
+        datas += decoded
+        own += resolver.keys_of(decoded)
+    people = await resolver.graph_of(own)
+    memory = None
+    if attributor is not None:
+        await asyncio.sleep(0)  # the graph's reply was decoded in this stretch
+        memory = await attributor.memory(people)
+    return [
+        Known(items[s : s + part], datas[s : s + part], people.part(s, s + part), memory)
+        for s in range(0, len(items), part)
+    ]
+
+
 async def map_and_identify(
     items: Sequence[Item],
     mapper: Mapper,
@@ -44,16 +88,22 @@ async def map_and_identify(
     usable: Callable[[Conversion], bool] | None,
     drop_reason: str,
     attributor: Attributor | None = None,
+    known: Known | None = None,
 ) -> tuple[list[Prepared], list[Mapped]]:
     """Drops and holds, and the items that are ready to be turned into inputs; ``usable``:
-    which mappings this destination can send (None: every one)."""
-    # Straight into the fields delivery reads: the rest of each event is skipped, not built.
-    datas = [decode_payload(item.event.payload) for item in items]
-    people = await resolver.people(datas)  # one graph look-up, shared with attribution
+    which mappings this destination can send (None: every one); ``known``: what
+    ``read_batch`` read of these items (else read here)."""
+    memory = None
+    if known is None:
+        # Straight into the fields delivery reads: the rest of each event is skipped, not built.
+        datas = [decode_payload(item.event.payload) for item in items]
+        people = await resolver.people(datas)  # one graph look-up, shared with attribution
+    else:
+        datas, people, memory = known.datas, known.people, known.memory
     identities = await resolver.identities(datas, people)
     if attributor is not None:
         senders = [item.event.source for item in items]
-        found = await attributor.attribute(datas, senders, people)
+        found = await attributor.attribute(datas, senders, people, memory)
         datas = [
             data if a.first is None and a.last is None else apply(data, a)  # most have none
             for data, a in zip(datas, found, strict=True)
