@@ -124,8 +124,7 @@ class Attributor:
     async def memory(self, known: People) -> Mapping[Key, TouchMemory]:
         """The touch memory of these events' people (their own keys and the graph's others
         of the kinds touches are remembered under): one look-up."""
-        own, people = known
-        return await self._storage.touches_of(self._portal, _touch_keys(own, people))
+        return await self._storage.touches_of(self._portal, _touch_keys(known.own, known.graph))
 
     async def attribute(
         self,
@@ -145,7 +144,7 @@ class Attributor:
                 self._portal, list(dict.fromkeys(k for keys in own for k in keys))
             )
         else:
-            own, people = known
+            own, people = known.own, known.graph
         if memory is None:
             memory = await self._storage.touches_of(self._portal, _touch_keys(own, people))
         out = []

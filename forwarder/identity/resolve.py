@@ -46,21 +46,39 @@ class People(NamedTuple):
     graph: Mapping[Key, list[Key]]
     """Per known key, every key of its person, least recently seen first."""
 
+    kinds: frozenset[str] | None = None
+    """The kinds of the graph's members (``member_kinds``), when already gathered."""
+
+    def gathered(self) -> People:
+        """These people with the kinds of their graph gathered (``member_kinds``)."""
+        return self if self.kinds is not None else self._replace(kinds=member_kinds(self.graph))
+
     def part(self, start: int, stop: int) -> People:
-        """The events ``start:stop``, with the graph's entries for their keys only: what
-        reading those events alone would give (per-batch work such as ``later_kinds`` then
-        walks the part's people, not the whole batch's)."""
-        own, graph = self.own[start:stop], self.graph
-        return People(own, {key: graph[key] for key in chain.from_iterable(own) if key in graph})
+        """The events ``start:stop``, sharing the whole graph and its kinds (``gathered``
+        first, to gather them once: the kinds of the whole batch's people may hold more than
+        the part's, and a kind without a candidate in an event's graph is skipped the same
+        way, without a note)."""
+        return People(self.own[start:stop], self.graph, self.kinds)
 
 
-def later_kinds(people: Mapping[Key, list[Key]], contacts: Mapping[str, str | None]) -> set[str]:
-    """The kinds a batch may have candidates of beyond the events' own: those the graph knows
-    of its senders, and objectId when a contact look-up found any."""
-    # The kinds of every member, gathered in C (a comprehension over a batch's graph cost a
-    # third of choosing its identities); the few distinct ones mapped after.
+def member_kinds(people: Mapping[Key, list[Key]]) -> frozenset[str]:
+    """The kinds of every member of the graph, as candidates' kinds (``_GRAPH_KINDS``; ``""``
+    for kinds that make none)."""
+    # Gathered in C (a comprehension over a batch's graph cost a third of choosing its
+    # identities); the few distinct ones mapped after.
     known = set(map(_KIND_OF, chain.from_iterable(people.values())))
-    kinds = {_GRAPH_KINDS.get(kind, "") for kind in known}
+    return frozenset(_GRAPH_KINDS.get(kind, "") for kind in known)
+
+
+def later_kinds(
+    people: Mapping[Key, list[Key]],
+    contacts: Mapping[str, str | None],
+    members: frozenset[str] | None = None,
+) -> set[str]:
+    """The kinds a batch may have candidates of beyond the events' own: those the graph knows
+    of its senders (``members``: ``member_kinds(people)`` when already gathered), and objectId
+    when a contact look-up found any."""
+    kinds = set(member_kinds(people) if members is None else members)
     if any(contact is not None for contact in contacts.values()):
         kinds.add("objectId")
     return kinds
@@ -108,13 +126,13 @@ class Resolver:
     ) -> list[Identity]:
         """One identity per event (kind None when nothing usable is known yet); ``known``:
         ``people(events)`` when the caller already has it."""
-        own, people = known if known is not None else await self.people(events)
+        own, people, members = known if known is not None else await self.people(events)
         contacts: dict[str, str | None] = {}
         if self._lookup is not None:
             user_ids = [v for keys in own for kind, v in keys if kind == "userId"]
             if user_ids:
                 contacts = await self._lookup.resolve(user_ids)
-        later = later_kinds(people, contacts)
+        later = later_kinds(people, contacts, members)
         readers = self._readers
         if "objectId" not in later and not any_carries_object_id(events):
             # No objectId anywhere in the batch (the common case for most senders): no event

@@ -69,7 +69,7 @@ async def read_batch(
         decoded = [decode_payload(item.event.payload) for item in items[start : start + part]]
         datas += decoded
         own += resolver.keys_of(decoded)
-    people = await resolver.graph_of(own)
+    people = (await resolver.graph_of(own)).gathered()  # its kinds gathered once, not per part
     memory = None
     if attributor is not None:
         await asyncio.sleep(0)  # the graph's reply was decoded in this stretch

@@ -481,7 +481,11 @@ class RedisStorage(Storage):
             packed = await self._run("PEOPLE_OF", portal, _pack_msgpack(part))
             people, at = _decode_people(packed)
             # Keys of one person share its list (callers only read it).
-            found.update({key: people[p - 1] for key, p in zip(part, at, strict=True) if p})
+            these = {key: people[p - 1] for key, p in zip(part, at, strict=True) if p}
+            if found:
+                found.update(these)
+            else:
+                found = these  # a batch's keys fit one part: not copied again
         return found
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
