@@ -4,7 +4,6 @@ no identity yet: held)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 from typing import NamedTuple
@@ -12,7 +11,7 @@ from typing import NamedTuple
 import msgspec
 
 from forwarder.delivery.attribution import Attributor, apply
-from forwarder.delivery.destinations import PREPARE_PART, Drop, Hold, Prepared
+from forwarder.delivery.destinations import PREPARE_PART, Drop, Hold, Prepared, turn
 from forwarder.delivery.mapping import Conversion, Mapper
 from forwarder.events.payload import Payload, decode_payload
 from forwarder.identity.choice import Identity
@@ -65,15 +64,16 @@ async def read_batch(
     own: list[list[Key]] = []
     for start in range(0, len(items), part):
         if start:
-            await asyncio.sleep(0)
+            await turn()
         decoded = [decode_payload(item.event.payload) for item in items[start : start + part]]
         datas += decoded
         own += resolver.keys_of(decoded)
     people = (await resolver.graph_of(own)).gathered()  # its kinds gathered once, not per part
+    await turn()  # the graph's reply was decoded in this stretch
     memory = None
     if attributor is not None:
-        await asyncio.sleep(0)  # the graph's reply was decoded in this stretch
         memory = await attributor.memory(people)
+        await turn()  # and the touches' here
     return [
         Known(items[s : s + part], datas[s : s + part], people.part(s, s + part), memory)
         for s in range(0, len(items), part)
