@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from forwarder.config import AttributionSettings, EventMapping, PortalSettings
 from forwarder.delivery.attribution import Attributor
 from forwarder.delivery.definitions import DefinitionCatalog
-from forwarder.delivery.destinations import PREPARE_PART, Prepared, Ready, in_parts, parts_of
+from forwarder.delivery.destinations import PREPARE_PART, Prepared, Ready, in_parts
 from forwarder.delivery.destinations.conversions import Conversions
-from forwarder.delivery.destinations.mapped import read_batch
+from forwarder.delivery.destinations.mapped import Known, read_batch
 from forwarder.delivery.mapping import Mapper
 from forwarder.identity.resolve import Resolver
 from forwarder.storage.base import (
@@ -111,15 +111,17 @@ async def test_a_batch_prepared_in_parts_is_what_one_part_makes_of_it() -> None:
 
 
 async def test_a_batch_no_larger_than_a_part_is_prepared_in_one_go() -> None:
-    """A timeline-sized batch (100) or smaller costs no extra turn of the loop."""
+    """A timeline-sized batch (100) or smaller is one part; a larger one is cut in parts of
+    ``PREPARE_PART``, prepared in order."""
+    resolver = Resolver("main", ("email",), _Graph())  # type: ignore[arg-type]
     calls: list[int] = []
 
-    async def prepare(items: Sequence[Item]) -> list[Prepared]:
-        calls.append(len(items))
+    async def prepare(part: Known) -> list[Prepared]:
+        calls.append(len(part.items))
         return []
 
-    await in_parts(prepare, parts_of(_items(PREPARE_PART)))
-    await in_parts(prepare, parts_of(_items(PREPARE_PART * 2 + 1)))
+    for n in (PREPARE_PART, PREPARE_PART * 2 + 1):
+        await in_parts(prepare, await read_batch(_items(n), resolver, None))
     assert calls == [PREPARE_PART, PREPARE_PART, PREPARE_PART, 1]
 
 

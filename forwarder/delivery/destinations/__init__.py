@@ -204,11 +204,6 @@ is a round trip whose client side costs ~0.3 M instructions however few keys it 
 T = TypeVar("T")
 
 
-def parts_of(values: Sequence[T], part: int = PREPARE_PART) -> list[Sequence[T]]:
-    """``values`` in consecutive parts of at most ``part`` (none when empty)."""
-    return [values[start : start + part] for start in range(0, len(values), part)]
-
-
 async def turn() -> None:
     """Let what waits for the event loop run before this task goes on. A task that yields with
     ``sleep(0)`` is queued before the callbacks that became ready while it ran (requests read,
