@@ -44,7 +44,7 @@ class Known(NamedTuple):
     datas: list[Payload]
     """Each item's decoded event."""
     people: People
-    """The part's keys, and the graph's entries for them."""
+    """The part's keys, with the whole batch's graph and its member kinds (``People.part``)."""
     memory: Mapping[Key, TouchMemory] | None
     """The touch memory of the whole batch's people (None: no attribution)."""
 
@@ -57,7 +57,7 @@ async def read_batch(
 ) -> list[Known]:
     """A batch decoded, and its identity graph and touch memory read with one storage call
     each, then cut in parts of ``part`` items to map one at a time. The event loop gets a
-    turn between decoded parts and after the graph's read, as between mapped parts."""
+    turn between decoded parts and after each read, as between mapped parts."""
     if not items:
         return [Known(items, [], People([], {}), None)]  # as one part: nothing to read
     datas: list[Payload] = []

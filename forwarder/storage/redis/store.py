@@ -79,8 +79,8 @@ _SCRIPT_KEYS = 1000
 """The most identifiers one identity or touch read (``PEOPLE_OF``, ``TOUCHES_OF``) looks up:
 a batch of 500 events with an anonymousId and a userId each, so that delivery reads a batch's
 graph and touches with one script each (``mapped.read_batch``): each call costs the client
-~0.3 M instructions however few keys it asks. Redis runs nothing else meanwhile: ~37k of its
-instructions per person read (a ZRANGE each), so 500 people take ~19 M, about 1.4 times a
+~0.3 M instructions however few keys it asks. Redis runs nothing else meanwhile: ~36k of its
+instructions per person read (a ZRANGE each), so 500 people take ~18 M, about 1.3 times a
 100-item lease script (``redis_store_instructions.py --steps``)."""
 _RENEW_ITEMS = 1000
 """The most leases one renewal script extends (a ZADD each: ~2 us an item)."""
