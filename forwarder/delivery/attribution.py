@@ -128,18 +128,27 @@ class Attributor:
         self._reader = TouchReader(settings.touches)
         self._storage = storage
 
+    async def memory(self, known: People) -> Mapping[Key, TouchMemory]:
+        """The touch memory of these events' people (their own keys and the graph's others
+        of the kinds touches are remembered under): one look-up."""
+        return await self._storage.touches_of(
+            self._portal, _touch_keys(known.own, known.graph, known.keys)
+        )
+
     async def attribute(
         self,
         events: Sequence[Payload],
         senders: Sequence[str | None] = (),
         known: People | None = None,
+        memory: Mapping[Key, TouchMemory] | None = None,
         *,
         plain_contexts: bool = False,
     ) -> list[Attribution]:
         """One attribution per event, from the touch memory of each event's whole person;
         ``known``: what the identity graph knows of these events (read once per batch);
-        ``plain_contexts``: the caller found that no event's context has a field touches are
-        read from (``TOUCH_FIELDS``, ``page``)."""
+        ``memory``: the touch memory of at least their people (``memory(known)``; else read
+        here); ``plain_contexts``: the caller found that no event's context has a field touches
+        are read from (``TOUCH_FIELDS``, ``page``)."""
         people: Mapping[Key, list[Key]]
         unique = None
         if known is None:
@@ -148,8 +157,9 @@ class Attributor:
                 self._portal, list(dict.fromkeys(k for keys in own for k in keys))
             )
         else:
-            own, people, unique = known
-        memory = await self._storage.touches_of(self._portal, _touch_keys(own, people, unique))
+            own, people, unique = known.own, known.graph, known.keys
+        if memory is None:
+            memory = await self._storage.touches_of(self._portal, _touch_keys(own, people, unique))
         nothing = Attribution(None, None, self._window_s)
         if plain_contexts and not memory:
             return [nothing] * len(events)  # no touch on any event, none remembered

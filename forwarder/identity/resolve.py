@@ -49,15 +49,40 @@ class People(NamedTuple):
     keys: dict[Key, None] | None = None
     """Every key of ``own``, once, in order (as asked of the graph): attribution copies it
     rather than hash each key again."""
+    kinds: frozenset[str] | None = None
+    """The kinds of the graph's members (``member_kinds``), when already gathered."""
+
+    def gathered(self) -> People:
+        """These people with the kinds of their graph gathered (``member_kinds``)."""
+        return self if self.kinds is not None else self._replace(kinds=member_kinds(self.graph))
+
+    def part(self, start: int, stop: int) -> People:
+        """The events ``start:stop``, sharing the whole graph and its kinds (``gathered``
+        first, to gather them once: the kinds of the whole batch's people may hold more than
+        the part's, and a kind without a candidate in an event's graph is skipped the same
+        way, without a note). Touch memory is read for the whole batch, so the part carries no
+        ``keys``."""
+        return People(self.own[start:stop], self.graph, kinds=self.kinds)
 
 
-def later_kinds(people: Mapping[Key, list[Key]], contacts: Mapping[str, str | None]) -> set[str]:
-    """The kinds a batch may have candidates of beyond the events' own: those the graph knows
-    of its senders, and objectId when a contact look-up found any."""
-    # The kinds of every member, gathered in C (a comprehension over a batch's graph cost a
-    # third of choosing its identities); the few distinct ones mapped after.
+def member_kinds(people: Mapping[Key, list[Key]]) -> frozenset[str]:
+    """The kinds of every member of the graph, as candidates' kinds (``_GRAPH_KINDS``; ``""``
+    for kinds that make none)."""
+    # Gathered in C (a comprehension over a batch's graph cost a third of choosing its
+    # identities); the few distinct ones mapped after.
     known = set(map(_KIND_OF, chain.from_iterable(people.values())))
-    kinds = {_GRAPH_KINDS.get(kind, "") for kind in known}
+    return frozenset(_GRAPH_KINDS.get(kind, "") for kind in known)
+
+
+def later_kinds(
+    people: Mapping[Key, list[Key]],
+    contacts: Mapping[str, str | None],
+    members: frozenset[str] | None = None,
+) -> set[str]:
+    """The kinds a batch may have candidates of beyond the events' own: those the graph knows
+    of its senders (``members``: ``member_kinds(people)`` when already gathered), and objectId
+    when a contact look-up found any."""
+    kinds = set(member_kinds(people) if members is None else members)
     if any(contact is not None for contact in contacts.values()):
         kinds.add("objectId")
     return kinds
@@ -85,7 +110,15 @@ class Resolver:
 
     async def people(self, events: Sequence[Payload]) -> People:
         """The graph's knowledge of these events' senders: one look-up for the batch."""
-        own = payloads_keys(events)
+        return await self.graph_of(self.keys_of(events))
+
+    @staticmethod
+    def keys_of(events: Sequence[Payload]) -> list[list[Key]]:
+        """Per event, the keys it waits on (``People.own``)."""
+        return payloads_keys(events)
+
+    async def graph_of(self, own: list[list[Key]]) -> People:
+        """``people`` of the events whose keys are ``own`` (``keys_of``)."""
         keys = dict.fromkeys(chain.from_iterable(own))  # each key once, in C
         graph = await self._storage.people_of(self._portal, list(keys))
         return People(own, graph, keys)
@@ -101,13 +134,13 @@ class Resolver:
         ``people(events)`` when the caller already has it; ``plain_contexts``: the caller found
         that no event's context has a field ``own_object_id`` reads (``OBJECT_ID_FIELDS``)."""
         found = known if known is not None else await self.people(events)
-        own, people = found.own, found.graph
+        own, people, members = found.own, found.graph, found.kinds
         contacts: dict[str, str | None] = {}
         if self._lookup is not None:
             user_ids = [v for keys in own for kind, v in keys if kind == "userId"]
             if user_ids:
                 contacts = await self._lookup.resolve(user_ids)
-        later = later_kinds(people, contacts)
+        later = later_kinds(people, contacts, members)
         readers = self._readers
         if "objectId" not in later and (plain_contexts or not any_carries_object_id(events)):
             # No objectId anywhere in the batch (the common case for most senders): no event

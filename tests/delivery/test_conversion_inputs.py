@@ -172,7 +172,7 @@ class Catalog:
 class Mapped3(Conversions):
     """Conversions whose items are already mapped: one shape twice, another once."""
 
-    async def _map(self, items: Any) -> tuple[list[Any], list[Mapped]]:
+    async def _map(self, items: Any, known: Any = None) -> tuple[list[Any], list[Mapped]]:
         shapes = [("pe1_a", {"x": "1"}), ("pe1_a", {"x": "2"}), ("pe1_a", {"y": "3"})]
         identity = Identity("email", "a@b.io", ("used email from traits.email",))
         return [], [

@@ -49,3 +49,25 @@ async def test_graph_contact_id_comes_before_the_event_s_email_in_the_default_or
     resolver = Resolver("main", ("objectId", "email", "utk"), storage)
     [identity] = await resolver.identities([payload_of(event)])
     assert (identity.kind, identity.value) == ("objectId", "901")
+
+
+async def test_a_part_of_a_batch_resolves_with_the_whole_batch_s_graph_as_on_its_own(
+    storage: SqliteStorage,
+) -> None:
+    """Delivery reads a batch's graph once and resolves it in parts: a part given the whole
+    batch's graph and member kinds gets the identities (and notes) it gets read alone, though
+    the other part's people hold kinds (utk, contactId) its own do not."""
+    await storage.link("main", [("userId", "u1"), ("email", "u1@x.io")], now=1.0)
+    await storage.link("main", [("userId", "u2"), ("utk", "a" * 32)], now=1.0)
+    await storage.link("main", [("userId", "u3"), ("contactId", "903")], now=1.0)
+    events = [
+        payload_of({"type": "track", "userId": "u1", "context": {"traits": {"email": "bad"}}}),
+        payload_of({"type": "track", "userId": "u9"}),
+        payload_of({"type": "track", "userId": "u2"}),
+        payload_of({"type": "track", "userId": "u3", "context": {"hubspotutk": "nope"}}),
+    ]
+    resolver = Resolver("main", ("objectId", "email", "utk"), storage)
+    whole = (await resolver.people(events)).gathered()
+    for start, stop in ((0, 2), (2, 4)):
+        alone = await resolver.identities(events[start:stop])
+        assert await resolver.identities(events[start:stop], whole.part(start, stop)) == alone

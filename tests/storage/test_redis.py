@@ -17,7 +17,7 @@ from forwarder.config import StorageSettings
 from forwarder.delivery.ratelimit import SlidingWindowLimiter
 from forwarder.errors import ConfigError, StorageUnavailableError
 from forwarder.storage import create_storage
-from forwarder.storage.base import Accepted, Duplicate, NewEvent, StoredEvent
+from forwarder.storage.base import Accepted, Duplicate, Key, NewEvent, StoredEvent
 from forwarder.storage.redis import RedisStorage
 from forwarder.storage.redis.shared import check_version
 from tests.storage.redis_server import REDIS_URL, redis_prefix, redis_storage, replica_pair
@@ -478,12 +478,15 @@ async def test_a_whole_batchs_lease_and_finish_run_in_scripts_of_a_hundred_items
 async def test_a_batchs_identity_and_touch_reads_run_in_scripts_of_a_bounded_number_of_keys() -> (
     None
 ):
-    """Redis runs nothing else while a script runs: 450 identifiers are looked up in the graph
-    and in the touch memory in three scripts each (200, 200, 50), and the answers are those of
-    one read (people found across scripts, touches of keys in any of them)."""
+    """Redis runs nothing else while a script runs: a batch of 500 events' anonymousIds and
+    userIds (1,000) are one script each; 1,100 identifiers are looked up in the graph and in the
+    touch memory in two scripts each (1,000 and 100), and the answers are those of one read
+    (people found across scripts, touches of keys in any of them)."""
+    from forwarder.storage.redis.store import _SCRIPT_KEYS
     from tests.storage.contract.test_identity_graph import touch
 
-    groups = [[("userId", f"u{i}"), ("anonymousId", f"a{i}")] for i in range(225)]
+    assert _SCRIPT_KEYS == 1000
+    groups = [[("userId", f"u{i}"), ("anonymousId", f"a{i}")] for i in range(550)]
     keys = [key for keys in groups for key in keys]
     async with redis_storage() as (storage, prefix):
         await storage.learn("main", groups, now=1.0)
@@ -494,12 +497,14 @@ async def test_a_batchs_identity_and_touch_reads_run_in_scripts_of_a_bounded_num
         people: dict[object, object] = {}
         memory: dict[object, object] = {}
 
-        async def read() -> None:
+        async def read(keys: list[Key]) -> None:
             people.update(await storage.people_of("main", keys))
             memory.update(await storage.touches_of("main", keys))
 
-        reading = await _commands_of(prefix, read)
-    assert reading == ["EVALSHA"] * 6
+        batch = await _commands_of(prefix, lambda: read(keys[:1000]))
+        reading = await _commands_of(prefix, lambda: read(keys))
+    assert batch == ["EVALSHA"] * 2
+    assert reading == ["EVALSHA"] * 4
     assert people == {key: sorted(g) for g in groups for key in g}
     assert sorted(memory) == sorted(remembered)  # type: ignore[type-var]
 

@@ -10,9 +10,11 @@ from forwarder.delivery.definitions import DefinitionCatalog
 from forwarder.delivery.destinations import Prepared, Ready, StableUuids, in_parts
 from forwarder.delivery.destinations.mapped import (
     DELIVERED_OUTCOMES,
+    Known,
     Mapped,
     delivered,
     map_and_identify,
+    read_batch,
 )
 from forwarder.delivery.mapping import Mapper
 from forwarder.errors import HubSpotError
@@ -52,11 +54,13 @@ class Conversions:
         self._resolver = resolver
 
     async def prepare(self, items: Sequence[Item]) -> list[Prepared]:
-        # In parts of ``PREPARE_PART``: ingest's requests are answered between them.
-        return await in_parts(self._prepare, items)
+        # Storage read once for the batch, then mapped in parts of ``PREPARE_PART``: ingest's
+        # requests are answered between them.
+        parts = await read_batch(items, self._resolver, self._attributor)
+        return await in_parts(self._prepare, parts)
 
-    async def _prepare(self, items: Sequence[Item]) -> list[Prepared]:
-        out, mapped = await self._map(items)
+    async def _prepare(self, part: Known) -> list[Prepared]:
+        out, mapped = await self._map(part.items, part)
         if self._catalog.creates_missing:  # else ``ensure`` does nothing: skip the pass
             shapes: set[tuple[str, ...]] = set()
             for m in mapped:
@@ -74,7 +78,9 @@ class Conversions:
         out, mapped = await self._map(items)
         return out + self._inputs(mapped)
 
-    async def _map(self, items: Sequence[Item]) -> tuple[list[Prepared], list[Mapped]]:
+    async def _map(
+        self, items: Sequence[Item], known: Known | None = None
+    ) -> tuple[list[Prepared], list[Mapped]]:
         return await map_and_identify(
             items,
             self._mapper,
@@ -83,6 +89,7 @@ class Conversions:
             drop_reason="no mapping for this event any more",
             attributor=self._attributor,
             campaigns=True,
+            known=known,
         )
 
     def _inputs(self, mapped: list[Mapped]) -> list[Ready]:

@@ -11,13 +11,13 @@ from typing import NamedTuple
 import msgspec
 
 from forwarder.delivery.attribution import TOUCH_FIELDS, Attribution, Attributor, apply
-from forwarder.delivery.destinations import Drop, Hold, Prepared
+from forwarder.delivery.destinations import PREPARE_PART, Drop, Hold, Prepared, turn
 from forwarder.delivery.mapping import CONTEXT_KEYS, Conversion, Mapper
 from forwarder.events.payload import Payload, decode_payload
 from forwarder.identity.choice import OBJECT_ID_FIELDS, Identity
 from forwarder.identity.keys import payload_keys
-from forwarder.identity.resolve import Resolver
-from forwarder.storage.base import Item
+from forwarder.identity.resolve import People, Resolver
+from forwarder.storage.base import Item, Key, TouchMemory
 from forwarder.storage.outcomes import Outcome, Reason
 
 
@@ -39,6 +39,50 @@ class Mapped(msgspec.Struct, frozen=True, gc=False):
     ``map_and_identify`` is asked for ``campaigns``."""
 
 
+class Known(NamedTuple):
+    """A part of a batch with what storage knows of it, read for the whole batch at once
+    (``read_batch``)."""
+
+    items: Sequence[Item]
+    datas: list[Payload]
+    """Each item's decoded event."""
+    people: People
+    """The part's keys, with the whole batch's graph and its member kinds (``People.part``)."""
+    memory: Mapping[Key, TouchMemory] | None
+    """The touch memory of the whole batch's people (None: no attribution)."""
+
+
+async def read_batch(
+    items: Sequence[Item],
+    resolver: Resolver,
+    attributor: Attributor | None,
+    part: int = PREPARE_PART,
+) -> list[Known]:
+    """A batch decoded, and its identity graph and touch memory read with one storage call
+    each, then cut in parts of ``part`` items to map one at a time. The event loop gets a
+    turn between decoded parts and after each read, as between mapped parts."""
+    if not items:
+        return [Known(items, [], People([], {}), None)]  # as one part: nothing to read
+    datas: list[Payload] = []
+    own: list[list[Key]] = []
+    for start in range(0, len(items), part):
+        if start:
+            await turn()
+        decoded = [decode_payload(item.event.payload) for item in items[start : start + part]]
+        datas += decoded
+        own += resolver.keys_of(decoded)
+    people = (await resolver.graph_of(own)).gathered()  # its kinds gathered once, not per part
+    await turn()  # the graph's reply was decoded in this stretch
+    memory = None
+    if attributor is not None:
+        memory = await attributor.memory(people)
+        await turn()  # and the touches' here
+    return [
+        Known(items[s : s + part], datas[s : s + part], people.part(s, s + part), memory)
+        for s in range(0, len(items), part)
+    ]
+
+
 async def map_and_identify(
     items: Sequence[Item],
     mapper: Mapper,
@@ -48,21 +92,26 @@ async def map_and_identify(
     drop_reason: str,
     attributor: Attributor | None = None,
     campaigns: bool = False,
+    known: Known | None = None,
 ) -> tuple[list[Prepared], list[Mapped]]:
     """Drops and holds, and the items that are ready to be turned into inputs; ``usable``:
     which mappings this destination can send (None: every one); ``campaigns``: set each
-    ``Mapped.campaign``."""
-    # Straight into the fields delivery reads: the rest of each event is skipped, not built.
-    datas = [decode_payload(item.event.payload) for item in items]
+    ``Mapped.campaign``; ``known``: what ``read_batch`` read of these items (else read here)."""
+    memory = None
+    if known is None:
+        # Straight into the fields delivery reads: the rest of each event is skipped, not built.
+        datas = [decode_payload(item.event.payload) for item in items]
+        people = await resolver.people(datas)  # one graph look-up, shared with attribution
+    else:
+        datas, people, memory = known.datas, known.people, known.memory
     # Most batches (backend events) carry no context field past the traits: then no step
     # below looks at a context for one (objectId, touches, default properties, campaign).
     plain = plain_contexts(datas)
-    people = await resolver.people(datas)  # one graph look-up, shared with attribution
     identities = await resolver.identities(datas, people, plain_contexts=plain)
     if attributor is not None:
         # Plain contexts carry no touch, so no touch's sender is read.
         senders = () if plain else [item.event.source for item in items]
-        found = await attributor.attribute(datas, senders, people, plain_contexts=plain)
+        found = await attributor.attribute(datas, senders, people, memory, plain_contexts=plain)
         if not _nothing_to_write(found):
             attributed = [
                 data if a.first is None and a.last is None else apply(data, a)  # most have none

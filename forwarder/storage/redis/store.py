@@ -75,11 +75,13 @@ _SCRIPT_ITEMS = 100
 and delivery's scripts cost it 30-40 us an item: a whole batch of 500 in one script kept every
 ingest's append waiting up to 20 ms (ingest p99 ~50 ms at half the peak). A batch now takes a
 few round trips (500 / 100), still a constant per batch."""
-_SCRIPT_KEYS = 200
+_SCRIPT_KEYS = 1000
 """The most identifiers one identity or touch read (``PEOPLE_OF``, ``TOUCHES_OF``) looks up:
-a whole batch's keys in one script (a ZRANGE per person) took up to 10.8 ms, and every ingest
-waited for it. Delivery reads a part of a batch at a time (``PREPARE_PART``, 100 events: one
-script for their anonymousIds and userIds, more only for people with many identifiers)."""
+a batch of 500 events with an anonymousId and a userId each, so that delivery reads a batch's
+graph and touches with one script each (``mapped.read_batch``): each call costs the client
+~0.3 M instructions however few keys it asks. Redis runs nothing else meanwhile: ~36k of its
+instructions per person read (a ZRANGE each), so 500 people take ~18 M, about 1.3 times a
+100-item lease script (``redis_store_instructions.py --steps``)."""
 _RENEW_ITEMS = 1000
 """The most leases one renewal script extends (a ZADD each: ~2 us an item)."""
 _encode = msgspec.json.Encoder().encode
@@ -480,7 +482,11 @@ class RedisStorage(Storage):
             packed = await self._run("PEOPLE_OF", portal, _pack_msgpack(part))
             people, at = _decode_people(packed)
             # Keys of one person share its list (callers only read it).
-            found.update({key: people[p - 1] for key, p in zip(part, at, strict=True) if p})
+            these = {key: people[p - 1] for key, p in zip(part, at, strict=True) if p}
+            if found:
+                found.update(these)
+            else:
+                found = these  # a batch's keys fit one part: not copied again
         return found
 
     async def release_for(self, portal: str, keys: Sequence[Key], *, now: float) -> list[Item]:
