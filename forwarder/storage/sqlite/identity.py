@@ -439,7 +439,8 @@ def erase(
     for seq in seqs:
         item_ids += [r[0] for r in conn.execute("SELECT id FROM items WHERE event_seq = ?", (seq,))]
         conn.execute(
-            "UPDATE events SET payload = ?, name = NULL WHERE seq = ?", (b'{"erased":true}', seq)
+            "UPDATE events SET payload = ?, name = NULL, kind = NULL WHERE seq = ?",
+            (b'{"erased":true}', seq),
         )
     closed = finish(conn, item_ids, "dropped", now, Outcome(Reason.ERASED))
     conn.executemany("DELETE FROM held_keys WHERE item_id = ?", [(i,) for i in item_ids])

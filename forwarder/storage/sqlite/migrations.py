@@ -224,6 +224,20 @@ def _queue_numbers(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_V14 = """
+CREATE TABLE IF NOT EXISTS kinds (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, type TEXT NOT NULL, name TEXT
+);
+"""
+"""An event's (source, type, name) as a number (``events.kind``, ``kinds.py``): a lease reads
+one integer column of each event instead of three text ones. Events stored before keep no
+number (NULL): a lease reads their three columns instead, so nothing is rewritten here."""
+
+
+def _event_kinds(conn: sqlite3.Connection) -> None:
+    _add_columns(conn, "events", ("kind",), "INTEGER")
+
+
 _ATTEMPT_REASONS = {
     "Retry": "retrying",
     "RetryPartial": "partial",
@@ -329,6 +343,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         _V13,
         _queue_numbers,
     ),
+    Migration(14, "table kinds numbers each event kind; events.kind", _V14, _event_kinds),
 )
 LATEST = MIGRATIONS[-1].version
 

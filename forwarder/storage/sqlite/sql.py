@@ -22,6 +22,7 @@ from forwarder.storage.base import (
 )
 from forwarder.storage.outcomes import Outcome, Reason, decode, encode
 from forwarder.storage.sqlite.dedup import SEQ_SHIFT, SeenKeys, key_of, same_event, seen_value
+from forwarder.storage.sqlite.kinds import Head, Kind, KnownKinds
 
 _TALLY = (
     "INSERT INTO tallies (portal, destination, state, n) VALUES (?, ?, ?, ?)"
@@ -139,10 +140,12 @@ class _Rows:
     of a group: a single-event append costs no statement of its own).
     """
 
-    __slots__ = ("events", "parts", "queues", "tallies")
+    __slots__ = ("conn", "events", "kinds", "parts", "queues", "tallies")
 
-    def __init__(self, queues: _QueueNumbers) -> None:
-        self.queues = queues
+    def __init__(self, conn: sqlite3.Connection, kinds: KnownKinds) -> None:
+        self.conn = conn
+        self.queues = _QueueNumbers(conn)
+        self.kinds = kinds
         self.events: list[object] = []
         """The events' values, row after row (``_EVENT_WIDTH`` each): no tuple per event."""
         self.parts: list[_Run | list[tuple[object, ...]]] = []
@@ -153,6 +156,10 @@ class _Rows:
 
     def add(self, seq: int, ev: NewEvent, now: float) -> None:
         portal = ev.portal
+        kind = (ev.source, ev.type, ev.name)
+        number = self.kinds.by_kind.get(kind)
+        if number is None:
+            number = self.kinds.number(self.conn, kind)
         self.events += (
             seq,
             portal,
@@ -163,6 +170,7 @@ class _Rows:
             ev.received_at,
             1 if ev.test else 0,
             bytearray(ev.payload),
+            number,
         )
         destinations = ev.destinations
         if destinations:
@@ -213,9 +221,9 @@ class _Rows:
 
 _EVENTS = (
     "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
-    " payload) VALUES "
+    " payload, kind) VALUES "
 )
-_EVENT_WIDTH = 9
+_EVENT_WIDTH = 10
 
 
 class _Run:
@@ -278,7 +286,9 @@ QUEUE = "(SELECT id FROM queues WHERE portal = ? AND destination = ?)"
 ``items.queue = QUEUE`` (an index's key: SQLite runs the subquery once)."""
 
 
-def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys) -> Appended:
+def append_many(
+    conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys, kinds: KnownKinds
+) -> Appended:
     """Dedup and insert the events of many appends set-wise (a few statements per table).
 
     Sequence numbers are assigned here (one writer), so rows go in with multi-row inserts.
@@ -288,7 +298,7 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
     """
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     next_seq = (row[0] if row else 0) + 1
-    rows = _Rows(_QueueNumbers(conn))
+    rows = _Rows(conn, kinds)
     add = rows.add
     out: list[tuple[list[AppendResult], int]] = []
     fresh = _Fresh(next_seq)
@@ -436,13 +446,14 @@ def purge_chunk(conn: sqlite3.Connection, events_before: float, after_seq: int) 
 
 
 _LEASE_COLS = (
-    "i.id, i.attempts * 2 + (e.test != 0), e.seq, e.message_id, e.source, e.type, e.name,"
-    " e.received_at, e.payload"
+    "i.id, coalesce(e.kind, 0) * 4294967296 + min(i.attempts, 2147483647) * 2 + (e.test != 0),"
+    " e.seq, e.message_id, e.received_at, e.payload"
 )
 """A leased item and its event (the event's portal is the queue's: not read per row). The
-item's attempts and the event's ``test`` flag are one number (``attempts * 2 + test``):
-sqlite3 releases and takes back the GIL for each column it reads, ~1k instructions per column
-and row (callgrind), more than the shift and mask that split them."""
+event's kind number (0: none, ``kinds.py``), the item's attempts and the event's ``test`` flag
+are one number (``kind << 32 | attempts << 1 | test``; attempts stop counting at 2**31 - 1):
+sqlite3 releases and takes back the GIL for each column it reads, ~1.2k instructions per
+column and row (callgrind), more than the shifts and masks that split them."""
 _LEASE_PENDING = (
     f"SELECT {_LEASE_COLS} FROM items i JOIN events e ON e.seq = i.event_seq"
     f" WHERE i.queue = {QUEUE} AND i.state = 'pending' AND i.lease IS NULL"
@@ -465,6 +476,7 @@ def lease(
     limit: int,
     now: float,
     lease_s: float,
+    kinds: KnownKinds,
 ) -> list[Item]:
     """The queue's due items, leased until ``now + lease_s``: first those of leases that ran
     out (a crashed worker's, oldest lease first), then pending ones in due order.
@@ -490,19 +502,65 @@ def lease(
         (portal, destination, now + lease_s, listed),
     ).lastrowid
     conn.execute(_LEASE, (lease_id, listed))
-    # Positional, in the structs' field order (id, portal, destination, attempts, event): per item.
-    return [
-        Item(
-            row[0],
-            portal,
-            destination,
-            row[1] >> 1,
-            StoredEvent(
-                row[2], portal, row[3], row[4], row[5], row[6], row[7], row[8], row[1] & 1 == 1
-            ),
+    return _leased_items(conn, portal, destination, rows, kinds)
+
+
+def _leased_items(
+    conn: sqlite3.Connection,
+    portal: str,
+    destination: str,
+    rows: list[Any],
+    kinds: KnownKinds,
+) -> list[Item]:
+    """The ``Item``s of leased rows (``_LEASE_COLS``): this loop runs per leased item."""
+    heads = kinds.heads
+    unnumbered: dict[int, Kind] = {}
+    items: list[Item] = []
+    append = items.append
+    for row in rows:
+        try:
+            attempts, source, kind, name, test = heads[row[1]]
+        except KeyError:
+            attempts, source, kind, name, test = _head(conn, kinds, row, rows, unnumbered)
+        # Positional, in the structs' field order (id, portal, destination, attempts, event).
+        append(
+            Item(
+                row[0],
+                portal,
+                destination,
+                attempts,
+                StoredEvent(row[2], portal, row[3], source, kind, name, row[4], row[5], test),
+            )
         )
-        for row in rows
-    ]
+    return items
+
+
+def _head(
+    conn: sqlite3.Connection,
+    kinds: KnownKinds,
+    row: Any,
+    rows: list[Any],
+    unnumbered: dict[int, Kind],
+) -> Head:
+    """A leased row's head not known by its number: read from ``kinds``, or (kind 0: an event
+    stored before migration 14, or erased) from the event's columns, read for every such row
+    of the batch at once into ``unnumbered``."""
+    packed = row[1]
+    if packed >> 32:
+        return kinds.head(conn, packed)
+    if not unnumbered:
+        unnumbered.update(_kinds_of_events(conn, [r[2] for r in rows if r[1] >> 32 == 0]))
+    source, kind, name = unnumbered[row[2]]
+    return (packed >> 1) & 0x7FFFFFFF, source, kind, name, packed & 1 == 1
+
+
+def _kinds_of_events(conn: sqlite3.Connection, seqs: Sequence[int]) -> dict[int, Kind]:
+    """The kinds of events without a number (stored before migration 14, or erased), from
+    their columns, by seq."""
+    rows = conn.execute(
+        f"SELECT seq, source, type, name FROM events WHERE seq IN {_IDS}", (id_list(seqs),)
+    ).fetchall()
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 def _lease_expired(
