@@ -6,6 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from forwarder.errors import StorageUnavailableError
@@ -54,7 +55,10 @@ async def test_events_stored_without_a_kind_number_lease_with_their_own_columns(
     await storage.append([event("a"), event("b", "t", None)], now=1.0, dedup_window_s=10)
     await storage.close()
     conn = sqlite3.connect(tmp_path / "f.db")
-    conn.execute("UPDATE events SET kind = NULL WHERE message_id = 'b'")
+    conn.execute(  # a row as migration 14 leaves it: its own columns, no kind
+        "UPDATE events SET kind = NULL, source = 't', type = 'track', name = NULL"
+        " WHERE message_id = 'b'"
+    )
     conn.commit()
     conn.close()
     storage = SqliteStorage(tmp_path / "f.db")
@@ -62,6 +66,23 @@ async def test_events_stored_without_a_kind_number_lease_with_their_own_columns(
     leased = await _leased_kinds(storage)
     await storage.close()
     assert leased == {"a": ("s", "track", "E"), "b": ("t", "track", None)}
+
+
+async def test_an_erased_event_keeps_its_source_and_type_and_loses_its_name(
+    tmp_path: Path,
+) -> None:
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+    erased = event("a", "web")
+    erased = NewEvent(**{**msgspec.structs.asdict(erased), "payload": b'{"userId":"u"}'})
+    [accepted] = await storage.append([erased], now=1.0, dedup_window_s=10)
+    await storage.link("main", [("userId", "u")], now=1.0)
+    await storage.erase("main", [("userId", "u")], now=2.0)
+    stored = await storage.get_event(accepted.seq)
+    await storage.close()
+    assert stored is not None
+    assert (stored.source, stored.type, stored.name) == ("web", "track", None)
+    assert stored.payload == b'{"erased":true}'
 
 
 async def test_a_kind_numbered_in_a_rolled_back_group_is_numbered_again(

@@ -49,8 +49,12 @@ def id_list(ids: Sequence[int]) -> str:
 
 
 EVENT_COLS = (
-    "e.seq, e.portal, e.message_id, e.source, e.type, e.name, e.received_at, e.payload, e.test"
+    "e.seq, e.portal, e.message_id, coalesce(k.source, e.source), coalesce(k.type, e.type),"
+    " CASE WHEN k.id IS NULL THEN e.name ELSE k.name END, e.received_at, e.payload, e.test"
 )
+EVENTS = "events e LEFT JOIN kinds k ON k.id = e.kind"
+"""Where ``EVENT_COLS`` are read from: an event's source, type and name are its kind's, or
+(no kind: stored before migration 14, or erased) its own columns."""
 _LEASED = "(SELECT j.value FROM leases l, json_each(l.items) j)"
 """Ids of every lease (migration 12): a leased item is among them, ``pending`` with a ``lease``
 (the ``leased`` state of the rows before)."""
@@ -140,12 +144,13 @@ class _Rows:
     of a group: a single-event append costs no statement of its own).
     """
 
-    __slots__ = ("conn", "events", "kinds", "parts", "queues", "tallies")
+    __slots__ = ("conn", "events", "kind_numbers", "kinds", "parts", "queues", "tallies")
 
     def __init__(self, conn: sqlite3.Connection, kinds: KnownKinds) -> None:
         self.conn = conn
         self.queues = _QueueNumbers(conn)
         self.kinds = kinds
+        self.kind_numbers = kinds.by_kind
         self.events: list[object] = []
         """The events' values, row after row (``_EVENT_WIDTH`` each): no tuple per event."""
         self.parts: list[_Run | list[tuple[object, ...]]] = []
@@ -156,21 +161,15 @@ class _Rows:
 
     def add(self, seq: int, ev: NewEvent, now: float) -> None:
         portal = ev.portal
-        kind = (ev.source, ev.type, ev.name)
-        number = self.kinds.by_kind.get(kind)
-        if number is None:
-            number = self.kinds.number(self.conn, kind)
         self.events += (
             seq,
             portal,
             ev.message_id,
-            ev.source,
-            ev.type,
-            ev.name,
             ev.received_at,
             1 if ev.test else 0,
             bytearray(ev.payload),
-            number,
+            self.kind_numbers.get((ev.source, ev.type, ev.name))
+            or self.kinds.number(self.conn, (ev.source, ev.type, ev.name)),
         )
         destinations = ev.destinations
         if destinations:
@@ -205,7 +204,7 @@ class _Rows:
                 tallies[tally] = tallies.get(tally, 0) + 1
 
     def insert(self, conn: sqlite3.Connection) -> None:
-        insert_flat(conn, _EVENTS, _EVENT_WIDTH, self.events)
+        insert_flat(conn, _EVENTS, _EVENT_WIDTH, self.events, _EVENT_ROW)
         tallies = self.tallies
         for part in self.parts:
             if isinstance(part, list):
@@ -220,10 +219,13 @@ class _Rows:
 
 
 _EVENTS = (
-    "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
-    " payload, kind) VALUES "
+    "INSERT INTO events (seq, portal, message_id, received_at, test, payload, kind, source, type,"
+    " name) VALUES "
 )
-_EVENT_WIDTH = 10
+_EVENT_WIDTH = 7
+_EVENT_ROW = "(?, ?, ?, ?, ?, ?, ?, '', '', NULL)"
+"""An event's source, type and name are its kind's (``kinds.py``): not stored in its row, where
+they were three text values bound per event (``EVENTS`` reads them back)."""
 
 
 class _Run:
@@ -351,13 +353,16 @@ class _Fresh:
 _CHUNKS = (64, 32, 16, 8, 4, 2, 1)
 
 
-def insert_flat(conn: sqlite3.Connection, insert: str, width: int, values: list[object]) -> None:
-    """``insert_rows`` for rows given as one flat list of ``width`` values each."""
+def insert_flat(
+    conn: sqlite3.Connection, insert: str, width: int, values: list[object], row: str = ""
+) -> None:
+    """``insert_rows`` for rows given as one flat list of ``width`` values each (``row``: the
+    row's SQL, when it has more than its ``width`` parameters)."""
     count = len(values) // width
     start = 0
     while start < count:
         size = next(n for n in _CHUNKS if count - start >= n)
-        statement = _statement(insert, width, size)
+        statement = _statement(insert, width, size, row)
         conn.execute(statement, values[start * width : (start + size) * width])
         start += size
 
@@ -379,8 +384,8 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[obje
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(insert: str, width: int, rows: int) -> str:
-    one = f"({', '.join('?' * width)})"
+def _statement(insert: str, width: int, rows: int, row: str = "") -> str:
+    one = row or f"({', '.join('?' * width)})"
     return insert + ", ".join([one] * rows)
 
 
@@ -626,21 +631,22 @@ def finish(
     return closed
 
 
-def _stored_outcome(conn: sqlite3.Connection, outcome: Outcome | None) -> str | int | None:
+def _stored_outcome(conn: sqlite3.Connection, outcome: Outcome | None) -> str | None:
     """What ``finish`` writes into ``items.outcome``: a delivered outcome's number in the
     ``outcomes`` table (added there the first time: two statements a batch, not ~85 bytes a
-    row), else the outcome's JSON (migration 10)."""
+    row), else the outcome's JSON (migration 10). The number as text, as the column (TEXT
+    affinity) stores it: bound as an integer, SQLite converts it for every row."""
     encoded = encode(outcome)
     if outcome is None or outcome.reason is not Reason.DELIVERED:
         return encoded
     row = conn.execute("SELECT id FROM outcomes WHERE body = ?", (encoded,)).fetchone()
     if row is not None:
-        return int(row[0])
-    return conn.execute("INSERT INTO outcomes (body) VALUES (?)", (encoded,)).lastrowid
+        return str(row[0])
+    return str(conn.execute("INSERT INTO outcomes (body) VALUES (?)", (encoded,)).lastrowid)
 
 
 def _finish_mixed(
-    conn: sqlite3.Connection, listed: str, state: str, now: float, encoded: str | int | None
+    conn: sqlite3.Connection, listed: str, state: str, now: float, encoded: str | None
 ) -> int:
     """``finish`` of ids of any queues: counted by queue first, then closed.
 
@@ -801,13 +807,13 @@ def record_attempts(conn: sqlite3.Connection, attempts: Sequence[Attempt]) -> No
 
 
 def get_event(conn: sqlite3.Connection, seq: int) -> StoredEvent | None:
-    row = conn.execute(f"SELECT {EVENT_COLS} FROM events e WHERE seq = ?", (seq,)).fetchone()
+    row = conn.execute(f"SELECT {EVENT_COLS} FROM {EVENTS} WHERE e.seq = ?", (seq,)).fetchone()
     return None if row is None else event_from_row(row)
 
 
 def recent_events(conn: sqlite3.Connection, after_seq: int, limit: int) -> list[StoredEvent]:
     rows = conn.execute(
-        f"SELECT {EVENT_COLS} FROM events e WHERE seq > ? ORDER BY seq LIMIT ?",
+        f"SELECT {EVENT_COLS} FROM {EVENTS} WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
         (after_seq, limit),
     ).fetchall()
     return [event_from_row(r) for r in rows]
