@@ -631,22 +631,21 @@ def finish(
     return closed
 
 
-def _stored_outcome(conn: sqlite3.Connection, outcome: Outcome | None) -> str | None:
+def _stored_outcome(conn: sqlite3.Connection, outcome: Outcome | None) -> str | int | None:
     """What ``finish`` writes into ``items.outcome``: a delivered outcome's number in the
     ``outcomes`` table (added there the first time: two statements a batch, not ~85 bytes a
-    row), else the outcome's JSON (migration 10). The number as text, as the column (TEXT
-    affinity) stores it: bound as an integer, SQLite converts it for every row."""
+    row), else the outcome's JSON (migration 10)."""
     encoded = encode(outcome)
     if outcome is None or outcome.reason is not Reason.DELIVERED:
         return encoded
     row = conn.execute("SELECT id FROM outcomes WHERE body = ?", (encoded,)).fetchone()
     if row is not None:
-        return str(row[0])
-    return str(conn.execute("INSERT INTO outcomes (body) VALUES (?)", (encoded,)).lastrowid)
+        return int(row[0])
+    return conn.execute("INSERT INTO outcomes (body) VALUES (?)", (encoded,)).lastrowid
 
 
 def _finish_mixed(
-    conn: sqlite3.Connection, listed: str, state: str, now: float, encoded: str | None
+    conn: sqlite3.Connection, listed: str, state: str, now: float, encoded: str | int | None
 ) -> int:
     """``finish`` of ids of any queues: counted by queue first, then closed.
 
