@@ -11,7 +11,7 @@ import msgspec
 from forwarder.storage.base import Erasure, Item, Key
 from forwarder.storage.outcomes import Outcome, Reason
 from forwarder.storage.sqlite.settled import SettledLinks
-from forwarder.storage.sqlite.sql import EVENT_COLS, event_from_row, finish
+from forwarder.storage.sqlite.sql import EVENT_COLS, EVENTS, event_from_row, finish
 from forwarder.storage.sqlite.touch import forget as forget_touches
 
 if TYPE_CHECKING:  # people.py reads through this module
@@ -385,7 +385,7 @@ def _release(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> list[I
         if row is None:
             continue
         event = conn.execute(
-            f"SELECT {EVENT_COLS} FROM events e WHERE seq = ?", (row[4],)
+            f"SELECT {EVENT_COLS} FROM {EVENTS} WHERE e.seq = ?", (row[4],)
         ).fetchone()
         released.append(
             Item(
@@ -439,7 +439,12 @@ def erase(
     for seq in seqs:
         item_ids += [r[0] for r in conn.execute("SELECT id FROM items WHERE event_seq = ?", (seq,))]
         conn.execute(
-            "UPDATE events SET payload = ?, name = NULL WHERE seq = ?", (b'{"erased":true}', seq)
+            # Its kind's name goes: the source and type are kept in its own columns.
+            "UPDATE events SET payload = ?, name = NULL, kind = NULL,"
+            " source = coalesce((SELECT k.source FROM kinds k WHERE k.id = events.kind), source),"
+            " type = coalesce((SELECT k.type FROM kinds k WHERE k.id = events.kind), type)"
+            " WHERE seq = ?",
+            (b'{"erased":true}', seq),
         )
     closed = finish(conn, item_ids, "dropped", now, Outcome(Reason.ERASED))
     conn.executemany("DELETE FROM held_keys WHERE item_id = ?", [(i,) for i in item_ids])

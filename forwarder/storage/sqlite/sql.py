@@ -22,6 +22,7 @@ from forwarder.storage.base import (
 )
 from forwarder.storage.outcomes import Outcome, Reason, decode, encode
 from forwarder.storage.sqlite.dedup import SEQ_SHIFT, SeenKeys, key_of, same_event, seen_value
+from forwarder.storage.sqlite.kinds import Head, Kind, KnownKinds
 
 _TALLY = (
     "INSERT INTO tallies (portal, destination, state, n) VALUES (?, ?, ?, ?)"
@@ -48,8 +49,12 @@ def id_list(ids: Sequence[int]) -> str:
 
 
 EVENT_COLS = (
-    "e.seq, e.portal, e.message_id, e.source, e.type, e.name, e.received_at, e.payload, e.test"
+    "e.seq, e.portal, e.message_id, coalesce(k.source, e.source), coalesce(k.type, e.type),"
+    " CASE WHEN k.id IS NULL THEN e.name ELSE k.name END, e.received_at, e.payload, e.test"
 )
+EVENTS = "events e LEFT JOIN kinds k ON k.id = e.kind"
+"""Where ``EVENT_COLS`` are read from: an event's source, type and name are its kind's, or
+(no kind: stored before migration 14, or erased) its own columns."""
 _LEASED = "(SELECT j.value FROM leases l, json_each(l.items) j)"
 """Ids of every lease (migration 12): a leased item is among them, ``pending`` with a ``lease``
 (the ``leased`` state of the rows before)."""
@@ -139,10 +144,13 @@ class _Rows:
     of a group: a single-event append costs no statement of its own).
     """
 
-    __slots__ = ("events", "parts", "queues", "tallies")
+    __slots__ = ("conn", "events", "kind_numbers", "kinds", "parts", "queues", "tallies")
 
-    def __init__(self, queues: _QueueNumbers) -> None:
-        self.queues = queues
+    def __init__(self, conn: sqlite3.Connection, kinds: KnownKinds) -> None:
+        self.conn = conn
+        self.queues = _QueueNumbers(conn)
+        self.kinds = kinds
+        self.kind_numbers = kinds.by_kind
         self.events: list[object] = []
         """The events' values, row after row (``_EVENT_WIDTH`` each): no tuple per event."""
         self.parts: list[_Run | list[tuple[object, ...]]] = []
@@ -157,12 +165,11 @@ class _Rows:
             seq,
             portal,
             ev.message_id,
-            ev.source,
-            ev.type,
-            ev.name,
             ev.received_at,
             1 if ev.test else 0,
             bytearray(ev.payload),
+            self.kind_numbers.get((ev.source, ev.type, ev.name))
+            or self.kinds.number(self.conn, (ev.source, ev.type, ev.name)),
         )
         destinations = ev.destinations
         if destinations:
@@ -197,7 +204,7 @@ class _Rows:
                 tallies[tally] = tallies.get(tally, 0) + 1
 
     def insert(self, conn: sqlite3.Connection) -> None:
-        insert_flat(conn, _EVENTS, _EVENT_WIDTH, self.events)
+        insert_flat(conn, _EVENTS, _EVENT_WIDTH, self.events, _EVENT_ROW)
         tallies = self.tallies
         for part in self.parts:
             if isinstance(part, list):
@@ -212,10 +219,13 @@ class _Rows:
 
 
 _EVENTS = (
-    "INSERT INTO events (seq, portal, message_id, source, type, name, received_at, test,"
-    " payload) VALUES "
+    "INSERT INTO events (seq, portal, message_id, received_at, test, payload, kind, source, type,"
+    " name) VALUES "
 )
-_EVENT_WIDTH = 9
+_EVENT_WIDTH = 7
+_EVENT_ROW = "(?, ?, ?, ?, ?, ?, ?, '', '', NULL)"
+"""An event's source, type and name are its kind's (``kinds.py``): not stored in its row, where
+they were three text values bound per event (``EVENTS`` reads them back)."""
 
 
 class _Run:
@@ -278,7 +288,9 @@ QUEUE = "(SELECT id FROM queues WHERE portal = ? AND destination = ?)"
 ``items.queue = QUEUE`` (an index's key: SQLite runs the subquery once)."""
 
 
-def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys) -> Appended:
+def append_many(
+    conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenKeys, kinds: KnownKinds
+) -> Appended:
     """Dedup and insert the events of many appends set-wise (a few statements per table).
 
     Sequence numbers are assigned here (one writer), so rows go in with multi-row inserts.
@@ -288,7 +300,7 @@ def append_many(conn: sqlite3.Connection, jobs: Sequence[AppendJob], seen: SeenK
     """
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     next_seq = (row[0] if row else 0) + 1
-    rows = _Rows(_QueueNumbers(conn))
+    rows = _Rows(conn, kinds)
     add = rows.add
     out: list[tuple[list[AppendResult], int]] = []
     fresh = _Fresh(next_seq)
@@ -341,13 +353,16 @@ class _Fresh:
 _CHUNKS = (64, 32, 16, 8, 4, 2, 1)
 
 
-def insert_flat(conn: sqlite3.Connection, insert: str, width: int, values: list[object]) -> None:
-    """``insert_rows`` for rows given as one flat list of ``width`` values each."""
+def insert_flat(
+    conn: sqlite3.Connection, insert: str, width: int, values: list[object], row: str = ""
+) -> None:
+    """``insert_rows`` for rows given as one flat list of ``width`` values each (``row``: the
+    row's SQL, when it has more than its ``width`` parameters)."""
     count = len(values) // width
     start = 0
     while start < count:
         size = next(n for n in _CHUNKS if count - start >= n)
-        statement = _statement(insert, width, size)
+        statement = _statement(insert, width, size, row)
         conn.execute(statement, values[start * width : (start + size) * width])
         start += size
 
@@ -369,8 +384,8 @@ def insert_rows(conn: sqlite3.Connection, insert: str, rows: Sequence[tuple[obje
 
 
 @functools.lru_cache(maxsize=64)
-def _statement(insert: str, width: int, rows: int) -> str:
-    one = f"({', '.join('?' * width)})"
+def _statement(insert: str, width: int, rows: int, row: str = "") -> str:
+    one = row or f"({', '.join('?' * width)})"
     return insert + ", ".join([one] * rows)
 
 
@@ -436,13 +451,14 @@ def purge_chunk(conn: sqlite3.Connection, events_before: float, after_seq: int) 
 
 
 _LEASE_COLS = (
-    "i.id, i.attempts * 2 + (e.test != 0), e.seq, e.message_id, e.source, e.type, e.name,"
-    " e.received_at, e.payload"
+    "i.id, coalesce(e.kind, 0) * 4294967296 + min(i.attempts, 2147483647) * 2 + (e.test != 0),"
+    " e.seq, e.message_id, e.received_at, e.payload"
 )
 """A leased item and its event (the event's portal is the queue's: not read per row). The
-item's attempts and the event's ``test`` flag are one number (``attempts * 2 + test``):
-sqlite3 releases and takes back the GIL for each column it reads, ~1k instructions per column
-and row (callgrind), more than the shift and mask that split them."""
+event's kind number (0: none, ``kinds.py``), the item's attempts and the event's ``test`` flag
+are one number (``kind << 32 | attempts << 1 | test``; attempts stop counting at 2**31 - 1):
+sqlite3 releases and takes back the GIL for each column it reads, ~1.2k instructions per
+column and row (callgrind), more than the shifts and masks that split them."""
 _LEASE_PENDING = (
     f"SELECT {_LEASE_COLS} FROM items i JOIN events e ON e.seq = i.event_seq"
     f" WHERE i.queue = {QUEUE} AND i.state = 'pending' AND i.lease IS NULL"
@@ -465,6 +481,7 @@ def lease(
     limit: int,
     now: float,
     lease_s: float,
+    kinds: KnownKinds,
 ) -> list[Item]:
     """The queue's due items, leased until ``now + lease_s``: first those of leases that ran
     out (a crashed worker's, oldest lease first), then pending ones in due order.
@@ -490,19 +507,65 @@ def lease(
         (portal, destination, now + lease_s, listed),
     ).lastrowid
     conn.execute(_LEASE, (lease_id, listed))
-    # Positional, in the structs' field order (id, portal, destination, attempts, event): per item.
-    return [
-        Item(
-            row[0],
-            portal,
-            destination,
-            row[1] >> 1,
-            StoredEvent(
-                row[2], portal, row[3], row[4], row[5], row[6], row[7], row[8], row[1] & 1 == 1
-            ),
+    return _leased_items(conn, portal, destination, rows, kinds)
+
+
+def _leased_items(
+    conn: sqlite3.Connection,
+    portal: str,
+    destination: str,
+    rows: list[Any],
+    kinds: KnownKinds,
+) -> list[Item]:
+    """The ``Item``s of leased rows (``_LEASE_COLS``): this loop runs per leased item."""
+    heads = kinds.heads
+    unnumbered: dict[int, Kind] = {}
+    items: list[Item] = []
+    append = items.append
+    for row in rows:
+        try:
+            attempts, source, kind, name, test = heads[row[1]]
+        except KeyError:
+            attempts, source, kind, name, test = _head(conn, kinds, row, rows, unnumbered)
+        # Positional, in the structs' field order (id, portal, destination, attempts, event).
+        append(
+            Item(
+                row[0],
+                portal,
+                destination,
+                attempts,
+                StoredEvent(row[2], portal, row[3], source, kind, name, row[4], row[5], test),
+            )
         )
-        for row in rows
-    ]
+    return items
+
+
+def _head(
+    conn: sqlite3.Connection,
+    kinds: KnownKinds,
+    row: Any,
+    rows: list[Any],
+    unnumbered: dict[int, Kind],
+) -> Head:
+    """A leased row's head not known by its number: read from ``kinds``, or (kind 0: an event
+    stored before migration 14, or erased) from the event's columns, read for every such row
+    of the batch at once into ``unnumbered``."""
+    packed = row[1]
+    if packed >> 32:
+        return kinds.head(conn, packed)
+    if not unnumbered:
+        unnumbered.update(_kinds_of_events(conn, [r[2] for r in rows if r[1] >> 32 == 0]))
+    source, kind, name = unnumbered[row[2]]
+    return (packed >> 1) & 0x7FFFFFFF, source, kind, name, packed & 1 == 1
+
+
+def _kinds_of_events(conn: sqlite3.Connection, seqs: Sequence[int]) -> dict[int, Kind]:
+    """The kinds of events without a number (stored before migration 14, or erased), from
+    their columns, by seq."""
+    rows = conn.execute(
+        f"SELECT seq, source, type, name FROM events WHERE seq IN {_IDS}", (id_list(seqs),)
+    ).fetchall()
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
 def _lease_expired(
@@ -743,13 +806,13 @@ def record_attempts(conn: sqlite3.Connection, attempts: Sequence[Attempt]) -> No
 
 
 def get_event(conn: sqlite3.Connection, seq: int) -> StoredEvent | None:
-    row = conn.execute(f"SELECT {EVENT_COLS} FROM events e WHERE seq = ?", (seq,)).fetchone()
+    row = conn.execute(f"SELECT {EVENT_COLS} FROM {EVENTS} WHERE e.seq = ?", (seq,)).fetchone()
     return None if row is None else event_from_row(row)
 
 
 def recent_events(conn: sqlite3.Connection, after_seq: int, limit: int) -> list[StoredEvent]:
     rows = conn.execute(
-        f"SELECT {EVENT_COLS} FROM events e WHERE seq > ? ORDER BY seq LIMIT ?",
+        f"SELECT {EVENT_COLS} FROM {EVENTS} WHERE e.seq > ? ORDER BY e.seq LIMIT ?",
         (after_seq, limit),
     ).fetchall()
     return [event_from_row(r) for r in rows]

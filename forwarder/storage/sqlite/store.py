@@ -45,6 +45,7 @@ from forwarder.storage.sqlite import identity, migrations, quality, quotas, rate
 from forwarder.storage.sqlite import touch as touch_memory
 from forwarder.storage.sqlite.checkpoint import Checkpointer, tune_writer
 from forwarder.storage.sqlite.dedup import SeenKeys
+from forwarder.storage.sqlite.kinds import KnownKinds
 from forwarder.storage.sqlite.people import KnownPeople
 from forwarder.storage.sqlite.settled import SettledLinks
 from forwarder.telemetry import get_logger
@@ -185,6 +186,8 @@ class SqliteStorage(Storage):
         """Links learning again would not change (``settled.py``); writer thread only."""
         self._answers = KnownPeople()
         """``people_of`` answers on the writer's connection (``people.py``); writer thread only."""
+        self._kinds = KnownKinds()
+        """Event kind numbers on the writer's connection (``kinds.py``); writer thread only."""
         self._read_answers = KnownPeople()
         """The same on the reader connection (``read_apart``); under ``_reader_lock``."""
         self._dedup_window_s = dedup_window_s
@@ -296,7 +299,7 @@ class SqliteStorage(Storage):
             self._sync(conn, any(job.durable for job in group))
             _begin(conn)
             appends = [job.work for job in group if isinstance(job.work, sql.AppendJob)]
-            appended = sql.append_many(conn, appends, self._seen) if appends else None
+            appended = sql.append_many(conn, appends, self._seen, self._kinds) if appends else None
             outcomes = _run_jobs(conn, group, appended, self._settled, self._answers)
             conn.execute("COMMIT")
             if appended is not None:
@@ -306,6 +309,7 @@ class SqliteStorage(Storage):
                 conn.execute("ROLLBACK")
             self._settled.reset()  # it may hold what the rolled-back group settled
             self._answers.reset()  # and answers it read from what it undid
+            self._kinds.reset()  # and kind numbers it gave out
             outcomes = [self._run_alone(conn, job) for job in group]
         self._resolve(group, outcomes)
         if self._checkpointer is not None:
@@ -320,7 +324,7 @@ class SqliteStorage(Storage):
                 result = job.work(conn)
                 conn.execute("COMMIT")
                 return True, result
-            appended = sql.append_many(conn, [job.work], self._seen)
+            appended = sql.append_many(conn, [job.work], self._seen, self._kinds)
             conn.execute("COMMIT")
             self._seen.remember(appended.entries())
             return True, appended.per_job[0]
@@ -329,12 +333,14 @@ class SqliteStorage(Storage):
                 conn.execute("ROLLBACK")
             self._settled.reset()
             self._answers.reset()
+            self._kinds.reset()
             return False, _translate(exc)
         except Exception as exc:  # a bug in one job must not kill the writer thread
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             self._settled.reset()
             self._answers.reset()
+            self._kinds.reset()
             return False, exc
 
     @staticmethod
@@ -474,7 +480,9 @@ class SqliteStorage(Storage):
         self, portal: str, destination: str, *, limit: int, now: float, lease_s: float
     ) -> list[Item]:
         return await self._queue(
-            lambda c: sql.lease(c, portal, destination, limit=limit, now=now, lease_s=lease_s),
+            lambda c: sql.lease(
+                c, portal, destination, limit=limit, now=now, lease_s=lease_s, kinds=self._kinds
+            ),
             durable=False,  # see ``_sync``
         )
 

@@ -35,18 +35,29 @@ def remember(conn: sqlite3.Connection, portal: str, seen: Sequence[tuple[Key, To
 def touches_of(
     conn: sqlite3.Connection, portal: str, keys: Sequence[Key]
 ) -> dict[Key, TouchMemory]:
-    # One statement per batch; CROSS JOIN keeps the keys the outer loop (a primary key look-up
-    # each, never a scan of the portal's touches).
-    rows = conn.execute(
-        "SELECT t.kind, t.value, t.first, t.last FROM json_each(?) j CROSS JOIN touches t"
-        " ON t.portal = ? AND t.kind = json_extract(j.value, '$[0]')"
-        " AND t.value = json_extract(j.value, '$[1]')",
-        (_encode(list(dict.fromkeys(keys))), portal),
-    )
-    return {
-        (kind, value): TouchMemory(first=_decode(first), last=_decode(last))
-        for kind, value, first, last in rows
-    }
+    """One statement per kind of key (a batch has a few): its values as one flat JSON array.
+    ``CROSS JOIN`` keeps the values the outer loop (a primary key look-up each, never a scan
+    of the portal's touches). A flat array of strings rather than one of [kind, value] pairs
+    spares two ``json_extract`` of each pair: ~5k instructions per key (callgrind)."""
+    if conn.execute("SELECT 1 FROM touches WHERE portal = ? LIMIT 1", (portal,)).fetchone() is None:
+        return {}  # no touch remembered for the portal (touch memory unused): one seek
+    by_kind: dict[str, list[str]] = {}
+    for kind, value in dict.fromkeys(keys):
+        values = by_kind.get(kind)
+        if values is None:
+            by_kind[kind] = [value]
+        else:
+            values.append(value)
+    found: dict[Key, TouchMemory] = {}
+    for kind, values in by_kind.items():
+        rows = conn.execute(
+            "SELECT t.value, t.first, t.last FROM json_each(?) j CROSS JOIN touches t"
+            " ON t.portal = ? AND t.kind = ? AND t.value = j.value",
+            (_encode(values), portal, kind),
+        )
+        for value, first, last in rows:
+            found[(kind, value)] = TouchMemory(first=_decode(first), last=_decode(last))
+    return found
 
 
 def forget(conn: sqlite3.Connection, portal: str, keys: Iterable[Key]) -> None:

@@ -210,6 +210,16 @@ async def test_of_touches_at_the_same_time_the_first_arrived_is_first_and_the_la
     assert memory[aid] == TouchMemory(touch(NOW, "one"), touch(NOW, "three"))
 
 
+async def test_touches_of_keys_of_several_kinds_find_each_remembered_key_once(
+    storage: Storage,
+) -> None:
+    remembered = [("anonymousId", 'a"\\b'), ("userId", "é 💡"), ("email", "x@y.z")]
+    await storage.remember_touches("main", [(k, touch(NOW, k[1])) for k in remembered])
+    asked = [*remembered, ("userId", "x@y.z"), ("email", "nobody"), remembered[0]]
+    memory = await storage.touches_of("main", asked)
+    assert memory == {k: TouchMemory(touch(NOW, k[1]), touch(NOW, k[1])) for k in remembered}
+
+
 async def test_touch_memory_is_per_portal_and_identifier(storage: Storage) -> None:
     await storage.remember_touches("main", [(("anonymousId", "A"), touch(NOW, "a"))])
     assert await storage.touches_of("other", [("anonymousId", "A")]) == {}
