@@ -212,16 +212,8 @@ class Mapper:
             properties = self._mapped_properties(mapping, data)
         else:
             properties = self._auto_properties(data)
-        context = data.get("context")
-        # Decoded JSON is made of dicts: test for dict first, the ABC check is slow.
-        if (type(context) is dict or (context is not None and isinstance(context, Mapping))) and (
-            not _CONTEXT_KEYS.isdisjoint(context)  # most contexts have none: one C call
-        ):
-            self._context_defaults(properties, context)
-        event_name = self._names.get(name) or self.custom_event_for(name)
-        assert event_name is not None
         template = mapping.timeline_template if mapping is not None else None
-        return Conversion(event_name, properties, template)
+        return self._conversion_of(name, properties, data.get("context"), template)
 
     def conversion_of(self, payload: Payload) -> Conversion | None:
         """``conversion`` of a leased event (delivery's typed ``Payload``)."""
