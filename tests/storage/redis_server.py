@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from forwarder.storage.redis import RedisStorage
 
@@ -60,3 +63,39 @@ async def redis_storage() -> AsyncIterator[tuple[RedisStorage, str]]:
             yield storage, prefix
         finally:
             await storage.close()
+
+
+async def commands_of(
+    prefix: str, during: Callable[[], Awaitable[object]], *, inside_scripts: bool = False
+) -> list[str]:
+    """The commands a client sent under ``prefix`` while ``during`` ran (MONITOR; commands run
+    inside scripts left out, or only those with ``inside_scripts``), with a marker command after
+    it so none is missed."""
+    watcher = aioredis.Redis.from_url(REDIS_URL)
+    seen: list[tuple[str, bool]] = []
+    try:
+        async with watcher.monitor() as monitor:
+
+            async def listen() -> None:
+                while True:
+                    command = await monitor.next_command()
+                    if prefix in command["command"]:
+                        name = command["command"].split(" ", 1)[0].upper()
+                        seen.append((name, command["client_type"] == "lua"))
+
+            listening = asyncio.create_task(listen())
+            await asyncio.sleep(0.2)
+            await during()
+            marker = aioredis.Redis.from_url(REDIS_URL)
+            await marker.get(f"{prefix}:marker")
+            await marker.aclose()
+            for _ in range(50):
+                if seen and seen[-1] == ("GET", False):
+                    break
+                await asyncio.sleep(0.05)
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listening
+    finally:
+        await watcher.aclose()
+    return [name for name, scripted in seen[:-1] if scripted == inside_scripts]

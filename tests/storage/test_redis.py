@@ -4,9 +4,8 @@ leases, shared rate windows, a lock), persistence warning, Redis unreachable."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import msgspec
 import pytest
@@ -20,7 +19,13 @@ from forwarder.storage import create_storage
 from forwarder.storage.base import Accepted, Duplicate, Key, NewEvent, StoredEvent
 from forwarder.storage.redis import RedisStorage
 from forwarder.storage.redis.shared import check_version
-from tests.storage.redis_server import REDIS_URL, redis_prefix, redis_storage, replica_pair
+from tests.storage.redis_server import (
+    REDIS_URL,
+    commands_of,
+    redis_prefix,
+    redis_storage,
+    replica_pair,
+)
 
 
 def event(message_id: str, now: float) -> NewEvent:
@@ -190,46 +195,8 @@ async def test_recording_a_batchs_attempt_is_one_command_whatever_its_size() -> 
         ids = tuple(i.id for i in items)
         attempt = Attempt(ids, now, "/r", 204, 1.0, None, None, Reason.DELIVERED, None)
         await storage.record_attempts([attempt])  # the script is loaded by now
-        assert await _commands_of(prefix, lambda: storage.record_attempts([attempt])) == ["EVALSHA"]
+        assert await commands_of(prefix, lambda: storage.record_attempts([attempt])) == ["EVALSHA"]
         assert len(await storage.attempts_of([ids[-1]])) == 2
-
-
-async def _commands_of(
-    prefix: str, during: Callable[[], Awaitable[object]], *, inside_scripts: bool = False
-) -> list[str]:
-    """The commands a client sent under ``prefix`` while ``during`` ran (MONITOR; commands run
-    inside scripts left out, or only those with ``inside_scripts``), with a marker command after
-    it so none is missed."""
-    import redis.asyncio as aioredis
-
-    watcher = aioredis.Redis.from_url(REDIS_URL)
-    seen: list[tuple[str, bool]] = []
-    try:
-        async with watcher.monitor() as monitor:
-
-            async def listen() -> None:
-                while True:
-                    command = await monitor.next_command()
-                    if prefix in command["command"]:
-                        name = command["command"].split(" ", 1)[0].upper()
-                        seen.append((name, command["client_type"] == "lua"))
-
-            listening = asyncio.create_task(listen())
-            await asyncio.sleep(0.2)
-            await during()
-            marker = aioredis.Redis.from_url(REDIS_URL)
-            await marker.get(f"{prefix}:marker")
-            await marker.aclose()
-            for _ in range(50):
-                if seen and seen[-1] == ("GET", False):
-                    break
-                await asyncio.sleep(0.05)
-            listening.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listening
-    finally:
-        await watcher.aclose()
-    return [name for name, scripted in seen[:-1] if scripted == inside_scripts]
 
 
 async def test_an_append_runs_a_few_commands_per_event_inside_its_script() -> None:
@@ -240,7 +207,7 @@ async def test_an_append_runs_a_few_commands_per_event_inside_its_script() -> No
     async with redis_storage() as (storage, prefix):
         await storage.append([event("warm", now)], now=now, dedup_window_s=60)
         fresh = [event(f"m{i}", now) for i in range(50)]
-        commands = await _commands_of(
+        commands = await commands_of(
             prefix,
             lambda: storage.append(fresh, now=now, dedup_window_s=60),
             inside_scripts=True,
@@ -258,7 +225,7 @@ async def test_an_ingests_append_carries_the_learning_begun_beside_it_in_one_cal
             await storage.append([event("m", now)], now=now, dedup_window_s=60)
             assert await learning == []
 
-        assert await _commands_of(prefix, ingest) == ["EVALSHA"]
+        assert await commands_of(prefix, ingest) == ["EVALSHA"]
         people = await storage.people_of("main", [("userId", "u")])
         assert sorted(people[("userId", "u")]) == [("email", "e"), ("userId", "u")]
 
@@ -445,8 +412,8 @@ async def _lease_and_finish(
             items = await storage.lease("main", "conversions", limit=limit, now=now, lease_s=30)
             leased.extend(i.id for i in items)
 
-        leasing = await _commands_of(prefix, lease, inside_scripts=inside_scripts)
-        finishing = await _commands_of(
+        leasing = await commands_of(prefix, lease, inside_scripts=inside_scripts)
+        finishing = await commands_of(
             prefix,
             lambda: storage.finish(leased, "delivered", now=now),
             inside_scripts=inside_scripts,
@@ -501,8 +468,8 @@ async def test_a_batchs_identity_and_touch_reads_run_in_scripts_of_a_bounded_num
             people.update(await storage.people_of("main", keys))
             memory.update(await storage.touches_of("main", keys))
 
-        batch = await _commands_of(prefix, lambda: read(keys[:1000]))
-        reading = await _commands_of(prefix, lambda: read(keys))
+        batch = await commands_of(prefix, lambda: read(keys[:1000]))
+        reading = await commands_of(prefix, lambda: read(keys))
     assert batch == ["EVALSHA"] * 2
     assert reading == ["EVALSHA"] * 4
     assert people == {key: sorted(g) for g in groups for key in g}

@@ -15,6 +15,7 @@ its append, or a state change and its tallies, are atomic across replicas. Redis
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import math
 import os
@@ -70,6 +71,11 @@ _CLOSE_WAIT_S = 5.0
 _READ_SIZE = 1 << 20
 """The most one socket read hands redis-py's parser (asyncio buffers ~0.4 MB at most)."""
 _ERASE_SCAN = 1000
+_APPENDS_IN_FLIGHT = 2
+"""Append scripts one replica has on their way at once; more appends wait and go as a group."""
+_GROUP_EVENTS = 100
+"""The most events of a group's script, as of a batch request (one request may bring more):
+Redis runs nothing else meanwhile, ~50 us an event."""
 _SCRIPT_ITEMS = 100
 """The most items one lease, finish or retry script handles. Redis runs one command at a time,
 and delivery's scripts cost it 30-40 us an item: a whole batch of 500 in one script kept every
@@ -122,6 +128,17 @@ _SCRIPTS = {
 }
 _QUOTA_TTL_S = 40 * 86400
 """A period's count outlives the longest period (a month), then goes on its own."""
+
+
+class _Waiting(NamedTuple):
+    """An ``append`` waiting for a script of its own group: its arguments, the learning
+    queued beside it, and the future its caller awaits."""
+
+    events: Sequence[NewEvent]
+    now: float
+    window: float
+    learning: list[_Learning]
+    done: asyncio.Future[list[AppendResult]]
 
 
 class _Learning(NamedTuple):
@@ -182,7 +199,11 @@ class RedisStorage(Storage):
         self._learning: list[_Learning] = []
         """Learning queued this turn of the loop for the next ``append`` (``learn_soon``)."""
         self._alone: set[asyncio.Task[None]] = set()
-        """Queued learning that no append took, learned by itself."""
+        """Queued learning that no append took, learned by itself; appends sent as a group."""
+        self._in_flight = 0
+        """Append scripts on their way (``_APPENDS_IN_FLIGHT`` at most)."""
+        self._waiting: collections.deque[_Waiting] = collections.deque()
+        """Appends waiting for a script: sent in groups as the ones in flight come back."""
         self._settled = SettledLinks()
         self._closing = False
         self._shared = RedisCoordination(lambda: self.client, self.keys)
@@ -321,14 +342,86 @@ class RedisStorage(Storage):
     async def append(
         self, events: Sequence[NewEvent], *, now: float, dedup_window_s: float
     ) -> list[AppendResult]:
+        """One script per call, unless ``_APPENDS_IN_FLIGHT`` are already on their way: then
+        the events wait, with the learning queued beside them, and go with the other requests
+        that came meanwhile in one script (``_next_group``), as SQLite's group commit does.
+        A script costs the client ~0.3 M instructions and Redis ~0.2 M however few events it
+        carries: under load most of a one-event request's cost."""
         if not events:
             return []
+        learning, self._learning = self._learning, []
+        if self._in_flight < _APPENDS_IN_FLIGHT and not self._waiting:
+            self._in_flight += 1
+            try:
+                return await self._append(events, now, dedup_window_s, learning)
+            finally:
+                self._in_flight -= 1
+                self._next_group()
+        done: asyncio.Future[list[AppendResult]] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(events, now, dedup_window_s, learning, done))
+        return await done
+
+    def _next_group(self) -> None:
+        """Send the requests waiting longest, as many as ``_GROUP_EVENTS`` allow (at least one),
+        by a task of their own: none of their callers owns the call, so a caller that goes away
+        (a client hanging up) cancels nothing of the others'."""
+        waiting = self._waiting
+        if self._in_flight >= _APPENDS_IN_FLIGHT:
+            return
+        group: list[_Waiting] = []
+        size = 0
+        while waiting:
+            nxt = waiting[0]
+            if nxt.done.done():  # its caller went away before it was sent: as if never asked
+                waiting.popleft()
+                for ride in nxt.learning:
+                    ride.done.cancel()
+                continue
+            if group and (nxt.window != group[0].window or size + len(nxt.events) > _GROUP_EVENTS):
+                break
+            size += len(nxt.events)
+            group.append(waiting.popleft())
+        if not group:
+            return
+        self._in_flight += 1
+        task = asyncio.ensure_future(self._send_group(group))
+        self._alone.add(task)
+        task.add_done_callback(self._alone.discard)
+
+    async def _send_group(self, group: list[_Waiting]) -> None:
+        try:
+            events = [e for w in group for e in w.events]
+            learning = [ride for w in group for ride in w.learning]
+            now = max(w.now for w in group)
+            try:
+                results = await self._append(events, now, group[0].window, learning)
+            except BaseException as exc:
+                for w in group:
+                    _fail(w.done, exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                return
+            start = 0
+            for w in group:
+                if not w.done.done():
+                    w.done.set_result(results[start : start + len(w.events)])
+                start += len(w.events)
+        finally:
+            self._in_flight -= 1
+            self._next_group()
+
+    async def _append(
+        self,
+        events: Sequence[NewEvent],
+        now: float,
+        dedup_window_s: float,
+        learning: list[_Learning],
+    ) -> list[AppendResult]:
         # Payloads travel as their own arguments: Redis's cmsgpack predates msgpack's bin type.
         # The learning queued beside the append (``learn_soon``) rides in the same script: one
         # round trip a request. Any failure is the append's and the learning's alike.
         packed = _pack_msgpack([_pack(e, i) for i, e in enumerate(events, 1)])
         payloads = [e.payload for e in events]
-        learning, self._learning = self._learning, []
         settled = self._settled
         riders = _pack_msgpack(
             (

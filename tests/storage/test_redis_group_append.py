@@ -1,0 +1,171 @@
+"""Appends that come while others are on their way to Redis go together in one script (group
+commit), each caller still answered with its own events' results, alone in what fails."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from forwarder.errors import StorageUnavailableError
+from forwarder.storage.base import Accepted, Duplicate, NewEvent
+from forwarder.storage.redis import RedisStorage
+from tests.storage.redis_server import commands_of, redis_storage
+
+
+def event(message_id: str, now: float) -> NewEvent:
+    return NewEvent(
+        portal="main",
+        message_id=message_id,
+        source="s",
+        type="track",
+        name="E",
+        received_at=now,
+        payload=message_id.encode(),
+        destinations=("conversions",),
+    )
+
+
+async def _warm(storage: RedisStorage, now: float) -> None:
+    """The script loaded (its first call is two commands), so a test counts calls only."""
+    await storage.append([event("warm", now)], now=now, dedup_window_s=60)
+
+
+async def test_requests_arriving_while_appends_are_in_flight_share_one_script() -> None:
+    now = time.time()
+    async with redis_storage() as (storage, prefix):
+        await _warm(storage, now)
+        results: list[list[object]] = []
+
+        async def forty_requests() -> None:
+            results.extend(
+                await asyncio.gather(
+                    *(
+                        storage.append([event(f"m{i}", now)], now=now, dedup_window_s=60)
+                        for i in range(40)
+                    )
+                )
+            )
+
+        calls = await commands_of(prefix, forty_requests)
+        stored = await storage.recent_events(limit=100)
+    assert all(c == "EVALSHA" for c in calls)
+    assert len(calls) < 10  # 40 requests
+    seqs = [r[0].seq for r in results if isinstance(r[0], Accepted)]
+    assert len(set(seqs)) == 40
+    # each caller got the seq of its own event
+    by_seq = {e.seq: e.message_id for e in stored}
+    assert [by_seq[s] for s in seqs] == [f"m{i}" for i in range(40)]
+
+
+async def test_a_message_id_sent_twice_in_one_group_is_stored_once() -> None:
+    now = time.time()
+    async with redis_storage() as (storage, _prefix):
+        await _warm(storage, now)
+        ids = [f"m{i}" for i in range(10)] + ["m3"]
+        results = await asyncio.gather(
+            *(storage.append([event(m, now)], now=now, dedup_window_s=60) for m in ids)
+        )
+        stored = await storage.recent_events(limit=100)
+    first = results[3][0]
+    assert isinstance(first, Accepted)
+    assert results[-1] == [Duplicate(seq=first.seq)]
+    assert sorted(e.message_id for e in stored) == sorted({*ids, "warm"})
+
+
+async def test_a_group_takes_at_most_100_events_but_a_bigger_request_goes_whole() -> None:
+    now = time.time()
+    async with redis_storage() as (storage, prefix):
+        await _warm(storage, now)
+        sizes = [60, 60, 60, 60, 150, 30, 30]
+        results: list[list[object]] = []
+
+        async def requests() -> None:
+            results.extend(
+                await asyncio.gather(
+                    *(
+                        storage.append(
+                            [event(f"r{r}-{i}", now) for i in range(size)],
+                            now=now,
+                            dedup_window_s=60,
+                        )
+                        for r, size in enumerate(sizes)
+                    )
+                )
+            )
+
+        calls = await commands_of(prefix, requests)
+        inside = await commands_of(prefix, requests, inside_scripts=True)
+    # 60 and 60 on their way; then 60, 60 and 150 each alone, then 30 + 30 together
+    assert len(calls) == 6
+    assert [len(r) for r in results] == sizes * 2
+    assert all(isinstance(x, Accepted) for r in results[:7] for x in r)
+    assert all(isinstance(x, Duplicate) for r in results[7:] for x in r)
+    assert inside.count("MGET") == 6  # the second time all are duplicates: the same six calls
+
+
+async def test_a_request_whose_caller_left_before_its_group_went_is_not_stored() -> None:
+    now = time.time()
+    async with redis_storage() as (storage, _prefix):
+        await _warm(storage, now)
+        first = [
+            asyncio.ensure_future(storage.append([event(m, now)], now=now, dedup_window_s=60))
+            for m in ("a", "b")
+        ]
+        left = asyncio.ensure_future(
+            storage.append([event("left", now)], now=now, dedup_window_s=60)
+        )
+        stays = asyncio.ensure_future(
+            storage.append([event("stays", now)], now=now, dedup_window_s=60)
+        )
+        await asyncio.sleep(0)  # all four asked; two on their way, two waiting
+        left.cancel()
+        await asyncio.gather(*first, stays)
+        with pytest.raises(asyncio.CancelledError):
+            await left
+        stored = {e.message_id for e in await storage.recent_events(limit=100)}
+    assert stored == {"warm", "a", "b", "stays"}
+
+
+async def test_a_failing_group_fails_each_of_its_callers_and_the_next_append_works() -> None:
+    now = time.time()
+    async with redis_storage() as (storage, _prefix):
+        await _warm(storage, now)
+        seq_key = storage.keys.name("seq")
+        client = storage.client
+        good = await client.get(seq_key)
+        await client.set(seq_key, "not a number")  # every append's script now fails
+        outcomes = await asyncio.gather(
+            *(storage.append([event(f"m{i}", now)], now=now, dedup_window_s=60) for i in range(8)),
+            return_exceptions=True,
+        )
+        assert all(isinstance(o, StorageUnavailableError) for o in outcomes)
+        await client.set(seq_key, good)
+        [after] = await storage.append([event("after", now)], now=now, dedup_window_s=60)
+        stored = {e.message_id for e in await storage.recent_events(limit=100)}
+    assert isinstance(after, Accepted)
+    assert stored == {"warm", "after"}
+
+
+async def test_the_learning_begun_beside_waiting_requests_rides_their_groups_script() -> None:
+    now = time.time()
+    async with redis_storage() as (storage, prefix):
+        await _warm(storage, now)
+
+        async def ingest(i: int) -> None:
+            learning = storage.learn_soon(
+                "main", [[("userId", f"u{i}"), ("email", f"e{i}")]], now=now
+            )
+            await storage.append([event(f"m{i}", now)], now=now, dedup_window_s=60)
+            assert await learning == []
+
+        async def ten_requests() -> None:
+            await asyncio.gather(*(ingest(i) for i in range(10)))
+
+        calls = await commands_of(prefix, ten_requests)
+        people = await storage.people_of("main", [("userId", f"u{i}") for i in range(10)])
+    # two on their way, then one group: a learning alone would be a script of its own
+    assert calls == ["EVALSHA"] * 3
+    for i in range(10):
+        assert sorted(people[("userId", f"u{i}")]) == [("email", f"e{i}"), ("userId", f"u{i}")]
