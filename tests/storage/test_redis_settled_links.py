@@ -14,8 +14,7 @@ import redis
 
 from forwarder.storage.base import Item, Key, NewEvent
 from forwarder.storage.redis import RedisStorage
-from tests.storage.redis_server import REDIS_URL, replica_pair
-from tests.storage.test_redis import _commands_of
+from tests.storage.redis_server import REDIS_URL, commands_of, replica_pair
 
 LINK: list[Key] = [("userId", "U"), ("email", "a@x.co")]
 NOW = time.time()
@@ -76,10 +75,10 @@ async def test_a_request_whose_links_are_settled_runs_no_command_per_link(
     storage, _ = pair
     links = [[("userId", f"U{i}"), ("email", f"{i}@x.co")] for i in range(50)]
     await _ingest(storage, links, NOW)
-    none = await _commands_of(
+    none = await commands_of(
         storage.keys.prefix, lambda: _ingest(storage, [], NOW), inside_scripts=True
     )
-    settled = await _commands_of(
+    settled = await commands_of(
         storage.keys.prefix, lambda: _ingest(storage, links, NOW + 1), inside_scripts=True
     )
     assert len(settled) - len(none) <= 3
