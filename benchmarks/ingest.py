@@ -32,7 +32,8 @@ access log off:
   ``Order Completed`` with a unique ``messageId`` and no identity (held, never delivered);
 * ``delivered``: the same with ``context.traits.email`` in the body (identity linked,
   delivered: the backlog drains at the envelope while the load runs);
-* ``delivered-redis``: ``delivered`` on Redis storage (127.0.0.1:6379, or ``--redis-port``; a
+* ``delivered-redis``: ``delivered`` on Redis storage (127.0.0.1:6379, or ``--redis-port``, or
+  with ``--redis-cpu N`` a redis-server of its own pinned to CPU N; a
   fresh key prefix, deleted at the end).
 * ``delivered-proc``, ``delivered-redis-proc``: ``delivered`` and ``delivered-redis`` with
   delivery in a child process (``server.delivery_processes = 1``), pinned to the load CPU.
@@ -605,6 +606,33 @@ def running(args: argparse.Namespace, work: Path) -> Iterator[list[Target]]:
                 _delete_redis_keys(t.redis_prefix, args.redis_port)
 
 
+@contextlib.contextmanager
+def _own_redis(args: argparse.Namespace) -> Iterator[None]:
+    """With ``--redis-cpu``: a redis-server of the benchmark's own on a free port, pinned to
+    that CPU and keeping nothing on disk (as the machine's), for the Redis apps. Unpinned, the
+    machine's redis-server is woken on the CPU of the forwarder that writes to it and takes
+    30-40 % of the CPU the forwarder is pinned to, which a Redis on its own host would not."""
+    if not args.redis_cpu:
+        yield
+        return
+    args.redis_port = _free_port()
+    cmd = ["taskset", "-c", args.redis_cpu, "redis-server", "--port", str(args.redis_port)]
+    cmd += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ping = ["redis-cli", "-p", str(args.redis_port), "PING"]
+        for _ in range(50):
+            if subprocess.run(ping, capture_output=True, text=True).stdout.strip() == "PONG":
+                break
+            time.sleep(0.1)
+        else:
+            raise SystemExit("the benchmark's redis-server did not answer within 5 s")
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 def _delete_redis_keys(prefix: str, port: int) -> None:
     scan = ["redis-cli", "-p", str(port), "--scan", "--pattern", f"{prefix}:*"]
     keys = subprocess.run(scan, capture_output=True, text=True, check=True).stdout.split()
@@ -635,6 +663,11 @@ def main() -> None:
     parser.add_argument(
         "--redis-port", type=int, default=6379, help="the Redis apps' server (127.0.0.1)"
     )
+    parser.add_argument(
+        "--redis-cpu",
+        help="start a redis-server of its own pinned to this CPU (e.g. the load CPU, as the"
+        " sandbox) instead of using --redis-port's",
+    )
     argv = sys.argv[1:]
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -642,7 +675,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="forwarder-bench-"))
     args.work = str(work)
     try:
-        with running(args, work) as targets:
+        with _own_redis(args), running(args, work) as targets:
             measure(targets, args, work)
         block = report(targets, args, [a for a in argv if a != "--write"])
         print(block)
