@@ -9,27 +9,15 @@ import time
 import pytest
 
 from forwarder.errors import StorageUnavailableError
-from forwarder.storage.base import Accepted, Duplicate, NewEvent
+from forwarder.storage.base import Accepted, Duplicate
 from forwarder.storage.redis import RedisStorage
+from tests.storage.contract.builders import event
 from tests.storage.redis_server import commands_of, redis_storage
-
-
-def event(message_id: str, now: float) -> NewEvent:
-    return NewEvent(
-        portal="main",
-        message_id=message_id,
-        source="s",
-        type="track",
-        name="E",
-        received_at=now,
-        payload=message_id.encode(),
-        destinations=("conversions",),
-    )
 
 
 async def _warm(storage: RedisStorage, now: float) -> None:
     """The script loaded (its first call is two commands), so a test counts calls only."""
-    await storage.append([event("warm", now)], now=now, dedup_window_s=60)
+    await storage.append([event("warm", received_at=now)], now=now, dedup_window_s=60)
 
 
 async def test_requests_arriving_while_appends_are_in_flight_share_one_script() -> None:
@@ -42,7 +30,9 @@ async def test_requests_arriving_while_appends_are_in_flight_share_one_script() 
             results.extend(
                 await asyncio.gather(
                     *(
-                        storage.append([event(f"m{i}", now)], now=now, dedup_window_s=60)
+                        storage.append(
+                            [event(f"m{i}", received_at=now)], now=now, dedup_window_s=60
+                        )
                         for i in range(40)
                     )
                 )
@@ -65,7 +55,7 @@ async def test_a_message_id_sent_twice_in_one_group_is_stored_once() -> None:
         await _warm(storage, now)
         ids = [f"m{i}" for i in range(10)] + ["m3"]
         results = await asyncio.gather(
-            *(storage.append([event(m, now)], now=now, dedup_window_s=60) for m in ids)
+            *(storage.append([event(m, received_at=now)], now=now, dedup_window_s=60) for m in ids)
         )
         stored = await storage.recent_events(limit=100)
     first = results[3][0]
@@ -86,7 +76,7 @@ async def test_a_group_takes_at_most_100_events_but_a_bigger_request_goes_whole(
                 await asyncio.gather(
                     *(
                         storage.append(
-                            [event(f"r{r}-{i}", now) for i in range(size)],
+                            [event(f"r{r}-{i}", received_at=now) for i in range(size)],
                             now=now,
                             dedup_window_s=60,
                         )
@@ -110,14 +100,16 @@ async def test_a_request_whose_caller_left_before_its_group_went_is_not_stored()
     async with redis_storage() as (storage, _prefix):
         await _warm(storage, now)
         first = [
-            asyncio.ensure_future(storage.append([event(m, now)], now=now, dedup_window_s=60))
+            asyncio.ensure_future(
+                storage.append([event(m, received_at=now)], now=now, dedup_window_s=60)
+            )
             for m in ("a", "b")
         ]
         left = asyncio.ensure_future(
-            storage.append([event("left", now)], now=now, dedup_window_s=60)
+            storage.append([event("left", received_at=now)], now=now, dedup_window_s=60)
         )
         stays = asyncio.ensure_future(
-            storage.append([event("stays", now)], now=now, dedup_window_s=60)
+            storage.append([event("stays", received_at=now)], now=now, dedup_window_s=60)
         )
         await asyncio.sleep(0)  # all four asked; one on its way, three waiting
         left.cancel()
@@ -137,12 +129,17 @@ async def test_a_failing_group_fails_each_of_its_callers_and_the_next_append_wor
         good = await client.get(seq_key)
         await client.set(seq_key, "not a number")  # every append's script now fails
         outcomes = await asyncio.gather(
-            *(storage.append([event(f"m{i}", now)], now=now, dedup_window_s=60) for i in range(8)),
+            *(
+                storage.append([event(f"m{i}", received_at=now)], now=now, dedup_window_s=60)
+                for i in range(8)
+            ),
             return_exceptions=True,
         )
         assert all(isinstance(o, StorageUnavailableError) for o in outcomes)
         await client.set(seq_key, good)
-        [after] = await storage.append([event("after", now)], now=now, dedup_window_s=60)
+        [after] = await storage.append(
+            [event("after", received_at=now)], now=now, dedup_window_s=60
+        )
         stored = {e.message_id for e in await storage.recent_events(limit=100)}
     assert isinstance(after, Accepted)
     assert stored == {"warm", "after"}
@@ -157,7 +154,7 @@ async def test_the_learning_begun_beside_waiting_requests_rides_their_groups_scr
             learning = storage.learn_soon(
                 "main", [[("userId", f"u{i}"), ("email", f"e{i}")]], now=now
             )
-            await storage.append([event(f"m{i}", now)], now=now, dedup_window_s=60)
+            await storage.append([event(f"m{i}", received_at=now)], now=now, dedup_window_s=60)
             assert await learning == []
 
         async def ten_requests() -> None:
@@ -176,7 +173,9 @@ async def test_an_append_after_redis_lost_its_scripts_loads_it_again() -> None:
     async with redis_storage() as (storage, _prefix):
         await _warm(storage, now)
         await storage.client.script_flush()
-        [after] = await storage.append([event("after", now)], now=now, dedup_window_s=60)
+        [after] = await storage.append(
+            [event("after", received_at=now)], now=now, dedup_window_s=60
+        )
         stored = {e.message_id for e in await storage.recent_events(limit=100)}
     assert isinstance(after, Accepted)
     assert stored == {"warm", "after"}
@@ -187,9 +186,9 @@ async def test_an_append_cancelled_on_its_way_leaves_no_reply_for_the_next_to_re
     async with redis_storage() as (storage, _prefix):
         await _warm(storage, now)
         for attempt in range(5):
-            big = [event(f"big{attempt}-{i}", now) for i in range(2000)]
+            big = [event(f"big{attempt}-{i}", received_at=now) for i in range(10_000)]
             going = asyncio.ensure_future(storage.append(big, now=now, dedup_window_s=60))
-            await asyncio.sleep(0.005)  # sent (Redis takes ~30 ms over it), no reply yet
+            await asyncio.sleep(0.05)  # sent (Redis takes ~150 ms over it), no reply yet
             going.cancel()
             try:
                 await going
@@ -200,7 +199,9 @@ async def test_an_append_cancelled_on_its_way_leaves_no_reply_for_the_next_to_re
         else:
             pytest.fail("no append was cancelled on its way")
         results = await storage.append(
-            [event("next", now), event("warm", now)], now=now, dedup_window_s=60
+            [event("next", received_at=now), event("warm", received_at=now)],
+            now=now,
+            dedup_window_s=60,
         )
         assert len(results) == 2
         assert isinstance(results[0], Accepted)
