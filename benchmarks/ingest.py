@@ -622,6 +622,8 @@ def _own_redis(args: argparse.Namespace) -> Iterator[None]:
     try:
         ping = ["redis-cli", "-p", str(args.redis_port), "PING"]
         for _ in range(50):
+            if proc.poll() is not None:
+                raise SystemExit(f"redis-server on CPU {args.redis_cpu} exited ({proc.returncode})")
             if subprocess.run(ping, capture_output=True, text=True).stdout.strip() == "PONG":
                 break
             time.sleep(0.1)

@@ -161,23 +161,23 @@ async def run(args: argparse.Namespace, body: bytes) -> dict[str, float]:
     start = time.perf_counter()
     measured_from = start + args.warmup
     end = measured_from + args.duration
-    counts = {"sent": 0, "measured_from": 0}
+    sent = measured_from_sent = 0
 
     def send_due() -> None:
+        nonlocal sent, measured_from_sent
         now = time.perf_counter()
         if not gen.measuring and now >= measured_from:
             gen.measuring = True
-            counts["measured_from"] = counts["sent"]
+            measured_from_sent = sent
         due_count = min(int((now - start) / interval) + 1, int((end - start) / interval))
-        while counts["sent"] < due_count:
-            gen.submit(start + counts["sent"] * interval)
-            counts["sent"] += 1
+        while sent < due_count:
+            gen.submit(start + sent * interval)
+            sent += 1
 
     ticker = threading.Thread(target=_tick, args=(loop, send_due, start, interval, end))
     ticker.start()
     await asyncio.to_thread(ticker.join)
-    sent, measured_sent = counts["sent"], counts["measured_from"]
-    measured_sent = sent - measured_sent
+    measured_sent = sent - measured_from_sent
     # let the in-flight requests finish (their latency still counts)
     deadline = time.perf_counter() + 5
     busy = gen.waiting or len(gen.idle) < args.connections
