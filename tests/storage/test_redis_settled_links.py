@@ -84,6 +84,45 @@ async def test_a_request_whose_links_are_settled_runs_no_command_per_link(
     assert len(settled) - len(none) <= 3
 
 
+async def _ingest_together(
+    storage: RedisStorage, links: list[list[Key]], now: float
+) -> list[list[Item]]:
+    """Requests that came together, one link each: their learnings ride one append's script."""
+    learnings = [storage.learn_soon("main", [link], now=now) for link in links]
+    await storage.append([_event()], now=now, dedup_window_s=60)
+    return [await learning for learning in learnings]
+
+
+async def test_requests_whose_links_are_settled_run_no_command_per_request(
+    pair: tuple[RedisStorage, RedisStorage],
+) -> None:
+    """Returning users' requests gathered in one script: their holds are checked at once."""
+    storage, _ = pair
+    links = [[("userId", f"U{i}"), ("email", f"{i}@x.co")] for i in range(50)]
+    await _ingest_together(storage, links, NOW)
+    none = await commands_of(
+        storage.keys.prefix, lambda: _ingest(storage, [], NOW), inside_scripts=True
+    )
+    settled = await commands_of(
+        storage.keys.prefix,
+        lambda: _ingest_together(storage, links, NOW + 1),
+        inside_scripts=True,
+    )
+    assert len(settled) - len(none) <= 3
+
+
+async def test_an_item_held_on_one_of_many_settled_links_is_released_to_its_own_request(
+    pair: tuple[RedisStorage, RedisStorage],
+) -> None:
+    storage, _ = pair
+    links = [[("userId", f"U{i}"), ("email", f"{i}@x.co")] for i in range(5)]
+    await _ingest_together(storage, links, NOW)
+    await _ingest_together(storage, links, NOW + 1)  # settled
+    held = await _held_on(storage, [("email", "3@x.co")], NOW + 2)
+    released = await _ingest_together(storage, links, NOW + 3)
+    assert [[i.id for i in items] for items in released] == [[], [], [], [held], []]
+
+
 async def test_a_link_sharing_a_key_with_a_settled_one_unsettles_it(
     pair: tuple[RedisStorage, RedisStorage],
 ) -> None:
