@@ -59,6 +59,58 @@ async def test_dropped_destinations_are_final_at_once(storage: Storage) -> None:
     }
 
 
+async def test_events_of_one_call_keep_each_its_own_fields_items_and_drops(
+    storage: Storage,
+) -> None:
+    """Events of every shape in one call: none is read with another's fields or items."""
+    both = NewEvent(
+        "main",
+        "both",
+        "src-a",
+        "track",
+        "",
+        NOW,
+        b'{"a":1}',
+        destinations=("conversions", "timeline"),
+        dropped=(("contacts", "no email"),),
+    )
+    only_dropped = NewEvent(
+        "main", "drop", "src-b", "track", "x", NOW + 1, b"{}", dropped=(("conversions", "why"),)
+    )
+    plain = NewEvent(
+        "other", "plain", "src-c", "identify", None, NOW + 2, b'{"c":3}', ("contacts",), test=True
+    )
+    results = await storage.append([both, only_dropped, plain], now=NOW, dedup_window_s=WINDOW)
+    seqs = [r.seq for r in results if isinstance(r, Accepted)]
+    assert len(seqs) == 3
+    for seq, sent in zip(seqs, (both, only_dropped, plain), strict=True):
+        stored = await storage.get_event(seq)
+        assert stored is not None
+        assert (stored.portal, stored.message_id, stored.source, stored.type) == (
+            sent.portal,
+            sent.message_id,
+            sent.source,
+            sent.type,
+        )
+        assert (stored.name, stored.payload, stored.test) == (sent.name, sent.payload, sent.test)
+        items = {(i.destination, i.state) for i in await storage.items_of(seq)}
+        assert items == {(d, "pending") for d in sent.destinations} | {
+            (d, "dropped") for d, _ in sent.dropped
+        }
+    assert await storage.pending_count() == 3
+    assert await storage.counts() == {
+        ("main", "conversions", "accepted"): 2,
+        ("main", "conversions", "pending"): 1,
+        ("main", "conversions", "dropped"): 1,
+        ("main", "timeline", "accepted"): 1,
+        ("main", "timeline", "pending"): 1,
+        ("main", "contacts", "accepted"): 1,
+        ("main", "contacts", "dropped"): 1,
+        ("other", "contacts", "accepted"): 1,
+        ("other", "contacts", "pending"): 1,
+    }
+
+
 async def test_purge_forgets_old_dedup_keys_and_finished_events(storage: Storage) -> None:
     await storage.append([event("a"), event("b")], now=NOW, dedup_window_s=WINDOW)
     [item, _] = await storage.lease("main", "conversions", limit=2, now=NOW, lease_s=30)
