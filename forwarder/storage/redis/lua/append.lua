@@ -63,7 +63,8 @@ for i, e in ipairs(at) do
     seq = seq + 1
     fresh[field] = seq
     out[i] = seq
-    kept[#kept + 1], kept_seq[#kept + 1], kept_id[#kept + 1] = i, seq, item_id
+    local k = #kept + 1
+    kept[k], kept_seq[k], kept_id[k] = i, seq, item_id
     item_id = item_id + dests_n[i] + drops_n[i]
   end
 end
