@@ -114,6 +114,7 @@ class SlidingWindowLimiter:
         self._others = 0.0  # what others spend per window (smoothed HubSpot readings)
         self._swing = 0.0  # the variance of those readings (smoothed alike)
         self._last_reading = float("-inf")
+        self._phantoms_read = 0  # the log's phantoms just after the last reading
         self._last_cut = float("-inf")
         self._last_success = float("-inf")
 
@@ -151,12 +152,20 @@ class SlidingWindowLimiter:
         return max(1.0, min(float(self.limit), free))
 
     def _unseen(self, now: float) -> int:
-        """Others' requests likely made since HubSpot's last reading (none in our log yet)."""
+        """Others' requests likely made since HubSpot's last reading (none in our log yet).
+
+        At least as many as left the log since that reading: HubSpot's count of the others
+        falls only when it says so (one spending steadily, or holding its share, replaces what
+        expires), and a send timed just after a phantom's expiry otherwise met a full window.
+        At least, too, their rate over the time since the reading, floored (new phantoms are
+        stamped when read, after they came, so the log runs ahead), plus their swing.
+        """
         if self._others <= 0.5:
             return 0
         age = min(1.0, (now - self._last_reading) / self.window_s)
-        # Floor: new phantoms are stamped when read, after they came, so the log runs ahead.
-        return math.floor(self._others * age + SWING_MARGIN * math.sqrt(self._swing))
+        expected = math.floor(self._others * age + SWING_MARGIN * math.sqrt(self._swing))
+        _, phantoms = self._state.counts(now, self.window_s)
+        return max(expected, self._phantoms_read - phantoms)
 
     def interval_s(self) -> float:
         """Seconds between paced requests now: the window over our share of it (0: unpaced)."""
@@ -287,6 +296,7 @@ class SlidingWindowLimiter:
         self._others += weight * deviation
         self._swing = (1 - weight) * (self._swing + weight * deviation * deviation)
         self._last_reading = now
+        self._phantoms_read = self._state.counts(now, self.window_s)[1]
 
     def _add_phantoms(self, now: float, n: int) -> None:
         since = max(self._last_reading, now - self.window_s)
