@@ -176,10 +176,7 @@ local function all_settled(current)
       for k = g + 2, g + 1 + keys_n[j] do names[#names + 1] = K.held_by(portal, A[k]) end
     end
   end
-  for s = 1, #names, 1000 do
-    if redis.call('EXISTS', unpack(names, s, math.min(s + 999, #names))) > 0 then return false end
-  end
-  return true
+  return not any_exists(names)
 end
 local released, settled, epoch = {}, {}, 0
 -- The store's epoch, read once: only a learning that changed the graph moves it (unsettle).

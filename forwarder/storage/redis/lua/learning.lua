@@ -38,16 +38,20 @@ local function is_settled(idn, portal, kvs)
   local members = redis.call('ZRANGE', K.person(portal, persons[1]), 0, -1, 'WITHSCORES')
   return #members == 2 * #kvs and equal_stamps(members)
 end
+-- Whether any of the keys named exists (EXISTS in parts: unpack has a stack limit).
+local function any_exists(names)
+  for s = 1, #names, 1000 do
+    if redis.call('EXISTS', unpack(names, s, math.min(s + 999, #names))) > 0 then return true end
+  end
+  return false
+end
 -- Whether an item is held on any of the groups' keys.
 local function held_on(portal, groups)
   local names = {}
   for _, kvs in ipairs(groups) do
     for _, kv in ipairs(kvs) do names[#names + 1] = K.held_by(portal, kv) end
   end
-  for s = 1, #names, 1000 do
-    if redis.call('EXISTS', unpack(names, s, math.min(s + 999, #names))) > 0 then return true end
-  end
-  return false
+  return any_exists(names)
 end
 -- Link every group (kind SEP value strings) of portal but those skip marks (settled), then
 -- release what waits on any identifier of the people the groups now belong to. Returns the
