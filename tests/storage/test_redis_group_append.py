@@ -137,12 +137,14 @@ async def test_a_failing_group_fails_each_of_its_callers_and_the_next_append_wor
         )
         assert all(isinstance(o, StorageUnavailableError) for o in outcomes)
         await client.set(seq_key, good)
-        [after] = await storage.append(
-            [event("after", received_at=now)], now=now, dedup_window_s=60
-        )
-        stored = {e.message_id for e in await storage.recent_events(limit=100)}
+        assert await _the_next_append_is_stored(storage, now) == {"warm", "after"}
+
+
+async def _the_next_append_is_stored(storage: RedisStorage, now: float) -> set[str]:
+    """Append one event ("after"), which must be accepted; the messageIds stored then."""
+    [after] = await storage.append([event("after", received_at=now)], now=now, dedup_window_s=60)
     assert isinstance(after, Accepted)
-    assert stored == {"warm", "after"}
+    return {e.message_id for e in await storage.recent_events(limit=100)}
 
 
 async def test_the_learning_begun_beside_waiting_requests_rides_their_groups_script() -> None:
@@ -173,12 +175,7 @@ async def test_an_append_after_redis_lost_its_scripts_loads_it_again() -> None:
     async with redis_storage() as (storage, _prefix):
         await _warm(storage, now)
         await storage.client.script_flush()
-        [after] = await storage.append(
-            [event("after", received_at=now)], now=now, dedup_window_s=60
-        )
-        stored = {e.message_id for e in await storage.recent_events(limit=100)}
-    assert isinstance(after, Accepted)
-    assert stored == {"warm", "after"}
+        assert await _the_next_append_is_stored(storage, now) == {"warm", "after"}
 
 
 async def test_an_append_cancelled_on_its_way_leaves_no_reply_for_the_next_to_read() -> None:
