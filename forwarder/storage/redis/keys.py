@@ -18,10 +18,12 @@ TEMPLATES: dict[str, str] = {
     "seq": "seq",  # string: last event seq
     "item_seq": "item_seq",  # string: last item id
     "event": "ev:{}",  # hash: one accepted event
-    "events": "events",  # zset seq -> seq (recent_events)
-    "events_at": "events_at",  # zset seq -> received_at (purge)
-    "portal_events": "pev:{}",  # zset seq -> seq per portal (erasure scan)
-    "dedup": "dedup",  # hash portal SEP message_id -> seq
+    "events": "events",  # zset seq -> seq (recent_events, purge and erasure scans)
+    "dedup": "dedup",  # hash portal SEP message_id -> "seq seen_at"
+    "dedup_log": "dedup_log",  # stream, an entry per append: now, then portal, message_id pairs
+    # Before version 4 (migration 4 folds them into the above and deletes them):
+    "events_at": "events_at",  # zset seq -> received_at
+    "portal_events": "pev:{}",  # zset seq -> seq per portal
     "dedup_at": "dedup_at",  # zset portal SEP message_id -> seen_at
     "item": "it:{}",  # hash: one delivery item
     "queue": "q:{}:{}",  # stream per (portal, destination): pending and leased items

@@ -23,7 +23,7 @@ import msgspec
 
 from forwarder.errors import StoreVersionError
 from forwarder.storage.outcomes import encode, from_detail
-from forwarder.storage.redis.keys import Keys
+from forwarder.storage.redis.keys import SEP, Keys
 
 Step = Callable[[Any, Keys], Awaitable[None]]
 
@@ -93,6 +93,33 @@ async def _type_attempt(client: Any, name: bytes) -> None:
     await client.set(name, msgspec.json.encode(attempt), keepttl=True)
 
 
+async def _lean_indexes(client: Any, keys: Keys) -> None:
+    """Each dedup field's value becomes ``seq seen_at`` and is logged in ``dedup_log`` in order
+    of ``dedup_at``, an entry per time seen (an append's; ids ``0-n``, below any append's);
+    then ``dedup_at``, ``events_at`` and every ``pev:{portal}`` go (purge walks ``events`` and
+    the log instead, erasure scans ``events``). Run again after a crash, it starts over: a
+    value already converted keeps its seq."""
+    log, dedup, by_time = keys.name("dedup_log"), keys.name("dedup"), keys.name("dedup_at")
+    await client.delete(log)
+    start, entries = 0, 0
+    while chunk := await client.zrange(by_time, start, start + _CHUNK - 1, withscores=True):
+        start += _CHUNK
+        values = await client.hmget(dedup, [field for field, _ in chunk])
+        pipe = client.pipeline(transaction=False)
+        logged: dict[float, list[bytes]] = {}
+        for (field, seen), value in zip(chunk, values, strict=True):
+            if value is not None:
+                pipe.hset(dedup, field, value.split(b" ")[0] + f" {seen!r}".encode())
+                logged.setdefault(seen, []).extend(field.split(SEP.encode(), 1))
+        for seen, pairs in logged.items():
+            entries += 1
+            pipe.execute_command("XADD", log, f"0-{entries}", "now", repr(seen), *pairs)
+        await pipe.execute()
+    await client.unlink(by_time, keys.name("events_at"))
+    for portal in await client.smembers(keys.name("portals")):
+        await client.unlink(keys.name("portal_events", portal.decode()))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "the 0.1.0 key layout (on a 0.1.0 store: no change, version stamped)", _stamp_only
@@ -104,6 +131,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "typed outcomes: item hashes' det text read into out, attempts' reason",
         _typed_outcomes,
+    ),
+    Migration(
+        4,
+        "lean event indexes: dedup values hold their time, a dedup log; dedup_at, events_at"
+        " and pev:{portal} deleted",
+        _lean_indexes,
     ),
 )
 LATEST = MIGRATIONS[-1].version

@@ -189,24 +189,23 @@ class RedisReader:
     async def events_containing(
         self, portal: str, needles: Sequence[bytes], batch: int
     ) -> list[int]:
-        """Seqs of the portal's events whose payload holds any needle (erasure)."""
+        """Seqs of the portal's events whose payload holds any needle (erasure): a scan of
+        every event (erasure is rare; an index per portal cost every append)."""
         found: list[int] = []
-        start = 0
+        start, owner = 0, portal.encode()
         while needles:
             seqs = [
                 int(s)
-                for s in await self._r.zrange(
-                    self._k.name("portal_events", portal), start, start + batch - 1
-                )
+                for s in await self._r.zrange(self._k.name("events"), start, start + batch - 1)
             ]
             pipe = self._r.pipeline(transaction=False)
             for seq in seqs:
-                pipe.hget(self._k.event(seq), "payload")
-            payloads = await pipe.execute() if seqs else []
+                pipe.hmget(self._k.event(seq), "portal", "payload")
+            rows = await pipe.execute() if seqs else []
             found += [
                 seq
-                for seq, payload in zip(seqs, payloads, strict=True)
-                if payload is not None and any(n in payload for n in needles)
+                for seq, (of, payload) in zip(seqs, rows, strict=True)
+                if of == owner and payload is not None and any(n in payload for n in needles)
             ]
             if len(seqs) < batch:
                 break

@@ -529,12 +529,12 @@ class RedisStorage(Storage):
     async def purge(self, *, dedup_before: float, events_before: float) -> int:
         gone, offset = 0, 0
         while True:
-            removed, dedup_seen, events_seen, skipped = await self._run(
+            removed, dedup_more, events_more, skipped = await self._run(
                 "PURGE", _f(dedup_before), _f(events_before), offset, _PURGE_BATCH
             )
             gone += removed
             offset += skipped
-            if dedup_seen < _PURGE_BATCH and events_seen < _PURGE_BATCH:
+            if not dedup_more and not events_more:
                 return int(gone)
 
     # -- delivery -------------------------------------------------------------------------

@@ -226,6 +226,24 @@ async def test_touch_memory_is_per_portal_and_identifier(storage: Storage) -> No
     assert await storage.touches_of("main", [("userId", "A")]) == {}
 
 
+async def test_erasure_in_one_portal_leaves_another_portals_events_alone(
+    storage: Storage,
+) -> None:
+    def bought(portal: str) -> NewEvent:
+        payload = b'{"userId":"U","event":"Bought","portal":"%s"}' % portal.encode()
+        return NewEvent(portal, f"m-{portal}", "s", "track", "Bought", NOW, payload, ("contacts",))
+
+    for portal in ("main", "other"):
+        await storage.link(portal, [("userId", "U")], now=NOW)
+    await storage.append([bought("main"), bought("other")], now=NOW, dedup_window_s=WINDOW)
+    erased = await storage.erase("main", [("userId", "U")], now=NOW + 1)
+    events = {e.portal: e for e in await storage.recent_events()}
+    assert (erased.events, erased.items) == (1, 1)
+    assert b"U" not in events["main"].payload
+    assert events["other"].payload == b'{"userId":"U","event":"Bought","portal":"other"}'
+    assert await storage.people_of("other", [("userId", "U")]) != {}
+
+
 async def test_erasure_removes_the_touch_memory_of_every_identifier_of_the_person(
     storage: Storage,
 ) -> None:

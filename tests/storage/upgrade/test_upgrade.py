@@ -14,7 +14,9 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,11 +56,18 @@ def old_db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def old_redis() -> Iterator[str]:
-    """0.1.0's key space restored under its own prefix (values name their keys, so the prefix
+    """0.1.0's key space restored (``restored``)."""
+    with restored(REDIS_DUMP) as url:
+        yield url
+
+
+@contextmanager
+def restored(dump: dict[str, Any]) -> Iterator[str]:
+    """A dumped key space restored under its own prefix (values name their keys, so the prefix
     cannot change); removed afterwards. The fixed prefix is held under a lock outside it, so two
     test runs on one redis-server (a CI run beside a developer's) take turns."""
     client = redis.Redis.from_url(REDIS_URL)
-    prefix = REDIS_DUMP["prefix"]
+    prefix = dump["prefix"]
     turn = client.lock(f"{prefix}-lock", timeout=300, blocking_timeout=300)
     assert turn.acquire(), "another test run held the 0.1.0 fixture for 5 minutes"
 
@@ -68,7 +77,7 @@ def old_redis() -> Iterator[str]:
             client.delete(*keys)
 
     clear()
-    for key, payload in REDIS_DUMP["keys"].items():
+    for key, payload in dump["keys"].items():
         client.restore(key, 0, bytes.fromhex(payload), replace=True)
     try:
         yield f"{REDIS_URL}?prefix={prefix}"

@@ -41,10 +41,11 @@ while a <= n do
   at[i], fields[i], dests_n[i], drops_n[i] = a, A[a] .. SEP .. A[a + 1], dests, drops
   a = a + 11 + dests + 2 * drops
 end
-local seen_at = {}
+-- The dedup hash's value for a message: its seq and when it was first seen ('seq now').
+local known = {}
 for s = 1, #fields, 1000 do
-  local part = redis.call('ZMSCORE', K.dedup_at(), unpack(fields, s, math.min(s + 999, #fields)))
-  for j = 1, #part do seen_at[s + j - 1] = part[j] end
+  local part = redis.call('HMGET', K.dedup(), unpack(fields, s, math.min(s + 999, #fields)))
+  for j = 1, #part do known[s + j - 1] = part[j] end
 end
 local out, opened, fresh = {}, 0, {}
 local kept, kept_seq, kept_id = {}, {}, {}
@@ -54,11 +55,19 @@ for i, e in ipairs(at) do
   local window = default_window
   if A[e + 2] ~= '' then window = tonumber(A[e + 2]) end
   local field = fields[i]
-  local first = fresh[field]
-  local seen = seen_at[i]
-  if first then seen = now end
-  if seen and tonumber(seen) > now_n - window then
-    out[i] = -(first or tonumber(redis.call('HGET', K.dedup(), field)))
+  local first, dup = fresh[field], nil
+  if first then
+    dup = first
+  elseif known[i] then
+    local seq_of, seen = string.match(known[i], '^(%d+) (.+)$')
+    if not seq_of then
+      dup = tonumber(known[i])  -- a bare seq, as key spaces before version 4 held: kept
+    elseif tonumber(seen) > now_n - window then
+      dup = tonumber(seq_of)
+    end
+  end
+  if dup then
+    out[i] = -dup
   else
     seq = seq + 1
     fresh[field] = seq
@@ -69,11 +78,27 @@ for i, e in ipairs(at) do
   end
 end
 if #kept > 0 then
+  -- The dedup log: one stream entry per call, its id the call's first seq (ids grow as seqs
+  -- do, so the XADD cannot fail, and it goes first: a script failing writes nothing before
+  -- it), holding now and each new message's portal and id, for purge to find expired fields
+  -- by. A sorted set scored by time cost Redis a node and a hash entry per event.
+  -- In entries of at most 1,000 messages (unpack has a stack limit), ids first seq-1, -2...
+  local first_seq, part = int(kept_seq[1]), 0
+  for s = 1, #kept, 1000 do
+    part = part + 1
+    local log = {'now', now}
+    for k = s, math.min(s + 999, #kept) do
+      local e = at[kept[k]]
+      log[#log + 1] = A[e]
+      log[#log + 1] = A[e + 1]
+    end
+    redis.call('XADD', K.dedup_log(), first_seq .. '-' .. part, unpack(log))
+  end
   redis.call('MSET', K.seq(), int(seq), K.item_seq(), int(item_id))
   -- Pass 2 writes. Seqs and ids go as strings formatted once each (int): Redis formats a
   -- number argument with '%.17g' and Lua a number it concatenates with '%.14g', both far
   -- dearer than '%d', and an event's seq was formatted a dozen times.
-  local by_seq, at_of, dedup, dedup_at, pev, dropped = {}, {}, {}, {}, {}, {}
+  local by_seq, dedup, portals, dropped = {}, {}, {}, {}
   -- per portal SEP destination: {portal, destination, items queued, items dropped, the key}
   local tallies = {}
   local function tally(portal, dest, where)
@@ -129,20 +154,12 @@ if #kept > 0 then
                  'items', items or '')
     end
     push(by_seq, seq, seq)
-    push(at_of, received, seq)
-    pev[portal] = pev[portal] or {}
-    push(pev[portal], seq, seq)
-    push(dedup, fields[i], seq)
-    push(dedup_at, now, fields[i])
+    push(dedup, fields[i], seq .. ' ' .. now)
+    portals[portal] = true
   end
   many('ZADD', K.events(), by_seq)
-  many('ZADD', K.events_at(), at_of)
   many('HSET', K.dedup(), dedup)
-  many('ZADD', K.dedup_at(), dedup_at)
-  for portal, members in pairs(pev) do
-    many('ZADD', K.portal_events(portal), members)
-    redis.call('SADD', K.portals(), portal)
-  end
+  for portal in pairs(portals) do redis.call('SADD', K.portals(), portal) end
   for portal, members in pairs(dropped) do many('ZADD', K.in_state(portal, 'dropped'), members) end
   for _, t in pairs(tallies) do
     if t[3] > 0 then count(t[1], t[2], 'pending', int(t[3])) end

@@ -1,19 +1,51 @@
-local dedup_before, events_before = ARGV[2], ARGV[3]
+-- One step of purge: at most ARGV[5] expired dedup fields and old events. Replies the fields
+-- and events deleted, then whether more may wait (1 or 0) for each, then the events skipped
+-- (some item still open: kept, and the next step starts past them, at ARGV[4]).
+local dedup_before, events_before = tonumber(ARGV[2]), tonumber(ARGV[3])
 local offset, batch, gone = tonumber(ARGV[4]), tonumber(ARGV[5]), 0
-local old = redis.call('ZRANGEBYSCORE', K.dedup_at(), '-inf', '(' .. dedup_before,
-                      'LIMIT', 0, batch)
-for _, field in ipairs(old) do
-  redis.call('HDEL', K.dedup(), field)
-  redis.call('ZREM', K.dedup_at(), field)
+-- Dedup: the log's entries (one an append, in seq order) whose now is past the window. A
+-- field a later append took again holds that append's seq and time (and is in its entry):
+-- only a field still as this entry left it, or older, is deleted.
+local entries = redis.call('XRANGE', K.dedup_log(), '-', '+', 'COUNT', batch)
+local fields_seen, dedup_more = 0, 0
+if #entries == batch then dedup_more = 1 end
+for _, entry in ipairs(entries) do
+  local kv = entry[2]
+  if tonumber(kv[2]) >= dedup_before then
+    dedup_more = 0
+    break
+  end
+  if fields_seen >= batch then
+    dedup_more = 1
+    break
+  end
+  local fields = {}
+  for j = 3, #kv, 2 do fields[#fields + 1] = kv[j] .. SEP .. kv[j + 1] end
+  local values = redis.call('HMGET', K.dedup(), unpack(fields))
+  for j = 1, #fields do
+    local seen = values[j] and string.match(values[j], ' (.+)$')
+    if values[j] and (not seen or tonumber(seen) < dedup_before) then
+      redis.call('HDEL', K.dedup(), fields[j])
+      gone = gone + 1
+    end
+  end
+  redis.call('XDEL', K.dedup_log(), entry[1])
+  fields_seen = fields_seen + #fields
 end
-gone = #old
-local seqs = redis.call('ZRANGEBYSCORE', K.events_at(), '-inf', '(' .. events_before,
-                        'LIMIT', offset, batch)
-local skipped = 0
+-- Events, oldest seq first, up to the first received at or after events_before (seqs grow
+-- with time: one replica's clock running behind another's only delays a purge).
+local seqs = redis.call('ZRANGE', K.events(), offset, offset + batch - 1)
+local skipped, events_more = 0, 0
+if #seqs == batch then events_more = 1 end
 for _, seq in ipairs(seqs) do
   local ev = K.event(seq)
+  local v = redis.call('HMGET', ev, 'at', 'items')
+  if v[1] and tonumber(v[1]) >= events_before then
+    events_more = 0
+    break
+  end
   local ids = {}
-  for id in string.gmatch(redis.call('HGET', ev, 'items') or '', '[^,]+') do ids[#ids + 1] = id end
+  for id in string.gmatch(v[2] or '', '[^,]+') do ids[#ids + 1] = id end
   local open = false
   for _, id in ipairs(ids) do
     if OPEN[redis.call('HGET', K.item(id), 'state')] then open = true end
@@ -22,19 +54,16 @@ for _, seq in ipairs(seqs) do
     skipped = skipped + 1
   else
     for _, id in ipairs(ids) do
-      local v = redis.call('HMGET', K.item(id), 'portal', 'state')
-      if v[1] then redis.call('ZREM', K.in_state(v[1], v[2]), id) end
+      local it = redis.call('HMGET', K.item(id), 'portal', 'state')
+      if it[1] then redis.call('ZREM', K.in_state(it[1], it[2]), id) end
       for _, aid in ipairs(redis.call('SMEMBERS', K.attempts_of(id))) do
         redis.call('DEL', K.attempt(aid))
       end
       redis.call('DEL', K.attempts_of(id), K.item(id))
     end
-    local portal = redis.call('HGET', ev, 'portal')
-    if portal then redis.call('ZREM', K.portal_events(portal), seq) end
     redis.call('DEL', ev)
     redis.call('ZREM', K.events(), seq)
-    redis.call('ZREM', K.events_at(), seq)
     gone = gone + 1
   end
 end
-return {gone, #old, #seqs, skipped}
+return {gone, dedup_more, events_more, skipped}
