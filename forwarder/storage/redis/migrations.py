@@ -105,12 +105,15 @@ async def _lean_indexes(client: Any, keys: Keys) -> None:
     while chunk := await client.zrange(by_time, start, start + _CHUNK - 1, withscores=True):
         start += _CHUNK
         values = await client.hmget(dedup, [field for field, _ in chunk])
-        pipe = client.pipeline(transaction=False)
+        converted: dict[bytes, bytes] = {}
         logged: dict[float, list[bytes]] = {}
         for (field, seen), value in zip(chunk, values, strict=True):
             if value is not None:
-                pipe.hset(dedup, field, value.split(b" ")[0] + f" {seen!r}".encode())
+                converted[field] = value.split(b" ")[0] + f" {seen!r}".encode()
                 logged.setdefault(seen, []).extend(field.split(SEP.encode(), 1))
+        pipe = client.pipeline(transaction=False)
+        if converted:
+            pipe.hset(dedup, mapping=converted)
         for seen, pairs in logged.items():
             entries += 1
             pipe.execute_command("XADD", log, f"0-{entries}", "now", repr(seen), *pairs)
