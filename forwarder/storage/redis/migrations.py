@@ -97,10 +97,12 @@ async def _lean_indexes(client: Any, keys: Keys) -> None:
     """Each dedup field's value becomes ``seq seen_at`` and is logged in ``dedup_log`` in order
     of ``dedup_at``, an entry per time seen (an append's; ids ``0-n``, below any append's);
     then ``dedup_at``, ``events_at`` and every ``pev:{portal}`` go (purge walks ``events`` and
-    the log instead, erasure scans ``events``). Run again after a crash, it starts over: a
-    value already converted keeps its seq."""
+    the log instead, erasure scans ``events``). Run again after a crash, it converts and logs
+    again while ``dedup_at`` is there (a value already converted keeps its seq), else only
+    deletes what is left."""
     log, dedup, by_time = keys.name("dedup_log"), keys.name("dedup"), keys.name("dedup_at")
-    await client.delete(log)
+    if await client.exists(by_time):
+        await client.delete(log)
     start, entries = 0, 0
     while chunk := await client.zrange(by_time, start, start + _CHUNK - 1, withscores=True):
         start += _CHUNK

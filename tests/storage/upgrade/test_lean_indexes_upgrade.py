@@ -9,9 +9,11 @@ import json
 from pathlib import Path
 
 import redis
+import redis.asyncio as aioredis
 
 from forwarder.storage.base import Accepted, Duplicate, NewEvent
-from forwarder.storage.redis import RedisStorage
+from forwarder.storage.redis import RedisStorage, migrations
+from forwarder.storage.redis.keys import Keys
 from tests.storage.redis_server import REDIS_URL
 from tests.storage.upgrade.test_upgrade import restored
 
@@ -22,7 +24,7 @@ T0: float = MANIFEST["t0"]
 SEQS: dict[str, int] = MANIFEST["seqs"]
 
 
-def again(mid: str, at: float) -> NewEvent:
+def again_event(mid: str, at: float) -> NewEvent:
     portal = "other" if mid.startswith("b") else "main"
     return NewEvent(portal, mid, "backend", "track", "Order Completed", at, b"{}", ("conversions",))
 
@@ -44,7 +46,7 @@ async def test_a_version_3_key_space_keeps_its_dedup_and_backlog_under_lean_inde
 
             mids = list(SEQS)
             replies = await storage.append(
-                [again(m, T0 + 200) for m in mids], now=T0 + 200, dedup_window_s=3600
+                [again_event(m, T0 + 200) for m in mids], now=T0 + 200, dedup_window_s=3600
             )
             assert replies == [Duplicate(SEQS[m]) for m in mids]
 
@@ -52,7 +54,9 @@ async def test_a_version_3_key_space_keeps_its_dedup_and_backlog_under_lean_inde
             # events (received at t0) go, the ones still pending stay
             await storage.purge(dedup_before=T0 + 50, events_before=T0 + 50)
             forgotten, kept = await storage.append(
-                [again("a0", T0 + 300), again("a6", T0 + 300)], now=T0 + 300, dedup_window_s=3600
+                [again_event("a0", T0 + 300), again_event("a6", T0 + 300)],
+                now=T0 + 300,
+                dedup_window_s=3600,
             )
             listed = {e.seq for e in await storage.recent_events(limit=100)}
             main = await storage.lease("main", "conversions", limit=100, now=T0 + 300, lease_s=30)
@@ -68,3 +72,30 @@ async def test_a_version_3_key_space_keeps_its_dedup_and_backlog_under_lean_inde
         SEQS[m] for m in ("a4", "a5", "a6", "a7", "a8", "a9", "c0")
     )
     assert sorted(i.event.message_id for i in other) == ["b0", "b1"]
+
+
+async def test_migration_4_run_again_after_a_crash_keeps_the_dedup_log() -> None:
+    """A replica that died after migration 4's deletes, before it stamped the version, runs it
+    again at the next start: the log written the first time is what purge still needs."""
+    with restored(DUMP) as url:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        keys = Keys(DUMP["prefix"])
+        try:
+            await migrations._lean_indexes(client, keys)
+            first = await client.xrange(keys.name("dedup_log"))
+            await migrations._lean_indexes(client, keys)
+            again = await client.xrange(keys.name("dedup_log"))
+        finally:
+            await client.aclose()
+        storage = RedisStorage(url)
+        await storage.open()
+        try:
+            await storage.purge(dedup_before=T0 + 50, events_before=T0)
+            [forgotten] = await storage.append(
+                [again_event("b0", T0 + 300)], now=T0 + 300, dedup_window_s=3600
+            )
+        finally:
+            await storage.close()
+
+    assert again == first != []
+    assert isinstance(forgotten, Accepted)
