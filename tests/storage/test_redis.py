@@ -536,3 +536,43 @@ def test_a_redis_older_than_6_2_is_refused_in_one_line_naming_the_setting(versio
 @pytest.mark.parametrize("version", ["6.2.0", "7.0.15", "7.2.4", "8.0.1", ""])
 def test_redis_6_2_and_later_or_an_unknown_version_open(version: str) -> None:
     check_version(version)
+
+
+async def test_a_migration_step_longer_than_the_lock_runs_once_for_two_replicas(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The migration lock is renewed while a step runs: a replica that opens meanwhile waits
+    for it instead of running the step a second time when the lock's first time to live ends."""
+    import redis.asyncio as aioredis
+
+    from forwarder.storage.redis import migrations
+    from forwarder.storage.redis.keys import Keys
+    from tests.storage.redis_server import REDIS_URL, redis_prefix
+
+    runs: list[float] = []
+
+    async def slow(client: object, keys: Keys) -> None:
+        runs.append(time.monotonic())
+        await asyncio.sleep(1.0)
+
+    latest = migrations.LATEST + 1
+    monkeypatch.setattr(migrations, "_LOCK_S", 0.3)
+    monkeypatch.setattr(
+        migrations,
+        "MIGRATIONS",
+        (*migrations.MIGRATIONS, migrations.Migration(latest, "slow", slow)),
+    )
+    monkeypatch.setattr(migrations, "LATEST", latest)
+    with redis_prefix() as prefix:
+        keys = Keys(prefix)
+        clients = [aioredis.Redis.from_url(REDIS_URL) for _ in range(2)]
+        try:
+            await clients[0].set(keys.name("schema"), latest - 1)
+            applied = await asyncio.gather(*(migrations.migrate(c, keys, "test") for c in clients))
+            version = int(await clients[0].get(keys.name("schema")))
+        finally:
+            for c in clients:
+                await c.aclose()
+    assert len(runs) == 1
+    assert sorted(len(a) for a in applied) == [0, 1]
+    assert version == latest

@@ -15,11 +15,12 @@ To change the layout, append a migration; never edit one that has shipped.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple
 
 import msgspec
+from redis.exceptions import LockError
 
 from forwarder.errors import StoreVersionError
 from forwarder.storage.outcomes import encode, from_detail
@@ -179,10 +180,12 @@ async def migrate(client: Any, keys: Keys, store: str) -> list[Migration]:
     todo = await pending(client, keys, store)
     if not todo:
         return []
-    lock, token = keys.name("lock", "migrate"), uuid.uuid4().hex
-    # Another replica may be migrating: poll its lock (a Redis key, nothing to await locally).
-    while not await client.set(lock, token, nx=True, ex=_LOCK_S):  # noqa: ASYNC110
-        await asyncio.sleep(0.1)
+    # Another replica may be migrating: wait for its lock, polling. Held, the lock is renewed
+    # while the steps run (a step over a large key space outlasts _LOCK_S), and lapses by
+    # itself if this replica dies.
+    guard = client.lock(keys.name("lock", "migrate"), timeout=_LOCK_S, sleep=0.1)
+    await guard.acquire()
+    renewing = asyncio.create_task(_renew(guard))
     applied = []
     try:
         for migration in await pending(client, keys, store):
@@ -190,6 +193,16 @@ async def migrate(client: Any, keys: Keys, store: str) -> list[Migration]:
             await client.set(keys.name("schema"), migration.version)
             applied.append(migration)
     finally:
-        if await client.get(lock) == token.encode():
-            await client.delete(lock)
+        renewing.cancel()
+        with contextlib.suppress(LockError):
+            await guard.release()
     return applied
+
+
+async def _renew(guard: Any) -> None:
+    """Keep the migration lock: its time to live back to ``_LOCK_S`` every third of it, until
+    cancelled or lost (then it stops: another replica holds it)."""
+    with contextlib.suppress(LockError):
+        while True:
+            await asyncio.sleep(_LOCK_S / 3)
+            await guard.reacquire()
