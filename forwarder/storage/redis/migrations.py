@@ -110,13 +110,19 @@ async def _lean_indexes(client: Any, keys: Keys) -> None:
         values = await client.hmget(dedup, [field for field, _ in chunk])
         converted: dict[bytes, bytes] = {}
         logged: dict[float, list[bytes]] = {}
+        stray: list[bytes] = []
         for (field, seen), value in zip(chunk, values, strict=True):
-            if value is not None:
+            pair = field.split(SEP.encode(), 1)
+            if len(pair) != 2:  # no append ever asks for it: not a message's field
+                stray.append(field)
+            elif value is not None:
                 converted[field] = value.split(b" ")[0] + f" {seen!r}".encode()
-                logged.setdefault(seen, []).extend(field.split(SEP.encode(), 1))
+                logged.setdefault(seen, []).extend(pair)
         pipe = client.pipeline(transaction=False)
         if converted:
             pipe.hset(dedup, mapping=converted)
+        if stray:
+            pipe.hdel(dedup, *stray)
         for seen, pairs in logged.items():
             entries += 1
             pipe.execute_command("XADD", log, f"0-{entries}", "now", repr(seen), *pairs)

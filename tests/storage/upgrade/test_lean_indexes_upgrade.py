@@ -99,3 +99,30 @@ async def test_migration_4_run_again_after_a_crash_keeps_the_dedup_log() -> None
 
     assert again == first != []
     assert isinstance(forgotten, Accepted)
+
+
+async def test_migration_4_drops_a_dedup_field_that_names_no_message() -> None:
+    """A field without portal and message id (no release writes one) would have broken the
+    log's pairs; it is deleted and the rest migrates."""
+    with restored(DUMP) as url:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        keys = Keys(DUMP["prefix"])
+        try:
+            await client.hset(keys.name("dedup"), "stray", "99")
+            await client.zadd(keys.name("dedup_at"), {"stray": T0})
+            await migrations._lean_indexes(client, keys)
+            stray = await client.hexists(keys.name("dedup"), "stray")
+            kept = await client.hlen(keys.name("dedup"))
+        finally:
+            await client.aclose()
+        storage = RedisStorage(url)
+        await storage.open()
+        try:
+            replies = await storage.append(
+                [again_event(m, T0 + 200) for m in SEQS], now=T0 + 200, dedup_window_s=3600
+            )
+        finally:
+            await storage.close()
+
+    assert (stray, kept) == (False, len(SEQS))
+    assert replies == [Duplicate(SEQS[m]) for m in SEQS]
