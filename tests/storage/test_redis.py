@@ -202,9 +202,9 @@ async def test_recording_a_batchs_attempt_is_one_command_whatever_its_size() -> 
 
 async def test_an_append_runs_a_few_commands_per_event_inside_its_script() -> None:
     """Per event its hash, per item its stream entry and its hash; the dedup check and log,
-    sequences, the one index, queue sets and tallies once per call (17 commands an event were
-    most of Redis's CPU on ingest; a sorted set per index, 4 an event, cost it more as the store
-    grew)."""
+    sequences, queue sets and tallies once per call, and no index of events (17 commands an
+    event were most of Redis's CPU on ingest; a sorted set per index, 4 an event, cost it more
+    as the store grew)."""
     now = time.time()
     async with redis_storage() as (storage, prefix):
         await storage.append([event("warm", now)], now=now, dedup_window_s=60)
@@ -216,7 +216,7 @@ async def test_an_append_runs_a_few_commands_per_event_inside_its_script() -> No
         )
     assert 3 * 50 <= len(commands) <= 3 * 50 + 20
     assert commands.count("HMGET") == 1  # the dedup check
-    assert commands.count("ZADD") == 1  # the events index
+    assert commands.count("ZADD") == 0  # no index: purge walks the seqs
     assert commands.count("XADD") == 50 + 1  # the items' entries and the dedup log's
 
 
@@ -248,6 +248,49 @@ async def test_purge_goes_part_by_part_and_keeps_a_message_an_append_took_again(
     assert still == Duplicate(taken.seq)
     assert isinstance(forgotten, Accepted)
     assert left == [("m3", 100.0), ("m0", 150.0), ("m1", 160.0)]
+
+
+async def test_events_purge_walks_seqs_past_a_gap_and_keeps_an_open_one_until_final(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Events have no index: purge walks their seqs up from a floor, a few at a time, passes a
+    seq no event holds (a script that failed took it), and keeps an event with an open item
+    apart until its item is final; listing and erasure read the kept events and the seqs above
+    the floor."""
+    monkeypatch.setattr(redis_store, "_PURGE_BATCH", 2)
+
+    def mine(mid: str, at: float) -> NewEvent:
+        payload = b'{"userId":"U"}' if mid in ("b", "d") else b"{}"
+        return NewEvent("main", mid, "s", "track", "E", at, payload, ("conversions",))
+
+    async with redis_storage() as (storage, prefix):
+        await storage.link("main", [("userId", "U")], now=100.0)
+        await storage.append([mine("a", 100.0), mine("b", 100.0)], now=100.0, dedup_window_s=10)
+        await storage.client.incr(f"{prefix}:seq")  # seq 3: taken by a script that failed
+        await storage.append([mine("c", 100.0)], now=100.0, dedup_window_s=10)
+        await storage.append([mine("d", 200.0)], now=200.0, dedup_window_s=10)
+        items = {
+            i.event.message_id: i.id
+            for i in await storage.lease("main", "conversions", limit=9, now=150.0, lease_s=30)
+        }
+        await storage.finish([items["a"], items["c"]], "delivered", now=150.0)
+        await storage.purge(dedup_before=120.0, events_before=120.0)
+        after_first = [await storage.get_event(s) is not None for s in (1, 2, 4, 5)]
+        kept = await storage.client.zrange(f"{prefix}:events_kept", 0, -1)
+        floor = int(await storage.client.get(f"{prefix}:events_floor"))
+        listed = [e.seq for e in await storage.recent_events()]
+        after_2 = [e.seq for e in await storage.recent_events(after_seq=2)]
+        erased = await storage.erase("main", [("userId", "U")], now=210.0)
+        await storage.finish([items["b"]], "delivered", now=300.0)
+        await storage.purge(dedup_before=120.0, events_before=120.0)
+        at_last = [e.seq for e in await storage.recent_events()]
+        kept_last = await storage.client.zcard(f"{prefix}:events_kept")
+    assert after_first == [False, True, False, True]
+    assert (kept, floor) == ([b"2"], 5)
+    assert listed == [2, 5]
+    assert after_2 == [5]
+    assert erased.events == 2  # b, kept below the floor, and d above it
+    assert (at_last, kept_last) == ([5], 0)
 
 
 async def test_an_append_is_stored_when_redis_py_packs_it_without_hiredis(

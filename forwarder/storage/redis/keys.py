@@ -18,9 +18,14 @@ TEMPLATES: dict[str, str] = {
     "seq": "seq",  # string: last event seq
     "item_seq": "item_seq",  # string: last item id
     "event": "ev:{}",  # hash: one accepted event
-    "events": "events",  # zset seq -> seq (recent_events, purge and erasure scans)
+    # Event seqs are dense (a gap: a seq a failed script took): purge walks them up from
+    # events_floor, and keeps in events_kept those it passed with an item still open.
+    "events_floor": "events_floor",  # string: the lowest seq purge has not passed (absent: 1)
+    "events_kept": "events_kept",  # zset seq -> seq: events below the floor that are kept
     "dedup": "dedup",  # hash portal SEP message_id -> "seq seen_at"
     "dedup_log": "dedup_log",  # stream, an entry per append: now, then portal, message_id pairs
+    # Before version 5 (migration 5 renames it events_kept):
+    "events": "events",  # zset seq -> seq of every event
     # Before version 4 (migration 4 folds them into the above and deletes them):
     "events_at": "events_at",  # zset seq -> received_at
     "portal_events": "pev:{}",  # zset seq -> seq per portal

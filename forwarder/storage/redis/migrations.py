@@ -132,6 +132,22 @@ async def _lean_indexes(client: Any, keys: Keys) -> None:
         await client.unlink(keys.name("portal_events", portal.decode()))
 
 
+async def _events_by_floor(client: Any, keys: Keys) -> None:
+    """``events`` (every event's seq) becomes ``events_kept`` (what purge walks first, deleting
+    as before) and the floor starts past the last seq: new events need no index. Run again
+    after a crash, the floor already set stays (and an ``events`` an older replica wrote
+    meanwhile joins ``events_kept``)."""
+    every, kept = keys.name("events"), keys.name("events_kept")
+    if await client.exists(every):
+        if await client.exists(kept):
+            await client.zunionstore(kept, [kept, every])
+            await client.unlink(every)
+        else:
+            await client.rename(every, kept)
+    last = int(await client.get(keys.name("seq")) or 0)
+    await client.set(keys.name("events_floor"), last + 1, nx=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1, "the 0.1.0 key layout (on a 0.1.0 store: no change, version stamped)", _stamp_only
@@ -149,6 +165,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         "lean event indexes: dedup values hold their time, a dedup log; dedup_at, events_at"
         " and pev:{portal} deleted",
         _lean_indexes,
+    ),
+    Migration(
+        5,
+        "events without an index: events renamed events_kept, purge walks seqs from events_floor",
+        _events_by_floor,
     ),
 )
 LATEST = MIGRATIONS[-1].version

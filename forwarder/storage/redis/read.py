@@ -102,10 +102,25 @@ class RedisReader:
         return _event(seq, h) if h else None
 
     async def recent_events(self, after_seq: int, limit: int) -> list[StoredEvent]:
-        seqs = await self._r.zrangebyscore(
-            self._k.name("events"), f"({after_seq}", "+inf", start=0, num=limit
+        """The first ``limit`` events after ``after_seq``: those purge kept below its floor,
+        then the seqs up from the floor (dense; a gap is a seq a failed script took). The
+        floor is read first: what a purge keeps meanwhile is still found above it."""
+        start, last = await self._walk_from(after_seq + 1)
+        kept = await self._r.zrangebyscore(
+            self._k.name("events_kept"), f"({after_seq}", f"({start}", start=0, num=limit
         )
-        return await self._events([int(s) for s in seqs])
+        found = await self._events([int(s) for s in kept])
+        while len(found) < limit and start <= last:
+            stop = min(last, start + limit - len(found) - 1)
+            found += await self._events(range(start, stop + 1))
+            start = stop + 1
+        return found[:limit]
+
+    async def _walk_from(self, first: int) -> tuple[int, int]:
+        """Where a walk of the seqs from ``first`` starts (not below the floor), and the last
+        seq given out."""
+        floor, last = await self._r.mget(self._k.name("events_floor"), self._k.name("seq"))
+        return max(first, int(floor or 1)), int(last or 0)
 
     async def _events(self, seqs: Sequence[int]) -> list[StoredEvent]:
         pipe = self._r.pipeline(transaction=False)
@@ -190,24 +205,34 @@ class RedisReader:
         self, portal: str, needles: Sequence[bytes], batch: int
     ) -> list[int]:
         """Seqs of the portal's events whose payload holds any needle (erasure): a scan of
-        every event (erasure is rare; an index per portal cost every append)."""
+        every event, kept ones then the seqs from the floor (erasure is rare; an index per
+        portal cost every append). The floor is read first: an event a purge keeps meanwhile
+        is still above it."""
         found: list[int] = []
-        start, owner = 0, portal.encode()
-        while needles:
-            seqs = [
-                int(s)
-                for s in await self._r.zrange(self._k.name("events"), start, start + batch - 1)
-            ]
-            pipe = self._r.pipeline(transaction=False)
-            for seq in seqs:
-                pipe.hmget(self._k.event(seq), "portal", "payload")
-            rows = await pipe.execute() if seqs else []
-            found += [
-                seq
-                for seq, (of, payload) in zip(seqs, rows, strict=True)
-                if of == owner and payload is not None and any(n in payload for n in needles)
-            ]
-            if len(seqs) < batch:
-                break
-            start += batch
+        if not needles:
+            return found
+        owner = portal.encode()
+        first, last = await self._walk_from(1)
+        after = 0
+        while kept := await self._r.zrangebyscore(
+            self._k.name("events_kept"), f"({after}", f"({first}", start=0, num=batch
+        ):
+            seqs = [int(s) for s in kept]
+            found += await self._containing(owner, needles, seqs)
+            after = seqs[-1]
+        for s in range(first, last + 1, batch):
+            found += await self._containing(owner, needles, range(s, min(last, s + batch - 1) + 1))
         return found
+
+    async def _containing(
+        self, owner: bytes, needles: Sequence[bytes], seqs: Sequence[int]
+    ) -> list[int]:
+        pipe = self._r.pipeline(transaction=False)
+        for seq in seqs:
+            pipe.hmget(self._k.event(seq), "portal", "payload")
+        rows = await pipe.execute() if seqs else []
+        return [
+            seq
+            for seq, (of, payload) in zip(seqs, rows, strict=True)
+            if of == owner and payload is not None and any(n in payload for n in needles)
+        ]

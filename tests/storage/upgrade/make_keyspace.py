@@ -1,11 +1,12 @@
 """Write a small Redis key space with the storage code on the path, for the upgrade tests of
-the Redis layout between releases (``keyspace-v3``: key-space version 3, before migration 4).
+the Redis layout between releases (``keyspace-v3``: key-space version 3, before migration 4;
+``keyspace-v4``: version 4, before migration 5).
 
 Run with that code first on the path, e.g. for version 3 (commit 2d15d06):
 
     git worktree add --detach /tmp/v3 2d15d06
     PYTHONPATH=/tmp/v3 python tests/storage/upgrade/make_keyspace.py \
-        --out tests/storage/upgrade/keyspace-v3 --commit 2d15d06
+        --out tests/storage/upgrade/keyspace-v3 --commit 2d15d06 --version 3
 
 Two appends (one of eight events over two portals, one of five later, one of them with its own
 short dedup window), four items delivered; then every key of the prefix is kept (``DUMP``,
@@ -70,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--commit", required=True)
+    parser.add_argument("--version", type=int, required=True, help="the key space's version")
     args = parser.parse_args()
     client = redis.Redis.from_url(REDIS)
     stale = list(client.scan_iter(match=f"{PREFIX}:*"))
@@ -81,7 +83,7 @@ def main() -> None:
     client.delete(*keys)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "redis.json").write_text(json.dumps(dump, indent=1) + "\n")
-    manifest = {"commit": args.commit, "version": 3, **manifest}
+    manifest = {"commit": args.commit, "version": args.version, **manifest}
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
 
 

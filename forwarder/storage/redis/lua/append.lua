@@ -15,7 +15,8 @@ local now, default_window = A[2], tonumber(A[3])
 local now_n = tonumber(now)
 -- A command costs Redis more than the work it does (17 an event were most of the script's
 -- CPU): per event only its hash, per item its stream entry and its hash; the dedup check,
--- sequences, indexes, queue sets and tallies are one command per call.
+-- sequences, indexes, queue sets and tallies are one command per call. Events need no index:
+-- their seqs are dense, and purge walks them from a floor (purge.lua).
 -- Pass 1 decides, without writing: duplicates (of the store or of an earlier event of this
 -- call), then the seqs and item ids, which are taken before anything is written, so a script
 -- failing halfway never hands them out again.
@@ -98,7 +99,7 @@ if #kept > 0 then
   -- Pass 2 writes. Seqs and ids go as strings formatted once each (int): Redis formats a
   -- number argument with '%.17g' and Lua a number it concatenates with '%.14g', both far
   -- dearer than '%d', and an event's seq was formatted a dozen times.
-  local by_seq, dedup, portals, dropped = {}, {}, {}, {}
+  local dedup, portals, dropped = {}, {}, {}
   -- per portal SEP destination: {portal, destination, items queued, items dropped, the key}
   local tallies = {}
   local function tally(portal, dest, where)
@@ -153,11 +154,9 @@ if #kept > 0 then
                  'type', A[e + 4], 'at', received, 'test', A[e + 7], 'payload', A[e + 8],
                  'items', items or '')
     end
-    push(by_seq, seq, seq)
     push(dedup, fields[i], seq .. ' ' .. now)
     portals[portal] = true
   end
-  many('ZADD', K.events(), by_seq)
   many('HSET', K.dedup(), dedup)
   for portal in pairs(portals) do redis.call('SADD', K.portals(), portal) end
   for portal, members in pairs(dropped) do many('ZADD', K.in_state(portal, 'dropped'), members) end

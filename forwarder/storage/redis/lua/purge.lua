@@ -32,38 +32,56 @@ for _, entry in ipairs(entries) do
   redis.call('XDEL', K.dedup_log(), entry[1])
   fields_seen = fields_seen + #fields
 end
--- Events, oldest seq first, up to the first received at or after events_before (seqs grow
--- with time: one replica's clock running behind another's only delays a purge).
-local seqs = redis.call('ZRANGE', K.events(), offset, offset + batch - 1)
-local skipped, events_more = 0, 0
-if #seqs == batch then events_more = 1 end
-for _, seq in ipairs(seqs) do
+-- Events, oldest first: first those an earlier step passed but kept (an item was open), from
+-- ARGV[4] on; then seqs up from the floor, up to the first received at or after events_before
+-- (seqs grow with time: one replica's clock running behind another's only delays a purge). A
+-- seq with no event (a failed script took it) is passed.
+-- 'young': received at or after events_before, kept; 'open': an item still open, kept;
+-- 'gone': deleted with its items; 'none': no such event.
+local function old_event(seq)
   local ev = K.event(seq)
   local v = redis.call('HMGET', ev, 'at', 'items')
-  if v[1] and tonumber(v[1]) >= events_before then
-    events_more = 0
-    break
-  end
+  if not v[1] then return 'none' end
+  if tonumber(v[1]) >= events_before then return 'young' end
   local ids = {}
   for id in string.gmatch(v[2] or '', '[^,]+') do ids[#ids + 1] = id end
-  local open = false
   for _, id in ipairs(ids) do
-    if OPEN[redis.call('HGET', K.item(id), 'state')] then open = true end
+    if OPEN[redis.call('HGET', K.item(id), 'state')] then return 'open' end
   end
-  if open then
+  for _, id in ipairs(ids) do
+    local it = redis.call('HMGET', K.item(id), 'portal', 'state')
+    if it[1] then redis.call('ZREM', K.in_state(it[1], it[2]), id) end
+    for _, aid in ipairs(redis.call('SMEMBERS', K.attempts_of(id))) do
+      redis.call('DEL', K.attempt(aid))
+    end
+    redis.call('DEL', K.attempts_of(id), K.item(id))
+  end
+  redis.call('DEL', ev)
+  return 'gone'
+end
+local skipped, events_more = 0, 0
+local kept = redis.call('ZRANGE', K.events_kept(), offset, offset + batch - 1)
+if #kept == batch then events_more = 1 end
+for _, seq in ipairs(kept) do
+  local was = old_event(seq)
+  if was == 'open' or was == 'young' then
     skipped = skipped + 1
   else
-    for _, id in ipairs(ids) do
-      local it = redis.call('HMGET', K.item(id), 'portal', 'state')
-      if it[1] then redis.call('ZREM', K.in_state(it[1], it[2]), id) end
-      for _, aid in ipairs(redis.call('SMEMBERS', K.attempts_of(id))) do
-        redis.call('DEL', K.attempt(aid))
-      end
-      redis.call('DEL', K.attempts_of(id), K.item(id))
-    end
-    redis.call('DEL', ev)
-    redis.call('ZREM', K.events(), seq)
-    gone = gone + 1
+    if was == 'gone' then gone = gone + 1 end
+    redis.call('ZREM', K.events_kept(), seq)
   end
 end
+local seq = tonumber(redis.call('GET', K.events_floor()) or 1)
+local last = tonumber(redis.call('GET', K.seq()) or 0)
+local budget = batch - #kept
+while budget > 0 and seq <= last do
+  local s = int(seq)
+  local was = old_event(s)
+  if was == 'young' then break end
+  if was == 'gone' then gone = gone + 1 end
+  if was == 'open' then redis.call('ZADD', K.events_kept(), s, s) end
+  seq, budget = seq + 1, budget - 1
+end
+redis.call('SET', K.events_floor(), int(seq))
+if budget == 0 and seq <= last then events_more = 1 end
 return {gone, dedup_more, events_more, skipped}
