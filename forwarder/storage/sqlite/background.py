@@ -1,26 +1,23 @@
-"""Monitoring reads on a thread of their own, at the lowest CPU priority.
+"""Monitoring reads on a thread and a connection of their own.
 
 The queue gauges, the conservation check, the alerts and the debugger read counts that are scans
-of every open item: with a backlog of 850,000 items the conservation count took 0.6 s of CPU
-and the queue depth 90 ms (every 2 s). On the serving process's core those scans took half the
-CPU from the event loop while they ran, and ingest's p99 was theirs (stalls of 10-20 ms in a
-row for 0.6 s). Here they run on one thread whose nice value is 19 (Linux keeps one per
-thread): the event loop and the writer preempt it, and it uses what they leave. SQLite
-releases the GIL while it steps, so the scan does not hold the loop either.
+of every open item: with a backlog of 850,000 items the conservation count took 0.6 s and the
+queue depth 90 ms. They shared the reader connection (and its lock) with a delivery process's
+own reads (``read_apart``), so a delivery batch could wait behind a scan. Here they have a
+read-only connection of their own (WAL: it never waits for the writer and no commit waits for
+it) on one thread.
 
-The thread has its own read-only connection (WAL: it never waits for the writer and no commit
-waits for it), apart from the reader of delivery's own reads (``read_apart``), which a slow scan
-at a low priority must not hold up.
+Tried and not kept: the thread at the lowest CPU priority (nice 19; Linux keeps one per
+thread), so that the event loop would preempt it. A thread that holds the GIL when the kernel
+preempts it keeps it; at nice 19 beside any busy thread on the core (the SQLite writer, another
+process) it waits tens of ms for its next slice, and the event loop waits for the GIL with it.
+The scans' CPU is bounded by their pacing instead (``CheckPace``, ``BUSY_SHARE``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import sqlite3
-import sys
-import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,20 +25,9 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-LOWEST = 19
-"""The nice value of the thread (Linux's lowest priority)."""
-
-
-def lower_priority() -> None:
-    """Give the calling thread the lowest CPU priority, where the OS keeps one per thread."""
-    if sys.platform != "linux":  # elsewhere a thread id is no ``setpriority`` target
-        return
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST)
-
 
 class BackgroundReader:
-    """Read transactions on ``path`` run one at a time on a low-priority thread."""
+    """Read transactions on ``path`` run one at a time on a thread of their own."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -52,9 +38,7 @@ class BackgroundReader:
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """``work`` in one read transaction; raises ``sqlite3.Error`` as SQLite does."""
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(
-                1, thread_name_prefix="sqlite-monitor", initializer=lower_priority
-            )
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="sqlite-monitor")
         return await asyncio.get_running_loop().run_in_executor(self._pool, self._read, work)
 
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:

@@ -214,8 +214,8 @@ class SqliteStorage(Storage):
         commits wait for it."""
         self._reader_lock = threading.Lock()
         self._background = BackgroundReader(self.path)
-        """Scans for monitoring (gauges, conservation, alerts, the debugger): at a low CPU
-        priority, on a connection of their own (``background.py``)."""
+        """Scans for monitoring (gauges, conservation, alerts, the debugger): on a thread and a
+        connection of their own (``background.py``)."""
         self._checkpointer: Checkpointer | None = None
         self._attempts: asyncio.Future[None] | None = None
         """The last ``record_attempts`` job (not awaited by its caller: ``attempts_of`` waits)."""
@@ -550,7 +550,7 @@ class SqliteStorage(Storage):
 
     async def _scan(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """A monitoring read (a scan, never on ingest's or delivery's path): on the background
-        reader, which ingest's threads preempt."""
+        reader, apart from delivery's reads."""
         if self._thread is None or not self._thread.is_alive():
             raise StorageUnavailableError("storage is not open", retry_after_s=1.0)
         try:
@@ -573,8 +573,7 @@ class SqliteStorage(Storage):
 
     async def counts(self) -> dict[tuple[str, str, str], int]:
         # A scan of every open item (held ones pile up for days): on the background reader,
-        # so no commit of ingest waits behind it (it held the writer 100+ ms at 100k items)
-        # and ingest's threads take the CPU first (0.6 s of CPU at 850k open items).
+        # so no commit of ingest waits behind it (it held the writer 100+ ms at 100k items).
         return await self._scan(sql.counts)
 
     async def record_attempts(self, attempts: Sequence[Attempt]) -> None:
