@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from typing import Any, NamedTuple
 
@@ -766,16 +766,35 @@ def queue_depth(
     return int(count), max(0.0, now - row[0]) if row is not None else 0.0
 
 
-def counts(conn: sqlite3.Connection) -> dict[tuple[str, str, str], int]:
-    """Open items counted from the rows; accepted and final states from the tallies."""
-    rows = conn.execute(
-        f"SELECT portal, destination, {_STATE}, count(*) FROM items WHERE state IN {_OPEN}"
-        " GROUP BY 1, 2, 3"
-    ).fetchall()
-    rows += conn.execute(
+COUNT_PART = 20_000
+"""Item ids ``counts`` reads a part at a time (~15 ms of a scan over 850,000 items' 0.6 s)."""
+
+
+def counts(
+    conn: sqlite3.Connection, between: Callable[[], None] = lambda: None
+) -> dict[tuple[str, str, str], int]:
+    """Open items counted from the rows; accepted and final states from the tallies.
+
+    The rows are read in parts of ``COUNT_PART`` ids, ``between`` called between two (the
+    caller's pause, so a scan of a large backlog comes in short bursts, not one long one); a
+    caller reading in one transaction gets one snapshot."""
+    low, high = conn.execute("SELECT min(id), max(id) FROM items").fetchone()
+    found: dict[tuple[str, str, str], int] = {}
+    for first in range(low or 1, (high or 0) + 1, COUNT_PART):
+        if first != low:
+            between()
+        for portal, destination, state, n in conn.execute(
+            f"SELECT portal, destination, {_STATE}, count(*) FROM items"
+            f" WHERE id BETWEEN ? AND ? AND state IN {_OPEN} GROUP BY 1, 2, 3",
+            (first, first + COUNT_PART - 1),
+        ):
+            key = (portal, destination, state)
+            found[key] = found.get(key, 0) + int(n)
+    for portal, destination, state, n in conn.execute(
         "SELECT portal, destination, state, n FROM tallies WHERE n != 0"
-    ).fetchall()
-    return {(r[0], r[1], r[2]): int(r[3]) for r in rows}
+    ):
+        found[(portal, destination, state)] = int(n)
+    return found
 
 
 def record_attempts(conn: sqlite3.Connection, attempts: Sequence[Attempt]) -> None:
