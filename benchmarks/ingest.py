@@ -50,6 +50,10 @@ and measures, rounds interleaved so drift hits every app alike:
   cannot sustain half of SQLite's, and a queue growing for the whole run measures nothing but
   its length.
 
+Each app runs alone while it is measured (``alone``: the others stopped), and goes on for
+``SETTLE_S`` after a peak measurement, so that the requests wrk left in flight are answered
+before the next measurement begins.
+
 Servers run on CPU 1 and the load generators on CPU 0 (``taskset``), so they do not steal each
 other's core; the forwarder's SQLite writer thread shares CPU 1 with its event loop. The
 sandboxes run on the load CPU.
@@ -90,6 +94,10 @@ ORDER = {
 }
 EMAIL = {"traits": {"email": "user-__USER__@example.com"}}
 BATCH_SIZE = 100
+SETTLE_S = 1.0
+"""After a peak measurement, the app finishes what wrk left in flight (up to 64 batch requests,
+~150 ms of work) before it is stopped or measured again: else that work, frozen by ``alone``,
+ran at the start of the app's latency phase and was counted in its p99."""
 BEGIN, END = "<!-- ingest.py:begin -->", "<!-- ingest.py:end -->"
 APPS = (
     "bare",
@@ -464,10 +472,12 @@ def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None
         for t in order:
             with alone(targets, t):
                 t.single.append(_wrk(t.url("/v1/track"), t.single_body, args, args.duration))
+                time.sleep(SETTLE_S)
             print(f"round {n + 1} {t.name:24} single {t.single[-1]:9.0f} req/s", flush=True)
         for t in order:
             with alone(targets, t):
                 batch = _wrk(t.url("/v1/batch"), t.batch_body, args, args.duration)
+                time.sleep(SETTLE_S)
             t.batch.append(batch * BATCH_SIZE)
             print(f"round {n + 1} {t.name:24} batch  {t.batch[-1]:9.0f} events/s", flush=True)
         for t in order:
