@@ -13,19 +13,7 @@ from forwarder.errors import StorageUnavailableError
 from forwarder.storage.base import NewEvent
 from forwarder.storage.sqlite import SqliteStorage, sql
 from forwarder.storage.sqlite import store as sqlite_store
-
-
-def event(message_id: str) -> NewEvent:
-    return NewEvent(
-        portal="main",
-        message_id=message_id,
-        source="s",
-        type="track",
-        name="E",
-        received_at=1.0,
-        payload=b"{}",
-        destinations=("conversions",),
-    )
+from tests.storage.test_sqlite import event
 
 
 async def test_the_counts_scan_runs_on_the_monitoring_thread_and_counts_what_is_open(

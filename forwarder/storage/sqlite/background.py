@@ -26,6 +26,28 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
+def connect_read_only(path: Path) -> sqlite3.Connection:
+    """A read-only connection to ``path``, usable from any one thread at a time (WAL: it never
+    waits for the writer)."""
+    conn = sqlite3.connect(
+        f"{path.resolve().as_uri()}?mode=ro",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    conn.execute("PRAGMA busy_timeout=2000")
+    return conn
+
+
+def in_snapshot(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """``work`` in one read transaction on ``conn``: it reads one snapshot."""
+    conn.execute("BEGIN")
+    try:
+        return work(conn)
+    finally:
+        conn.execute("COMMIT")
+
+
 class BackgroundReader:
     """Read transactions on ``path`` run one at a time on a thread of their own."""
 
@@ -43,18 +65,8 @@ class BackgroundReader:
 
     def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
-            self._conn = sqlite3.connect(
-                f"{self._path.resolve().as_uri()}?mode=ro",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            self._conn.execute("PRAGMA busy_timeout=2000")
-        self._conn.execute("BEGIN")
-        try:
-            return work(self._conn)
-        finally:
-            self._conn.execute("COMMIT")
+            self._conn = connect_read_only(self._path)
+        return in_snapshot(self._conn, work)
 
     def _close_connection(self) -> None:
         if self._conn is not None:

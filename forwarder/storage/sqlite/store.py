@@ -43,7 +43,7 @@ from forwarder.storage.base import (
 from forwarder.storage.outcomes import Outcome
 from forwarder.storage.sqlite import identity, migrations, quality, quotas, rates, sql
 from forwarder.storage.sqlite import touch as touch_memory
-from forwarder.storage.sqlite.background import BackgroundReader
+from forwarder.storage.sqlite.background import BackgroundReader, connect_read_only, in_snapshot
 from forwarder.storage.sqlite.checkpoint import Checkpointer, tune_writer
 from forwarder.storage.sqlite.dedup import SeenKeys
 from forwarder.storage.sqlite.kinds import KnownKinds
@@ -370,19 +370,9 @@ class SqliteStorage(Storage):
         """Run ``work`` on the reader connection, in one read transaction (one snapshot)."""
         with self._reader_lock:
             if self._reader is None:
-                self._reader = sqlite3.connect(
-                    f"{self.path.resolve().as_uri()}?mode=ro",
-                    uri=True,
-                    isolation_level=None,
-                    check_same_thread=False,
-                )
-                self._reader.execute("PRAGMA busy_timeout=2000")
+                self._reader = connect_read_only(self.path)
             try:
-                self._reader.execute("BEGIN")
-                try:
-                    return work(self._reader)
-                finally:
-                    self._reader.execute("COMMIT")
+                return in_snapshot(self._reader, work)
             except sqlite3.Error as exc:
                 raise _translate(exc) from exc
 

@@ -11,10 +11,11 @@ from pathlib import Path
 import redis
 import redis.asyncio as aioredis
 
-from forwarder.storage.base import Accepted, Duplicate, NewEvent
+from forwarder.storage.base import Accepted, Duplicate
 from forwarder.storage.redis import RedisStorage, migrations
 from forwarder.storage.redis.keys import Keys
 from tests.storage.redis_server import REDIS_URL
+from tests.storage.upgrade.test_lean_indexes_upgrade import again_event
 from tests.storage.upgrade.test_upgrade import restored
 
 KEYSPACE = Path(__file__).parent / "keyspace-v4"
@@ -23,11 +24,6 @@ MANIFEST = json.loads((KEYSPACE / "manifest.json").read_text())
 T0: float = MANIFEST["t0"]
 SEQS: dict[str, int] = MANIFEST["seqs"]
 DELIVERED: list[str] = MANIFEST["delivered"]
-
-
-def again_event(mid: str, at: float) -> NewEvent:
-    portal = "other" if mid.startswith("b") else "main"
-    return NewEvent(portal, mid, "backend", "track", "Order Completed", at, b"{}", ("conversions",))
 
 
 async def test_a_version_4_key_space_lists_purges_and_delivers_without_the_events_index() -> None:
