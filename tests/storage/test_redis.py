@@ -250,6 +250,25 @@ async def test_purge_goes_part_by_part_and_keeps_a_message_an_append_took_again(
     assert left == [("m3", 100.0), ("m0", 150.0), ("m1", 160.0)]
 
 
+async def test_purge_reads_the_dedup_log_only_as_far_as_it_forgets() -> None:
+    """The log's entries are read one at a time, up to the first not old enough: a purge with
+    little or nothing to forget does not pull a step's worth of entries (up to 1,000 messages
+    each) through the script (10-20 ms of Redis every purge at 100,000 messages logged)."""
+    async with redis_storage() as (storage, prefix):
+        for at in (100.0, 100.0, 200.0, 200.0, 200.0):
+            fresh = [event(f"m{at}-{i}-{time.time()}", at) for i in range(3)]
+            await storage.append(fresh, now=at, dedup_window_s=10)
+        commands = await commands_of(
+            prefix,
+            lambda: storage.purge(dedup_before=150.0, events_before=50.0),
+            inside_scripts=True,
+        )
+        left = await storage.client.xlen(f"{prefix}:dedup_log")
+    assert commands.count("XRANGE") == 3  # the two old entries, then the first young one
+    assert commands.count("XDEL") == 2
+    assert left == 3
+
+
 async def test_events_purge_walks_seqs_past_a_gap_and_keeps_an_open_one_until_final(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -5,16 +5,15 @@ local dedup_before, events_before = tonumber(ARGV[2]), tonumber(ARGV[3])
 local offset, batch, gone = tonumber(ARGV[4]), tonumber(ARGV[5]), 0
 -- Dedup: the log's entries (one an append, in seq order) whose now is past the window. A
 -- field a later append took again holds that append's seq and time (and is in its entry):
--- only a field still as this entry left it, or older, is deleted.
-local entries = redis.call('XRANGE', K.dedup_log(), '-', '+', 'COUNT', batch)
+-- only a field still as this entry left it, or older, is deleted. Entries are read one at a
+-- time: one holds up to 1,000 messages, and reading a step's worth to look at the first one's
+-- time held Redis 10-20 ms every purge with nothing to forget (100,000 messages logged).
 local fields_seen, dedup_more = 0, 0
-if #entries == batch then dedup_more = 1 end
-for _, entry in ipairs(entries) do
+while true do
+  local entry = redis.call('XRANGE', K.dedup_log(), '-', '+', 'COUNT', 1)[1]
+  if not entry then break end
   local kv = entry[2]
-  if tonumber(kv[2]) >= dedup_before then
-    dedup_more = 0
-    break
-  end
+  if tonumber(kv[2]) >= dedup_before then break end
   if fields_seen >= batch then
     dedup_more = 1
     break
@@ -29,7 +28,7 @@ for _, entry in ipairs(entries) do
       gone = gone + 1
     end
   end
-  redis.call('XDEL', K.dedup_log(), entry[1])
+  redis.call('XDEL', K.dedup_log(), entry[1])  -- the next read finds the next entry first
   fields_seen = fields_seen + #fields
 end
 -- Events, oldest first: first those an earlier step passed but kept (an item was open), from
