@@ -43,6 +43,10 @@ and measures, rounds interleaved so drift hits every app alike:
 * single: peak requests/s of ``POST /v1/track`` (one event a request; ``__SEQ__`` in a body
   becomes a number unique to the request, so nothing is deduplicated), by ``wrk``;
 * batch: peak events/s of ``POST /v1/batch`` with 100 such events per request, by ``wrk``;
+* with each peak, the CPU the app's processes spent per request (single) and per event (batch),
+  from ``/proc``: a Redis app's redis-server is not counted. The "CPU ratio vs bare" is bare's
+  CPU per request over the app's, the throughput ratio each would reach with a core to itself;
+  it moves far less than the throughput ratio when the host takes CPU from one measurement;
 * latency: p50/p99 at a constant rate, by ``benchmarks/loadgen.py`` (open loop, latency
   counted from when a request was due): half of the ``delivered`` app's single-event peak of
   the same round and server when ``delivered`` runs (every SQLite app at the same rate), else
@@ -84,6 +88,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from benchmarks.processes import cpu_s  # noqa: E402
+
 WRITE_KEY = "bench_write_key_0123456789"
 TRACK = {"userId": "user-42", "event": "Signed Up", "properties": {"plan": "pro", "value": 42}}
 ORDER = {
@@ -190,6 +198,10 @@ class Target:
     """"base" for an app run from ``--base``, else empty (this tree)."""
     single: list[float] = field(default_factory=list)
     batch: list[float] = field(default_factory=list)
+    single_cpu: list[float] = field(default_factory=list)
+    """µs of the app's CPU per request of each round's single peak (``_peak``)."""
+    batch_cpu: list[float] = field(default_factory=list)
+    """µs of the app's CPU per event of each round's batch peak."""
     latency: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -354,7 +366,8 @@ def _wait_ready(target: Target) -> None:
     raise SystemExit(f"{target.name} did not answer within 30 s")
 
 
-def _wrk(url: str, body_file: Path, args: argparse.Namespace, duration: float) -> float:
+def _wrk(url: str, body_file: Path, args: argparse.Namespace, duration: float) -> tuple[float, int]:
+    """wrk's requests/s and the number of requests it completed."""
     env = dict(
         os.environ,
         BODY_FILE=str(body_file),
@@ -369,8 +382,24 @@ def _wrk(url: str, body_file: Path, args: argparse.Namespace, duration: float) -
     if bad or errors:
         raise SystemExit(f"wrk against {url} saw errors:\n{out}")
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    done = re.search(r"(\d+) requests in ", out)
     assert match is not None, out
-    return float(match.group(1))
+    assert done is not None, out
+    return float(match.group(1)), int(done.group(1))
+
+
+def _peak(t: Target, path: str, body: Path, args: argparse.Namespace) -> tuple[float, float]:
+    """A peak measurement of ``t``: requests/s, and µs of CPU per request of the app's
+    processes (the server and its delivery processes; not a sandbox, wrk or redis-server).
+
+    Throughput on this shared machine moves with what else the host runs; the CPU a request
+    costs moves far less, so the CPU ratio against bare says what the throughput ratio would
+    be with the core to each app alone."""
+    family = _family(t.proc.pid)
+    before = sum(cpu_s(pid) for pid in family)
+    rps, done = _wrk(t.url(path), body, args, args.duration)
+    spent = sum(cpu_s(pid) for pid in family) - before
+    return rps, spent / max(done, 1) * 1e6
 
 
 def _loadgen(target: Target, rate: float, args: argparse.Namespace) -> dict[str, float]:
@@ -471,15 +500,25 @@ def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None
         order = targets if n % 2 == 0 else _twins_swapped(targets)
         for t in order:
             with alone(targets, t):
-                t.single.append(_wrk(t.url("/v1/track"), t.single_body, args, args.duration))
+                rps, cpu = _peak(t, "/v1/track", t.single_body, args)
                 time.sleep(SETTLE_S)
-            print(f"round {n + 1} {t.name:24} single {t.single[-1]:9.0f} req/s", flush=True)
+            t.single.append(rps)
+            t.single_cpu.append(cpu)
+            print(
+                f"round {n + 1} {t.name:24} single {rps:9.0f} req/s {cpu:7.1f} µs CPU a request",
+                flush=True,
+            )
         for t in order:
             with alone(targets, t):
-                batch = _wrk(t.url("/v1/batch"), t.batch_body, args, args.duration)
+                batch, cpu = _peak(t, "/v1/batch", t.batch_body, args)
                 time.sleep(SETTLE_S)
             t.batch.append(batch * BATCH_SIZE)
-            print(f"round {n + 1} {t.name:24} batch  {t.batch[-1]:9.0f} events/s", flush=True)
+            t.batch_cpu.append(cpu / BATCH_SIZE)
+            print(
+                f"round {n + 1} {t.name:24} batch  {t.batch[-1]:9.0f} events/s "
+                f"{t.batch_cpu[-1]:7.2f} µs CPU an event",
+                flush=True,
+            )
         for t in order:
             with alone(targets, t):
                 _mark(t, f"latency {n + 1}", args)
@@ -502,20 +541,28 @@ def _ratio(value: float, bare: list[float] | None) -> str:
     return f"{value / statistics.median(bare):.2f}" if bare else "-"
 
 
+def _cpu_ratio(cpu: float, bare: float | None) -> str:
+    """Bare's CPU per request over the app's: the throughput ratio with a core to each."""
+    return f"{bare / cpu:.2f}" if bare and cpu else "-"
+
+
 def table(targets: list[Target]) -> str:
     """The results as a Markdown table (medians over rounds; ratios against the same server)."""
     bare = {t.server: t for t in targets if t.app == "bare"}
     rows = [
-        "| server | app | single req/s | ratio vs bare | batch events/s | ratio vs bare "
-        "| rate (½ peak) | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | app | single req/s | ratio vs bare | CPU µs a request | CPU ratio vs bare "
+        "| batch events/s | ratio vs bare | CPU µs an event | rate (½ peak) | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in targets:
         b = bare.get(t.server)
         single, batch = statistics.median(t.single), statistics.median(t.batch)
+        cpu, batch_cpu = statistics.median(t.single_cpu), statistics.median(t.batch_cpu)
+        bare_cpu = statistics.median(b.single_cpu) if b else None
         rows.append(
-            f"| {t.server} | {t.label} | {single:,.0f} | {_ratio(single, b and b.single)} "
-            f"| {batch:,.0f} | {_ratio(batch, b and b.batch)} "
+            f"| {t.server} | {t.label} | {single:,.0f} | {_ratio(single, b.single if b else None)} "
+            f"| {cpu:.1f} | {_cpu_ratio(cpu, bare_cpu)} "
+            f"| {batch:,.0f} | {_ratio(batch, b.batch if b else None)} | {batch_cpu:.2f} "
             f"| {_median_latency(t, 'rate_target'):,.0f} | {_median_latency(t, 'p50_ms'):.2f} "
             f"| {_median_latency(t, 'p99_ms'):.2f} |"
         )
@@ -524,14 +571,20 @@ def table(targets: list[Target]) -> str:
 
 def rounds_table(targets: list[Target]) -> str:
     """Every round's figures, so a p99 over 20 ms in any round shows."""
+    bare = {t.server: t for t in targets if t.app == "bare"}
     rows = [
-        "| server | app | round | single req/s | batch events/s | rate | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| server | app | round | single req/s | CPU µs a request | CPU ratio vs bare "
+        "| batch events/s | CPU µs an event | rate | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in targets:
+        b = bare.get(t.server)
         for n, lat in enumerate(t.latency):
+            cpu = t.single_cpu[n]
             rows.append(
-                f"| {t.server} | {t.label} | {n + 1} | {t.single[n]:,.0f} | {t.batch[n]:,.0f} "
+                f"| {t.server} | {t.label} | {n + 1} | {t.single[n]:,.0f} | {cpu:.1f} "
+                f"| {_cpu_ratio(cpu, b.single_cpu[n] if b else None)} "
+                f"| {t.batch[n]:,.0f} | {t.batch_cpu[n]:.2f} "
                 f"| {lat['rate_target']:,.0f} | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} |"
             )
     return "\n".join(rows)
