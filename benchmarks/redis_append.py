@@ -4,6 +4,8 @@ Run by hand, never in CI (read the figures of one run together)::
 
     python benchmarks/redis_append.py                           # this tree, 5 phases
     python benchmarks/redis_append.py --base /tmp/base --runs 2  # and another tree, alternating
+    python benchmarks/redis_append.py --config "hash-max-listpack-value 4096" --runs 2
+                                        # and this tree on a server with that setting, alternating
 
 Each run starts a ``redis-server`` of its own (``--port``, pinned to ``--redis-cpu``, nothing on
 disk) and, in a child process with the tree first on ``PYTHONPATH``, calls that tree's
@@ -80,8 +82,8 @@ asyncio.run(main())
 """
 
 
-def run(tree: Path, args: argparse.Namespace) -> list[dict[str, float]]:
-    """One tree's phases on a fresh redis-server."""
+def run(tree: Path, args: argparse.Namespace, config: list[str]) -> list[dict[str, float]]:
+    """One tree's phases on a fresh redis-server (``config``: more of its settings)."""
     server = subprocess.Popen(
         [
             "taskset",
@@ -94,6 +96,7 @@ def run(tree: Path, args: argparse.Namespace) -> list[dict[str, float]]:
             "",
             "--appendonly",
             "no",
+            *config,
         ],
         stdout=subprocess.DEVNULL,
     )
@@ -136,8 +139,16 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=6391)
     parser.add_argument("--redis-cpu", default="0")
     parser.add_argument("--client-cpu", default="1")
+    parser.add_argument(
+        "--config",
+        help='a redis-server setting, e.g. "hash-max-listpack-value 4096": this tree '
+        "is also measured on a server with it, alternately",
+    )
     args = parser.parse_args()
-    trees = [("this", HERE.parent)] + ([("base", args.base.resolve())] if args.base else [])
+    trees = [("this", HERE.parent, [])] + ([("base", args.base.resolve(), [])] if args.base else [])
+    if args.config:
+        name, *value = args.config.split()
+        trees.append((f"this, {args.config}", HERE.parent, [f"--{name}", *value]))
     print(
         "| tree | run | "
         + " | ".join(f"phase {p + 1}" for p in range(args.phases))
@@ -145,8 +156,8 @@ def main() -> None:
     )
     print("|---|---:|" + "---:|" * (args.phases + 2))
     for r in range(args.runs):
-        for name, tree in trees if r % 2 == 0 else trees[::-1]:
-            phases = run(tree, args)
+        for name, tree, config in trees if r % 2 == 0 else trees[::-1]:
+            phases = run(tree, args, config)
             cells = [f"{p['redis_us_per_event']:.1f}" for p in phases]
             mean = sum(p["redis_us_per_event"] for p in phases) / len(phases)
             print(

@@ -20,6 +20,7 @@ def test_compose_runs_two_replicas_on_redis_with_aof_and_the_sandbox() -> None:
     redis_command = services["redis"]["command"]
     assert redis_command[redis_command.index("--appendonly") + 1] == "yes"
     assert redis_command[redis_command.index("--maxmemory-policy") + 1] == "noeviction"
+    assert redis_command[redis_command.index("--hash-max-listpack-value") + 1] == "4096"
     assert services["sandbox"]["command"][0] == "sandbox"
 
 

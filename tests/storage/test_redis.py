@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import msgspec
 import pytest
+import redis
+import redis.asyncio as aioredis
 import structlog
 
 from forwarder.clock import SystemClock
@@ -19,7 +22,7 @@ from forwarder.storage import create_storage
 from forwarder.storage.base import Accepted, Duplicate, Key, NewEvent, StoredEvent
 from forwarder.storage.redis import RedisStorage
 from forwarder.storage.redis import store as redis_store
-from forwarder.storage.redis.shared import check_version
+from forwarder.storage.redis.shared import COMPACT_VALUE_BYTES, check_version
 from tests.storage.redis_server import (
     REDIS_URL,
     commands_of,
@@ -164,6 +167,60 @@ async def test_aof_off_is_reported_loudly_at_open() -> None:
         await storage.close()
     events = {entry["event"] for entry in logs}
     assert events & {"redis_aof_disabled", "redis_persistence_checked"}
+
+
+@contextmanager
+def hash_value_limit(limit: int) -> Iterator[None]:
+    """The test Redis's ``hash-max-listpack-value`` set to ``limit``, restored afterwards."""
+    client = redis.Redis.from_url(REDIS_URL)
+    name = "hash-max-ziplist-value"  # the name 6.2 knows; 7 keeps it as an alias
+    before = next(iter(client.config_get(name).values()))
+    client.config_set(name, limit)
+    try:
+        yield
+    finally:
+        client.config_set(name, before)
+        client.close()
+
+
+async def test_open_says_when_redis_keeps_events_in_their_large_form() -> None:
+    with hash_value_limit(64), structlog.testing.capture_logs() as logs:
+        async with redis_storage():
+            pass
+    said = [e for e in logs if e["event"] == "redis_events_not_compact"]
+    assert [e["hash_max_listpack_value"] for e in said] == [64]
+    assert f"hash-max-listpack-value {COMPACT_VALUE_BYTES}" in said[0]["action"]
+
+
+async def test_under_the_recommended_setting_an_event_is_compact_and_open_says_nothing() -> None:
+    """Every field of an event's hash but a long payload stays under Redis's limit, so with the
+    setting docs/redis.md recommends an event with a payload of a real SDK's size is stored
+    compact (a listpack)."""
+    now = time.time()
+    payload = msgspec.json.encode({"type": "track", "properties": {"note": "x" * 1500}})
+    with hash_value_limit(COMPACT_VALUE_BYTES), structlog.testing.capture_logs() as logs:
+        async with redis_storage() as (storage, _prefix):
+            [stored] = await storage.append(
+                [
+                    NewEvent(
+                        portal="main",
+                        message_id="m-" + "9" * 60,
+                        source="s",
+                        type="track",
+                        name="Order Completed",
+                        received_at=now,
+                        payload=payload,
+                        destinations=("conversions", "timeline", "contacts"),
+                    )
+                ],
+                now=now,
+                dedup_window_s=60,
+            )
+            client = aioredis.Redis.from_url(REDIS_URL)
+            encoding = await client.object("encoding", storage.keys.event(stored.seq))
+            await client.aclose()
+    assert encoding == b"listpack"
+    assert "redis_events_not_compact" not in {e["event"] for e in logs}
 
 
 async def test_unreachable_redis_fails_with_storage_unavailable() -> None:

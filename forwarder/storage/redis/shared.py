@@ -205,5 +205,31 @@ async def check_persistence(client: aioredis.Redis, log: Any) -> None:
         log.info("redis_persistence_checked", appendonly=appendonly, appendfsync=fsync)
 
 
+COMPACT_VALUE_BYTES = 4096
+"""The ``hash-max-listpack-value`` docs/redis.md recommends. An event is a hash whose payload is
+one field: above the server's limit (64 bytes by default, shorter than any event) Redis keeps
+the hash as a table of separately allocated entries: ``MEMORY USAGE`` 1,371 bytes for an event
+of ``benchmarks/ingest.py`` whose compact form (a listpack) takes 584, and Redis's memory an
+appended event 1,703 against 1,097-1,110 bytes (``benchmarks/RESULTS.md``)."""
+
+
+async def check_encoding(client: aioredis.Redis, log: Any) -> None:
+    """Say at open when the server stores events in their large form, and what to set."""
+    try:
+        # ``hash-max-ziplist-value`` is the name Redis 6.2 knows and 7 keeps as an alias
+        found: dict[Any, Any] = await client.config_get("hash-max-ziplist-value")
+    except RedisError:
+        return  # a managed Redis that refuses CONFIG: check_persistence has said so
+    values = [_text(v) for v in found.values()]
+    limit = int(values[0]) if values and values[0].isdigit() else None
+    if limit is not None and limit < COMPACT_VALUE_BYTES:
+        log.info(
+            "redis_events_not_compact",
+            hash_max_listpack_value=limit,
+            action=f"set hash-max-listpack-value {COMPACT_VALUE_BYTES}: an event then takes"
+            " about a third less of Redis's memory (docs/redis.md)",
+        )
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)

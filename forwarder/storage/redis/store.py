@@ -64,7 +64,12 @@ from forwarder.storage.redis import scripts as lua
 from forwarder.storage.redis.keys import SEP, Keys
 from forwarder.storage.redis.read import RedisReader, item_from_packed, item_from_reply
 from forwarder.storage.redis.settled import SettledLinks
-from forwarder.storage.redis.shared import RedisCoordination, check_persistence, check_version
+from forwarder.storage.redis.shared import (
+    RedisCoordination,
+    check_encoding,
+    check_persistence,
+    check_version,
+)
 from forwarder.telemetry import get_logger
 
 T = TypeVar("T")
@@ -329,6 +334,7 @@ class RedisStorage(Storage):
         try:
             check_version(str((await self._client.info("server")).get("redis_version", "")))
             await check_persistence(self._client, self._log)
+            await check_encoding(self._client, self._log)
             applied = await migrations.migrate(self._client, self.keys, self.describe())
         except RedisError as exc:
             await self.close()
