@@ -219,7 +219,7 @@ async def test_under_the_recommended_setting_an_event_is_compact_and_open_says_n
             client = aioredis.Redis.from_url(REDIS_URL)
             encoding = await client.object("encoding", storage.keys.event(stored.seq))
             await client.aclose()
-    assert encoding == b"listpack"
+    assert encoding in {b"listpack", b"ziplist"}  # the compact form's name in Redis 7 and 6.2
     assert "redis_events_not_compact" not in {e["event"] for e in logs}
 
 
