@@ -44,7 +44,8 @@ and measures, rounds interleaved so drift hits every app alike:
   becomes a number unique to the request, so nothing is deduplicated), by ``wrk``;
 * batch: peak events/s of ``POST /v1/batch`` with 100 such events per request, by ``wrk``;
 * with each peak, the CPU the app's processes spent per request (single) and per event (batch),
-  from ``/proc``: a Redis app's redis-server is not counted. The "CPU ratio vs bare" is bare's
+  from ``/proc`` (a Redis app's redis-server is counted apart, with ``--redis-cpu``: Redis is
+  the limit of its batch peak on a 2-core machine). The "CPU ratio vs bare" is bare's
   CPU per request over the app's, the throughput ratio each would reach with a core to itself;
   it moves far less than the throughput ratio when the host takes CPU from one measurement;
 * latency: p50/p99 at a constant rate, by ``benchmarks/loadgen.py`` (open loop, latency
@@ -202,6 +203,10 @@ class Target:
     """µs of the app's CPU per request of each round's single peak (``_peak``)."""
     batch_cpu: list[float] = field(default_factory=list)
     """µs of the app's CPU per event of each round's batch peak."""
+    redis_cpu: list[tuple[float, float]] = field(default_factory=list)
+    """A Redis app on ``--redis-cpu``'s server: that redis-server's µs of CPU per request of
+    each round's single peak and per event of its batch peak (the server of no other app runs
+    meanwhile: ``alone``)."""
     latency: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -388,18 +393,25 @@ def _wrk(url: str, body_file: Path, args: argparse.Namespace, duration: float) -
     return float(match.group(1)), int(done.group(1))
 
 
-def _peak(t: Target, path: str, body: Path, args: argparse.Namespace) -> tuple[float, float]:
+def _peak(
+    t: Target, path: str, body: Path, args: argparse.Namespace
+) -> tuple[float, float, float | None]:
     """A peak measurement of ``t``: requests/s, and µs of CPU per request of the app's
-    processes (the server and its delivery processes; not a sandbox, wrk or redis-server).
+    processes (the server and its delivery processes; not a sandbox, wrk or redis-server) and
+    of the benchmark's own redis-server when ``t`` is a Redis app and there is one.
 
     Throughput on this shared machine moves with what else the host runs; the CPU a request
     costs moves far less, so the CPU ratio against bare says what the throughput ratio would
     be with the core to each app alone."""
     family = _family(t.proc.pid)
+    redis = getattr(args, "redis_pid", None) if t.redis_prefix else None
     before = sum(cpu_s(pid) for pid in family)
+    redis_before = cpu_s(redis) if redis else 0.0
     rps, done = _wrk(t.url(path), body, args, args.duration)
     spent = sum(cpu_s(pid) for pid in family) - before
-    return rps, spent / max(done, 1) * 1e6
+    redis_spent = cpu_s(redis) - redis_before if redis else None
+    per = 1e6 / max(done, 1)
+    return rps, spent * per, None if redis_spent is None else redis_spent * per
 
 
 def _loadgen(target: Target, rate: float, args: argparse.Namespace) -> dict[str, float]:
@@ -500,23 +512,29 @@ def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None
         order = targets if n % 2 == 0 else _twins_swapped(targets)
         for t in order:
             with alone(targets, t):
-                rps, cpu = _peak(t, "/v1/track", t.single_body, args)
+                rps, cpu, redis = _peak(t, "/v1/track", t.single_body, args)
                 time.sleep(SETTLE_S)
             t.single.append(rps)
             t.single_cpu.append(cpu)
+            if redis is not None:
+                t.redis_cpu.append((redis, 0.0))
             print(
-                f"round {n + 1} {t.name:24} single {rps:9.0f} req/s {cpu:7.1f} µs CPU a request",
+                f"round {n + 1} {t.name:24} single {rps:9.0f} req/s {cpu:7.1f} µs CPU a request"
+                + (f" (redis-server {redis:.1f})" if redis is not None else ""),
                 flush=True,
             )
         for t in order:
             with alone(targets, t):
-                batch, cpu = _peak(t, "/v1/batch", t.batch_body, args)
+                batch, cpu, redis = _peak(t, "/v1/batch", t.batch_body, args)
                 time.sleep(SETTLE_S)
             t.batch.append(batch * BATCH_SIZE)
             t.batch_cpu.append(cpu / BATCH_SIZE)
+            if redis is not None:
+                t.redis_cpu[-1] = (t.redis_cpu[-1][0], redis / BATCH_SIZE)
             print(
                 f"round {n + 1} {t.name:24} batch  {t.batch[-1]:9.0f} events/s "
-                f"{t.batch_cpu[-1]:7.2f} µs CPU an event",
+                f"{t.batch_cpu[-1]:7.2f} µs CPU an event"
+                + (f" (redis-server {redis / BATCH_SIZE:.2f})" if redis is not None else ""),
                 flush=True,
             )
         for t in order:
@@ -574,17 +592,19 @@ def rounds_table(targets: list[Target]) -> str:
     bare = {t.server: t for t in targets if t.app == "bare"}
     rows = [
         "| server | app | round | single req/s | CPU µs a request | CPU ratio vs bare "
-        "| batch events/s | CPU µs an event | rate | p50 ms | p99 ms |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| batch events/s | CPU µs an event | redis-server µs a request / an event "
+        "| rate | p50 ms | p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for t in targets:
         b = bare.get(t.server)
         for n, lat in enumerate(t.latency):
             cpu = t.single_cpu[n]
+            redis = f"{t.redis_cpu[n][0]:.1f} / {t.redis_cpu[n][1]:.2f}" if t.redis_cpu else "-"
             rows.append(
                 f"| {t.server} | {t.label} | {n + 1} | {t.single[n]:,.0f} | {cpu:.1f} "
                 f"| {_cpu_ratio(cpu, b.single_cpu[n] if b else None)} "
-                f"| {t.batch[n]:,.0f} | {t.batch_cpu[n]:.2f} "
+                f"| {t.batch[n]:,.0f} | {t.batch_cpu[n]:.2f} | {redis} "
                 f"| {lat['rate_target']:,.0f} | {lat['p50_ms']:.2f} | {lat['p99_ms']:.2f} |"
             )
     return "\n".join(rows)
@@ -682,6 +702,7 @@ def _own_redis(args: argparse.Namespace) -> Iterator[None]:
     cmd = ["taskset", "-c", args.redis_cpu, "redis-server", "--port", str(args.redis_port)]
     cmd += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args.redis_pid = proc.pid  # taskset execs redis-server: its CPU is this pid's (``_peak``)
     try:
         ping = ["redis-cli", "-p", str(args.redis_port), "PING"]
         for _ in range(50):
