@@ -8,15 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import redis
 import redis.asyncio as aioredis
 
 from forwarder.storage.base import Accepted, Duplicate
-from forwarder.storage.redis import RedisStorage, migrations
+from forwarder.storage.redis import migrations
 from forwarder.storage.redis.keys import Keys
 from tests.storage.redis_server import REDIS_URL
 from tests.storage.upgrade.test_lean_indexes_upgrade import again_event
-from tests.storage.upgrade.test_upgrade import restored
+from tests.storage.upgrade.test_upgrade import restored, upgraded
 
 KEYSPACE = Path(__file__).parent / "keyspace-v4"
 DUMP = json.loads((KEYSPACE / "redis.json").read_text())
@@ -27,34 +26,26 @@ DELIVERED: list[str] = MANIFEST["delivered"]
 
 
 async def test_a_version_4_key_space_lists_purges_and_delivers_without_the_events_index() -> None:
-    with restored(DUMP) as url:
-        storage = RedisStorage(url)
-        await storage.open()
-        try:
-            client = redis.Redis.from_url(REDIS_URL)
-            prefix = DUMP["prefix"]
-            index_left = client.exists(f"{prefix}:events")
-            kept = sorted(int(s) for s in client.zrange(f"{prefix}:events_kept", 0, -1))
-            version = int(client.get(f"{prefix}:schema") or 0)
-            client.close()
+    async with upgraded(DUMP) as (storage, client, prefix):
+        index_left = client.exists(f"{prefix}:events")
+        kept = sorted(int(s) for s in client.zrange(f"{prefix}:events_kept", 0, -1))
+        version = int(client.get(f"{prefix}:schema") or 0)
 
-            mids = list(SEQS)
-            duplicates = await storage.append(
-                [again_event(m, T0 + 200) for m in mids], now=T0 + 200, dedup_window_s=3600
-            )
-            [new] = await storage.append(
-                [again_event("n0", T0 + 200)], now=T0 + 200, dedup_window_s=3600
-            )
-            listed_before = [e.seq for e in await storage.recent_events(limit=100)]
-            # the delivered events (received at t0) go; the pending ones and the new one stay
-            await storage.purge(dedup_before=T0 + 50, events_before=T0 + 50)
-            listed_after = [e.seq for e in await storage.recent_events(limit=100)]
-            main = await storage.lease("main", "conversions", limit=100, now=T0 + 300, lease_s=30)
-            other = await storage.lease("other", "conversions", limit=100, now=T0 + 300, lease_s=30)
-            await storage.finish([i.id for i in main + other], "delivered", now=T0 + 300)
-            again = await storage.lease("main", "conversions", limit=100, now=T0 + 400, lease_s=30)
-        finally:
-            await storage.close()
+        mids = list(SEQS)
+        duplicates = await storage.append(
+            [again_event(m, T0 + 200) for m in mids], now=T0 + 200, dedup_window_s=3600
+        )
+        [new] = await storage.append(
+            [again_event("n0", T0 + 200)], now=T0 + 200, dedup_window_s=3600
+        )
+        listed_before = [e.seq for e in await storage.recent_events(limit=100)]
+        # the delivered events (received at t0) go; the pending ones and the new one stay
+        await storage.purge(dedup_before=T0 + 50, events_before=T0 + 50)
+        listed_after = [e.seq for e in await storage.recent_events(limit=100)]
+        main = await storage.lease("main", "conversions", limit=100, now=T0 + 300, lease_s=30)
+        other = await storage.lease("other", "conversions", limit=100, now=T0 + 300, lease_s=30)
+        await storage.finish([i.id for i in main + other], "delivered", now=T0 + 300)
+        again = await storage.lease("main", "conversions", limit=100, now=T0 + 400, lease_s=30)
 
     assert (version, index_left) == (migrations.LATEST, 0)
     assert kept == sorted(SEQS.values())

@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import redis
 import redis.asyncio as aioredis
 
 from forwarder.storage.base import Accepted, Duplicate, NewEvent
 from forwarder.storage.redis import RedisStorage, migrations
 from forwarder.storage.redis.keys import Keys
 from tests.storage.redis_server import REDIS_URL
-from tests.storage.upgrade.test_upgrade import restored
+from tests.storage.upgrade.test_upgrade import restored, upgraded
 
 KEYSPACE = Path(__file__).parent / "keyspace-v3"
 DUMP = json.loads((KEYSPACE / "redis.json").read_text())
@@ -30,39 +29,31 @@ def again_event(mid: str, at: float) -> NewEvent:
 
 
 async def test_a_version_3_key_space_keeps_its_dedup_and_backlog_under_lean_indexes() -> None:
-    with restored(DUMP) as url:
-        storage = RedisStorage(url)
-        await storage.open()
-        try:
-            client = redis.Redis.from_url(REDIS_URL)
-            prefix = DUMP["prefix"]
-            left = [
-                k
-                for k in ("dedup_at", "events_at", "pev:main", "pev:other")
-                if client.exists(f"{prefix}:{k}")
-            ]
-            version = int(client.get(f"{prefix}:schema") or 0)
-            client.close()
+    async with upgraded(DUMP) as (storage, client, prefix):
+        left = [
+            k
+            for k in ("dedup_at", "events_at", "pev:main", "pev:other")
+            if client.exists(f"{prefix}:{k}")
+        ]
+        version = int(client.get(f"{prefix}:schema") or 0)
 
-            mids = list(SEQS)
-            replies = await storage.append(
-                [again_event(m, T0 + 200) for m in mids], now=T0 + 200, dedup_window_s=3600
-            )
-            assert replies == [Duplicate(SEQS[m]) for m in mids]
+        mids = list(SEQS)
+        replies = await storage.append(
+            [again_event(m, T0 + 200) for m in mids], now=T0 + 200, dedup_window_s=3600
+        )
+        assert replies == [Duplicate(SEQS[m]) for m in mids]
 
-            # what was seen at t0 is forgotten, what came at t0 + 100 is not; the delivered
-            # events (received at t0) go, the ones still pending stay
-            await storage.purge(dedup_before=T0 + 50, events_before=T0 + 50)
-            forgotten, kept = await storage.append(
-                [again_event("a0", T0 + 300), again_event("a6", T0 + 300)],
-                now=T0 + 300,
-                dedup_window_s=3600,
-            )
-            listed = {e.seq for e in await storage.recent_events(limit=100)}
-            main = await storage.lease("main", "conversions", limit=100, now=T0 + 300, lease_s=30)
-            other = await storage.lease("other", "conversions", limit=100, now=T0 + 300, lease_s=30)
-        finally:
-            await storage.close()
+        # what was seen at t0 is forgotten, what came at t0 + 100 is not; the delivered
+        # events (received at t0) go, the ones still pending stay
+        await storage.purge(dedup_before=T0 + 50, events_before=T0 + 50)
+        forgotten, kept = await storage.append(
+            [again_event("a0", T0 + 300), again_event("a6", T0 + 300)],
+            now=T0 + 300,
+            dedup_window_s=3600,
+        )
+        listed = {e.seq for e in await storage.recent_events(limit=100)}
+        main = await storage.lease("main", "conversions", limit=100, now=T0 + 300, lease_s=30)
+        other = await storage.lease("other", "conversions", limit=100, now=T0 + 300, lease_s=30)
 
     assert (version, left) == (migrations.LATEST, [])
     assert isinstance(forgotten, Accepted)

@@ -13,8 +13,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import httpx
 import pytest
 import redis
 
+from forwarder.storage.redis import RedisStorage
 from forwarder.storage.redis import migrations as redis_migrations
 from forwarder.storage.sqlite import migrations as sqlite_migrations
 from tests.reliability.processes import uuid_of, wait_until
@@ -85,6 +86,21 @@ def restored(dump: dict[str, Any]) -> Iterator[str]:
         clear()
         turn.release()
         client.close()
+
+
+@asynccontextmanager
+async def upgraded(dump: dict[str, Any]) -> AsyncIterator[tuple[RedisStorage, redis.Redis, str]]:
+    """A dumped key space restored and opened (its migrations run): the store, a plain client
+    on the same Redis to look at the keys the migrations left, and the dump's key prefix."""
+    with restored(dump) as url:
+        storage = RedisStorage(url)
+        await storage.open()
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            yield storage, client, dump["prefix"]
+        finally:
+            client.close()
+            await storage.close()
 
 
 def deliver_backlog_after_upgrade(tmp_path: Path, storage: Path | str) -> None:
