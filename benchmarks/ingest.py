@@ -203,10 +203,11 @@ class Target:
     """µs of the app's CPU per request of each round's single peak (``_peak``)."""
     batch_cpu: list[float] = field(default_factory=list)
     """µs of the app's CPU per event of each round's batch peak."""
-    redis_cpu: list[tuple[float, float]] = field(default_factory=list)
+    single_redis_cpu: list[float] = field(default_factory=list)
     """A Redis app on ``--redis-cpu``'s server: that redis-server's µs of CPU per request of
-    each round's single peak and per event of its batch peak (the server of no other app runs
-    meanwhile: ``alone``)."""
+    each round's single peak (no other app runs meanwhile: ``alone``)."""
+    batch_redis_cpu: list[float] = field(default_factory=list)
+    """The same per event of each round's batch peak."""
     latency: list[dict[str, float]] = field(default_factory=list)
 
     @property
@@ -517,7 +518,7 @@ def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None
             t.single.append(rps)
             t.single_cpu.append(cpu)
             if redis is not None:
-                t.redis_cpu.append((redis, 0.0))
+                t.single_redis_cpu.append(redis)
             print(
                 f"round {n + 1} {t.name:24} single {rps:9.0f} req/s {cpu:7.1f} µs CPU a request"
                 + (f" (redis-server {redis:.1f})" if redis is not None else ""),
@@ -530,7 +531,7 @@ def measure(targets: list[Target], args: argparse.Namespace, work: Path) -> None
             t.batch.append(batch * BATCH_SIZE)
             t.batch_cpu.append(cpu / BATCH_SIZE)
             if redis is not None:
-                t.redis_cpu[-1] = (t.redis_cpu[-1][0], redis / BATCH_SIZE)
+                t.batch_redis_cpu.append(redis / BATCH_SIZE)
             print(
                 f"round {n + 1} {t.name:24} batch  {t.batch[-1]:9.0f} events/s "
                 f"{t.batch_cpu[-1]:7.2f} µs CPU an event"
@@ -600,7 +601,9 @@ def rounds_table(targets: list[Target]) -> str:
         b = bare.get(t.server)
         for n, lat in enumerate(t.latency):
             cpu = t.single_cpu[n]
-            redis = f"{t.redis_cpu[n][0]:.1f} / {t.redis_cpu[n][1]:.2f}" if t.redis_cpu else "-"
+            redis = "-"
+            if t.single_redis_cpu:
+                redis = f"{t.single_redis_cpu[n]:.1f} / {t.batch_redis_cpu[n]:.2f}"
             rows.append(
                 f"| {t.server} | {t.label} | {n + 1} | {t.single[n]:,.0f} | {cpu:.1f} "
                 f"| {_cpu_ratio(cpu, b.single_cpu[n] if b else None)} "
