@@ -183,6 +183,12 @@ def hash_value_limit(limit: int) -> Iterator[None]:
         client.close()
 
 
+SERVER_SETTING = pytest.mark.xdist_group("redis-server-setting")
+"""The tests that change a setting of the machine's Redis run one after the other on one worker
+of the parallel suite, never beside each other."""
+
+
+@SERVER_SETTING
 async def test_open_says_when_redis_keeps_events_in_their_large_form() -> None:
     with hash_value_limit(64), structlog.testing.capture_logs() as logs:
         async with redis_storage():
@@ -192,6 +198,7 @@ async def test_open_says_when_redis_keeps_events_in_their_large_form() -> None:
     assert f"hash-max-listpack-value {COMPACT_VALUE_BYTES}" in said[0]["action"]
 
 
+@SERVER_SETTING
 async def test_under_the_recommended_setting_an_event_is_compact_and_open_says_nothing() -> None:
     """Every field of an event's hash but a long payload stays under Redis's limit, so with the
     setting docs/redis.md recommends an event with a payload of a real SDK's size is stored
