@@ -99,11 +99,12 @@ def test_tail_prints_events_as_they_arrive(served: ServerProcess, tmp_path: Path
             text=True,
         )
         try:
-            time.sleep(1.5)  # connected: the stream starts after the newest event
-            _send(served, userId="tail-1", event="Tail Seen")
-            deadline = time.monotonic() + 10
+            # The stream starts after the newest event, once the command has connected (its
+            # start-up takes longer on a loaded machine): an event a second until one is printed.
+            deadline = time.monotonic() + 20
             while "Tail Seen" not in out.read_text() and time.monotonic() < deadline:
-                time.sleep(0.1)
+                _send(served, userId="tail-1", event="Tail Seen")
+                time.sleep(1.0)
         finally:
             tail.terminate()
             tail.wait(timeout=10)
