@@ -679,10 +679,12 @@ async def test_a_migration_step_longer_than_the_lock_runs_once_for_two_replicas(
 
     async def slow(client: object, keys: Keys) -> None:
         runs.append(time.monotonic())
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.5)  # over twice the lock's time to live
 
     latest = migrations.LATEST + 1
-    monkeypatch.setattr(migrations, "_LOCK_S", 0.3)
+    # Renewed every third of it: a second of time to live leaves a loaded machine's event
+    # loop 0.6 s to renew in time (0.3 s lapsed once with 4 test workers on 2 cores).
+    monkeypatch.setattr(migrations, "_LOCK_S", 1.0)
     monkeypatch.setattr(
         migrations,
         "MIGRATIONS",
