@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -665,15 +666,13 @@ def test_redis_6_2_and_later_or_an_unknown_version_open(version: str) -> None:
 
 
 async def test_a_migration_step_longer_than_the_lock_runs_once_for_two_replicas(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The migration lock is renewed while a step runs: a replica that opens meanwhile waits
     for it instead of running the step a second time when the lock's first time to live ends."""
-    import redis.asyncio as aioredis
-
     from forwarder.storage.redis import migrations
     from forwarder.storage.redis.keys import Keys
-    from tests.storage.redis_server import REDIS_URL, redis_prefix
+    from tests.replicas.cluster import start_redis
 
     runs: list[float] = []
 
@@ -691,16 +690,19 @@ async def test_a_migration_step_longer_than_the_lock_runs_once_for_two_replicas(
         (*migrations.MIGRATIONS, migrations.Migration(latest, "slow", slow)),
     )
     monkeypatch.setattr(migrations, "LATEST", latest)
-    with redis_prefix() as prefix:
-        keys = Keys(prefix)
-        clients = [aioredis.Redis.from_url(REDIS_URL) for _ in range(2)]
-        try:
-            await clients[0].set(keys.name("schema"), latest - 1)
-            applied = await asyncio.gather(*(migrations.migrate(c, keys, "test") for c in clients))
-            version = int(await clients[0].get(keys.name("schema")))
-        finally:
-            for c in clients:
-                await c.aclose()
+    # A Redis of its own: on the machine's, another test's long script (a 10,000-event append,
+    # run beside this one by the parallel suite) held a renewal back past the time to live.
+    server = start_redis(tmp_path)
+    keys = Keys("test")
+    clients = [aioredis.Redis.from_url(server.url) for _ in range(2)]
+    try:
+        await clients[0].set(keys.name("schema"), latest - 1)
+        applied = await asyncio.gather(*(migrations.migrate(c, keys, "test") for c in clients))
+        version = int(await clients[0].get(keys.name("schema")))
+    finally:
+        for c in clients:
+            await c.aclose()
+        server.stop()
     assert len(runs) == 1
     assert sorted(len(a) for a in applied) == [0, 1]
     assert version == latest
