@@ -195,6 +195,8 @@ class Target:
     batch_body: Path
     sandbox: subprocess.Popen[bytes] | None = None
     redis_prefix: str | None = None
+    redis_pid: int | None = None
+    """A Redis app on ``--redis-cpu``'s server: that redis-server's pid (its CPU, ``_peak``)."""
     tree: str = ""
     """"base" for an app run from ``--base``, else empty (this tree)."""
     single: list[float] = field(default_factory=list)
@@ -405,7 +407,7 @@ def _peak(
     costs moves far less, so the CPU ratio against bare says what the throughput ratio would
     be with the core to each app alone."""
     family = _family(t.proc.pid)
-    redis = getattr(args, "redis_pid", None) if t.redis_prefix else None
+    redis = t.redis_pid
     before = sum(cpu_s(pid) for pid in family)
     redis_before = cpu_s(redis) if redis else 0.0
     rps, done = _wrk(t.url(path), body, args, args.duration)
@@ -693,19 +695,19 @@ def running(args: argparse.Namespace, work: Path) -> Iterator[list[Target]]:
 
 
 @contextlib.contextmanager
-def _own_redis(args: argparse.Namespace) -> Iterator[None]:
+def _own_redis(args: argparse.Namespace) -> Iterator[int | None]:
     """With ``--redis-cpu``: a redis-server of the benchmark's own on a free port, pinned to
     that CPU and keeping nothing on disk (as the machine's), for the Redis apps. Unpinned, the
     machine's redis-server is woken on the CPU of the forwarder that writes to it and takes
-    30-40 % of the CPU the forwarder is pinned to, which a Redis on its own host would not."""
+    30-40 % of the CPU the forwarder is pinned to, which a Redis on its own host would not.
+    Yields its pid (taskset execs redis-server: its CPU is this pid's), or None."""
     if not args.redis_cpu:
-        yield
+        yield None
         return
     args.redis_port = _free_port()
     cmd = ["taskset", "-c", args.redis_cpu, "redis-server", "--port", str(args.redis_port)]
     cmd += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    args.redis_pid = proc.pid  # taskset execs redis-server: its CPU is this pid's (``_peak``)
     try:
         ping = ["redis-cli", "-p", str(args.redis_port), "PING"]
         for _ in range(50):
@@ -716,7 +718,7 @@ def _own_redis(args: argparse.Namespace) -> Iterator[None]:
             time.sleep(0.1)
         else:
             raise SystemExit("the benchmark's redis-server did not answer within 5 s")
-        yield
+        yield proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -764,7 +766,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="forwarder-bench-"))
     args.work = str(work)
     try:
-        with _own_redis(args), running(args, work) as targets:
+        with _own_redis(args) as redis_pid, running(args, work) as targets:
+            for t in targets:
+                if t.redis_prefix:
+                    t.redis_pid = redis_pid
             measure(targets, args, work)
         block = report(targets, args, [a for a in argv if a != "--write"])
         print(block)
