@@ -15,10 +15,11 @@ from forwarder.telemetry import Metrics, get_logger
 
 QUEUE_GAUGES_S = 2.0
 """Seconds between samples while sampling is cheap (a small backlog, or Redis)."""
-BUSY_SHARE = 0.02
+BUSY_SHARE = 0.2
 """At most this share of the time goes to sampling: on SQLite a sample reads an index entry per
-waiting item (beside the writer thread, not on it: about 20 ms per 100,000 on the reference
-machine), so a huge backlog is sampled less often instead of costing a core."""
+waiting item (beside the writer thread, not on it: about 20 ms of CPU per 100,000 on the
+reference machine, paced there at a tenth of a core, ``SCAN_SHARE``, so ten times that long),
+so a huge backlog is sampled less often instead of costing a core: about 2 % of one."""
 
 
 class QueueGauges:

@@ -98,7 +98,7 @@ class SlowToCount(SqliteStorage):
         return await super().queue_depth(portal, destination, now=now)
 
 
-async def test_a_slow_sample_spaces_the_next_so_sampling_stays_a_small_share_of_the_time(
+async def test_a_slow_sample_spaces_the_next_so_sampling_stays_a_small_share_of_a_core(
     tmp_path: Path,
 ) -> None:
     clock = ManualClock()
@@ -117,4 +117,5 @@ async def test_a_slow_sample_spaces_the_next_so_sampling_stays_a_small_share_of_
         task.cancel()
         await store.close()
     first, second = store.asked_at[:2]
-    assert second - first >= 50.0  # one second of sampling, then 49 idle (2 %)
+    # One second of sampling (paced on SQLite: a tenth of it CPU), then 4 idle: 2 % of a core.
+    assert second - first >= 5.0

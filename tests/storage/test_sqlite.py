@@ -717,3 +717,51 @@ async def test_a_lease_is_one_row_and_its_number_in_its_items_rows(tmp_path: Pat
     assert lease_rows == [(1, "main", "conversions", 32.0, "[1,2,3]")]
     assert left == [(4,)]
     assert finished == []
+
+
+async def test_the_open_count_from_the_tallies_is_the_count_of_open_rows_after_every_change(
+    tmp_path: Path,
+) -> None:
+    """``count_open`` (the backlog bound at open, and a serving process's refresh beside
+    delivery processes) reads accepted less final from the tallies instead of counting rows: it
+    agrees with the rows through appends, drops, leases, holds, finishes, requeues and
+    erasures."""
+    storage = SqliteStorage(tmp_path / "f.db")
+    await storage.open()
+
+    def both() -> tuple[int, int]:
+        with sqlite3.connect(tmp_path / "f.db") as conn:
+            rows = conn.execute(
+                "SELECT count(*) FROM items WHERE state IN ('pending', 'leased', 'held')"
+            ).fetchone()[0]
+            return sql.count_open(conn), rows
+
+    try:
+        email = b'{"context":{"traits":{"email":"a@example.com"}}}'
+        events = [event(f"m{i}") for i in range(8)]
+        events.append(
+            NewEvent(
+                "main", "x", "s", "track", "E", 1.0, email, ("conversions",), (("timeline", "no"),)
+            )
+        )
+        await storage.append(events, now=1.0, dedup_window_s=60)
+        assert both() == (9, 9)
+        leased = await storage.lease("main", "conversions", limit=6, now=2.0, lease_s=30)
+        await storage.finish([leased[0].id, leased[1].id], "delivered", now=2.0)
+        await storage.finish([leased[2].id], "dead", now=2.0)
+        await storage.hold([leased[3].id], until=100.0, now=2.0)
+        await storage.finish([leased[4].id], "dropped", now=2.0)
+        assert both() == (5, 5)
+        await storage.requeue([leased[2].id], state="dead", now=3.0)
+        assert both() == (6, 6)
+        await storage.erase("main", [("email", "a@example.com")], now=4.0)
+        assert both() == (5, 5)
+        assert await storage.pending_count() == 5
+    finally:
+        await storage.close()
+    reopened = SqliteStorage(tmp_path / "f.db")
+    await reopened.open()
+    try:
+        assert await reopened.pending_count() == 5
+    finally:
+        await reopened.close()
