@@ -7,6 +7,7 @@ packaged bundles are served by the test site, never loaded from a CDN.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -32,17 +33,25 @@ def npm_missing() -> str | None:
 
 
 def install() -> None:
-    """``npm ci`` from the committed lock unless every bundle is already there."""
+    """``npm ci`` from the committed lock unless every bundle is already there.
+
+    One test process at a time (the suite runs on every core): two ``npm ci`` in one directory
+    at once fail (``ENOTEMPTY``), so the second waits for the first's lock and finds the
+    bundles there."""
     if all(path.is_dir() for path in BUNDLES.values()):
         return
-    run = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--cache", str(LIBRARIES / ".npm-cache")],
-        cwd=LIBRARIES,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    with open(LIBRARIES / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all(path.is_dir() for path in BUNDLES.values()):
+            return
+        run = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--cache", str(LIBRARIES / ".npm-cache")],
+            cwd=LIBRARIES,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     assert run.returncode == 0, f"npm ci failed (is the npm registry reachable?):\n{run.stderr}"
 
 
