@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,29 @@ from forwarder.sandbox import DEFAULT_TOKEN
 SERVER_KEY = "srv_test_key_0123456789"
 BROWSER_KEY = "pub_test_key_0123456789"
 ORIGIN = "https://www.example.com"
+
+
+def npm_ci(directory: Path, installed: Sequence[Path], timeout_s: float) -> None:
+    """``npm ci`` in ``directory`` (its committed lock, npm's cache beside it) unless every
+    directory of ``installed`` is there already. One test process at a time (the suite runs on
+    every core): two ``npm ci`` in one directory at once fail (``ENOTEMPTY``), so the second
+    waits for the first's lock, then finds them."""
+    if all(path.is_dir() for path in installed):
+        return
+    name = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"forwarder-npm-ci-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all(path.is_dir() for path in installed):
+            return
+        run = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--cache", str(directory / ".npm-cache")],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    assert run.returncode == 0, f"npm ci failed (is the npm registry reachable?):\n{run.stderr}"
 
 
 def free_port() -> int:

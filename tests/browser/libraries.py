@@ -7,12 +7,12 @@ packaged bundles are served by the test site, never loaded from a CDN.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
+
+from tests.support import npm_ci
 
 LIBRARIES = Path(__file__).parent / "libraries"
 BUNDLES = {
@@ -33,26 +33,8 @@ def npm_missing() -> str | None:
 
 
 def install() -> None:
-    """``npm ci`` from the committed lock unless every bundle is already there.
-
-    One test process at a time (the suite runs on every core): two ``npm ci`` in one directory
-    at once fail (``ENOTEMPTY``), so the second waits for the first's lock and finds the
-    bundles there."""
-    if all(path.is_dir() for path in BUNDLES.values()):
-        return
-    with open(LIBRARIES / ".install.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if all(path.is_dir() for path in BUNDLES.values()):
-            return
-        run = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--cache", str(LIBRARIES / ".npm-cache")],
-            cwd=LIBRARIES,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-    assert run.returncode == 0, f"npm ci failed (is the npm registry reachable?):\n{run.stderr}"
+    """``npm ci`` from the committed lock unless every bundle is already there."""
+    npm_ci(LIBRARIES, list(BUNDLES.values()), timeout_s=300)
 
 
 def publish(site_root: Path) -> None:

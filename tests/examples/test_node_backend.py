@@ -14,7 +14,7 @@ import subprocess
 import pytest
 
 from tests.examples.conftest import EXAMPLES, sandbox_events, wait_for
-from tests.support import SERVER_KEY, ServerProcess
+from tests.support import SERVER_KEY, ServerProcess, npm_ci
 
 NODE_EXAMPLE = EXAMPLES / "node-backend"
 MISSING = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
@@ -26,17 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def installed() -> None:
-    if (NODE_EXAMPLE / "node_modules" / "@segment" / "analytics-node").is_dir():
-        return
-    run = subprocess.run(
-        ["npm", "ci", "--no-audit", "--no-fund", "--cache", str(NODE_EXAMPLE / ".npm-cache")],
-        cwd=NODE_EXAMPLE,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert run.returncode == 0, f"npm ci failed (is the npm registry reachable?):\n{run.stderr}"
+    npm_ci(NODE_EXAMPLE, [NODE_EXAMPLE / "node_modules" / "@segment" / "analytics-node"], 180)
 
 
 def run_node(script: str, server: ServerProcess, user: str) -> subprocess.CompletedProcess[str]:
