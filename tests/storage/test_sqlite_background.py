@@ -143,4 +143,4 @@ async def test_a_long_read_on_the_monitoring_thread_takes_at_most_its_share_of_a
         await reader.close()
     assert cpu > 0.03, "the scan must be long enough to be paced"
     assert wall >= 0.8 * cpu / SCAN_SHARE
-    assert small_wall < 0.05
+    assert small_wall < 0.5  # a handful of steps: never paced
