@@ -20,7 +20,9 @@ Tried and not kept: the thread at the lowest CPU priority (nice 19; Linux keeps 
 thread), so that the event loop would preempt it. A thread that holds the GIL when the kernel
 preempts it keeps it; at nice 19 beside any busy thread on the core (the SQLite writer, another
 process) it waits tens of ms for its next slice, and the event loop waits for the GIL with it.
-The pacing sleeps without the GIL and with nothing locked.
+The pacing sleeps without the GIL, holding nothing a writer waits for (a read snapshot
+only: the WAL cannot start over until the read ends, so it grows by what is written
+meanwhile).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import msgspec
 
 from forwarder.storage.base import (
     FINAL_STATES,
+    OPEN_STATES,
     Accepted,
     AppendResult,
     Attempt,
@@ -39,7 +40,7 @@ def _tally(conn: sqlite3.Connection, rows: Sequence[tuple[str, str, str, int]]) 
         conn.executemany(_TALLY, [(*k, n) for k, n in merged.items()])
 
 
-_OPEN = "('pending', 'leased', 'held')"
+_OPEN = "(" + ", ".join(f"'{state}'" for state in OPEN_STATES) + ")"
 _FINAL = "(" + ", ".join(f"'{state}'" for state in FINAL_STATES) + ")"
 _IDS = "(SELECT value FROM json_each(?))"
 """A whole batch of ids as one parameter (``id_list``): one statement per batch, not per item."""
